@@ -1,0 +1,42 @@
+using System.CommandLine;
+using System.Reflection;
+using Backupd.Daemon.Cli.Commands;
+using Backupd.Daemon.Configuration;
+
+namespace Backupd.Daemon.Cli;
+
+/// <summary>
+/// The `backupd` command tree. Each command lives in its own file under Commands/ and is added here,
+/// one line each, so the whole surface of the tool is visible in one place.
+/// </summary>
+public static class CommandTree
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var root = Build();
+        var parse = root.Parse(args);
+        try
+        {
+            return await parse.InvokeAsync();
+        }
+        catch (ConfigException e)
+        {
+            await Console.Error.WriteLineAsync($"backupd: {e.Message}");
+            return ExitCodes.UsageOrConfig;
+        }
+    }
+
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("backupd - live backups of libvirt/QEMU virtual machines into a versioned repository");
+        root.Options.Add(GlobalOptions.Config);
+
+        root.Subcommands.Add(DoctorCommand.Create());
+        root.Subcommands.Add(DaemonCommand.Create());
+        return root;
+    }
+
+    public static string Version =>
+        typeof(CommandTree).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0]
+        ?? "0.0.0";
+}

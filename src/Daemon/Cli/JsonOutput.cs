@@ -1,0 +1,16 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Backupd.Daemon.Cli;
+
+/// <summary>One JSON style for every --json output: camelCase, enums as strings, indented.</summary>
+public static class JsonOutput
+{
+    public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
+    {
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
+    };
+
+    public static void Write<T>(T value) => Console.WriteLine(JsonSerializer.Serialize(value, Options));
+}

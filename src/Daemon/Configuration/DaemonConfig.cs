@@ -1,0 +1,20 @@
+namespace Backupd.Daemon.Configuration;
+
+/// <summary>The daemon's configuration file (config/backupd.yaml), after validation. Paths are absolute.</summary>
+public sealed record DaemonConfig
+{
+    /// <summary>File the configuration was read from, for messages.</summary>
+    public required string SourcePath { get; init; }
+    public string LibvirtUri { get; init; } = "qemu:///system";
+    /// <summary>Npgsql connection string of the catalog. Never logged: it may hold a password.</summary>
+    public required string CatalogConnectionString { get; init; }
+    /// <summary>Run journal, locks, local state. Must be on local disk.</summary>
+    public required string StateDirectory { get; init; }
+    /// <summary>Where overlays go; null means beside each base image (best for AppArmor).</summary>
+    public string? ScratchDirectory { get; init; }
+    public required string PoliciesDirectory { get; init; }
+    /// <summary>Upper bound on concurrent backups across all policies.</summary>
+    public int MaxParallel { get; init; } = 2;
+    /// <summary>A schedule missed while the daemon was down runs once at start-up if it is this recent.</summary>
+    public TimeSpan MisfireGrace { get; init; } = TimeSpan.FromHours(6);
+}

@@ -1,0 +1,3 @@
+using Backupd.Daemon.Cli;
+
+return await CommandTree.RunAsync(args);
