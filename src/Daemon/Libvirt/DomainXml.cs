@@ -63,21 +63,22 @@ public static class DomainXml
 
     /// <summary>
     /// Points disks back at their base image in a persistent definition: for each target in
-    /// <paramref name="bases"/> whose source is not already the base, restores the disk type, source
-    /// attribute and driver format, and drops the backingStore libvirt wrote for the overlay.
-    /// Returns null when nothing needed changing.
+    /// <paramref name="repoints"/> whose source is still the named overlay, restores the disk type,
+    /// source attribute and driver format, and drops the backingStore libvirt wrote for the overlay.
+    /// A disk that points elsewhere is left alone (the admin may have changed it). Returns null when
+    /// nothing needed changing.
     /// </summary>
-    public static string? PointDisksAt(string inactiveXml, IReadOnlyDictionary<string, DiskBase> bases)
+    public static string? PointDisksAt(string inactiveXml, IReadOnlyDictionary<string, DiskRepoint> repoints)
     {
         var doc = Load(inactiveXml);
         var changed = false;
         foreach (var disk in doc.Root!.Element("devices")?.Elements("disk") ?? [])
         {
             var target = (string?)disk.Element("target")?.Attribute("dev");
-            if (target is null || !bases.TryGetValue(target, out var wanted)) continue;
+            if (target is null || !repoints.TryGetValue(target, out var repoint)) continue;
             var source = disk.Element("source");
-            if (source is null) continue;
-            if ((string?)disk.Attribute("type") == wanted.Type && SourcePath(source) == wanted.Path) continue;
+            if (source is null || SourcePath(source) != repoint.OverlayPath) continue;
+            var wanted = repoint.Base;
             disk.SetAttributeValue("type", wanted.Type);
             source.SetAttributeValue("file", null);
             source.SetAttributeValue("dev", null);
@@ -98,3 +99,6 @@ public static class DomainXml
 
 /// <summary>What a disk pointed at before the snapshot: disk@type (file|block), the image path and its format.</summary>
 public sealed record DiskBase(string Type, string Path, string Format);
+
+/// <summary>A disk to move from one of our overlays back to its base.</summary>
+public sealed record DiskRepoint(string OverlayPath, DiskBase Base);

@@ -70,10 +70,11 @@ public class DomainXmlTests
     public void Persistent_definition_on_an_overlay_is_pointed_back_at_the_base_without_backing_store()
     {
         var inactive = Sample("inactive-on-overlay.xml");
-        var bases = new Dictionary<string, DiskBase>
+        var bases = new Dictionary<string, DiskRepoint>
         {
-            ["vda"] = new("file", "/images/base.qcow2", "qcow2"),
-            ["vdb"] = new("file", "/images/b.raw", "raw"),
+            ["vda"] = new("/images/base.qcow2.backupd-x1.qcow2", new("file", "/images/base.qcow2", "qcow2")),
+            ["vdb"] = new("/images/b.raw.backupd-x1.qcow2", new("file", "/images/b.raw", "raw")),
+            ["hdc"] = new("/elsewhere.backupd-x1.qcow2", new("file", "/nothing", "raw")),
         };
 
         var fixedXml = DomainXml.PointDisksAt(inactive, bases);
@@ -84,6 +85,7 @@ public class DomainXmlTests
         Assert.Equal(("/images/b.raw", "raw"), (disks[1].SourcePath, disks[1].Format));
         Assert.All(disks, d => Assert.Empty(d.BackingChain));
         Assert.DoesNotContain("backupd-x1", fixedXml, StringComparison.Ordinal);
+        Assert.Null(disks[2].SourcePath); // not on the named overlay: untouched
         // Already right: nothing to redefine.
         Assert.Null(DomainXml.PointDisksAt(fixedXml, bases));
     }
@@ -96,7 +98,7 @@ public class DomainXmlTests
               <source file='/scratch/lv.backupd-r1.qcow2'/><backingStore type='block'><format type='raw'/><source dev='/dev/vg/lv'/></backingStore>
               <target dev='vda'/></disk></devices></domain>
             """;
-        var fixedXml = DomainXml.PointDisksAt(xml, new Dictionary<string, DiskBase> { ["vda"] = new("block", "/dev/vg/lv", "raw") })!;
+        var fixedXml = DomainXml.PointDisksAt(xml, new Dictionary<string, DiskRepoint> { ["vda"] = new("/scratch/lv.backupd-r1.qcow2", new("block", "/dev/vg/lv", "raw")) })!;
         var disk = Assert.Single(DomainXml.ParseDisks(fixedXml));
         Assert.Equal(("block", "/dev/vg/lv", "raw"), (disk.Type, disk.SourcePath, disk.Format));
         Assert.Contains("dev=\"/dev/vg/lv\"", fixedXml, StringComparison.Ordinal);
