@@ -33,6 +33,8 @@ public static class CommandTree
 
         root.Subcommands.Add(DoctorCommand.Create());
         root.Subcommands.Add(DaemonCommand.Create());
+        root.Subcommands.Add(BackupCommand.Create());
+        root.Subcommands.Add(RecoverCommand.Create());
         return root;
     }
 
