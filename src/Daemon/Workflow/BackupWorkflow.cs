@@ -177,9 +177,9 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            failure = e;
-            entry.Error = e.Message;
-            logger.LogError(e, "{Domain}: backup run {RunId} failed: {Message}", plan.Domain.Name, plan.RunId, e.Message);
+            failure = e is LibvirtException ? new InvalidOperationException(Hints.Explain(e), e) : e;
+            entry.Error = failure.Message;
+            logger.LogError(e, "{Domain}: backup run {RunId} failed: {Message}", plan.Domain.Name, plan.RunId, failure.Message);
         }
         finally
         {

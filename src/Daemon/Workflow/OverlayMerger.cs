@@ -29,7 +29,7 @@ public sealed class OverlayMerger(IHypervisor hypervisor, IImageTool images, Wor
             }
             catch (Exception e) when (e is LibvirtException or InjectedFaultException or FormatException)
             {
-                problem = e.Message;
+                problem = Hints.Explain(e);
             }
             logger.LogWarning("commit of {Target} (overlay {Overlay}) attempt {Attempt}/{Attempts} failed: {Problem}",
                 disk.Target, disk.OverlayPath, attempt, options.CommitAttempts, problem);

@@ -4,6 +4,8 @@ using Microsoft.Extensions.Logging;
 
 namespace Backupd.Daemon.Tests.Workflow;
 
+// Faults.Spec is process-wide: classes that set it must not run in parallel with each other.
+[Collection("Faults")]
 public sealed class BackupWorkflowTests : IDisposable
 {
     private readonly string dir = Directory.CreateTempSubdirectory("bkd-wf-").FullName;
