@@ -62,6 +62,7 @@ public sealed partial class BackupRepository : IDisposable
             throw new RepositoryCorruptException($"{layout.KeyFile}: {key.Length} bytes, expected {BlockHasher.KeyLength}");
         }
         var repository = new BackupRepository(directory, key) { BlockSize = doc.DefaultBlockSize };
+        repository.FaultHook = KillHookFromEnvironment();
         repository.RecoverAll();
         return repository;
     }
@@ -215,6 +216,28 @@ public sealed partial class BackupRepository : IDisposable
     }
 
     internal void Fault(string phase) => FaultHook?.Invoke(phase);
+
+    /// <summary>Environment variable for crash tests: "PHASE" or "PHASE:N" kills the process (SIGKILL) at the N-th time it reaches PHASE.</summary>
+    public const string KillAtVariable = "BACKUPD_TEST_KILL_AT";
+
+    private static Action<string>? KillHookFromEnvironment()
+    {
+        var spec = Environment.GetEnvironmentVariable(KillAtVariable);
+        if (string.IsNullOrEmpty(spec))
+        {
+            return null;
+        }
+        var parts = spec.Split(':');
+        var wanted = parts.Length > 1 && int.TryParse(parts[1], out var n) ? n : 1;
+        var seen = 0;
+        return phase =>
+        {
+            if (phase == parts[0] && ++seen == wanted)
+            {
+                System.Diagnostics.Process.GetCurrentProcess().Kill(); // SIGKILL: no finally blocks, no flush
+            }
+        };
+    }
 
     public void Dispose()
     {
