@@ -9,7 +9,12 @@ namespace Backupd.Storage.Catalog;
 /// </summary>
 public sealed record ProcessIdentity(string Host, int Pid, string StartToken)
 {
-    public static ProcessIdentity Current { get; } = new(Environment.MachineName, Environment.ProcessId, StartTokenOf(Environment.ProcessId) ?? "unknown");
+    // Initialised lazily: static initialisers run in text order and this one needs BootIdValue.
+    private static readonly Lazy<ProcessIdentity> CurrentValue =
+        new(() => new(Environment.MachineName, Environment.ProcessId, StartTokenOf(Environment.ProcessId) ?? "unknown"));
+
+    /// <summary>This process.</summary>
+    public static ProcessIdentity Current => CurrentValue.Value;
 
     /// <summary>True if the process <paramref name="pid"/> on this host still exists and is the one that had <paramref name="startToken"/>.</summary>
     public static bool IsAliveHere(int pid, string startToken)
