@@ -33,6 +33,10 @@ public static class CommandTree
 
         root.Subcommands.Add(DoctorCommand.Create());
         root.Subcommands.Add(DaemonCommand.Create());
+        root.Subcommands.Add(CatalogCommand.Create());
+        root.Subcommands.Add(ListCommand.Create());
+        root.Subcommands.Add(ShowCommand.Create());
+        root.Subcommands.Add(StatusCommand.Create());
         return root;
     }
 
