@@ -17,6 +17,7 @@ public static class DaemonHost
         });
         builder.Services.AddSystemd();
         builder.Services.AddSingleton(config);
+        builder.Services.AddHostedService<CatalogStartupService>();
         builder.Services.AddHostedService<DaemonService>();
         using var host = builder.Build();
         await host.RunAsync(ct);

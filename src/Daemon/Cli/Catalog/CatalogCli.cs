@@ -3,6 +3,7 @@ using Backupd.Daemon.Configuration;
 using Backupd.Daemon.Runs;
 using Backupd.Storage.Catalog;
 using Npgsql;
+using Spectre.Console;
 
 namespace Backupd.Daemon.Cli.Catalog;
 
@@ -12,6 +13,25 @@ namespace Backupd.Daemon.Cli.Catalog;
 /// </summary>
 public static class CatalogCli
 {
+    /// <summary>
+    /// Where tables go. On a terminal: the terminal, at its width. Redirected: no colours and a wide
+    /// line, so a pipe or a log gets whole names, paths and digests instead of cells wrapped at 80 columns.
+    /// </summary>
+    public static IAnsiConsole Out { get; } = CreateOut();
+
+    private static IAnsiConsole CreateOut()
+    {
+        if (!Console.IsOutputRedirected) return AnsiConsole.Console;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Out = new AnsiConsoleOutput(Console.Out),
+        });
+        console.Profile.Width = 1000;
+        return console;
+    }
+
     /// <summary>Runs <paramref name="body"/> with an open catalog; maps failures to exit codes.</summary>
     public static Task<int> RunAsync(ParseResult parse, Func<CatalogStore, DaemonConfig, Task<int>> body, CancellationToken ct) =>
         GuardAsync(parse, async () =>

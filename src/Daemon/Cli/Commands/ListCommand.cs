@@ -27,7 +27,7 @@ public static class ListCommand
             }
             if (points.Count == 0)
             {
-                AnsiConsole.WriteLine("no restore points");
+                CatalogCli.Out.WriteLine("no restore points");
                 return ExitCodes.Ok;
             }
             var table = new Table().AddColumns("point", "domain", "taken (UTC)", "disks", "files", "stored", "consistency", "run");
@@ -36,7 +36,7 @@ public static class ListCommand
                 table.AddRow(Markup.Escape(p.Id), Markup.Escape(p.DomainName), CatalogCli.Time(p.CreatedAt), p.Disks.ToString(), p.Files.ToString(),
                     CatalogCli.Size(p.TotalFileSize), Markup.Escape(p.Consistency ?? "-"), p.RunId?.ToString() ?? "-");
             }
-            AnsiConsole.Write(table);
+            CatalogCli.Out.Write(table);
             return ExitCodes.Ok;
         }, ct));
         return command;

@@ -52,14 +52,14 @@ public static class ShowCommand
                 Row("run", "none recorded (point rebuilt from the repository)");
             }
             Row("last verify", detail.LastVerify is { } v ? $"{(v.Ok ? "ok" : "DAMAGED")} at {CatalogCli.Time(v.At)}: {v.Detail}" : "never");
-            AnsiConsole.Write(grid);
+            CatalogCli.Out.Write(grid);
             var files = new Table().AddColumns("disk", "depth", "file key", "format", "virtual", "stored", "source", "backing file", "digest");
             foreach (var f in detail.Files)
             {
                 files.AddRow(Markup.Escape(f.Disk), f.Depth.ToString(), Markup.Escape(f.FileKey), Markup.Escape(f.Format), CatalogCli.Size(f.VirtualSize),
                     CatalogCli.Size(f.FileSize), Markup.Escape(f.SourcePath), Markup.Escape(f.BackingFile ?? "-"), Markup.Escape(f.Digest));
             }
-            AnsiConsole.Write(files);
+            CatalogCli.Out.Write(files);
             return ExitCodes.Ok;
         }, ct));
         return command;

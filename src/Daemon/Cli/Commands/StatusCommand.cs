@@ -21,7 +21,7 @@ public static class StatusCommand
             }
             if (status.Running.Count == 0)
             {
-                AnsiConsole.WriteLine("no backup is running");
+                CatalogCli.Out.WriteLine("no backup is running");
             }
             else
             {
@@ -31,7 +31,7 @@ public static class StatusCommand
                     var progress = r.Percent is { } pct ? $"{pct:0.0}% of {CatalogCli.Size(r.ProgressTotal!.Value)}" : CatalogCli.Size(r.ProgressBytes);
                     running.AddRow(r.Id.ToString(), Markup.Escape(r.DomainName), Markup.Escape(r.Step), progress, CatalogCli.Time(r.StartedAt), Markup.Escape($"{r.Host} pid {r.Pid}"));
                 }
-                AnsiConsole.Write(running);
+                CatalogCli.Out.Write(running);
             }
             if (status.LastPerDomain.Count > 0)
             {
@@ -42,7 +42,7 @@ public static class StatusCommand
                     last.AddRow(new Markup(Markup.Escape(r.DomainName)), new Text(r.Id.ToString()), new Markup(state),
                         new Text(r.FinishedAt is { } f ? CatalogCli.Time(f) : "-"), new Text(r.RestorePointId ?? "-"), new Text(r.Error ?? ""));
                 }
-                AnsiConsole.Write(last);
+                CatalogCli.Out.Write(last);
             }
             return ExitCodes.Ok;
         }, ct));
