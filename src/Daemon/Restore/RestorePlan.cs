@@ -5,7 +5,7 @@ using Backupd.Storage.Catalog;
 namespace Backupd.Daemon.Restore;
 
 /// <summary>One chain file to restore: the repository key, and the file name it gets in the target directory.</summary>
-public sealed record PlannedFile(string FileKey, string Disk, int Depth, string Format, string? OriginalBackingFile, string FileName, string SourcePath, long VirtualSize);
+public sealed record PlannedFile(string FileKey, string Disk, int Depth, string Format, string? OriginalBackingFile, string FileName, string SourcePath, long VirtualSize, long FileSize);
 
 /// <summary>One disk's chain, top (depth 0) first.</summary>
 public sealed record PlannedDisk(string Disk, IReadOnlyList<PlannedFile> Chain)
@@ -54,7 +54,7 @@ public static partial class RestorePlan
                     throw new RestoreException(ExitCodes.UsageOrConfig, $"restore point {pointId}: file {chain[i].FileKey} has format '{chain[i].Format}', not a plain format name");
             }
             plan.Add(new PlannedDisk(disk, chain.Select(f =>
-                new PlannedFile(f.FileKey, disk, f.Depth, f.Format, f.BackingFile, FileNameFor(disk, f.Depth, f.Format), f.SourcePath, f.VirtualSize)).ToList()));
+                new PlannedFile(f.FileKey, disk, f.Depth, f.Format, f.BackingFile, FileNameFor(disk, f.Depth, f.Format), f.SourcePath, f.VirtualSize, f.FileSize)).ToList()));
         }
         return plan;
     }
