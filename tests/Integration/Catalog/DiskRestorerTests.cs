@@ -75,6 +75,38 @@ public sealed class DiskRestorerTests : IDisposable
         Assert.Empty(Directory.GetFileSystemEntries(target.Path));
     }
 
+    [Fact]
+    public async Task In_place_puts_the_backed_up_images_back_and_removes_the_replaced_ones()
+    {
+        var (top, basePath, plan, _) = await ChainAsync();
+        var saved = Directory.CreateDirectory(Path.Combine(_dir, "saved")).FullName;
+        File.Copy(top, Path.Combine(saved, "top"));
+        File.Copy(basePath, Path.Combine(saved, "base"));
+        var source = new CopySource(new Dictionary<string, string> { ["vda.0"] = Path.Combine(saved, "top"), ["vda.1"] = Path.Combine(saved, "base") });
+        await Tools.RunAsync("qemu-io", "-f", "qcow2", "-c", "write -P 0x99 0 2M", top); // changes after the "backup"
+        Assert.False(await QemuImg.CompareAsync(top, Path.Combine(saved, "top"), CancellationToken.None));
+
+        var result = await new InPlaceRestorer(source).RestoreAsync("p1", plan, keepOld: false, null, CancellationToken.None);
+
+        Assert.Equal([top, basePath], result.Select(r => r.Path));
+        Assert.True(await QemuImg.CompareAsync(top, Path.Combine(saved, "top"), CancellationToken.None));
+        Assert.Equal(["base.qcow2", "top.qcow2"], Directory.GetFiles(Path.GetDirectoryName(top)!).Select(Path.GetFileName).Order());
+    }
+
+    [Fact]
+    public async Task In_place_that_fails_while_staging_leaves_the_current_images_untouched()
+    {
+        var (top, basePath, plan, source) = await ChainAsync();
+        await Tools.RunAsync("qemu-io", "-f", "qcow2", "-c", "write -P 0x77 0 1M", top);
+        var before = await File.ReadAllBytesAsync(top);
+        source.FailOn = "vda.1";
+
+        await Assert.ThrowsAsync<IOException>(() => new InPlaceRestorer(source).RestoreAsync("p1", plan, false, null, CancellationToken.None));
+
+        Assert.Equal(before, await File.ReadAllBytesAsync(top));
+        Assert.Equal(["base.qcow2", "top.qcow2"], Directory.GetFiles(Path.GetDirectoryName(basePath)!).Select(Path.GetFileName).Order());
+    }
+
     private sealed class SyncProgress(Action<long> action) : IProgress<long>
     {
         public void Report(long value) => action(value);
