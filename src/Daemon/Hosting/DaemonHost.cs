@@ -25,6 +25,7 @@ public static class DaemonHost
             builder.Services.AddSingleton<IHostLifetime, SystemdLifetime>();
         }
         builder.Services.AddSingleton(config);
+        builder.Services.AddHostedService<CatalogStartupService>();
         builder.Services.AddHostedService<DaemonService>();
         using var host = builder.Build();
         await host.RunAsync(ct);
