@@ -144,7 +144,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
                 var keys = Keys(mapping, SelectionKeys, $"'{key}'");
                 if (!keys.TryGetValue("include", out var include))
                 {
-                    errors.Add(mapping, $"'{key}' is missing required key 'include' (a list of {what}s)");
+                    errors.Add(mapping, $"'{key}' is missing required key 'include' (a {what} or a list of them)");
                     return null;
                 }
                 var included = Patterns(include, $"{key}.include", what, required: true);
@@ -330,7 +330,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
             else errors.Add(afterNode, $"'after-backup' expects true or false, got {Describe(afterNode)}");
         }
         var schedule = keys.TryGetValue("schedule", out var scheduleNode) ? Schedule(scheduleNode, "verify.schedule") : null;
-        if (!after && scheduleNode is null) errors.Add(mapping, "'verify' expects 'after-backup: true' and/or a 'schedule:'; remove 'verify' to never verify");
+        if (afterNode is null && scheduleNode is null) errors.Add(mapping, "'verify' expects 'after-backup: true' and/or a 'schedule:'; remove 'verify' to never verify");
         return new VerifyOptions(after, schedule);
     }
 
@@ -375,7 +375,9 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
     {
         YScalar { IsNull: true } => "nothing",
         YScalar s => $"'{Shorten(s.Value)}'",
+        YSequence { Items.Count: 0 } => "an empty list",
         YSequence => "a list",
+        YMapping { Entries.Count: 0 } => "an empty mapping",
         YMapping => "a mapping",
         _ => "an unsupported value",
     };

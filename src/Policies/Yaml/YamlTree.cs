@@ -31,9 +31,11 @@ internal static class YamlTree
     public static (IReadOnlyList<YNode> Documents, YamlProblem? Problem) Parse(string text)
     {
         var documents = new List<YNode>();
+        TrackingParser? tracker = null;
         try
         {
-            var parser = new Parser(new StringReader(text));
+            var parser = new TrackingParser(new Parser(new StringReader(text)));
+            tracker = parser;
             var anchors = new Dictionary<string, YNode>(StringComparer.Ordinal);
             parser.Consume<StreamStart>();
             while (parser.TryConsume<DocumentStart>(out _))
@@ -59,6 +61,12 @@ internal static class YamlTree
             var close = message.StartsWith("(Line:", StringComparison.Ordinal) ? message.IndexOf("): ", StringComparison.Ordinal) : -1;
             if (close > 0) message = message[(close + 3)..];
             return ([], new YamlProblem((int)e.Start.Line, (int)e.Start.Column, $"not valid YAML: {message}"));
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or IndexOutOfRangeException or FormatException or OverflowException)
+        {
+            // YamlDotNet occasionally fails with a plain exception on malformed input; report where it was reading.
+            var at = tracker?.LastStart;
+            return ([], new YamlProblem((int)(at?.Line ?? 1), (int)(at?.Column ?? 1), "not valid YAML: the parser could not read past this point (check quotes, brackets and indentation)"));
         }
     }
 
@@ -107,6 +115,19 @@ internal static class YamlTree
         }
         if (anchor is not null) anchors[anchor] = node;
         return node;
+    }
+
+    /// <summary>Remembers where the last event started, for errors that YamlDotNet raises without a position.</summary>
+    private sealed class TrackingParser(IParser inner) : IParser
+    {
+        public Mark? LastStart { get; private set; }
+        public ParsingEvent? Current => inner.Current;
+
+        public bool MoveNext()
+        {
+            if (inner.Current is { } current) LastStart = current.End;
+            return inner.MoveNext();
+        }
     }
 
     private sealed class DepthException(int line, int column) : Exception
