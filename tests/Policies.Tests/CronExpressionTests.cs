@@ -45,19 +45,24 @@ public class CronExpressionTests
     }
 
     [Fact]
-    public void A_wall_clock_time_skipped_by_daylight_saving_does_not_fire()
+    public void A_wall_clock_time_skipped_by_daylight_saving_fires_when_the_clocks_jump()
     {
-        // Berlin jumps from 02:00 to 03:00 on 2026-03-29.
+        // Berlin jumps from 02:00 to 03:00 on 2026-03-29: 02:30 fires at 03:00, as Quartz does.
         var after = new DateTimeOffset(2026, 3, 28, 12, 0, 0, TimeSpan.Zero);
-        Assert.Equal(["2026-03-30 02:30:00 +02:00"], Next("0 30 2 * * ?", 1, "Europe/Berlin", after));
+        Assert.Equal(["2026-03-29 03:00:00 +02:00", "2026-03-30 02:30:00 +02:00"], Next("0 30 2 * * ?", 2, "Europe/Berlin", after));
+        // Every reading of the gap fires once, together with 03:00 itself.
+        Assert.Equal(["2026-03-29 01:45:00 +01:00", "2026-03-29 03:00:00 +02:00", "2026-03-29 03:15:00 +02:00"],
+            Next("0 */15 * * * ?", 3, "Europe/Berlin", new DateTimeOffset(2026, 3, 29, 0, 30, 0, TimeSpan.Zero)));
     }
 
     [Fact]
-    public void A_repeated_wall_clock_time_fires_once()
+    public void A_repeated_wall_clock_time_fires_once_unless_the_expression_is_an_interval()
     {
-        // Berlin goes back from 03:00 to 02:00 on 2026-10-25: 02:30 happens twice, fires at the first.
+        // Berlin goes back from 03:00 to 02:00 on 2026-10-25: 02:30 happens twice. As in Quartz, a time
+        // of day fires at the first occurrence only; an interval (here 2-3 in hours) fires at both.
         var after = new DateTimeOffset(2026, 10, 24, 12, 0, 0, TimeSpan.Zero);
         Assert.Equal(["2026-10-25 02:30:00 +02:00", "2026-10-26 02:30:00 +01:00"], Next("0 30 2 * * ?", 2, "Europe/Berlin", after));
+        Assert.Equal(["2026-10-25 02:30:00 +02:00", "2026-10-25 02:30:00 +01:00", "2026-10-25 03:30:00 +01:00"], Next("0 30 2-3 * * ?", 3, "Europe/Berlin", after));
     }
 
     [Theory]

@@ -36,6 +36,8 @@ public sealed class CronExpression
     private int _dowArgument;
     private int _dowNth;
     private bool _dayOfMonthIsQuestion;
+    /// <summary>A wildcard, step or range in seconds, minutes or hours: "every interval" rather than "at this time of day".</summary>
+    private bool _intervalSemantics;
 
     private enum DayOfMonthSpecial { None, Last, LastOffset, NearestWeekday, LastWeekday }
     private enum DayOfWeekSpecial { None, LastOfMonth, Nth }
@@ -82,6 +84,7 @@ public sealed class CronExpression
             return false;
         }
         result._dayOfMonthIsQuestion = domQ;
+        result._intervalSemantics = fields.Take(3).Any(f => f.Text.IndexOfAny(['*', '/', '-']) >= 0);
         expression = result;
         return true;
     }
@@ -231,36 +234,90 @@ public sealed class CronExpression
     /// <summary>
     /// The first fire time strictly after <paramref name="after"/>, evaluating the fields in
     /// <paramref name="zone"/>'s wall-clock time; null if the expression never fires again (before 2100).
-    /// A wall-clock time skipped by a daylight-saving jump does not fire; a repeated one fires at its first occurrence.
+    /// Daylight saving follows Quartz: readings swallowed by a forward jump fire once, at the instant
+    /// the clocks jumped to; readings repeated by a backward jump fire at each occurrence when the
+    /// expression is an interval (a wildcard, step or range in seconds, minutes or hours), otherwise once.
     /// </summary>
     public DateTimeOffset? NextAfter(DateTimeOffset after, TimeZoneInfo zone)
     {
-        // Whole seconds only: the next candidate is the first whole second after 'after'.
-        var utcTicks = after.UtcTicks - (after.UtcTicks % TimeSpan.TicksPerSecond) + TimeSpan.TicksPerSecond;
-        var startUtc = new DateTime(utcTicks, DateTimeKind.Utc);
-        // Start at the earlier of the candidate's local readings so that the repeated hour after a
-        // backward jump is not skipped; anything not after 'after' is filtered below.
+        // Whole seconds only: the earliest candidate is the first whole second after 'after'.
+        var startTicks = after.UtcTicks - (after.UtcTicks % TimeSpan.TicksPerSecond) + TimeSpan.TicksPerSecond;
+        var startUtc = new DateTime(startTicks, DateTimeKind.Utc);
         var startLocal = TimeZoneInfo.ConvertTimeFromUtc(startUtc, zone);
-        if (zone.IsAmbiguousTime(startLocal)) startLocal = startLocal.AddHours(-1);
-        var day = startLocal.Date;
-        var firstDay = true;
-        while (day.Year <= MaxYear)
+        if (!_intervalSemantics)
         {
-            if (DayMatches(day))
-            {
-                var fromTime = firstDay ? startLocal.TimeOfDay : TimeSpan.Zero;
-                foreach (var time in TimesOfDayFrom(fromTime))
-                {
-                    var local = day + time;
-                    if (zone.IsInvalidTime(local)) continue;
-                    var instant = ToUtc(local, zone);
-                    if (instant.UtcTicks >= startUtc.Ticks) return instant.ToOffset(zone.GetUtcOffset(instant));
-                }
-            }
-            day = day.AddDays(1);
-            firstDay = false;
+            // A time of day walks the wall clock forward from the start's reading: the first matching
+            // reading, at its first occurrence that is not before the start. A reading replayed by a
+            // backward jump therefore fires once.
+            foreach (var local in ReadingsFrom(startLocal))
+                foreach (var instant in InstantsOf(local, zone))
+                    if (instant.UtcTicks >= startTicks) return instant.ToOffset(zone.GetUtcOffset(instant));
+            return null;
         }
-        return null;
+        // An interval fires at every matching instant, replayed readings included, so readings a little
+        // before the start's reading are scanned too (after a backward jump they can be later instants).
+        DateTimeOffset? best = null;
+        DateTime bestLocal = default;
+        foreach (var local in ReadingsFrom(startLocal.AddHours(-MaxClockShiftHours)))
+        {
+            if (best is not null && local > bestLocal.AddHours(MaxClockShiftHours)) break;
+            foreach (var instant in InstantsOf(local, zone))
+            {
+                if (instant.UtcTicks < startTicks || (best is not null && instant.UtcTicks >= best.Value.UtcTicks)) continue;
+                best = instant;
+                bestLocal = local;
+            }
+        }
+        return best?.ToOffset(zone.GetUtcOffset(best.Value));
+    }
+
+    /// <summary>Matching wall-clock readings from <paramref name="from"/> on, in order, up to the last year.</summary>
+    private IEnumerable<DateTime> ReadingsFrom(DateTime from)
+    {
+        for (var day = from.Date; day.Year <= MaxYear; day = day.AddDays(1))
+        {
+            if (!DayMatches(day)) continue;
+            foreach (var time in TimesOfDayFrom(day == from.Date ? from.TimeOfDay : TimeSpan.Zero)) yield return day + time;
+        }
+    }
+
+    /// <summary>Every zone clock change in history is at most this large.</summary>
+    private const int MaxClockShiftHours = 3;
+
+    /// <summary>The instants, earliest first, at which the zone's clock reads <paramref name="local"/> (or, inside a gap, the instant it jumped past it).</summary>
+    private static IEnumerable<DateTimeOffset> InstantsOf(DateTime local, TimeZoneInfo zone)
+    {
+        if (zone.IsAmbiguousTime(local))
+        {
+            // Earlier instant (larger offset) first.
+            foreach (var offset in zone.GetAmbiguousTimeOffsets(local).OrderDescending()) yield return new DateTimeOffset(local, offset);
+        }
+        else if (zone.IsInvalidTime(local))
+        {
+            yield return GapEnd(local, zone);
+        }
+        else
+        {
+            yield return new DateTimeOffset(local, zone.GetUtcOffset(local));
+        }
+    }
+
+    /// <summary>The instant a forward clock change that swallowed <paramref name="local"/> took effect.</summary>
+    private static DateTimeOffset GapEnd(DateTime local, TimeZoneInfo zone)
+    {
+        var before = zone.GetUtcOffset(local.AddHours(-MaxClockShiftHours));
+        var after = zone.GetUtcOffset(local.AddHours(MaxClockShiftHours));
+        // The change happened between local-after and local-before (UTC); find its first second.
+        var low = DateTime.SpecifyKind(local - after, DateTimeKind.Utc);
+        var high = DateTime.SpecifyKind(local - before, DateTimeKind.Utc);
+        while (high - low > TimeSpan.FromSeconds(1))
+        {
+            var mid = low + (high - low) / 2;
+            mid = mid.AddTicks(-(mid.Ticks % TimeSpan.TicksPerSecond));
+            if (mid <= low) break;
+            if (zone.GetUtcOffset(mid) == after) high = mid; else low = mid;
+        }
+        return new DateTimeOffset(zone.GetUtcOffset(low) == after ? low : high);
     }
 
     /// <summary>The next <paramref name="count"/> fire times after <paramref name="after"/>.</summary>
@@ -274,17 +331,6 @@ public sealed class CronExpression
             cursor = next;
         }
         return result;
-    }
-
-    private static DateTimeOffset ToUtc(DateTime local, TimeZoneInfo zone)
-    {
-        if (zone.IsAmbiguousTime(local))
-        {
-            // The first occurrence is the one with the larger offset (daylight time).
-            var offset = zone.GetAmbiguousTimeOffsets(local).Max();
-            return new DateTimeOffset(local, offset).ToUniversalTime();
-        }
-        return new DateTimeOffset(local, zone.GetUtcOffset(local)).ToUniversalTime();
     }
 
     private IEnumerable<TimeSpan> TimesOfDayFrom(TimeSpan from)
