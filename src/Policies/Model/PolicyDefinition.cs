@@ -45,7 +45,7 @@ public static class PolicyDefaults
     public const int MaxParallelLimit = 64;
     public const string TimeZone = "UTC";
     public static readonly TimeSpan CopyTimeout = TimeSpan.FromHours(6);
-    public static readonly TimeSpan CommitTimeout = TimeSpan.FromMinutes(30);
+    public static readonly TimeSpan CommitTimeout = TimeSpan.FromMinutes(10);
 }
 
 /// <summary>Whether the snapshot asks the guest agent to freeze file systems.</summary>
