@@ -45,6 +45,7 @@ public static class CommandTree
 
         root.Subcommands.Add(DoctorCommand.Create());
         root.Subcommands.Add(DaemonCommand.Create());
+        root.Subcommands.Add(PolicyCommand.Create());
         return root;
     }
 

@@ -29,7 +29,7 @@ public static class PolicyLoader
 
     /// <summary>The policy files of a directory, in load order.</summary>
     public static IReadOnlyList<string> PolicyFilesIn(string directory) =>
-        Directory.EnumerateFiles(directory)
+        Directory.EnumerateFiles(Path.GetFullPath(directory))
             .Where(f => (f.EndsWith(".yaml", StringComparison.Ordinal) || f.EndsWith(".yml", StringComparison.Ordinal))
                         && !Path.GetFileName(f).StartsWith('.'))
             .Order(StringComparer.Ordinal)
