@@ -5,7 +5,7 @@ namespace Backupd.Daemon.Cli.Commands;
 
 /// <summary>
 /// `backupd backup`: one command, one handler per form. The form is chosen by its defining option
-/// (--domain: live backup of a VM). Another form is one more option and one more branch below.
+/// (--domain: live backup of a VM; --file: one file into a repository). Another form is one more branch below.
 /// </summary>
 public static class BackupCommand
 {
@@ -33,16 +33,23 @@ public static class BackupCommand
 
     public static Command Create()
     {
-        var command = new Command("backup", "Back up now: a running or shut-off VM (--domain)");
+        var command = new Command("backup", "Back up now: a running or shut-off VM (--domain), or a single file (--file)");
         command.Options.Add(Domain);
         command.Options.Add(To);
         command.Options.Add(Disk);
         command.Options.Add(Quiesce);
         command.Options.Add(GlobalOptions.Json);
+        FileBackupHandler.AddOptions(command);
         command.SetAction(async (parse, ct) =>
         {
+            if (parse.GetValue(Domain) is not null && FileBackupHandler.Applies(parse))
+            {
+                await Console.Error.WriteLineAsync("backupd backup: give either --domain or --file, not both");
+                return ExitCodes.UsageOrConfig;
+            }
             if (parse.GetValue(Domain) is not null) return await LiveBackupHandler.RunAsync(parse, ct);
-            await Console.Error.WriteLineAsync("backupd backup: say what to back up: --domain NAME --to REPOSITORY_DIR (see backupd backup --help)");
+            if (FileBackupHandler.Applies(parse)) return await FileBackupHandler.RunAsync(parse, ct);
+            await Console.Error.WriteLineAsync("backupd backup: say what to back up: --domain NAME --to REPOSITORY_DIR, or --file PATH --to REPOSITORY_DIR (see backupd backup --help)");
             return ExitCodes.UsageOrConfig;
         });
         return command;
