@@ -294,6 +294,8 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
             MergeOutcome outcome;
             var live = liveDisks?.FirstOrDefault(d => d.Target == disk.Target);
             var persistent = persistentDisks?.FirstOrDefault(d => d.Target == disk.Target);
+            logger.LogInformation("{Domain}: merging back {Target}: live source {Live}, persistent source {Persistent}",
+                entry.DomainName, disk.Target, live?.SourcePath ?? "(not running)", persistent?.SourcePath ?? "(transient)");
             if (live?.SourcePath == disk.OverlayPath)
             {
                 outcome = await merger.MergeLiveAsync(entry.DomainUuid, disk);
