@@ -33,7 +33,7 @@ public sealed partial class BackupRepository : IDisposable
     internal Action<string>? FaultHook { get; set; }
 
     /// <summary>Bytes of new data buffered between undo-record syncs (tests lower it to get several batches).</summary>
-    internal int BatchBytes { get; set; } = 32 << 20;
+    internal int BatchBytes { get; set; } = 16 << 20;
 
     /// <summary>Groups whose interrupted update could not be recovered at open because a live writer holds them.</summary>
     public IReadOnlyList<string> BusyGroupsAtOpen { get; private set; } = [];
