@@ -17,12 +17,24 @@ public static class CommandTree
         var parse = root.Parse(args);
         try
         {
-            return await parse.InvokeAsync();
+            // Our own handler below maps configuration errors to exit code 2; anything else is a crash with a stack trace.
+            return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (ConfigException e)
         {
             await Console.Error.WriteLineAsync($"backupd: {e.Message}");
             return ExitCodes.UsageOrConfig;
+        }
+        catch (OperationCanceledException)
+        {
+            await Console.Error.WriteLineAsync("backupd: cancelled");
+            return 130;
+        }
+        catch (Exception e) when (Environment.GetEnvironmentVariable("BACKUPD_DEBUG") is null)
+        {
+            // One line for the operator; BACKUPD_DEBUG=1 lets the exception escape with its stack trace.
+            await Console.Error.WriteLineAsync($"backupd: error: {e.Message}");
+            return ExitCodes.Failed;
         }
     }
 
@@ -36,6 +48,12 @@ public static class CommandTree
         root.Subcommands.Add(BackupCommand.Create());
         root.Subcommands.Add(RestoreCommand.Create());
         root.Subcommands.Add(VerifyCommand.Create());
+        root.Subcommands.Add(RecoverCommand.Create());
+        root.Subcommands.Add(CatalogCommand.Create());
+        root.Subcommands.Add(ListCommand.Create());
+        root.Subcommands.Add(ShowCommand.Create());
+        root.Subcommands.Add(StatusCommand.Create());
+        root.Subcommands.Add(PolicyCommand.Create());
         return root;
     }
 

@@ -1,0 +1,115 @@
+using Backupd.Daemon.Configuration;
+
+namespace Backupd.Daemon.Tests;
+
+public sealed class ConfigLoaderTests
+{
+    private const string Minimal = """
+        catalog-connection: "Host=/run/postgresql;Database=backupd"
+        state-directory: /var/lib/backupd
+        policies-directory: policies.d
+        """;
+
+    [Fact]
+    public void Minimal_file_gets_defaults_and_relative_paths_resolve_against_the_file()
+    {
+        var config = ConfigLoader.Parse(Minimal, "/etc/backupd/backupd.yaml");
+
+        Assert.Equal("qemu:///system", config.LibvirtUri);
+        Assert.Equal("/etc/backupd/policies.d", config.PoliciesDirectory);
+        Assert.Equal("/var/lib/backupd", config.StateDirectory);
+        Assert.Null(config.ScratchDirectory);
+        Assert.Equal(2, config.MaxParallel);
+        Assert.Equal(TimeSpan.FromHours(6), config.MisfireGrace);
+    }
+
+    [Fact]
+    public void Every_problem_is_reported_at_once_with_line_and_column()
+    {
+        const string text = """
+            state-directory: /x
+            max-parallel: many
+            misfire-grace: soon
+            libvirt-url: qemu:///session
+            """;
+
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(text, "/c.yaml"));
+
+        var lines = e.Message.Split('\n');
+        Assert.Contains("/c.yaml:2:15: 'max-parallel' expects a whole number from 1 to 64, got 'many'", lines);
+        Assert.Contains("/c.yaml:3:16: 'misfire-grace' expects a duration like 30s, 15m, 6h or 2d, got 'soon'", lines);
+        Assert.Contains(lines, l => l.StartsWith("/c.yaml:4:1: unknown key 'libvirt-url' (did you mean 'libvirt-uri'?)", StringComparison.Ordinal));
+        Assert.Contains("/c.yaml: missing required key 'policies-directory' (an absolute or relative directory path)", lines);
+        Assert.Contains(lines, l => l.StartsWith("/c.yaml: missing required key 'catalog-connection'", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("", "/c.yaml:1:1: expected a mapping of configuration keys")]
+    [InlineData("- a\n- b", "/c.yaml:1:1: expected a mapping of configuration keys")]
+    [InlineData("state-directory: [a, b]", "/c.yaml:1:18: 'state-directory' expects a single value")]
+    [InlineData("a: b: c", "/c.yaml:1:5: not valid YAML")]
+    public void Malformed_files_get_a_positioned_message(string text, string expectedStart)
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(text, "/c.yaml"));
+        Assert.StartsWith(expectedStart, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Connection_string_can_come_from_a_file_so_the_password_stays_out_of_the_config()
+    {
+        var dir = Directory.CreateTempSubdirectory("bkd-cfg-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "catalog.conn"), "Host=db;Password=s3cret\n");
+            var config = ConfigLoader.Parse("catalog-connection-file: catalog.conn\nstate-directory: s\npolicies-directory: p", Path.Combine(dir, "b.yaml"));
+            Assert.Equal("Host=db;Password=s3cret", config.CatalogConnectionString);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void The_shipped_example_configuration_is_valid()
+    {
+        var path = Path.Combine(RepoRoot(), "config", "backupd.yaml");
+        var config = ConfigLoader.Load(path);
+        Assert.Equal("/var/lib/backupd", config.StateDirectory);
+        Assert.Equal("/etc/backupd/policies.d", config.PoliciesDirectory);
+    }
+
+    [Fact]
+    public void Missing_file_names_the_path_and_the_environment_variable()
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Load("/nonexistent/backupd.yaml"));
+        Assert.Equal("/nonexistent/backupd.yaml: configuration file not found (set --config or $BACKUPD_CONFIG)", e.Message);
+    }
+
+    [Theory]
+    [InlineData("90", 90)]
+    [InlineData("90s", 90)]
+    [InlineData("15m", 900)]
+    [InlineData("6h", 21600)]
+    [InlineData("2d", 172800)]
+    public void Durations_parse(string text, int seconds)
+    {
+        Assert.True(Durations.TryParse(text, out var value));
+        Assert.Equal(TimeSpan.FromSeconds(seconds), value);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("-5m")]
+    [InlineData("5w")]
+    [InlineData("m")]
+    public void Bad_durations_are_rejected(string text) => Assert.False(Durations.TryParse(text, out _));
+
+    internal static string RepoRoot()
+    {
+        var dir = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(dir, "BackupDaemon.sln")))
+            dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("BackupDaemon.sln not found above the test directory");
+        return dir;
+    }
+}
