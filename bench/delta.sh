@@ -15,6 +15,7 @@
 #   rdiff    signature base + delta against it + patch base into a new file
 #   cp       plain copy of new;  cat  new > /dev/null (the read floor)
 # backupd additionally fsyncs its data and metadata before it returns (crash safety); the others do not.
+# The machine may be shared: the CPU column (mean user+sys) is less sensitive to other load than wall time.
 # Medians come from hyperfine (--runs RUNS, prepare steps untimed, including a sync so no write-back
 # from the reset disturbs the timed run); peak RSS (/usr/bin/time) and bytes written
 # (/proc/PID/io write_bytes, i.e. page-cache bytes dirtied) from one extra instrumented run each.
@@ -32,8 +33,9 @@ for tool in hyperfine rsync rdiff python3 /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "bench/delta.sh: $tool is missing (apt-get install hyperfine rsync rdiff time python3)" >&2; exit 1; }
 done
 
-echo "== building backupd (Release) into bench/out" >&2
-dotnet publish "$ROOT/src/Daemon/Daemon.csproj" -c Release -o "$HERE/out" --nologo -v q >&2
+echo "== building backupd (Release, ReadyToRun) into bench/out" >&2
+dotnet publish "$ROOT/src/Daemon/Daemon.csproj" -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
+    -o "$HERE/out" --nologo -v q >&2
 BKD="$HERE/out/backupd"
 
 mkdir -p "$DIR/src"
@@ -91,12 +93,12 @@ med = {n: r["median"] for n, r in runs.items()}
 def num(path):
     return int(open(path).read().split()[0])
 print(f"changed bytes (1 % of blocks + append): {changed:,}")
-print(f"| tool | median s | min s | max s | tool / backupd | / cat | bytes written | peak RSS MiB |")
-print(f"|---|---:|---:|---:|---:|---:|---:|---:|")
+print(f"| tool | median s | min s | max s | tool / backupd | / cat | CPU s (user+sys) | bytes written | peak RSS MiB |")
+print(f"|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for n in ["backupd", "rsync", "rdiff", "cp", "cat"]:
     r = runs[n]
     print(f"| {n} | {r['median']:.3f} | {r['min']:.3f} | {r['max']:.3f} | {med[n] / med['backupd']:.2f}x | {med[n] / med['cat']:.2f}x "
-          f"| {num(f'written-{n}.txt'):,} | {num(f'rss-{n}.txt') / 1024:.0f} |")
+          f"| {r['user'] + r['system']:.2f} | {num(f'written-{n}.txt'):,} | {num(f'rss-{n}.txt') / 1024:.0f} |")
 print()
 print(f"backupd: read {ours['bytesRead']:,} B, {ours['blocksChanged']} blocks changed, mirror data {ours['mirrorBytesWritten']:,} B "
       f"({ours['mirrorBytesWritten'] / changed:.3f}x changed), undo record {ours['undoBytesWritten']:,} B "

@@ -56,6 +56,10 @@ public sealed partial class BackupRepository : IDisposable
         {
             throw new RepositoryException($"{layout.Document}: format '{doc.Format}' version {doc.Version} is not supported (expected '{RepositoryDocument.FormatName}' version {RepositoryDocument.CurrentVersion})");
         }
+        if (doc.HashAlgorithm != RepositoryDocument.BlockHashAlgorithm)
+        {
+            throw new RepositoryException($"{layout.Document}: block hash '{doc.HashAlgorithm}' is not supported (expected '{RepositoryDocument.BlockHashAlgorithm}')");
+        }
         var key = File.ReadAllBytes(layout.KeyFile);
         if (key.Length != BlockHasher.KeyLength)
         {
@@ -86,7 +90,7 @@ public sealed partial class BackupRepository : IDisposable
             Durable.Rename(temp, layout.KeyFile);
         }
         Durable.CreateDirectory(layout.Groups);
-        var doc = new RepositoryDocument(RepositoryDocument.FormatName, RepositoryDocument.CurrentVersion, DateTimeOffset.UtcNow, "key", "blake3-keyed-128", DefaultBlockSize);
+        var doc = new RepositoryDocument(RepositoryDocument.FormatName, RepositoryDocument.CurrentVersion, DateTimeOffset.UtcNow, "key", RepositoryDocument.BlockHashAlgorithm, DefaultBlockSize);
         Durable.WriteFile(layout.Document, Json.Serialize(doc));
     }
 
@@ -239,7 +243,5 @@ public sealed partial class BackupRepository : IDisposable
         };
     }
 
-    public void Dispose()
-    {
-    }
+    public void Dispose() => Hasher.Dispose();
 }
