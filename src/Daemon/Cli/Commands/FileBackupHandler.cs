@@ -9,7 +9,6 @@ namespace Backupd.Daemon.Cli.Commands;
 internal static class FileBackupHandler
 {
     public static readonly Option<FileInfo?> File = new("--file") { Description = "File to back up (a disk image or any file)" };
-    public static readonly Option<DirectoryInfo?> To = new("--to") { Description = "Repository directory (created if missing)" };
     public static readonly Option<int?> BlockSize = new("--block-size")
     {
         Description = "Block size in bytes for a file's first backup: a power of two from 4096 to 4194304 (default 65536)",
@@ -18,7 +17,6 @@ internal static class FileBackupHandler
     public static void AddOptions(Command command)
     {
         command.Options.Add(File);
-        command.Options.Add(To);
         command.Options.Add(BlockSize);
     }
 
@@ -27,7 +25,7 @@ internal static class FileBackupHandler
     public static Task<int> RunAsync(ParseResult parse, CancellationToken ct) => RepositoryCli.GuardAsync("backup", async () =>
     {
         var file = parse.GetValue(File)!;
-        var to = parse.GetValue(To);
+        var to = parse.GetValue(BackupCommand.To) is { } toPath ? new DirectoryInfo(toPath) : null;
         var json = parse.GetValue(GlobalOptions.Json);
         if (to is null)
         {
