@@ -23,6 +23,12 @@ public sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool imag
     public IReadOnlyList<string> ExcludeDisks { get; init; } = [];
     public QuiesceMode Quiesce { get; init; } = QuiesceMode.Preferred;
 
+    /// <summary>Forwarded from the workflow (for a progress bar), besides the catalog's progress records.</summary>
+    public Action<BackupProgress>? OnProgress { get; init; }
+
+    /// <summary>The workflow's full result of the last run (also when it failed), for the command's output.</summary>
+    public BackupResult? LastResult { get; private set; }
+
     public BackupTarget? Resolve(string nameOrUuid) =>
         hypervisor.FindDomain(nameOrUuid) is { } d ? new BackupTarget(Guid.Parse(d.Uuid), d.Name) : null;
 
@@ -37,9 +43,14 @@ public sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool imag
         progress.Report(new RunProgress("snapshot"));
         var workflow = new BackupWorkflow(hypervisor, images, repository, options, logger)
         {
-            OnProgress = p => progress.Report(new RunProgress("copy", p.TotalBytesDone, p.TotalBytes)),
+            OnProgress = p =>
+            {
+                progress.Report(new RunProgress("copy", p.TotalBytesDone, p.TotalBytes));
+                OnProgress?.Invoke(p);
+            },
         };
         var result = await workflow.RunAsync(new Workflow.BackupRequest(target.Uuid.ToString(), IncludeDisks, ExcludeDisks, Quiesce), ct);
+        LastResult = result;
         if (result.Outcome != RunOutcome.Succeeded || repository.LastCommitted is null)
             throw new BackupFailedException(result.Error ?? $"backup of '{target.Name}' ended {result.Outcome}", result.Outcome == RunOutcome.NeedsAttention);
 
