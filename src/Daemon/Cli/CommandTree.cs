@@ -53,6 +53,7 @@ public static class CommandTree
         root.Subcommands.Add(ListCommand.Create());
         root.Subcommands.Add(ShowCommand.Create());
         root.Subcommands.Add(StatusCommand.Create());
+        root.Subcommands.Add(PolicyCommand.Create());
         return root;
     }
 

@@ -1,0 +1,72 @@
+using Backupd.Policies.Retention;
+using Backupd.Policies.Schedules;
+using Backupd.Policies.Selection;
+
+namespace Backupd.Policies.Model;
+
+/// <summary>One validated backup policy, as loaded from a policy file. Immutable.</summary>
+public sealed record PolicyDefinition
+{
+    /// <summary>Unique across all policy files; letters, digits, '.', '_' and '-'.</summary>
+    public required string Name { get; init; }
+    /// <summary>Where the policy was defined (file, line, column of its first key), for messages.</summary>
+    public required SourcePosition Source { get; init; }
+    /// <summary>libvirt URI; null means the daemon configuration's <c>libvirt-uri</c>.</summary>
+    public string? Connection { get; init; }
+    public required NameSelection Domains { get; init; }
+    /// <summary>Disk targets (vda, sdb, …) to back up; <see cref="NameSelection.All"/> when not given.</summary>
+    public required NameSelection Disks { get; init; }
+    public required ScheduleDefinition Schedule { get; init; }
+    public QuiesceMode Quiesce { get; init; } = QuiesceMode.Preferred;
+    /// <summary>Absolute repository directory (relative paths are resolved against the policy file's directory).</summary>
+    public required string Repository { get; init; }
+    /// <summary>Delta block size in bytes: a power of two from 4 KiB to 64 MiB; default 64 KiB (the qcow2 cluster size).</summary>
+    public int BlockSize { get; init; } = PolicyDefaults.BlockSize;
+    public RetentionRules Retention { get; init; } = RetentionRules.KeepAll;
+    public VerifyOptions Verify { get; init; } = VerifyOptions.None;
+    /// <summary>At most this many domains of this policy are backed up at once.</summary>
+    public int MaxParallel { get; init; } = 1;
+    /// <summary>Time-box for step 2 (copy); when it expires the copy is cancelled and the commit still runs.</summary>
+    public TimeSpan CopyTimeout { get; init; } = PolicyDefaults.CopyTimeout;
+    /// <summary>Time-box for step 3 (active commit + pivot).</summary>
+    public TimeSpan CommitTimeout { get; init; } = PolicyDefaults.CommitTimeout;
+    /// <summary>Copy bandwidth limit in bytes per second; null is unlimited.</summary>
+    public long? CopyBandwidth { get; init; }
+    /// <summary>Block-commit bandwidth limit in bytes per second; null is unlimited.</summary>
+    public long? CommitBandwidth { get; init; }
+}
+
+/// <summary>Defaults that apply when a policy omits a key (documented in docs/policies.md).</summary>
+public static class PolicyDefaults
+{
+    public const int BlockSize = 64 * 1024;
+    public const int MinBlockSize = 4 * 1024;
+    public const int MaxBlockSize = 64 * 1024 * 1024;
+    public const int MaxParallelLimit = 64;
+    public const string TimeZone = "UTC";
+    public static readonly TimeSpan CopyTimeout = TimeSpan.FromHours(6);
+    public static readonly TimeSpan CommitTimeout = TimeSpan.FromMinutes(10);
+}
+
+/// <summary>Whether the snapshot asks the guest agent to freeze file systems.</summary>
+public enum QuiesceMode
+{
+    /// <summary>Fail the run when the guest agent does not answer.</summary>
+    Required,
+    /// <summary>Quiesce when the agent answers, otherwise take a crash-consistent snapshot.</summary>
+    Preferred,
+    /// <summary>Never ask the agent.</summary>
+    Off,
+}
+
+/// <summary>Verification of restore points: right after each backup, and/or on a schedule of its own.</summary>
+public sealed record VerifyOptions(bool AfterBackup, ScheduleDefinition? Schedule)
+{
+    public static readonly VerifyOptions None = new(false, null);
+}
+
+/// <summary>A file position, 1-based like editors show it.</summary>
+public sealed record SourcePosition(string File, int Line, int Column)
+{
+    public override string ToString() => $"{File}:{Line}:{Column}";
+}

@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Backupd.Daemon.Cli.Commands;
+using Backupd.Policies.Loading;
+
+namespace Backupd.Daemon.Tests;
+
+/// <summary>`backupd policy check`, run as the real executable: exit codes, text and JSON output.</summary>
+public sealed class PolicyCommandTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("bkd-policy-check-").FullName;
+    private static readonly string Examples = Path.Combine(ConfigLoaderTests.RepoRoot(), "config", "policies.d");
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static async Task<(int Code, string Stdout, string Stderr)> Backupd(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "backupd.dll"));
+        foreach (var a in args) info.ArgumentList.Add(a);
+        info.Environment.Remove("BACKUPD_CONFIG");
+        using var p = Process.Start(info)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        return (p.ExitCode, await stdout, await stderr);
+    }
+
+    private string Write(string name, string text)
+    {
+        var path = Path.Combine(_dir, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    [Fact]
+    public async Task Valid_examples_print_each_policy_with_its_next_fire_times()
+    {
+        var (code, stdout, _) = await Backupd("policy", "check", Examples, "--after", "2026-11-26T12:00:00Z");
+        Assert.Equal(0, code);
+        Assert.Contains("3 policies in 2 files: OK", stdout, StringComparison.Ordinal);
+        Assert.Contains("  schedule    daily 01:30  (0 30 1 * * ?)  [Europe/Berlin]", stdout, StringComparison.Ordinal);
+        Assert.Contains("  next        2026-11-27 01:30:00 +01:00 (Fri)", stdout, StringComparison.Ordinal);
+        Assert.Contains("  selected    (resolved at run time from qemu:///system)", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Errors_are_printed_with_position_and_exit_2()
+    {
+        var bad = Write("bad.yaml", "name: x\ndomains: []\nschedule: daily 25:00\nrepository: /r\n");
+        var (code, stdout, _) = await Backupd("policy", "check", bad);
+        Assert.Equal(2, code);
+        Assert.Contains($"{bad}:2:10: error: 'domains' expects a domain name or glob or a list of them, got an empty list", stdout, StringComparison.Ordinal);
+        Assert.Contains($"{bad}:3:11: error: 'schedule' entry 'daily 25:00': expected 'daily' or 'daily HH:MM' (24-hour clock)", stdout, StringComparison.Ordinal);
+        Assert.Contains("2 errors in 1 of 1 files", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Json_output_carries_errors_policies_and_fire_times()
+    {
+        var bad = Write("bad.yaml", "name: x\ndomains: [a]\nschedule: hourly\nrepository: /r\nretention: {keep-daily: -1}\n");
+        var (code, stdout, _) = await Backupd("policy", "check", bad, Path.Combine(Examples, "20-database.yaml"), "--json", "--after", "2026-11-26T12:00:00Z");
+        Assert.Equal(2, code);
+        using var json = JsonDocument.Parse(stdout);
+        var root = json.RootElement;
+        Assert.False(root.GetProperty("valid").GetBoolean());
+        var error = Assert.Single(root.GetProperty("errors").EnumerateArray());
+        Assert.Equal(5, error.GetProperty("line").GetInt32());
+        Assert.Equal(25, error.GetProperty("column").GetInt32());
+        var policy = Assert.Single(root.GetProperty("policies").EnumerateArray());
+        Assert.Equal("databases", policy.GetProperty("name").GetString());
+        Assert.Equal(["2026-11-26T18:00:00+00:00", "2026-11-27T00:00:00+00:00", "2026-11-27T06:00:00+00:00"],
+            policy.GetProperty("nextFireTimes").EnumerateArray().Select(t => t.GetString()));
+    }
+
+    [Fact]
+    public async Task A_missing_file_exits_3()
+    {
+        var (code, _, stderr) = await Backupd("policy", "check", Path.Combine(_dir, "nope.yaml"));
+        Assert.Equal(3, code);
+        Assert.Contains("nope.yaml: no such file or directory", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Without_files_the_configured_policies_directory_is_checked()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir, "policies.d"));
+        Write("policies.d/a.yaml", "name: a\ndomains: [a]\nschedule: every 15m\nrepository: /r\n");
+        var config = Write("backupd.yaml", "catalog-connection: Host=127.0.0.1\nstate-directory: state\npolicies-directory: policies.d\n");
+        var (code, stdout, stderr) = await Backupd("--config", config, "policy", "check");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("1 policies in 1 files: OK", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Selected_domains_are_listed_when_the_hypervisor_can_be_asked()
+    {
+        var set = PolicyLoader.LoadFiles([Path.Combine(Examples, "10-web.yaml")]);
+        var report = PolicyCheckReport.Build(set, DateTimeOffset.UnixEpoch, "qemu:///system",
+            uri => uri == "qemu:///system" ? ["web-1", "web-test1", "proxy1", "db1"] : null);
+        Assert.Equal(["web-1", "proxy1"], report.Policies[0].SelectedDomains);
+        Assert.Equal(["web-1", "web-test1"], report.Policies[1].SelectedDomains);
+    }
+}

@@ -1,0 +1,67 @@
+using System.Text.Json.Nodes;
+using Backupd.Policies.Loading;
+using Backupd.Policies.Yaml;
+using Json.Schema;
+
+namespace Backupd.Policies.Tests;
+
+/// <summary>Every example policy in config/ is valid for both the JSON Schema and the loader.</summary>
+public class ConfigExamplesTests
+{
+    internal static string RepoRoot()
+    {
+        var dir = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(dir, "BackupDaemon.sln"))) dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("BackupDaemon.sln not found above the test directory");
+        return dir;
+    }
+
+    private static readonly string ConfigDir = Path.Combine(RepoRoot(), "config");
+    private static readonly JsonSchema Schema = JsonSchema.FromFile(Path.Combine(ConfigDir, "policy.schema.json"));
+
+    public static TheoryData<string> Examples() =>
+        new(PolicyLoader.PolicyFilesIn(Path.Combine(ConfigDir, "policies.d")).Select(Path.GetFileName)!);
+
+    private static List<string> SchemaErrors(JsonNode? document)
+    {
+        var result = Schema.Evaluate(document, new EvaluationOptions { OutputFormat = OutputFormat.List });
+        return result.IsValid ? [] : result.Details.Where(d => d.Errors is not null).SelectMany(d => d.Errors!.Select(e => $"{d.InstanceLocation}: {e.Value}")).ToList();
+    }
+
+    [Fact]
+    public void There_are_examples() => Assert.True(Examples().Count >= 2);
+
+    [Theory]
+    [MemberData(nameof(Examples))]
+    public void Example_is_valid_for_the_schema_and_the_loader(string file)
+    {
+        var path = Path.Combine(ConfigDir, "policies.d", file);
+        var loaded = PolicyLoader.LoadFile(path);
+        Assert.True(loaded.IsValid, string.Join("\n", loaded.Errors));
+        Assert.NotEmpty(loaded.Policies);
+        foreach (var document in YamlJson.Convert(File.ReadAllText(path)))
+            Assert.Empty(SchemaErrors(document));
+    }
+
+    [Fact]
+    public void All_examples_load_together()
+    {
+        var set = PolicyLoader.LoadDirectory(Path.Combine(ConfigDir, "policies.d"));
+        Assert.True(set.IsValid, string.Join("\n", set.Errors));
+    }
+
+    [Theory]
+    [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\ncolour: red\n")]
+    [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\nretention: {keep-daily: -1}\n")]
+    [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\nquiesce: always\n")]
+    [InlineData("name: web\ndomains: []\nschedule: hourly\nrepository: /r\n")]
+    [InlineData("name: web\ndomains: [w]\nschedule: '0 0 2 * *'\nrepository: /r\n")]
+    [InlineData("name: web\ndomains: [w]\nrepository: /r\n")]
+    [InlineData("policies: []\n")]
+    [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\ntimeouts: {copy: forever}\n")]
+    [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\nblock-size: 100\n")]
+    public void Schema_and_loader_both_reject_malformed_files(string text)
+    {
+        Assert.False(PolicyLoader.ParseText(text, "p.yaml").IsValid);
+        Assert.NotEmpty(SchemaErrors(YamlJson.Convert(text)[0]));
+    }
+}
