@@ -7,19 +7,23 @@ namespace Backupd.Integration;
 public sealed class DaemonProcessTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
 {
     [Fact]
-    public async Task Daemon_starts_logs_and_stops_cleanly_on_SIGTERM()
+    public async Task Daemon_notifies_READY_logs_and_stops_cleanly_with_STOPPING_on_SIGTERM()
     {
         using var config = new TempConfig(database.ConnectionString);
-        using var process = Process.Start(BackupdProcess.StartInfo(null, "--config", config.Path, "daemon"))!;
+        using var notify = new NotifySocket();
+        using var process = Process.Start(BackupdProcess.StartInfo(
+            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path }, "--config", config.Path, "daemon"))!;
         var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
         process.BeginOutputReadLine();
         try
         {
+            Assert.Equal("READY=1", await notify.ReceiveAsync(TimeSpan.FromSeconds(60)));
             await WaitUntilAsync(() => output.Any(l => l.Contains("backupd daemon started", StringComparison.Ordinal)), TimeSpan.FromSeconds(60));
 
             await Tools.RunAsync("kill", "-TERM", process.Id.ToString(CultureInfo.InvariantCulture));
 
+            Assert.Equal("STOPPING=1", await notify.ReceiveAsync(TimeSpan.FromSeconds(30)));
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             await process.WaitForExitAsync(timeout.Token);
             Assert.Equal(0, process.ExitCode);

@@ -1,6 +1,7 @@
 using Backupd.Daemon.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Hosting.Systemd;
 
 namespace Backupd.Daemon.Hosting;
 
@@ -16,7 +17,15 @@ public static class DaemonHost
             Args = [],
         });
         builder.Services.AddSystemd();
+        // AddSystemd only notifies when the parent process is systemd. Honour NOTIFY_SOCKET whoever set it
+        // (a supervisor wrapper, systemd-run under a shell, our tests), so READY/STOPPING always reach it.
+        if (!SystemdHelpers.IsSystemdService() && Environment.GetEnvironmentVariable("NOTIFY_SOCKET") is { Length: > 0 })
+        {
+            builder.Services.AddSingleton<ISystemdNotifier, SystemdNotifier>();
+            builder.Services.AddSingleton<IHostLifetime, SystemdLifetime>();
+        }
         builder.Services.AddSingleton(config);
+        builder.Services.AddHostedService<CatalogStartupService>();
         builder.Services.AddHostedService<DaemonService>();
         using var host = builder.Build();
         await host.RunAsync(ct);

@@ -15,3 +15,11 @@ internal static partial class Interop
     [LibraryImport(Libraries.Libvirt)]
     internal static partial int virConnectGetLibVersion(ConnectionHandle conn, out CULong libVer);
 }
+
+/// <summary>Liveness of a connection (libvirt-host.h).</summary>
+internal static partial class Interop
+{
+    /// <summary>1 alive, 0 dead (e.g. libvirtd restarted), -1 error.</summary>
+    [LibraryImport(Libraries.Libvirt)]
+    internal static partial int virConnectIsAlive(ConnectionHandle conn);
+}

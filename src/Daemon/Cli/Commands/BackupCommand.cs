@@ -1,0 +1,57 @@
+using System.CommandLine;
+using Backupd.Daemon.Workflow;
+
+namespace Backupd.Daemon.Cli.Commands;
+
+/// <summary>
+/// `backupd backup`: one command, one handler per form. The form is chosen by its defining option
+/// (--domain: live backup of a VM; --file: one file into a repository). Another form is one more branch below.
+/// </summary>
+public static class BackupCommand
+{
+    public static readonly Option<string?> Domain = new("--domain")
+    {
+        Description = "Live backup of this libvirt domain (name or UUID); a shut-off domain is copied as it rests",
+    };
+
+    public static readonly Option<string?> To = new("--to")
+    {
+        Description = "Repository directory to write the restore point into (created if missing)",
+    };
+
+    public static readonly Option<string[]> Disk = new("--disk")
+    {
+        Description = "Only these disk targets (repeat: --disk vda --disk vdb); default every eligible disk",
+        AllowMultipleArgumentsPerToken = true,
+    };
+
+    public static readonly Option<QuiesceMode> Quiesce = new("--quiesce")
+    {
+        Description = "Freeze guest filesystems via the guest agent: required, preferred (fall back to crash-consistent) or off",
+        DefaultValueFactory = _ => QuiesceMode.Preferred,
+    };
+
+    public static Command Create()
+    {
+        var command = new Command("backup", "Back up now: a running or shut-off VM (--domain), or a single file (--file)");
+        command.Options.Add(Domain);
+        command.Options.Add(To);
+        command.Options.Add(Disk);
+        command.Options.Add(Quiesce);
+        command.Options.Add(GlobalOptions.Json);
+        FileBackupHandler.AddOptions(command);
+        command.SetAction(async (parse, ct) =>
+        {
+            if (parse.GetValue(Domain) is not null && FileBackupHandler.Applies(parse))
+            {
+                await Console.Error.WriteLineAsync("backupd backup: give either --domain or --file, not both");
+                return ExitCodes.UsageOrConfig;
+            }
+            if (parse.GetValue(Domain) is not null) return await LiveBackupHandler.RunAsync(parse, ct);
+            if (FileBackupHandler.Applies(parse)) return await FileBackupHandler.RunAsync(parse, ct);
+            await Console.Error.WriteLineAsync("backupd backup: say what to back up: --domain NAME --to REPOSITORY_DIR, or --file PATH --to REPOSITORY_DIR (see backupd backup --help)");
+            return ExitCodes.UsageOrConfig;
+        });
+        return command;
+    }
+}

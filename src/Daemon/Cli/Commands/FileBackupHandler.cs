@@ -1,0 +1,115 @@
+using System.Buffers.Binary;
+using System.CommandLine;
+using System.Text;
+using Backupd.Storage.Repository;
+
+namespace Backupd.Daemon.Cli.Commands;
+
+/// <summary>`backupd backup --file PATH --to REPOSITORY_DIR`: one file as a new restore point of the "files" group. No daemon config needed.</summary>
+internal static class FileBackupHandler
+{
+    public static readonly Option<FileInfo?> File = new("--file") { Description = "File to back up (a disk image or any file)" };
+    public static readonly Option<int?> BlockSize = new("--block-size")
+    {
+        Description = "Block size in bytes for a file's first backup: a power of two from 4096 to 4194304 (default 65536)",
+    };
+
+    public static void AddOptions(Command command)
+    {
+        command.Options.Add(File);
+        command.Options.Add(BlockSize);
+    }
+
+    public static bool Applies(ParseResult parse) => parse.GetValue(File) is not null;
+
+    public static Task<int> RunAsync(ParseResult parse, CancellationToken ct) => RepositoryCli.GuardAsync("backup", async () =>
+    {
+        var file = parse.GetValue(File)!;
+        var to = parse.GetValue(BackupCommand.To) is { } toPath ? new DirectoryInfo(toPath) : null;
+        var json = parse.GetValue(GlobalOptions.Json);
+        if (to is null)
+        {
+            return RepositoryCli.Fail("backup", "--to REPOSITORY_DIR is required with --file", ExitCodes.UsageOrConfig);
+        }
+        if (!file.Exists)
+        {
+            return RepositoryCli.Fail("backup", $"{file.FullName} does not exist or is not a regular file", ExitCodes.NotFound);
+        }
+        using var repo = BackupRepository.Open(to.FullName);
+        if (parse.GetValue(BlockSize) is { } blockSize)
+        {
+            Storage.Delta.BlockHasher.ValidateBlockSize(blockSize);
+            repo.BlockSize = blockSize;
+        }
+        var key = FileKeyFor(file.Name);
+        var (format, backing) = DetectFormat(file.FullName);
+        using var session = repo.BeginBackup(RepositoryCli.FilesGroup, "file-level backups");
+        var version = await RepositoryCli.WithProgressAsync($"backup {file.Name}", file.Length, json, progress =>
+            session.AddFileAsync(key, file.FullName, new SourceFileInfo(file.FullName, format, backing, file.Length), progress, ct));
+        var point = session.Commit();
+        if (json)
+        {
+            JsonOutput.Write(new
+            {
+                pointId = point.PointId,
+                file = key,
+                source = file.FullName,
+                format,
+                fileSize = version.FileSize,
+                bytesRead = version.BytesRead,
+                bytesWritten = version.BytesWritten,
+                mirrorBytesWritten = version.MirrorBytesWritten,
+                undoBytesWritten = version.UndoBytesWritten,
+                blocksChanged = version.BlocksChanged,
+                blockSize = version.BlockSize,
+                seconds = Math.Round(version.Elapsed.TotalSeconds, 3),
+                digest = version.Digest,
+            });
+        }
+        else
+        {
+            Console.WriteLine(point.PointId);
+            if (!Console.IsOutputRedirected)
+            {
+                Console.Error.WriteLine($"{key}: read {RepositoryCli.Size(version.BytesRead)}, {version.BlocksChanged} blocks changed, wrote {RepositoryCli.Size(version.BytesWritten)} in {version.Elapsed.TotalSeconds:F2} s");
+            }
+        }
+        return ExitCodes.Ok;
+    });
+
+    /// <summary>The file's name, with anything outside [A-Za-z0-9._-] replaced by '_' (and no leading '.').</summary>
+    internal static string FileKeyFor(string name)
+    {
+        var sb = new StringBuilder(name.Length);
+        foreach (var c in name)
+        {
+            sb.Append(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '_');
+        }
+        if (sb.Length == 0 || sb[0] == '.')
+        {
+            sb.Insert(0, '_');
+        }
+        return sb.Length > Names.MaxLength ? sb.ToString(0, Names.MaxLength) : sb.ToString();
+    }
+
+    /// <summary>qcow2 (by its magic, with the backing file name from the header) or raw.</summary>
+    internal static (string Format, string? BackingFile) DetectFormat(string path)
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        Span<byte> header = stackalloc byte[20];
+        if (fs.Read(header) < 20 || !header[..4].SequenceEqual("QFI\xfb"u8.ToArray()))
+        {
+            return ("raw", null);
+        }
+        var backingOffset = BinaryPrimitives.ReadInt64BigEndian(header[8..]);
+        var backingSize = BinaryPrimitives.ReadInt32BigEndian(header[16..]);
+        if (backingOffset <= 0 || backingSize is <= 0 or > 4096)
+        {
+            return ("qcow2", null);
+        }
+        var name = new byte[backingSize];
+        fs.Position = backingOffset;
+        fs.ReadExactly(name);
+        return ("qcow2", Encoding.UTF8.GetString(name));
+    }
+}

@@ -1,0 +1,44 @@
+using System.CommandLine;
+using Backupd.Daemon.Cli.Catalog;
+using Spectre.Console;
+
+namespace Backupd.Daemon.Cli.Commands;
+
+/// <summary>`backupd list [--domain NAME|UUID] [--since TIME]`: restore points, newest first.</summary>
+public static class ListCommand
+{
+    public static Command Create()
+    {
+        var domain = new Option<string?>("--domain") { Description = "Only this domain (name, former name or UUID)" };
+        var since = new Option<string?>("--since") { Description = "Only points taken at or after TIME (ISO 8601, or a duration ago: 6h, 2d)" };
+        var command = new Command("list", "List restore points from the catalog, newest first");
+        command.Options.Add(domain);
+        command.Options.Add(since);
+        command.Options.Add(GlobalOptions.Json);
+        command.SetAction((parse, ct) => CatalogCli.RunAsync(parse, async (store, _) =>
+        {
+            var sinceValue = parse.GetValue(since) is { } s ? CatalogCli.ParseTime(s, "--since") : (DateTimeOffset?)null;
+            Guid? uuid = parse.GetValue(domain) is { } d ? (await CatalogCli.ResolveDomainAsync(store, d, ct)).Uuid : null;
+            var points = await store.ListPointsAsync(uuid, sinceValue, ct);
+            if (parse.GetValue(GlobalOptions.Json))
+            {
+                JsonOutput.Write(points);
+                return ExitCodes.Ok;
+            }
+            if (points.Count == 0)
+            {
+                CatalogCli.Out.WriteLine("no restore points");
+                return ExitCodes.Ok;
+            }
+            var table = new Table().AddColumns("point", "domain", "taken (UTC)", "disks", "files", "stored", "consistency", "run");
+            foreach (var p in points)
+            {
+                table.AddRow(Markup.Escape(p.Id), Markup.Escape(p.DomainName), CatalogCli.Time(p.CreatedAt), p.Disks.ToString(), p.Files.ToString(),
+                    CatalogCli.Size(p.TotalFileSize), Markup.Escape(p.Consistency ?? "-"), p.RunId?.ToString() ?? "-");
+            }
+            CatalogCli.Out.Write(table);
+            return ExitCodes.Ok;
+        }, ct));
+        return command;
+    }
+}

@@ -1,0 +1,41 @@
+namespace Backupd.Daemon.Libvirt;
+
+/// <summary>
+/// Everything the backup workflow and recovery need from libvirt, and nothing more, so both can be
+/// unit-tested against a fake. Domains are addressed by UUID (names can change). Failures throw
+/// <see cref="LibvirtException"/>; calls block the calling thread (libvirt has no call timeout).
+/// </summary>
+public interface IHypervisor : IDisposable
+{
+    /// <summary>By name or UUID; null when no such domain exists.</summary>
+    DomainInfo? FindDomain(string nameOrUuid);
+
+    /// <summary>Every domain, running or defined.</summary>
+    IReadOnlyList<DomainInfo> ListDomains();
+
+    string GetXml(string uuid, DomainXmlKind kind);
+
+    /// <summary>Redefines a persistent domain; pass XML obtained with <see cref="DomainXmlKind.Persistent"/> only.</summary>
+    void DefineXml(string xml);
+
+    /// <summary>One atomic external disk-only snapshot without libvirt metadata (NO_METADATA|DISK_ONLY|ATOMIC [+QUIESCE]).</summary>
+    void CreateDiskOnlySnapshot(string uuid, string snapshotXml, bool quiesce);
+
+    /// <summary>Active commit of the disk's top image into the image right below it (ACTIVE|SHALLOW: never deeper, never a template).</summary>
+    void StartActiveCommit(string uuid, string target);
+
+    /// <summary>The disk's block job, or null when none.</summary>
+    BlockJobStatus? GetBlockJob(string uuid, string target);
+
+    /// <summary>Waits with BLOCK_JOB_2 events plus 500 ms polling (events are lost across reconnects, polling is not).</summary>
+    Task<BlockJobOutcome> WaitForBlockJobAsync(string uuid, string target, BlockJobGoal goal, TimeSpan timeout);
+
+    /// <summary>Asynchronous pivot of a READY job: wait for <see cref="BlockJobGoal.Gone"/> afterwards.</summary>
+    void Pivot(string uuid, string target);
+
+    /// <summary>Cancels the job without pivoting (the disk stays on its top image).</summary>
+    void AbortBlockJob(string uuid, string target);
+
+    /// <summary>guest-ping through the agent channel; false when the agent does not answer.</summary>
+    bool PingAgent(string uuid, TimeSpan timeout);
+}

@@ -1,0 +1,232 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Backupd.Daemon.Libvirt.Native;
+
+namespace Backupd.Daemon.Libvirt;
+
+/// <summary>
+/// <see cref="IHypervisor"/> over our own bindings. Domains are looked up per call (cheap, and a
+/// handle never outlives a reconnect). When libvirtd restarts, the next call opens a new connection
+/// and re-registers events; waits re-query state, so events lost meanwhile do not matter.
+/// </summary>
+public sealed class LibvirtHypervisor : IHypervisor
+{
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
+    private readonly Lock gate = new();
+    private readonly BlockJobEvents events = new();
+    private LibvirtConnection connection;
+    private int eventsCallbackId = -1;
+
+    public string Uri { get; }
+
+    private LibvirtHypervisor(string uri, LibvirtConnection connection)
+    {
+        Uri = uri;
+        this.connection = connection;
+        RegisterEvents();
+    }
+
+    /// <summary>Starts the event loop (before the connection, as libvirt requires) and connects.</summary>
+    public static LibvirtHypervisor Open(string uri)
+    {
+        LibvirtEventLoop.EnsureStarted();
+        return new LibvirtHypervisor(uri, LibvirtConnection.Open(uri));
+    }
+
+    private void RegisterEvents()
+    {
+        try { eventsCallbackId = events.Register(connection.Handle); }
+        catch (LibvirtException) { eventsCallbackId = -1; } // polling alone still works
+    }
+
+    private ConnectionHandle Conn
+    {
+        get
+        {
+            lock (gate)
+            {
+                if (Interop.virConnectIsAlive(connection.Handle) == 1) return connection.Handle;
+                Interop.virResetLastError();
+                var fresh = LibvirtConnection.Open(Uri);
+                var old = connection;
+                connection = fresh;
+                eventsCallbackId = -1;
+                old.Dispose();
+                RegisterEvents();
+                return connection.Handle;
+            }
+        }
+    }
+
+    private DomainHandle Lookup(string uuid)
+    {
+        var conn = Conn;
+        var handle = LibvirtErrors.Check(Interop.virDomainLookupByUUIDString(conn, uuid));
+        handle.KeepConnectionAlive(conn);
+        return handle;
+    }
+
+    public DomainInfo? FindDomain(string nameOrUuid)
+    {
+        var conn = Conn;
+        var handle = Guid.TryParse(nameOrUuid, out _)
+            ? Interop.virDomainLookupByUUIDString(conn, nameOrUuid)
+            : Interop.virDomainLookupByName(conn, nameOrUuid);
+        if (handle.IsInvalid)
+        {
+            var error = LibvirtErrors.Last(Guid.TryParse(nameOrUuid, out _) ? "virDomainLookupByUUIDString" : "virDomainLookupByName");
+            handle.SetHandleAsInvalid();
+            if (error.Code == LibvirtErrorCodes.NoDomain) return null;
+            throw error;
+        }
+        handle.KeepConnectionAlive(conn);
+        using (handle) return Describe(handle);
+    }
+
+    public unsafe IReadOnlyList<DomainInfo> ListDomains()
+    {
+        var conn = Conn;
+        var count = LibvirtErrors.Check(Interop.virConnectListAllDomains(conn, out var array,
+            Interop.VIR_CONNECT_LIST_DOMAINS_ACTIVE | Interop.VIR_CONNECT_LIST_DOMAINS_INACTIVE));
+        var handles = new List<DomainHandle>(count);
+        try
+        {
+            for (var i = 0; i < count; i++) handles.Add(DomainHandle.FromOwned(array[i], conn));
+        }
+        finally
+        {
+            NativeMemory.Free(array);
+        }
+        var result = new List<DomainInfo>(count);
+        foreach (var h in handles)
+        {
+            using (h)
+            {
+                try { result.Add(Describe(h)); }
+                catch (LibvirtException e) when (e.Code == LibvirtErrorCodes.NoDomain) { } // undefined meanwhile
+            }
+        }
+        return result;
+    }
+
+    private static unsafe DomainInfo Describe(DomainHandle h)
+    {
+        LibvirtErrors.Check(Interop.virDomainGetState(h, out var state, out _, 0));
+        var id = Interop.virDomainGetID(h);
+        var name = Marshal.PtrToStringUTF8((IntPtr)Interop.virDomainGetName(h)) ?? "";
+        var buf = stackalloc byte[Interop.VIR_UUID_STRING_BUFLEN];
+        LibvirtErrors.Check(Interop.virDomainGetUUIDString(h, buf));
+        var uuid = Marshal.PtrToStringUTF8((IntPtr)buf)!;
+        var persistent = LibvirtErrors.Check(Interop.virDomainIsPersistent(h)) == 1;
+        return new DomainInfo(uuid, name, (DomainRunState)state, id == uint.MaxValue ? null : (int)id, persistent);
+    }
+
+    public unsafe string GetXml(string uuid, DomainXmlKind kind)
+    {
+        using var h = Lookup(uuid);
+        var flags = kind == DomainXmlKind.Persistent ? Interop.VIR_DOMAIN_XML_INACTIVE | Interop.VIR_DOMAIN_XML_SECURE : 0u;
+        var raw = Interop.virDomainGetXMLDesc(h, flags);
+        if (raw == null) throw LibvirtErrors.Last("virDomainGetXMLDesc");
+        return OwnedStrings.Take(raw)!;
+    }
+
+    public void DefineXml(string xml)
+    {
+        using var h = LibvirtErrors.Check(Interop.virDomainDefineXML(Conn, xml));
+    }
+
+    public void CreateDiskOnlySnapshot(string uuid, string snapshotXml, bool quiesce)
+    {
+        using var h = Lookup(uuid);
+        var flags = Interop.VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA | Interop.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY
+            | Interop.VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC | (quiesce ? Interop.VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE : 0);
+        using var snapshot = LibvirtErrors.Check(Interop.virDomainSnapshotCreateXML(h, snapshotXml, flags));
+    }
+
+    public void StartActiveCommit(string uuid, string target)
+    {
+        using var h = Lookup(uuid);
+        LibvirtErrors.Check(Interop.virDomainBlockCommit(h, target, null, null, new CULong(0),
+            Interop.VIR_DOMAIN_BLOCK_COMMIT_ACTIVE | Interop.VIR_DOMAIN_BLOCK_COMMIT_SHALLOW));
+    }
+
+    public BlockJobStatus? GetBlockJob(string uuid, string target)
+    {
+        using var h = Lookup(uuid);
+        var found = LibvirtErrors.Check(Interop.virDomainGetBlockJobInfo(h, target, out var info, 0));
+        return found == 0 ? null : new BlockJobStatus((BlockJobType)info.Type, info.Cur, info.End);
+    }
+
+    public void Pivot(string uuid, string target)
+    {
+        using var h = Lookup(uuid);
+        LibvirtErrors.Check(Interop.virDomainBlockJobAbort(h, target,
+            Interop.VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC | Interop.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT));
+    }
+
+    public void AbortBlockJob(string uuid, string target)
+    {
+        using var h = Lookup(uuid);
+        LibvirtErrors.Check(Interop.virDomainBlockJobAbort(h, target, 0));
+    }
+
+    public async Task<BlockJobOutcome> WaitForBlockJobAsync(string uuid, string target, BlockJobGoal goal, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            // Arm before polling so an event between the poll and the wait is not missed.
+            var next = events.Next(uuid, target);
+            var polled = Poll(uuid, target, goal);
+            if (polled is not null) return polled.Value;
+            var left = timeout - clock.Elapsed;
+            if (left <= TimeSpan.Zero) return BlockJobOutcome.TimedOut;
+            var finished = await Task.WhenAny(next, Task.Delay(left < PollInterval ? left : PollInterval));
+            if (finished != next) continue;
+            switch (next.Result)
+            {
+                case BlockJobEvents.Ready when goal == BlockJobGoal.Ready: return BlockJobOutcome.Ready;
+                case BlockJobEvents.Failed: return BlockJobOutcome.Failed;
+                case BlockJobEvents.Canceled: return BlockJobOutcome.Canceled;
+                default: continue; // COMPLETED, or READY while waiting for Gone: confirm by polling
+            }
+        }
+    }
+
+    /// <summary>The state right now, or null to keep waiting. Ready comes from the live XML's mirror element.</summary>
+    private BlockJobOutcome? Poll(string uuid, string target, BlockJobGoal goal)
+    {
+        var job = GetBlockJob(uuid, target);
+        if (job is null) return BlockJobOutcome.Gone;
+        if (goal == BlockJobGoal.Ready)
+        {
+            var disk = DomainXml.ParseDisks(GetXml(uuid, DomainXmlKind.Live)).FirstOrDefault(d => d.Target == target);
+            if (disk?.MirrorReady == true) return BlockJobOutcome.Ready;
+        }
+        return null;
+    }
+
+    public unsafe bool PingAgent(string uuid, TimeSpan timeout)
+    {
+        using var h = Lookup(uuid);
+        var reply = Interop.virDomainQemuAgentCommand(h, """{"execute":"guest-ping"}""", Math.Max(1, (int)timeout.TotalSeconds), 0);
+        if (reply == null)
+        {
+            _ = LibvirtErrors.Last("virDomainQemuAgentCommand"); // consume this thread's error
+            return false;
+        }
+        OwnedStrings.Take(reply);
+        return true;
+    }
+
+    public void Dispose()
+    {
+        lock (gate)
+        {
+            if (eventsCallbackId >= 0 && Interop.virConnectDomainEventDeregisterAny(connection.Handle, eventsCallbackId) < 0)
+                Interop.virResetLastError();
+            eventsCallbackId = -1;
+            connection.Dispose();
+        }
+    }
+}

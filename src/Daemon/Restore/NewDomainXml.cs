@@ -1,0 +1,93 @@
+using System.Security.Cryptography;
+using System.Xml;
+using System.Xml.Linq;
+using Backupd.Daemon.Cli;
+
+namespace Backupd.Daemon.Restore;
+
+/// <summary>A restored disk image the new domain should use.</summary>
+public sealed record RestoredDisk(string Path, string Format);
+
+/// <summary>The definition of a domain restored under a new name, and what had to be left out of it.</summary>
+public sealed record NewDomainDefinition(string Xml, Guid Uuid, IReadOnlyList<string> Notes);
+
+/// <summary>
+/// Turns the domain XML saved with a restore point (INACTIVE|SECURE) into the definition of a new,
+/// independent domain: new name and UUID, new MAC addresses, each restored disk pointing at its
+/// restored file. Nothing of the original may be shared with it, so writable disks that were not
+/// restored and the per-VM NVRAM file are dropped (and said so). Pure: string in, string out.
+/// </summary>
+public static class NewDomainXml
+{
+    public static NewDomainDefinition Rewrite(string savedXml, string newName, IReadOnlyDictionary<string, RestoredDisk> disks, Func<byte[]>? random = null)
+    {
+        ValidateName(newName);
+        random ??= () => RandomNumberGenerator.GetBytes(3);
+        XDocument doc;
+        try
+        {
+            doc = XDocument.Parse(savedXml, LoadOptions.PreserveWhitespace);
+        }
+        catch (XmlException e)
+        {
+            throw new RestoreException(ExitCodes.Failed, $"the saved domain XML does not parse ({e.Message})");
+        }
+        var root = doc.Root is { Name.LocalName: "domain" } r ? r : throw new RestoreException(ExitCodes.Failed, "the saved domain XML has no <domain> root");
+        var notes = new List<string>();
+
+        SetChild(root, "name", newName);
+        var uuid = Guid.NewGuid();
+        SetChild(root, "uuid", uuid.ToString("D"));
+        // A generated name and ids that belong to the old domain's running instance.
+        root.Attribute("id")?.Remove();
+
+        var devices = root.Element("devices");
+        foreach (var mac in devices?.Elements("interface").Select(i => i.Element("mac")).OfType<XElement>().ToList() ?? [])
+        {
+            var b = random();
+            mac.SetAttributeValue("address", $"52:54:00:{b[0]:x2}:{b[1]:x2}:{b[2]:x2}");
+        }
+
+        foreach (var disk in devices?.Elements("disk").ToList() ?? [])
+        {
+            var target = disk.Element("target")?.Attribute("dev")?.Value ?? "";
+            if (disks.TryGetValue(target, out var restored))
+            {
+                disk.SetAttributeValue("type", "file");
+                disk.Element("source")?.Remove();
+                disk.Element("backingStore")?.Remove();
+                var driver = disk.Element("driver");
+                if (driver is null) { driver = new XElement("driver", new XAttribute("name", "qemu")); disk.AddFirst(driver); }
+                driver.SetAttributeValue("type", restored.Format);
+                driver.AddAfterSelf(new XElement("source", new XAttribute("file", restored.Path)));
+                continue;
+            }
+            var device = disk.Attribute("device")?.Value ?? "disk";
+            var readOnly = disk.Element("readonly") is not null;
+            if (device is "cdrom" or "floppy" || readOnly) continue; // read-only media can be shared
+            disk.Remove();
+            notes.Add($"disk {target} was not restored and is left out of the new domain (it would share the original's image)");
+        }
+
+        if (root.Element("os")?.Element("nvram") is { } nvram)
+        {
+            nvram.Remove();
+            notes.Add("the UEFI variable store (<nvram>) is left out: libvirt creates a fresh one from the firmware template");
+        }
+        return new NewDomainDefinition(doc.Root.ToString(SaveOptions.DisableFormatting), uuid, notes);
+    }
+
+    /// <summary>libvirt names: non-empty, no '/', no control characters.</summary>
+    public static void ValidateName(string name)
+    {
+        if (string.IsNullOrWhiteSpace(name) || name.Contains('/', StringComparison.Ordinal) || name.Any(char.IsControl) || name.Length > 200)
+            throw new RestoreException(ExitCodes.UsageOrConfig, $"--as-domain '{name}': a domain name must be non-empty, at most 200 characters, without '/' or control characters");
+    }
+
+    private static void SetChild(XElement parent, string name, string value)
+    {
+        var element = parent.Element(name);
+        if (element is null) parent.AddFirst(new XElement(name, value));
+        else element.Value = value;
+    }
+}

@@ -1,0 +1,29 @@
+using Backupd.Storage.Catalog;
+
+namespace Backupd.Daemon.Runs;
+
+/// <summary>A domain to back up: its libvirt UUID (the identity) and current name.</summary>
+public sealed record BackupTarget(Guid Uuid, string Name);
+
+/// <summary>Where a run is: the workflow step and the bytes copied so far out of the total, when known.</summary>
+public sealed record RunProgress(string Step, long Bytes = 0, long? TotalBytes = null);
+
+/// <summary>
+/// What a successful workflow hands back: the restore point as the repository committed it (durable
+/// when this is returned) and the run's counters.
+/// </summary>
+public sealed record DomainBackupOutcome(RestorePointRecord Point, RunStats Stats);
+
+/// <summary>
+/// The live backup workflow as the runner sees it (issue 4 implements it over libvirt and the
+/// repository). The runner owns locking and catalog records; the workflow owns the hypervisor and
+/// the repository session, and returns only after <c>BackupSession.Commit</c> returned.
+/// </summary>
+public interface IDomainBackup
+{
+    /// <summary>The domain named by name or UUID, or null if the hypervisor has none.</summary>
+    BackupTarget? Resolve(string nameOrUuid);
+
+    /// <summary>Backs the domain up into a new restore point. Throws on failure (the guest must be back on its original chain by then).</summary>
+    Task<DomainBackupOutcome> BackupAsync(BackupTarget target, long runId, IProgress<RunProgress> progress, CancellationToken ct);
+}

@@ -1,0 +1,112 @@
+namespace Backupd.Daemon.Workflow;
+
+/// <summary>Guest-agent quiescing: required fails the run without an agent, preferred falls back to crash-consistent.</summary>
+public enum QuiesceMode
+{
+    Off,
+    Preferred,
+    Required,
+}
+
+/// <summary>What the copy represents.</summary>
+public enum Consistency
+{
+    /// <summary>Guest filesystems were frozen by the agent for the snapshot.</summary>
+    ApplicationConsistent,
+    /// <summary>Like a power cut at the snapshot instant (all disks at the same instant).</summary>
+    CrashConsistent,
+    /// <summary>The domain was shut off: the files were copied as they rest.</summary>
+    ShutOff,
+}
+
+public enum RunOutcome
+{
+    Succeeded,
+    /// <summary>The copy failed; the domain is back on its base images.</summary>
+    Failed,
+    /// <summary>An overlay could not be merged back: the domain still runs on it. See docs/operations.md.</summary>
+    NeedsAttention,
+}
+
+/// <summary>One backup of one domain. Include empty = every eligible disk.</summary>
+public sealed record BackupRequest(
+    string Domain,
+    IReadOnlyList<string> IncludeDisks,
+    IReadOnlyList<string> ExcludeDisks,
+    QuiesceMode Quiesce = QuiesceMode.Preferred);
+
+/// <summary>Workflow settings that come from the daemon configuration, plus time boxes.</summary>
+public sealed record WorkflowOptions
+{
+    public required string StateDirectory { get; init; }
+    /// <summary>Null: overlays go beside each base image (what AppArmor allows by default).</summary>
+    public string? ScratchDirectory { get; init; }
+    /// <summary>Free space the overlay location must have before a snapshot is taken.</summary>
+    public long MinimumOverlayFreeBytes { get; init; } = 1L << 30;
+    /// <summary>Time box for an active commit to reach READY, per attempt.</summary>
+    public TimeSpan CommitReadyTimeout { get; init; } = TimeSpan.FromMinutes(30);
+    /// <summary>Time box for an asynchronous pivot to finish, per attempt.</summary>
+    public TimeSpan PivotTimeout { get; init; } = TimeSpan.FromMinutes(1);
+    public int CommitAttempts { get; init; } = 3;
+    public TimeSpan CommitRetryDelay { get; init; } = TimeSpan.FromSeconds(2);
+}
+
+public sealed record SkippedDisk(string Target, string Reason);
+
+/// <summary>One file of a disk's frozen chain as stored: fileKey is &lt;target&gt;.&lt;depth&gt; (0 = the image right below the overlay).</summary>
+public sealed record CopiedFile(string FileKey, string SourcePath, string Format, long VirtualSize, long BytesRead, long BytesWritten, string Digest, TimeSpan Elapsed);
+
+public sealed record DiskResult(
+    string Target,
+    string BasePath,
+    string? OverlayPath,
+    IReadOnlyList<CopiedFile> Files,
+    TimeSpan CopyTime,
+    TimeSpan? CommitTime,
+    bool BackOnBase,
+    string? Problem)
+{
+    public long BytesRead => Files.Sum(f => f.BytesRead);
+    public long BytesWritten => Files.Sum(f => f.BytesWritten);
+}
+
+public sealed record BackupResult(
+    string RunId,
+    string Domain,
+    string DomainUuid,
+    RunOutcome Outcome,
+    Consistency? Consistency,
+    DateTimeOffset StartedAt,
+    TimeSpan Duration,
+    TimeSpan? OverlayLifetime,
+    TimeSpan CopyTime,
+    TimeSpan? CommitTime,
+    string? RestorePointId,
+    IReadOnlyList<DiskResult> Disks,
+    IReadOnlyList<SkippedDisk> Skipped,
+    string? Error);
+
+/// <summary>Progress of the copy, for a progress bar.</summary>
+public sealed record BackupProgress(string FileKey, long FileBytesDone, long TotalBytesDone, long TotalBytes);
+
+/// <summary>Why a request was refused before anything touched the domain.</summary>
+public enum RefusalKind
+{
+    DomainNotFound,
+    BadRequest,
+    TargetUnavailable,
+    Busy,
+    NeedsRecovery,
+    QuiesceUnavailable,
+    InsufficientSpace,
+}
+
+/// <summary>Preflight said no: the domain was not touched (no snapshot, no journal entry).</summary>
+public sealed class BackupRefusedException : Exception
+{
+    public BackupRefusedException(RefusalKind kind, string message) : base(message) => Kind = kind;
+    public BackupRefusedException() { }
+    public BackupRefusedException(string message) : base(message) { }
+    public BackupRefusedException(string message, Exception inner) : base(message, inner) { }
+    public RefusalKind Kind { get; }
+}

@@ -1,0 +1,403 @@
+using System.Diagnostics;
+using Backupd.Daemon.Libvirt;
+using Microsoft.Extensions.Logging;
+
+namespace Backupd.Daemon.Workflow;
+
+/// <summary>
+/// The live backup of one domain:
+/// <list type="number">
+/// <item>preflight: everything that can refuse the request, before the domain is touched;</item>
+/// <item>one atomic disk-only snapshot onto temporary overlays (journaled first);</item>
+/// <item>copy of every file of each disk's frozen chain into the backup target;</item>
+/// <item>in a finally, without cancellation: active commit, pivot, confirm, delete the overlays.</item>
+/// </list>
+/// A shut-off domain skips 2 and 4: its files are copied as they rest.
+/// </summary>
+public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IBackupTarget target, WorkflowOptions options, ILogger logger)
+{
+    private readonly RunJournal journal = new(options.StateDirectory);
+    private readonly OverlayMerger merger = new(hypervisor, images, options, logger);
+
+    /// <summary>Called synchronously on the copying thread.</summary>
+    public Action<BackupProgress>? OnProgress { get; init; }
+
+    /// <summary>Throws <see cref="BackupRefusedException"/> when preflight refuses (nothing was touched).</summary>
+    public async Task<BackupResult> RunAsync(BackupRequest request, CancellationToken ct)
+    {
+        var started = DateTimeOffset.UtcNow;
+        var domain = hypervisor.FindDomain(request.Domain)
+            ?? throw new BackupRefusedException(RefusalKind.DomainNotFound, $"domain '{request.Domain}' does not exist");
+        using var domainLock = DomainLock.Acquire(options.StateDirectory, domain.Uuid, domain.Name);
+        var plan = await PreflightAsync(domain, request, started, ct);
+        return domain.IsActive ? await RunLiveAsync(plan, ct) : await RunShutOffAsync(plan, ct);
+    }
+
+    // ---------------------------------------------------------------- 1. preflight
+
+    private sealed record DiskPlan(DomainDisk Disk, IReadOnlyList<ChainImage> Chain, JournalDisk Journal);
+
+    private sealed record Plan(
+        string RunId, DomainInfo Domain, DateTimeOffset StartedAt, string DefinitionXml, string SnapshotXml,
+        IReadOnlyList<DiskPlan> Disks, IReadOnlyList<SkippedDisk> Skipped, QuiesceMode Quiesce, bool AgentConnected);
+
+    private async Task<Plan> PreflightAsync(DomainInfo domain, BackupRequest request, DateTimeOffset started, CancellationToken ct)
+    {
+        var runId = OverlayNaming.NewRunId(started);
+        var liveXml = hypervisor.GetXml(domain.Uuid, DomainXmlKind.Live);
+        var persistentXml = domain.Persistent ? hypervisor.GetXml(domain.Uuid, DomainXmlKind.Persistent) : null;
+        var disks = DomainXml.ParseDisks(domain.IsActive ? liveXml : persistentXml ?? liveXml);
+
+        RefuseLeftovers(domain, liveXml, persistentXml);
+        var selection = DiskSelection.Select(disks, request.IncludeDisks, request.ExcludeDisks);
+        foreach (var skipped in selection.Skipped)
+            logger.LogInformation("{Domain}: skipping disk {Target}: {Reason}", domain.Name, skipped.Target, skipped.Reason);
+
+        if (domain.IsActive)
+        {
+            foreach (var disk in selection.Selected)
+            {
+                var job = hypervisor.GetBlockJob(domain.Uuid, disk.Target);
+                if (job is not null)
+                    throw new BackupRefusedException(RefusalKind.Busy, $"disk '{disk.Target}' of '{domain.Name}' already has a {job.Type} block job; try again when it is finished");
+            }
+        }
+
+        var plans = new List<DiskPlan>();
+        foreach (var disk in selection.Selected)
+        {
+            IReadOnlyList<ChainImage> chain;
+            try { chain = await images.GetChainAsync(disk.SourcePath!, ct); }
+            catch (IOException e)
+            {
+                throw new BackupRefusedException(RefusalKind.BadRequest, $"disk '{disk.Target}': cannot read the image chain of '{disk.SourcePath}': {e.Message}");
+            }
+            var diskBase = new DiskBase(disk.Type, disk.SourcePath!, disk.Format ?? chain[0].Format);
+            var overlay = OverlayNaming.OverlayPath(disk.SourcePath!, disk.Type, runId, domain.Uuid, disk.Target, options.ScratchDirectory, options.StateDirectory);
+            plans.Add(new DiskPlan(disk, chain, new JournalDisk(disk.Target, diskBase, overlay)));
+        }
+
+        target.EnsureWritable();
+
+        var snapshotXml = "";
+        var agentConnected = false;
+        if (domain.IsActive)
+        {
+            CheckOverlayLocations(plans);
+            snapshotXml = SnapshotXml.Build(runId, disks, plans.ToDictionary(p => p.Disk.Target, p => p.Journal.OverlayPath));
+            agentConnected = DomainXml.AgentConnected(liveXml);
+            if (request.Quiesce == QuiesceMode.Required && !agentConnected)
+                throw new BackupRefusedException(RefusalKind.QuiesceUnavailable,
+                    $"quiesce 'required' but '{domain.Name}' has {(DomainXml.HasAgentChannel(liveXml) ? "a guest agent channel that is not connected" : "no guest agent channel")}; use --quiesce preferred or off, or start qemu-guest-agent in the guest");
+        }
+
+        return new Plan(runId, domain, started, persistentXml ?? liveXml, snapshotXml, plans, selection.Skipped, request.Quiesce, agentConnected);
+    }
+
+    /// <summary>A disk already on one of our overlays, or an unfinished run in the journal: recovery must run first.</summary>
+    private void RefuseLeftovers(DomainInfo domain, string liveXml, string? persistentXml)
+    {
+        foreach (var xml in new[] { liveXml, persistentXml })
+        {
+            if (xml is null) continue;
+            foreach (var disk in DomainXml.ParseDisks(xml))
+            {
+                var overlay = new[] { disk.SourcePath }.Concat(disk.BackingChain.Select(b => b.Path)).FirstOrDefault(OverlayNaming.IsOverlay);
+                if (overlay is not null)
+                    throw new BackupRefusedException(RefusalKind.NeedsRecovery,
+                        $"disk '{disk.Target}' of '{domain.Name}' uses backupd overlay '{overlay}' left by run {OverlayNaming.RunIdOf(overlay)}; run 'backupd recover' first");
+            }
+        }
+        var open = journal.OpenEntries().FirstOrDefault(e => e.DomainUuid == domain.Uuid);
+        if (open is not null)
+            throw new BackupRefusedException(RefusalKind.NeedsRecovery,
+                $"run {open.RunId} of '{domain.Name}' did not finish (journal step {open.Step}); run 'backupd recover' first");
+    }
+
+    private void CheckOverlayLocations(IReadOnlyList<DiskPlan> plans)
+    {
+        foreach (var dir in plans.Select(p => Path.GetDirectoryName(p.Journal.OverlayPath)!).Distinct())
+        {
+            if (!Directory.Exists(dir))
+                throw new BackupRefusedException(RefusalKind.BadRequest, $"overlay directory '{dir}' does not exist");
+            var free = new DriveInfo(dir).AvailableFreeSpace;
+            if (free < options.MinimumOverlayFreeBytes)
+                throw new BackupRefusedException(RefusalKind.InsufficientSpace,
+                    $"overlay directory '{dir}' has {free >> 20} MiB free, less than the {options.MinimumOverlayFreeBytes >> 20} MiB required for guest writes during the backup");
+        }
+        foreach (var p in plans)
+        {
+            if (File.Exists(p.Journal.OverlayPath))
+                throw new BackupRefusedException(RefusalKind.NeedsRecovery, $"overlay file '{p.Journal.OverlayPath}' already exists");
+        }
+    }
+
+    // ---------------------------------------------------------------- 2-4. running domain
+
+    private async Task<BackupResult> RunLiveAsync(Plan plan, CancellationToken ct)
+    {
+        var entry = new JournalEntry
+        {
+            RunId = plan.RunId,
+            DomainUuid = plan.Domain.Uuid,
+            DomainName = plan.Domain.Name,
+            Persistent = plan.Domain.Persistent,
+            WasActive = true,
+            Disks = plan.Disks.Select(d => d.Journal).ToList(),
+            StartedAt = plan.StartedAt,
+        };
+        journal.Write(entry);
+
+        Consistency? consistency = null;
+        Copy? copy = null;
+        Exception? failure = null;
+        var overlayClock = new Stopwatch();
+        IReadOnlyDictionary<string, MergeOutcome> merges;
+        try
+        {
+            Faults.Hit(Faults.AfterJournal);
+            consistency = TakeSnapshot(plan);
+            overlayClock.Start();
+            entry.Step = RunStep.SnapshotCreated;
+            journal.Write(entry);
+            Faults.Hit(Faults.AfterSnapshot);
+
+            entry.Step = RunStep.Copying;
+            journal.Write(entry);
+            copy = await CopyAsync(plan, checkStillShutOff: false, ct);
+            entry.Step = RunStep.Copied;
+            journal.Write(entry);
+            Faults.Hit(Faults.AfterCopy);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            failure = e;
+            entry.Error = e.Message;
+            logger.LogError(e, "{Domain}: backup run {RunId} failed: {Message}", plan.Domain.Name, plan.RunId, e.Message);
+        }
+        finally
+        {
+            // The guest comes first: whatever happened above, get every disk back on its base.
+            merges = await MergeBackAsync(entry, overlayClock);
+        }
+
+        var leftOver = merges.Where(m => !m.Value.BackOnBase).ToList();
+        if (leftOver.Count == 0)
+        {
+            journal.Close(entry);
+        }
+        else
+        {
+            logger.LogCritical("{Domain}: run {RunId} left disk(s) on their overlay, guest data is in them: {Disks}. Run 'backupd recover' (see docs/operations.md)",
+                plan.Domain.Name, plan.RunId, string.Join("; ", leftOver.Select(m => $"{m.Key}: {m.Value.Problem}")));
+        }
+        var outcome = leftOver.Count > 0 ? RunOutcome.NeedsAttention : failure is null ? RunOutcome.Succeeded : RunOutcome.Failed;
+        return Result(plan, outcome, consistency, copy, merges, consistency is null ? null : overlayClock.Elapsed, failure);
+    }
+
+    /// <summary>Quiesce per mode: preferred falls back to crash-consistent when the agent fails.</summary>
+    private Consistency TakeSnapshot(Plan plan)
+    {
+        var uuid = plan.Domain.Uuid;
+        if (plan.Quiesce == QuiesceMode.Required || (plan.Quiesce == QuiesceMode.Preferred && plan.AgentConnected))
+        {
+            try
+            {
+                hypervisor.CreateDiskOnlySnapshot(uuid, plan.SnapshotXml, quiesce: true);
+                return Consistency.ApplicationConsistent;
+            }
+            catch (LibvirtException e) when (plan.Quiesce == QuiesceMode.Preferred)
+            {
+                logger.LogWarning("{Domain}: quiesced snapshot failed ({Message}); falling back to crash-consistent", plan.Domain.Name, e.Message);
+            }
+        }
+        hypervisor.CreateDiskOnlySnapshot(uuid, plan.SnapshotXml, quiesce: false);
+        return Consistency.CrashConsistent;
+    }
+
+    // ---------------------------------------------------------------- 3. copy
+
+    private sealed record Copy(string PointId, IReadOnlyDictionary<string, (List<CopiedFile> Files, TimeSpan Elapsed)> PerDisk, TimeSpan Elapsed);
+
+    private async Task<Copy> CopyAsync(Plan plan, bool checkStillShutOff, CancellationToken ct)
+    {
+        var clock = Stopwatch.StartNew();
+        var total = plan.Disks.Sum(d => d.Chain.Sum(c => FileLength(c.Path)));
+        long doneBefore = 0;
+        var perDisk = new Dictionary<string, (List<CopiedFile>, TimeSpan)>();
+        using var session = target.Begin(plan.Domain.Uuid, plan.Domain.Name);
+        session.AttachMetadata("domain.xml", plan.DefinitionXml);
+        foreach (var disk in plan.Disks)
+        {
+            var diskClock = Stopwatch.StartNew();
+            var files = new List<CopiedFile>();
+            for (var depth = 0; depth < disk.Chain.Count; depth++)
+            {
+                var image = disk.Chain[depth];
+                var key = $"{disk.Disk.Target}.{depth}";
+                var progress = new CopyProgress(key, doneBefore, total, OnProgress);
+                var stored = await session.AddFileAsync(key, image, progress, ct);
+                doneBefore += stored.BytesRead;
+                files.Add(new CopiedFile(key, image.Path, image.Format, image.VirtualSize, stored.BytesRead, stored.BytesWritten, stored.Digest, stored.Elapsed));
+                if (checkStillShutOff) EnsureStillShutOff(plan.Domain);
+            }
+            perDisk[disk.Disk.Target] = (files, diskClock.Elapsed);
+        }
+        var pointId = session.Commit();
+        return new Copy(pointId, perDisk, clock.Elapsed);
+    }
+
+    private static long FileLength(string path)
+    {
+        try { return new FileInfo(path).Length; }
+        catch (IOException) { return 0; }
+    }
+
+    /// <summary>Synchronous progress: reports to the UI and is where the mid-copy fault fires.</summary>
+    private sealed class CopyProgress(string key, long before, long total, Action<BackupProgress>? sink) : IProgress<long>
+    {
+        public void Report(long value)
+        {
+            if (value > 0) Faults.Hit(Faults.MidCopy);
+            sink?.Invoke(new BackupProgress(key, value, before + value, total));
+        }
+    }
+
+    // ---------------------------------------------------------------- 4. commit (finally)
+
+    /// <summary>Never throws and takes no cancellation token: it is the guest's way home.</summary>
+    private async Task<IReadOnlyDictionary<string, MergeOutcome>> MergeBackAsync(JournalEntry entry, Stopwatch overlayClock)
+    {
+        var outcomes = new Dictionary<string, MergeOutcome>();
+        try
+        {
+            entry.Step = RunStep.Committing;
+            journal.Write(entry);
+        }
+        catch (IOException e)
+        {
+            logger.LogError(e, "cannot update the run journal before the commit; committing anyway");
+        }
+
+        var domain = SafeFind(entry.DomainUuid);
+        var liveDisks = domain is { IsActive: true } ? SafeDisks(entry.DomainUuid, DomainXmlKind.Live) : null;
+        var persistentDisks = domain is { Persistent: true } ? SafeDisks(entry.DomainUuid, DomainXmlKind.Persistent) : null;
+
+        foreach (var disk in entry.Disks)
+        {
+            MergeOutcome outcome;
+            var live = liveDisks?.FirstOrDefault(d => d.Target == disk.Target);
+            var persistent = persistentDisks?.FirstOrDefault(d => d.Target == disk.Target);
+            if (live?.SourcePath == disk.OverlayPath)
+            {
+                outcome = await merger.MergeLiveAsync(entry.DomainUuid, disk);
+            }
+            else if (live is not null)
+            {
+                // Running, and not on the overlay: the snapshot never switched it, or it was pivoted.
+                outcome = new MergeOutcome(true, TimeSpan.Zero, null);
+            }
+            else if (domain is not null && persistent?.SourcePath != disk.OverlayPath)
+            {
+                outcome = new MergeOutcome(true, TimeSpan.Zero, null); // shut off and not on the overlay
+            }
+            else
+            {
+                // Shut off on the overlay (the guest stopped during the copy), or a transient domain that is gone.
+                outcome = await merger.MergeOfflineAsync(disk);
+            }
+            outcomes[disk.Target] = outcome;
+            if (!outcome.BackOnBase) continue;
+            disk.Merged = true;
+            TryJournal(entry);
+            Faults.Hit(Faults.AfterPivot);
+        }
+        overlayClock.Stop(); // snapshot created -> last disk back on its base
+
+        var merged = entry.Disks.Where(d => d.Merged).ToList();
+        try
+        {
+            if (domain is { Persistent: true }) merger.FixPersistentDefinition(entry.DomainUuid, merged);
+            foreach (var disk in merged) merger.DeleteOverlay(disk);
+            TryJournal(entry);
+        }
+        catch (Exception e) when (e is LibvirtException or IOException or FormatException)
+        {
+            logger.LogError(e, "{Domain}: the disks are back on their base, but fixing the definition or deleting an overlay failed: {Message}", entry.DomainName, e.Message);
+            foreach (var disk in merged)
+                outcomes[disk.Target] = outcomes[disk.Target] with { BackOnBase = false, Problem = $"back on base, cleanup failed: {e.Message}" };
+        }
+        return outcomes;
+    }
+
+    private DomainInfo? SafeFind(string uuid)
+    {
+        try { return hypervisor.FindDomain(uuid); }
+        catch (LibvirtException e)
+        {
+            logger.LogError("cannot look up domain {Uuid} for the commit: {Message}", uuid, e.Message);
+            return null;
+        }
+    }
+
+    private IReadOnlyList<DomainDisk>? SafeDisks(string uuid, DomainXmlKind kind)
+    {
+        try { return DomainXml.ParseDisks(hypervisor.GetXml(uuid, kind)); }
+        catch (Exception e) when (e is LibvirtException or FormatException)
+        {
+            logger.LogError("cannot read the {Kind} XML of {Uuid}: {Message}", kind, uuid, e.Message);
+            return null;
+        }
+    }
+
+    private void TryJournal(JournalEntry entry)
+    {
+        try { journal.Write(entry); }
+        catch (IOException e) { logger.LogError(e, "cannot update the run journal {RunId}", entry.RunId); }
+    }
+
+    // ---------------------------------------------------------------- shut-off domain
+
+    private async Task<BackupResult> RunShutOffAsync(Plan plan, CancellationToken ct)
+    {
+        Copy? copy = null;
+        Exception? failure = null;
+        try
+        {
+            copy = await CopyAsync(plan, checkStillShutOff: true, ct);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            failure = e;
+            logger.LogError(e, "{Domain}: backup of the shut-off domain failed: {Message}", plan.Domain.Name, e.Message);
+        }
+        var outcome = failure is null ? RunOutcome.Succeeded : RunOutcome.Failed;
+        return Result(plan, outcome, Consistency.ShutOff, copy, new Dictionary<string, MergeOutcome>(), null, failure);
+    }
+
+    /// <summary>A start during the copy changes the files under us: that copy is not a consistent point.</summary>
+    private void EnsureStillShutOff(DomainInfo before)
+    {
+        var now = hypervisor.FindDomain(before.Uuid);
+        if (now is null || now.IsActive || now.Id != before.Id)
+            throw new InvalidOperationException($"domain '{before.Name}' was started (or removed) during the copy; the copy is discarded");
+    }
+
+    // ---------------------------------------------------------------- result
+
+    private static BackupResult Result(Plan plan, RunOutcome outcome, Consistency? consistency, Copy? copy,
+        IReadOnlyDictionary<string, MergeOutcome> merges, TimeSpan? overlayLifetime, Exception? failure)
+    {
+        var disks = plan.Disks.Select(d =>
+        {
+            var copied = copy?.PerDisk.GetValueOrDefault(d.Disk.Target);
+            var merge = merges.GetValueOrDefault(d.Disk.Target);
+            return new DiskResult(d.Disk.Target, d.Journal.Base.Path, plan.Domain.IsActive ? d.Journal.OverlayPath : null,
+                copied?.Files ?? [], copied?.Elapsed ?? TimeSpan.Zero, merge?.Elapsed, merge?.BackOnBase ?? !plan.Domain.IsActive, merge?.Problem);
+        }).ToList();
+        var commitTime = merges.Count == 0 ? (TimeSpan?)null : merges.Values.Aggregate(TimeSpan.Zero, (sum, m) => sum + m.Elapsed);
+        return new BackupResult(plan.RunId, plan.Domain.Name, plan.Domain.Uuid, outcome, consistency,
+            plan.StartedAt, DateTimeOffset.UtcNow - plan.StartedAt, overlayLifetime, copy?.Elapsed ?? TimeSpan.Zero, commitTime,
+            copy?.PointId, disks, plan.Skipped, failure?.Message);
+    }
+}

@@ -1,0 +1,31 @@
+namespace Backupd.Daemon.Workflow;
+
+/// <summary>
+/// Where the copy goes: the narrow slice of the repository the workflow needs, so the workflow can
+/// be tested with a fake and the repository can change underneath.
+/// </summary>
+public interface IBackupTarget
+{
+    /// <summary>For messages: e.g. the repository directory.</summary>
+    string Description { get; }
+
+    /// <summary>Throws <see cref="BackupRefusedException"/> (TargetUnavailable) when nothing could be written.</summary>
+    void EnsureWritable();
+
+    /// <summary>One restore point for one domain. Throws <see cref="BackupRefusedException"/> (Busy) if another run holds the group.</summary>
+    IBackupSession Begin(string groupId, string groupName);
+}
+
+/// <summary>A restore point being written. Dispose without <see cref="Commit"/> rolls it back.</summary>
+public interface IBackupSession : IDisposable
+{
+    /// <summary>Streams one file; <paramref name="progress"/> is called synchronously on the copying thread.</summary>
+    Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, CancellationToken ct);
+
+    void AttachMetadata(string name, string content);
+
+    /// <summary>Durable when it returns; the restore point id.</summary>
+    string Commit();
+}
+
+public sealed record StoredFile(string FileKey, long BytesRead, long BytesWritten, string Digest, TimeSpan Elapsed);

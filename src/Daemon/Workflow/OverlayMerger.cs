@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using Backupd.Daemon.Libvirt;
+using Microsoft.Extensions.Logging;
+
+namespace Backupd.Daemon.Workflow;
+
+/// <summary>How a disk ended up after a merge attempt.</summary>
+public sealed record MergeOutcome(bool BackOnBase, TimeSpan Elapsed, string? Problem);
+
+/// <summary>
+/// Gets a disk off one of our overlays and back on its base, live (active commit SHALLOW, READY,
+/// pivot, confirm from the live XML) or offline (qemu-img commit). Shared by the workflow's finally
+/// and by recovery. Never deletes an overlay unless libvirt shows the disk on its base, or the
+/// overlay's data was committed offline.
+/// </summary>
+public sealed class OverlayMerger(IHypervisor hypervisor, IImageTool images, WorkflowOptions options, ILogger logger)
+{
+    /// <summary>Live merge with retries. Does not throw: failures come back as a problem.</summary>
+    public async Task<MergeOutcome> MergeLiveAsync(string uuid, JournalDisk disk)
+    {
+        var clock = Stopwatch.StartNew();
+        string? problem = null;
+        for (var attempt = 1; attempt <= options.CommitAttempts; attempt++)
+        {
+            try
+            {
+                problem = await TryMergeLiveOnceAsync(uuid, disk);
+                if (problem is null) return new MergeOutcome(true, clock.Elapsed, null);
+            }
+            catch (Exception e) when (e is LibvirtException or InjectedFaultException or FormatException)
+            {
+                problem = e.Message;
+            }
+            logger.LogWarning("commit of {Target} (overlay {Overlay}) attempt {Attempt}/{Attempts} failed: {Problem}",
+                disk.Target, disk.OverlayPath, attempt, options.CommitAttempts, problem);
+            if (attempt < options.CommitAttempts) await Task.Delay(options.CommitRetryDelay * attempt);
+        }
+        return new MergeOutcome(false, clock.Elapsed, problem);
+    }
+
+    /// <summary>One attempt; returns null when the disk is confirmed on its base, else what went wrong.</summary>
+    private async Task<string?> TryMergeLiveOnceAsync(string uuid, JournalDisk disk)
+    {
+        var live = LiveDisk(uuid, disk.Target);
+        if (live.SourcePath == disk.Base.Path) return null; // already pivoted (a previous attempt, or a run that died after the pivot)
+        if (live.SourcePath != disk.OverlayPath)
+            return $"disk {disk.Target} is on '{live.SourcePath}', neither its base '{disk.Base.Path}' nor overlay '{disk.OverlayPath}'; left alone";
+        if ((live.BackingChain.Count > 0 ? live.BackingChain[0].Path : null) != disk.Base.Path)
+            return $"overlay '{disk.OverlayPath}' of {disk.Target} does not sit on the base '{disk.Base.Path}' (chain: {string.Join(" <- ", live.BackingChain.Select(b => b.Path))}); left alone";
+
+        var job = hypervisor.GetBlockJob(uuid, disk.Target);
+        if (job is null)
+        {
+            hypervisor.StartActiveCommit(uuid, disk.Target);
+        }
+        else if (job.Type != BlockJobType.ActiveCommit)
+        {
+            return $"disk {disk.Target} has a {job.Type} block job that is not ours; not touching it";
+        }
+        Faults.Hit(Faults.MidCommit);
+
+        var ready = await hypervisor.WaitForBlockJobAsync(uuid, disk.Target, BlockJobGoal.Ready, options.CommitReadyTimeout);
+        if (ready != BlockJobOutcome.Ready)
+        {
+            // Gone without a pivot means someone aborted it; the next attempt starts a new commit.
+            return $"active commit of {disk.Target} did not become ready: {ready}";
+        }
+        hypervisor.Pivot(uuid, disk.Target);
+        var gone = await hypervisor.WaitForBlockJobAsync(uuid, disk.Target, BlockJobGoal.Gone, options.PivotTimeout);
+        if (gone != BlockJobOutcome.Gone) return $"pivot of {disk.Target} did not finish: {gone}";
+
+        live = LiveDisk(uuid, disk.Target);
+        return live.SourcePath == disk.Base.Path
+            ? null
+            : $"after the pivot {disk.Target} is on '{live.SourcePath}', not its base '{disk.Base.Path}'";
+    }
+
+    private DomainDisk LiveDisk(string uuid, string target) =>
+        DomainXml.ParseDisks(hypervisor.GetXml(uuid, DomainXmlKind.Live)).FirstOrDefault(d => d.Target == target)
+        ?? throw new LibvirtException($"disk {target} is no longer in the live definition of domain {uuid}");
+
+    /// <summary>
+    /// Offline: the domain is not running on the overlay. Commits its data into the base with qemu-img
+    /// unless the journal says it was already merged (re-committing a stale overlay would overwrite newer data).
+    /// </summary>
+    public async Task<MergeOutcome> MergeOfflineAsync(JournalDisk disk)
+    {
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            if (!disk.Merged && File.Exists(disk.OverlayPath))
+            {
+                var chain = await images.GetChainAsync(disk.OverlayPath, CancellationToken.None);
+                var backing = chain.Count > 1 ? chain[1].Path : null;
+                if (backing != disk.Base.Path)
+                    return new MergeOutcome(false, clock.Elapsed, $"overlay '{disk.OverlayPath}' is backed by '{backing}', not '{disk.Base.Path}'; not committing it");
+                await images.CommitAsync(disk.OverlayPath, CancellationToken.None);
+            }
+            return new MergeOutcome(true, clock.Elapsed, null);
+        }
+        catch (IOException e)
+        {
+            return new MergeOutcome(false, clock.Elapsed, e.Message);
+        }
+    }
+
+    /// <summary>
+    /// libvirt rewrites the persistent definition to the overlay at snapshot time (even with
+    /// NO_METADATA); points the listed disks back at their base. A no-op when already right.
+    /// </summary>
+    public void FixPersistentDefinition(string uuid, IEnumerable<JournalDisk> disks)
+    {
+        var repoints = disks.ToDictionary(d => d.Target, d => new DiskRepoint(d.OverlayPath, d.Base));
+        if (repoints.Count == 0) return;
+        var fixedXml = DomainXml.PointDisksAt(hypervisor.GetXml(uuid, DomainXmlKind.Persistent), repoints);
+        if (fixedXml is null) return;
+        hypervisor.DefineXml(fixedXml);
+        logger.LogInformation("persistent definition of {Uuid} points at the base images again ({Targets})", uuid, string.Join(", ", repoints.Keys));
+    }
+
+    /// <summary>Deletes an overlay whose data is in the base. Missing is fine.</summary>
+    public void DeleteOverlay(JournalDisk disk)
+    {
+        if (!OverlayNaming.IsOverlay(disk.OverlayPath))
+            throw new InvalidOperationException($"refusing to delete '{disk.OverlayPath}': not a backupd overlay name");
+        File.Delete(disk.OverlayPath);
+        disk.OverlayDeleted = true;
+        logger.LogInformation("deleted overlay {Overlay} of {Target}", disk.OverlayPath, disk.Target);
+    }
+}

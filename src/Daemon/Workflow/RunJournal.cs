@@ -1,0 +1,124 @@
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Backupd.Daemon.Libvirt;
+
+namespace Backupd.Daemon.Workflow;
+
+/// <summary>Journal steps, in order.</summary>
+public enum RunStep
+{
+    Journaled,
+    SnapshotCreated,
+    Copying,
+    Copied,
+    Committing,
+    Finished,
+}
+
+/// <summary>One disk of a run: where it was before the snapshot and which overlay the run gave it.</summary>
+public sealed record JournalDisk(string Target, DiskBase Base, string OverlayPath)
+{
+    /// <summary>Set once libvirt reports the disk back on its base: the overlay then holds no unmerged data.</summary>
+    public bool Merged { get; set; }
+    public bool OverlayDeleted { get; set; }
+}
+
+/// <summary>What recovery needs to know about a run even when PostgreSQL (or the domain) is gone.</summary>
+public sealed record JournalEntry
+{
+    public required string RunId { get; init; }
+    public required string DomainUuid { get; init; }
+    public required string DomainName { get; init; }
+    public required bool Persistent { get; init; }
+    public required bool WasActive { get; init; }
+    public required List<JournalDisk> Disks { get; init; }
+    public RunStep Step { get; set; } = RunStep.Journaled;
+    public DateTimeOffset StartedAt { get; init; }
+    public DateTimeOffset UpdatedAt { get; set; }
+    public string? Error { get; set; }
+}
+
+/// <summary>
+/// The local run journal: STATE/journal/&lt;runid&gt;.json, written before the snapshot and at each
+/// step, each time as write-temp, fsync, rename, fsync directory. Finished runs move to journal/done.
+/// </summary>
+public sealed class RunJournal(string stateDirectory)
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true, Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
+
+    public string Directory { get; } = Path.Combine(stateDirectory, "journal");
+    private string DoneDirectory => Path.Combine(Directory, "done");
+
+    public void Write(JournalEntry entry)
+    {
+        System.IO.Directory.CreateDirectory(Directory);
+        entry.UpdatedAt = DateTimeOffset.UtcNow;
+        var path = Path.Combine(Directory, entry.RunId + ".json");
+        var temp = path + ".tmp";
+        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            JsonSerializer.Serialize(stream, entry, Json);
+            stream.Flush(flushToDisk: true);
+        }
+        File.Move(temp, path, overwrite: true);
+        Durable.FsyncDirectory(Directory);
+    }
+
+    /// <summary>Moves a finished run out of the open set (kept for the operator's history).</summary>
+    public void Close(JournalEntry entry)
+    {
+        entry.Step = RunStep.Finished;
+        Write(entry);
+        System.IO.Directory.CreateDirectory(DoneDirectory);
+        File.Move(Path.Combine(Directory, entry.RunId + ".json"), Path.Combine(DoneDirectory, entry.RunId + ".json"), overwrite: true);
+        Durable.FsyncDirectory(Directory);
+    }
+
+    /// <summary>Runs that did not finish (a crash, a kill, or an overlay left for the operator).</summary>
+    public IReadOnlyList<JournalEntry> OpenEntries()
+    {
+        if (!System.IO.Directory.Exists(Directory)) return [];
+        var entries = new List<JournalEntry>();
+        foreach (var file in System.IO.Directory.EnumerateFiles(Directory, "*.json").Order(StringComparer.Ordinal))
+        {
+            try
+            {
+                var entry = JsonSerializer.Deserialize<JournalEntry>(File.ReadAllText(file), Json);
+                if (entry is not null) entries.Add(entry);
+            }
+            catch (JsonException)
+            {
+                // A torn temp file cannot end in .json (rename is atomic); a bad one is left for the operator.
+            }
+        }
+        return entries;
+    }
+
+    public JournalEntry? Find(string runId) => OpenEntries().FirstOrDefault(e => e.RunId == runId);
+}
+
+/// <summary>fsync of a directory, so a rename inside it survives a power cut.</summary>
+internal static partial class Durable
+{
+    private const int O_RDONLY = 0, O_DIRECTORY = 0x10000;
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int open(string path, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fsync(int fd);
+
+    [LibraryImport("libc")]
+    private static partial int close(int fd);
+
+    public static void FsyncDirectory(string path)
+    {
+        var fd = open(path, O_RDONLY | O_DIRECTORY);
+        if (fd < 0) throw new IOException($"cannot open directory '{path}' to fsync it (errno {Marshal.GetLastPInvokeError()})");
+        try
+        {
+            if (fsync(fd) < 0) throw new IOException($"fsync of directory '{path}' failed (errno {Marshal.GetLastPInvokeError()})");
+        }
+        finally { _ = close(fd); }
+    }
+}

@@ -1,0 +1,228 @@
+namespace Backupd.Storage.Delta;
+
+/// <summary>
+/// Changes a file in place while capturing an undo record. For every range it is asked to change it
+/// first records the old bytes (or a zero entry when they were all zero) in the undo record; new bytes
+/// are buffered and only written after the undo record has been synced, one batch at a time. So at
+/// any moment the target differs from its old version only in ranges the durable undo record covers.
+/// Calls must come in increasing offset order (as a sequential scan produces them).
+/// </summary>
+public sealed class InPlacePatcher
+{
+    private readonly IRandomAccessFile _target;
+    private readonly UndoRecordWriter _undo;
+    private readonly Stream? _undoStream;
+    private readonly int _batchBytes;
+    private readonly List<(long Offset, int Length, bool Zero)> _pending = [];
+    private readonly List<(long Offset, int Length, long DataPosition)> _captured = [];
+    private byte[] _batch;
+    private int _batchUsed;
+    private readonly byte[] _old = new byte[64 * 1024];
+    private long _nextOffset;
+
+    /// <param name="target">The file to change (its current content is the old version).</param>
+    /// <param name="undo">Receives the old bytes.</param>
+    /// <param name="undoStream">The stream under <paramref name="undo"/>, if readable: lets <see cref="ReadOld"/> find overwritten bytes.</param>
+    /// <param name="batchBytes">How many new bytes to buffer between undo syncs.</param>
+    /// <param name="beforeTargetWrite">Test hook run after the undo sync, before each batch is written.</param>
+    public InPlacePatcher(IRandomAccessFile target, UndoRecordWriter undo, Stream? undoStream = null, int batchBytes = 32 << 20, Action? beforeTargetWrite = null)
+    {
+        _target = target;
+        _undo = undo;
+        _undoStream = undoStream;
+        _batchBytes = batchBytes;
+        _batch = new byte[Math.Min(batchBytes, 1 << 20)];
+        OldLength = undo.TargetLength;
+        BeforeTargetWrite = beforeTargetWrite;
+    }
+
+    public long OldLength { get; }
+    public long BytesChanged { get; private set; }
+    public Action? BeforeTargetWrite { get; set; }
+
+    /// <summary>Replaces [offset, offset+data.Length) with <paramref name="data"/>.</summary>
+    public void Write(long offset, ReadOnlySpan<byte> data)
+    {
+        CheckOrder(offset, data.Length);
+        Capture(offset, data.Length);
+        if (_batchUsed + data.Length > _batch.Length)
+        {
+            if (_batchUsed + data.Length > _batchBytes && _batchUsed > 0)
+            {
+                FlushBatch();
+            }
+            if (data.Length > _batch.Length - _batchUsed)
+            {
+                Array.Resize(ref _batch, Math.Max(_batchUsed + data.Length, Math.Min(_batch.Length * 2, Math.Max(_batchBytes, data.Length))));
+            }
+        }
+        data.CopyTo(_batch.AsSpan(_batchUsed));
+        _batchUsed += data.Length;
+        _pending.Add((offset, data.Length, false));
+        BytesChanged += data.Length;
+    }
+
+    /// <summary>Makes [offset, offset+length) zero (a hole).</summary>
+    public void WriteZeros(long offset, long length)
+    {
+        while (length > 0)
+        {
+            var n = (int)Math.Min(length, 1 << 20);
+            CheckOrder(offset, n);
+            Capture(offset, n);
+            _pending.Add((offset, n, true));
+            BytesChanged += n;
+            offset += n;
+            length -= n;
+        }
+    }
+
+    /// <summary>Reads the OLD content of a range, even if it was already overwritten (from the undo record).</summary>
+    public void ReadOld(long offset, Span<byte> dest)
+    {
+        dest.Clear();
+        var end = offset + dest.Length;
+        // Start with what the file holds now (old bytes wherever nothing was written yet).
+        FlushBatch();
+        var n = _target.Read(offset, dest);
+        if (n < dest.Length)
+        {
+            dest[n..].Clear();
+        }
+        if (offset >= OldLength)
+        {
+            dest.Clear();
+            return;
+        }
+        if (end > OldLength)
+        {
+            dest[(int)(OldLength - offset)..].Clear();
+        }
+        // Then overlay every captured range: those hold the old bytes of what was overwritten.
+        var i = FirstCapturedAtOrAfter(offset);
+        for (; i < _captured.Count && _captured[i].Offset < end; i++)
+        {
+            var (cOff, cLen, pos) = _captured[i];
+            var from = Math.Max(cOff, offset);
+            var to = Math.Min(cOff + cLen, end);
+            if (from >= to)
+            {
+                continue;
+            }
+            var slice = dest.Slice((int)(from - offset), (int)(to - from));
+            if (pos < 0)
+            {
+                slice.Clear();
+            }
+            else
+            {
+                if (_undoStream is null)
+                {
+                    throw new InvalidOperationException("reading overwritten bytes needs a readable undo stream");
+                }
+                var back = _undoStream.Position;
+                _undoStream.Position = pos + (from - cOff);
+                FormatIO.ReadExactly(_undoStream, slice, "undo record", pos, "captured data");
+                _undoStream.Position = back;
+            }
+        }
+    }
+
+    /// <summary>Captures the tail beyond <paramref name="newLength"/> if the file shrinks, writes the last batch, sets the length.</summary>
+    public void Complete(long newLength)
+    {
+        if (newLength < OldLength)
+        {
+            var from = Math.Max(newLength, _nextOffset);
+            for (var o = from; o < OldLength; o += 1 << 20)
+            {
+                Capture(o, (int)Math.Min(1 << 20, OldLength - o));
+            }
+        }
+        FlushBatch();
+        _target.SetLength(newLength);
+    }
+
+    private void CheckOrder(long offset, int length)
+    {
+        if (offset < _nextOffset)
+        {
+            throw new InvalidOperationException($"in-place writes must come in increasing order: {offset} after {_nextOffset}");
+        }
+        _nextOffset = offset + length;
+    }
+
+    private void Capture(long offset, int length)
+    {
+        var oldEnd = Math.Min(offset + length, OldLength);
+        if (offset >= oldEnd)
+        {
+            return;
+        }
+        var remaining = (int)(oldEnd - offset);
+        var pos = offset;
+        while (remaining > 0)
+        {
+            var n = Math.Min(remaining, _old.Length);
+            var span = _old.AsSpan(0, n);
+            var read = _target.Read(pos, span);
+            span[read..].Clear();
+            if (BlockHasher.IsZero(span))
+            {
+                _undo.AddZero(pos, n);
+                _captured.Add((pos, n, -1));
+            }
+            else
+            {
+                var dataPos = _undo.AddData(pos, span);
+                _captured.Add((pos, n, dataPos));
+            }
+            pos += n;
+            remaining -= n;
+        }
+    }
+
+    private int FirstCapturedAtOrAfter(long offset)
+    {
+        int lo = 0, hi = _captured.Count;
+        while (lo < hi)
+        {
+            var mid = (lo + hi) / 2;
+            if (_captured[mid].Offset + _captured[mid].Length <= offset)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid;
+            }
+        }
+        return lo;
+    }
+
+    private void FlushBatch()
+    {
+        if (_pending.Count == 0)
+        {
+            return;
+        }
+        // The rule this class exists for: the undo record is durable before the target changes.
+        _undo.Sync();
+        BeforeTargetWrite?.Invoke();
+        var used = 0;
+        foreach (var (offset, length, zero) in _pending)
+        {
+            if (zero)
+            {
+                _target.Zero(offset, length);
+            }
+            else
+            {
+                _target.Write(offset, _batch.AsSpan(used, length));
+                used += length;
+            }
+        }
+        _pending.Clear();
+        _batchUsed = 0;
+    }
+}

@@ -1,0 +1,222 @@
+using Backupd.Storage.Delta;
+
+namespace Backupd.Storage.Repository;
+
+public sealed partial class BackupRepository
+{
+    private const int ReadChunkBytes = 8 << 20;
+
+    /// <summary>
+    /// Writes one file of a restore point to a new path: streamed, holes kept as holes, and checked against the
+    /// recorded digest before returning (on mismatch the target is removed). Refuses an existing target.
+    /// Takes the group's lock shared: refused (busy) while a backup or deletion of the group runs.
+    /// </summary>
+    public async Task RestoreFileAsync(string pointId, string fileKey, string targetPath, IProgress<long>? progress, CancellationToken ct)
+    {
+        var point = FindPointDocument(pointId) ?? throw new RestorePointNotFoundException($"restore point {pointId} does not exist in {Directory}");
+        var file = point.Files.FirstOrDefault(f => f.FileKey == fileKey)
+            ?? throw new RestorePointNotFoundException($"restore point {pointId} has no file '{fileKey}' (it has: {string.Join(", ", point.Files.Select(f => f.FileKey))})");
+        targetPath = Path.GetFullPath(targetPath);
+        if (File.Exists(targetPath) || System.IO.Directory.Exists(targetPath))
+        {
+            throw new RepositoryException($"{targetPath} already exists; refusing to overwrite it (choose a new path or remove it first)");
+        }
+        using var groupLock = GroupLock.Acquire(_layout.Group(point.GroupId), exclusive: false, "restore");
+        var chain = VersionChain(LoadPoints(point.GroupId), fileKey);
+        var undoPaths = UndoPathsFor(point.GroupId, fileKey, chain, file.VersionId);
+        await Task.Run(() => Restore(point, file, undoPaths, targetPath, progress, ct), ct);
+    }
+
+    private void Restore(PointDocument point, PointFileDocument file, List<string> undoPaths, string targetPath, IProgress<long>? progress, CancellationToken ct)
+    {
+        var created = false;
+        try
+        {
+            using var reader = new VersionReader(_layout.Mirror(point.GroupId, file.FileKey), undoPaths);
+            if (reader.Length != file.FileSize)
+            {
+                throw new RepositoryCorruptException($"'{file.FileKey}' at {point.PointId}: reconstructed length {reader.Length}, recorded {file.FileSize}");
+            }
+            using var output = File.OpenHandle(targetPath, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+            created = true;
+            var signature = ReadVersion(reader, file.BlockSize, (offset, data, zero, blockSize) =>
+            {
+                // Write runs of non-zero blocks; zero blocks stay holes.
+                var runStart = -1;
+                var blocks = zero.Length;
+                for (var i = 0; i <= blocks; i++)
+                {
+                    var isData = i < blocks && !zero[i];
+                    if (isData && runStart < 0)
+                    {
+                        runStart = i;
+                    }
+                    else if (!isData && runStart >= 0)
+                    {
+                        var from = runStart * blockSize;
+                        var to = Math.Min(i * blockSize, data.Length);
+                        RandomAccess.Write(output, data[from..to], offset + from);
+                        runStart = -1;
+                    }
+                }
+            }, progress, ct);
+            RandomAccess.SetLength(output, reader.Length);
+            RandomAccess.FlushToDisk(output);
+            var digest = signature.Digest();
+            if (digest != file.Digest)
+            {
+                throw new RepositoryCorruptException($"'{file.FileKey}' at {point.PointId}: restored content has digest {digest}, recorded {file.Digest}; the repository is damaged (run verify)");
+            }
+        }
+        catch (CorruptDataException e)
+        {
+            DeletePartial(targetPath, created);
+            throw new RepositoryCorruptException($"'{file.FileKey}' at {point.PointId}: {e.Message}", e);
+        }
+        catch
+        {
+            DeletePartial(targetPath, created);
+            throw;
+        }
+    }
+
+    private static void DeletePartial(string path, bool created)
+    {
+        if (created && File.Exists(path))
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>Reads a whole version in chunks, hashing blocks on all cores; returns its signature.</summary>
+    private Signature ReadVersion(VersionReader reader, int blockSize, ChunkAction? onChunk, IProgress<long>? progress, CancellationToken ct, Action<long, bool, UInt128>? perBlock = null)
+    {
+        var chunkBytes = Math.Max(ReadChunkBytes, blockSize);
+        var buffer = new byte[chunkBytes];
+        var maxBlocks = chunkBytes / blockSize;
+        var zero = new bool[maxBlocks];
+        var tags = new UInt128[maxBlocks];
+        var builder = new SignatureBuilder(blockSize, Hasher.KeyId);
+        var length = reader.Length;
+        for (long offset = 0; offset < length; offset += chunkBytes)
+        {
+            ct.ThrowIfCancellationRequested();
+            var n = (int)Math.Min(chunkBytes, length - offset);
+            reader.Read(offset, buffer.AsSpan(0, n));
+            SourceScan.HashBlocks(buffer, n, blockSize, Hasher, zero, tags);
+            var blocks = (n + blockSize - 1) / blockSize;
+            for (var i = 0; i < blocks; i++)
+            {
+                builder.Add(zero[i], tags[i], 0, Math.Min(blockSize, n - (i * blockSize)));
+                perBlock?.Invoke((offset / blockSize) + i, zero[i], tags[i]);
+            }
+            onChunk?.Invoke(offset, buffer.AsSpan(0, n), zero.AsSpan(0, blocks), blockSize);
+            progress?.Report(offset + n);
+        }
+        reader.Finish();
+        return builder.Build();
+    }
+
+    private delegate void ChunkAction(long offset, ReadOnlySpan<byte> data, ReadOnlySpan<bool> zero, int blockSize);
+
+    /// <summary>
+    /// Recomputes the digest of every version (all groups, one group, or one point's versions): the mirror block
+    /// by block against its stored signature (naming the first bad block), older versions by reconstruction
+    /// through their undo records (naming the damaged record and range). Changes nothing.
+    /// </summary>
+    public async Task<VerifyReport> VerifyAsync(string? groupId, string? pointId, IProgress<long>? progress, CancellationToken ct)
+    {
+        PointDocument? onlyPoint = null;
+        if (pointId is not null)
+        {
+            onlyPoint = FindPointDocument(pointId) ?? throw new RestorePointNotFoundException($"restore point {pointId} does not exist in {Directory}");
+        }
+        if (groupId is not null)
+        {
+            Names.Validate(groupId, nameof(groupId));
+            if (!System.IO.Directory.Exists(_layout.Group(groupId)))
+            {
+                throw new RestorePointNotFoundException($"group {groupId} does not exist in {Directory}");
+            }
+        }
+        var groups = onlyPoint is not null ? [onlyPoint.GroupId] : groupId is not null ? [groupId] : GroupIds().ToList();
+        return await Task.Run(() =>
+        {
+            var problems = new List<string>();
+            var versions = 0;
+            long bytes = 0;
+            long done = 0;
+            var relay = progress is null ? null : new Progress<long>(p => progress.Report(done + p));
+            foreach (var g in groups)
+            {
+                using var groupLock = GroupLock.Acquire(_layout.Group(g), exclusive: false, "verify");
+                if (File.Exists(_layout.Journal(g)))
+                {
+                    problems.Add($"group {g}: an interrupted update is pending (open the repository for writing to recover it)");
+                }
+                var points = LoadPoints(g);
+                var keys = (onlyPoint?.Files ?? points.SelectMany(p => p.Files)).Select(f => f.FileKey).Distinct().Order(StringComparer.Ordinal);
+                foreach (var key in keys)
+                {
+                    var chain = VersionChain(points, key);
+                    var wanted = onlyPoint is null ? chain : chain.Where(v => onlyPoint.Files.Any(f => f.FileKey == key && f.VersionId == v.VersionId)).ToList();
+                    foreach (var version in wanted)
+                    {
+                        ct.ThrowIfCancellationRequested();
+                        var problem = VerifyVersion(g, key, chain, version, relay, ct);
+                        versions++;
+                        bytes += version.FileSize;
+                        done += version.FileSize;
+                        if (problem is not null)
+                        {
+                            problems.Add(problem);
+                        }
+                    }
+                }
+            }
+            return new VerifyReport(problems.Count == 0, problems) { VersionsChecked = versions, BytesChecked = bytes };
+        }, ct);
+    }
+
+    private string? VerifyVersion(string g, string key, List<PointFileDocument> chain, PointFileDocument version, IProgress<long>? progress, CancellationToken ct)
+    {
+        var where = $"group {g}, file '{key}', version {version.VersionId}";
+        var isMirror = version.VersionId == chain[^1].VersionId;
+        try
+        {
+            Signature? stored = null;
+            if (isMirror)
+            {
+                using var sigStream = OpenRead(_layout.Signature(g, key));
+                stored = SignatureFormat.Read(sigStream, Hasher.KeyId);
+            }
+            using var reader = new VersionReader(_layout.Mirror(g, key), UndoPathsFor(g, key, chain, version.VersionId));
+            if (reader.Length != version.FileSize)
+            {
+                return $"{where}: length {reader.Length}, recorded {version.FileSize}";
+            }
+            long firstBad = -1;
+            var computed = ReadVersion(reader, version.BlockSize, null, progress, ct, (block, zero, tag) =>
+            {
+                if (firstBad < 0 && stored is not null && !stored.Matches(block, zero, tag, stored.BlockLength(block)))
+                {
+                    firstBad = block;
+                }
+            });
+            if (firstBad >= 0)
+            {
+                return $"{where} (the mirror): block {firstBad} (bytes {firstBad * version.BlockSize} to {Math.Min((firstBad + 1) * version.BlockSize, version.FileSize) - 1}) does not match its signature";
+            }
+            var digest = computed.Digest();
+            return digest == version.Digest ? null : $"{where}: digest {digest}, recorded {version.Digest}";
+        }
+        catch (CorruptDataException e)
+        {
+            return $"{where}: {e.Message}";
+        }
+        catch (IOException e)
+        {
+            return $"{where}: {e.Message}";
+        }
+    }
+}

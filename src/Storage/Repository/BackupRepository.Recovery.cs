@@ -1,0 +1,207 @@
+using Backupd.Storage.Delta;
+
+namespace Backupd.Storage.Repository;
+
+public sealed partial class BackupRepository
+{
+    /// <summary>
+    /// Finishes or reverses the update a group's journal describes. The caller holds the group's exclusive lock.
+    /// The point manifest decides: present → the update committed, roll forward; absent → roll back.
+    /// Every step is idempotent, so a crash during recovery is recovered by the next Open.
+    /// </summary>
+    internal void Recover(string groupId)
+    {
+        var journalPath = _layout.Journal(groupId);
+        if (!File.Exists(journalPath))
+        {
+            return;
+        }
+        JournalDocument journal;
+        try
+        {
+            journal = Json.Read<JournalDocument>(journalPath);
+        }
+        catch (RepositoryCorruptException e)
+        {
+            // Journals are published by rename, so a damaged one is not a crash artefact: stop, do not guess.
+            throw new RepositoryCorruptException($"cannot recover group {groupId}: {e.Message}", e);
+        }
+        var committed = File.Exists(_layout.Point(groupId, journal.PointId));
+        switch (journal.Operation)
+        {
+            case JournalDocument.Backup when committed:
+                FinishBackup(groupId, journal);
+                break;
+            case JournalDocument.Backup:
+                RollBackBackup(groupId, journal);
+                break;
+            case JournalDocument.Delete when committed:
+                foreach (var m in journal.Merges.Where(m => m.MergeInto is not null))
+                {
+                    Durable.Delete(_layout.MergedUndo(groupId, m.FileKey, m.MergeInto!));
+                }
+                break;
+            case JournalDocument.Delete:
+                FinishDelete(groupId, journal);
+                break;
+            default:
+                throw new RepositoryCorruptException($"{journalPath}: unknown operation '{journal.Operation}'");
+        }
+        Durable.Delete(journalPath);
+    }
+
+    private void FinishBackup(string groupId, JournalDocument journal)
+    {
+        foreach (var f in journal.Files)
+        {
+            var pending = _layout.PendingSignature(groupId, f.FileKey, journal.PointId);
+            if (File.Exists(pending))
+            {
+                Durable.Rename(pending, _layout.Signature(groupId, f.FileKey));
+            }
+        }
+    }
+
+    private void RollBackBackup(string groupId, JournalDocument journal)
+    {
+        for (var i = journal.Files.Count - 1; i >= 0; i--)
+        {
+            var f = journal.Files[i];
+            var fileDir = _layout.File(groupId, f.FileKey);
+            if (!f.HadMirror)
+            {
+                // The whole directory belongs to the aborted backup.
+                if (System.IO.Directory.Exists(fileDir))
+                {
+                    System.IO.Directory.Delete(fileDir, recursive: true);
+                    Native.FsyncDirectory(_layout.Files(groupId));
+                }
+                continue;
+            }
+            var undoPath = _layout.Undo(groupId, f.FileKey, f.UndoName!);
+            if (File.Exists(undoPath))
+            {
+                using (var undo = new FileStream(undoPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20))
+                using (var mirror = File.OpenHandle(_layout.Mirror(groupId, f.FileKey), FileMode.Open, FileAccess.ReadWrite, FileShare.Read))
+                {
+                    var target = new HandleFile(mirror);
+                    try
+                    {
+                        UndoRecord.Apply(undo, target, tolerateTruncation: true);
+                        target.Flush();
+                    }
+                    catch (CorruptDataException)
+                    {
+                        // Header unreadable: it is synced before the mirror is touched, so the mirror is unchanged.
+                    }
+                }
+                Durable.Delete(undoPath);
+            }
+            Durable.Delete(_layout.PendingSignature(groupId, f.FileKey, journal.PointId));
+        }
+    }
+
+    private void FinishDelete(string groupId, JournalDocument journal)
+    {
+        foreach (var m in journal.Merges)
+        {
+            if (m.MergeInto is not null)
+            {
+                var merged = _layout.MergedUndo(groupId, m.FileKey, m.MergeInto);
+                if (File.Exists(merged))
+                {
+                    Durable.Rename(merged, _layout.Undo(groupId, m.FileKey, m.MergeInto));
+                }
+            }
+            Durable.Delete(_layout.Undo(groupId, m.FileKey, m.Remove));
+        }
+        foreach (var f in journal.Files)
+        {
+            var dir = _layout.File(groupId, f.FileKey);
+            if (System.IO.Directory.Exists(dir))
+            {
+                System.IO.Directory.Delete(dir, recursive: true);
+                Native.FsyncDirectory(_layout.Files(groupId));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Deletes a restore point. A file version only it referenced goes away: the oldest version by dropping its
+    /// undo record, a middle one by merging its undo record into the next older one. The newest version of a
+    /// file (the mirror) cannot be removed while older versions exist: that point is refused.
+    /// </summary>
+    public void DeletePoint(string pointId)
+    {
+        var doc = FindPointDocument(pointId) ?? throw new RestorePointNotFoundException($"restore point {pointId} does not exist in {Directory}");
+        var g = doc.GroupId;
+        using var groupLock = GroupLock.Acquire(_layout.Group(g), exclusive: true, "delete");
+        Recover(g);
+        var points = LoadPoints(g);
+        if (points.All(p => p.PointId != pointId))
+        {
+            throw new RestorePointNotFoundException($"restore point {pointId} does not exist in {Directory}");
+        }
+        var remaining = points.Where(p => p.PointId != pointId).ToList();
+        var merges = new List<JournalMerge>();
+        var removeFiles = new List<JournalFile>();
+        foreach (var f in doc.Files)
+        {
+            if (remaining.Any(p => p.Files.Any(x => x.FileKey == f.FileKey && x.VersionId == f.VersionId)))
+            {
+                continue;
+            }
+            var chain = VersionChain(points, f.FileKey);
+            var j = chain.FindIndex(v => v.VersionId == f.VersionId);
+            if (chain.Count == 1)
+            {
+                removeFiles.Add(new JournalFile(f.FileKey, true, null));
+            }
+            else if (j == chain.Count - 1)
+            {
+                throw new RepositoryException($"restore point {pointId} holds the newest version of '{f.FileKey}' (the mirror) and older versions exist: delete older points, or back up again first");
+            }
+            else
+            {
+                merges.Add(new JournalMerge(f.FileKey, chain[j].VersionId, j == 0 ? null : chain[j - 1].VersionId));
+            }
+        }
+        var journal = new JournalDocument(JournalDocument.Delete, pointId, removeFiles, merges);
+        Durable.WriteFile(_layout.Journal(g), Json.Serialize(journal));
+        try
+        {
+            Fault("delete-journal-written");
+            foreach (var m in merges.Where(m => m.MergeInto is not null))
+            {
+                var mergedPath = _layout.MergedUndo(g, m.FileKey, m.MergeInto!);
+                using (var newer = OpenRead(_layout.Undo(g, m.FileKey, m.Remove)))
+                using (var older = OpenRead(_layout.Undo(g, m.FileKey, m.MergeInto!)))
+                using (var output = new FileStream(mergedPath, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+                {
+                    UndoRecord.Merge(newer, older, output);
+                    output.Flush(flushToDisk: true);
+                }
+                Native.FsyncDirectory(Path.GetDirectoryName(mergedPath)!);
+            }
+            Fault("merged-written");
+            Durable.Delete(_layout.Point(g, pointId)); // the deletion takes effect here
+            Fault("manifest-deleted");
+        }
+        catch (SimulatedCrashException)
+        {
+            throw;
+        }
+        catch (Exception e)
+        {
+            Recover(g); // manifest still there → undo the preparation
+            if (e is CorruptDataException)
+            {
+                throw new RepositoryCorruptException($"cannot delete {pointId}: an undo record is damaged: {e.Message}", e);
+            }
+            throw;
+        }
+        Recover(g);
+    }
+
+    private static FileStream OpenRead(string path) => new(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+}

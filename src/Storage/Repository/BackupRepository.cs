@@ -1,0 +1,245 @@
+using System.Security.Cryptography;
+using Backupd.Storage.Delta;
+
+namespace Backupd.Storage.Repository;
+
+/// <summary>
+/// A versioned backup repository (docs/repository-format.md): per group (a VM, by UUID) and per file, the
+/// newest version as a plain file (the mirror) with its signature, and each older version as an undo record
+/// against the next newer one. Restore points group the versions of several files.
+/// Thread-safety: one instance may be shared; writers of one group are serialized by the group lock.
+/// </summary>
+public sealed partial class BackupRepository : IDisposable
+{
+    public const int DefaultBlockSize = 64 * 1024;
+    private readonly RepositoryLayout _layout;
+
+    private BackupRepository(string directory, byte[] key)
+    {
+        Directory = directory;
+        _layout = new RepositoryLayout(directory);
+        Hasher = new BlockHasher(key);
+    }
+
+    public string Directory { get; }
+
+    /// <summary>Block size for files backed up for the first time (a file keeps the block size of its first backup).</summary>
+    public int BlockSize { get; set; } = DefaultBlockSize;
+
+    internal BlockHasher Hasher { get; }
+    internal RepositoryLayout Layout => _layout;
+
+    /// <summary>Test hook: called at every write phase with the phase name; throwing from it simulates a crash there.</summary>
+    internal Action<string>? FaultHook { get; set; }
+
+    /// <summary>Bytes of new data buffered between undo-record syncs (tests lower it to get several batches).</summary>
+    internal int BatchBytes { get; set; } = 32 << 20;
+
+    /// <summary>Groups whose interrupted update could not be recovered at open because a live writer holds them.</summary>
+    public IReadOnlyList<string> BusyGroupsAtOpen { get; private set; } = [];
+
+    /// <summary>Opens (or creates) a repository and rolls back (or completes) every interrupted update.</summary>
+    public static BackupRepository Open(string directory)
+    {
+        directory = Path.GetFullPath(directory);
+        var layout = new RepositoryLayout(directory);
+        if (!File.Exists(layout.Document))
+        {
+            if (System.IO.Directory.Exists(directory) && System.IO.Directory.EnumerateFileSystemEntries(directory).Any(e => Path.GetFileName(e) is not ("key" or "groups")))
+            {
+                throw new RepositoryException($"{directory} is not empty and has no repository.json: not a backupd repository (refusing to create one over other files)");
+            }
+            Create(layout);
+        }
+        var doc = Json.Read<RepositoryDocument>(layout.Document);
+        if (doc.Format != RepositoryDocument.FormatName || doc.Version != RepositoryDocument.CurrentVersion)
+        {
+            throw new RepositoryException($"{layout.Document}: format '{doc.Format}' version {doc.Version} is not supported (expected '{RepositoryDocument.FormatName}' version {RepositoryDocument.CurrentVersion})");
+        }
+        var key = File.ReadAllBytes(layout.KeyFile);
+        if (key.Length != BlockHasher.KeyLength)
+        {
+            throw new RepositoryCorruptException($"{layout.KeyFile}: {key.Length} bytes, expected {BlockHasher.KeyLength}");
+        }
+        var repository = new BackupRepository(directory, key) { BlockSize = doc.DefaultBlockSize };
+        repository.FaultHook = KillHookFromEnvironment();
+        repository.RecoverAll();
+        return repository;
+    }
+
+    private static void Create(RepositoryLayout layout)
+    {
+        Durable.CreateDirectory(layout.Root);
+        if (!File.Exists(layout.KeyFile))
+        {
+            var key = RandomNumberGenerator.GetBytes(BlockHasher.KeyLength);
+            var temp = layout.KeyFile + ".tmp";
+            using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                if (!OperatingSystem.IsWindows())
+                {
+                    File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                }
+                fs.Write(key);
+                fs.Flush(true);
+            }
+            Durable.Rename(temp, layout.KeyFile);
+        }
+        Durable.CreateDirectory(layout.Groups);
+        var doc = new RepositoryDocument(RepositoryDocument.FormatName, RepositoryDocument.CurrentVersion, DateTimeOffset.UtcNow, "key", "blake3-keyed-128", DefaultBlockSize);
+        Durable.WriteFile(layout.Document, Json.Serialize(doc));
+    }
+
+    private void RecoverAll()
+    {
+        var busy = new List<string>();
+        foreach (var g in GroupIds())
+        {
+            if (!File.Exists(_layout.Journal(g)))
+            {
+                continue;
+            }
+            try
+            {
+                using var l = GroupLock.Acquire(_layout.Group(g), exclusive: true, "recovery");
+                Recover(g);
+            }
+            catch (RepositoryBusyException)
+            {
+                busy.Add(g);
+            }
+        }
+        BusyGroupsAtOpen = busy;
+    }
+
+    internal IEnumerable<string> GroupIds() =>
+        System.IO.Directory.Exists(_layout.Groups)
+            ? System.IO.Directory.EnumerateDirectories(_layout.Groups).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal)
+            : [];
+
+    /// <summary>Starts a backup of a group: takes the group's writer lock (throws <see cref="RepositoryBusyException"/> if held).</summary>
+    public BackupSession BeginBackup(string groupId, string groupName)
+    {
+        Names.Validate(groupId, nameof(groupId));
+        ArgumentNullException.ThrowIfNull(groupName);
+        Durable.CreateDirectory(_layout.Group(groupId));
+        var groupLock = GroupLock.Acquire(_layout.Group(groupId), exclusive: true, "backup");
+        try
+        {
+            if (File.Exists(_layout.Journal(groupId)))
+            {
+                Recover(groupId);
+            }
+            var docPath = _layout.GroupDocument(groupId);
+            if (!File.Exists(docPath) || Json.Read<GroupDocument>(docPath).GroupName != groupName)
+            {
+                Durable.WriteFile(docPath, Json.Serialize(new GroupDocument(groupId, groupName)));
+            }
+            Durable.CreateDirectory(_layout.Points(groupId));
+            Durable.CreateDirectory(_layout.Files(groupId));
+            var points = LoadPoints(groupId);
+            var sequence = points.Count == 0 ? 1 : points.Max(p => p.Sequence) + 1;
+            var pointId = NewPointId();
+            return new BackupSession(this, groupLock, groupId, groupName, pointId, sequence, points.MaxBy(p => p.Sequence));
+        }
+        catch
+        {
+            groupLock.Dispose();
+            throw;
+        }
+    }
+
+    private static string NewPointId() =>
+        $"{DateTimeOffset.UtcNow:yyyyMMdd'T'HHmmss'Z'}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
+
+    /// <summary>Restore points, newest first (all groups, or one).</summary>
+    public IReadOnlyList<RestorePointInfo> ListPoints(string? groupId = null)
+    {
+        var groups = groupId is null ? GroupIds() : [groupId];
+        if (groupId is not null)
+        {
+            Names.Validate(groupId, nameof(groupId));
+        }
+        return groups.SelectMany(LoadPoints)
+            .OrderByDescending(p => p.CreatedAt).ThenByDescending(p => p.Sequence)
+            .Select(p => p.ToInfo()).ToList();
+    }
+
+    public RestorePointInfo? FindPoint(string pointId) => FindPointDocument(pointId)?.ToInfo();
+
+    internal PointDocument? FindPointDocument(string pointId)
+    {
+        Names.Validate(pointId, nameof(pointId));
+        foreach (var g in GroupIds())
+        {
+            var path = _layout.Point(g, pointId);
+            if (File.Exists(path))
+            {
+                return Json.Read<PointDocument>(path);
+            }
+        }
+        return null;
+    }
+
+    internal List<PointDocument> LoadPoints(string groupId)
+    {
+        var dir = _layout.Points(groupId);
+        if (!System.IO.Directory.Exists(dir))
+        {
+            return [];
+        }
+        return System.IO.Directory.EnumerateFiles(dir, "*.json")
+            .Where(p => !Path.GetFileName(p).StartsWith('.'))
+            .Select(Json.Read<PointDocument>)
+            .OrderBy(p => p.Sequence).ToList();
+    }
+
+    /// <summary>The versions of one file, oldest first: the last one is the mirror.</summary>
+    internal static List<PointFileDocument> VersionChain(IEnumerable<PointDocument> points, string fileKey) =>
+        points.SelectMany(p => p.Files).Where(f => f.FileKey == fileKey)
+            .DistinctBy(f => f.VersionId).OrderBy(f => f.VersionSequence).ToList();
+
+    /// <summary>Undo records to apply to the mirror to get <paramref name="versionId"/>, newest first.</summary>
+    internal List<string> UndoPathsFor(string groupId, string fileKey, List<PointFileDocument> chain, string versionId)
+    {
+        var index = chain.FindIndex(v => v.VersionId == versionId);
+        if (index < 0)
+        {
+            throw new RestorePointNotFoundException($"version {versionId} of {fileKey} is not in group {groupId}");
+        }
+        var paths = new List<string>();
+        for (var i = chain.Count - 2; i >= index; i--)
+        {
+            paths.Add(_layout.Undo(groupId, fileKey, chain[i].VersionId));
+        }
+        return paths;
+    }
+
+    internal void Fault(string phase) => FaultHook?.Invoke(phase);
+
+    /// <summary>Environment variable for crash tests: "PHASE" or "PHASE:N" kills the process (SIGKILL) at the N-th time it reaches PHASE.</summary>
+    public const string KillAtVariable = "BACKUPD_TEST_KILL_AT";
+
+    private static Action<string>? KillHookFromEnvironment()
+    {
+        var spec = Environment.GetEnvironmentVariable(KillAtVariable);
+        if (string.IsNullOrEmpty(spec))
+        {
+            return null;
+        }
+        var parts = spec.Split(':');
+        var wanted = parts.Length > 1 && int.TryParse(parts[1], out var n) ? n : 1;
+        var seen = 0;
+        return phase =>
+        {
+            if (phase == parts[0] && ++seen == wanted)
+            {
+                System.Diagnostics.Process.GetCurrentProcess().Kill(); // SIGKILL: no finally blocks, no flush
+            }
+        };
+    }
+
+    public void Dispose()
+    {
+    }
+}

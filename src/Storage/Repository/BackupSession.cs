@@ -1,0 +1,344 @@
+using System.Diagnostics;
+using Backupd.Storage.Delta;
+
+namespace Backupd.Storage.Repository;
+
+/// <summary>
+/// One backup of a group, producing one restore point. Holds the group's writer lock until disposed.
+/// Dispose without <see cref="Commit"/> rolls back every file it touched. Files of the previous point that
+/// are not added again are carried over unchanged into the new point.
+/// </summary>
+public sealed class BackupSession : IDisposable
+{
+    private readonly BackupRepository _repo;
+    private readonly GroupLock _lock;
+    private readonly string _groupId;
+    private readonly string _groupName;
+    private readonly long _sequence;
+    private readonly PointDocument? _previous;
+    private readonly DateTimeOffset _createdAt = DateTimeOffset.UtcNow;
+    private readonly Dictionary<string, PointFileDocument> _added = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _metadata = new(StringComparer.Ordinal);
+    private readonly JournalDocument _journal;
+    private bool _journalWritten;
+    private bool _broken;
+    private bool _committed;
+    private bool _crashed;
+    private bool _disposed;
+
+    internal BackupSession(BackupRepository repo, GroupLock groupLock, string groupId, string groupName, string pointId, long sequence, PointDocument? previous)
+    {
+        _repo = repo;
+        _lock = groupLock;
+        _groupId = groupId;
+        _groupName = groupName;
+        PointId = pointId;
+        _sequence = sequence;
+        _previous = previous;
+        _journal = new JournalDocument(JournalDocument.Backup, pointId, [], []);
+    }
+
+    /// <summary>The id the restore point will have once committed.</summary>
+    public string PointId { get; }
+
+    private RepositoryLayout L => _repo.Layout;
+
+    /// <summary>
+    /// Backs up one file: reads it once (holes skipped via SEEK_DATA/SEEK_HOLE), compares each block with the
+    /// stored signature, and writes only changed blocks into the mirror, their old bytes into an undo record
+    /// first. <paramref name="progress"/> receives the byte offset reached.
+    /// </summary>
+    public async Task<FileVersionInfo> AddFileAsync(string fileKey, string sourcePath, SourceFileInfo info, IProgress<long>? progress, CancellationToken ct)
+    {
+        EnsureOpen();
+        Names.Validate(fileKey, nameof(fileKey));
+        ArgumentNullException.ThrowIfNull(info);
+        if (_added.ContainsKey(fileKey))
+        {
+            throw new ArgumentException($"file '{fileKey}' was already added to this backup", nameof(fileKey));
+        }
+        var watch = Stopwatch.StartNew();
+        using var source = File.OpenHandle(sourcePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        var length = RandomAccess.GetLength(source);
+        var previous = BackupRepository.VersionChain(_repo.LoadPoints(_groupId), fileKey).LastOrDefault();
+        var hadMirror = previous is not null;
+        var fileDir = L.File(_groupId, fileKey);
+        var mirrorPath = L.Mirror(_groupId, fileKey);
+        if (hadMirror && !File.Exists(mirrorPath))
+        {
+            throw new RepositoryCorruptException($"{mirrorPath} is missing although restore points reference version {previous!.VersionId} of '{fileKey}'");
+        }
+        if (!hadMirror && Directory.Exists(fileDir))
+        {
+            Directory.Delete(fileDir, recursive: true); // leftovers of a never-committed backup
+        }
+        var blockSize = previous?.BlockSize ?? _repo.BlockSize;
+        BlockHasher.ValidateBlockSize(blockSize);
+
+        _broken = true; // until this file is complete
+        try
+        {
+            _journal.Files.Add(new JournalFile(fileKey, hadMirror, previous?.VersionId));
+            WriteJournal();
+            Fault("journal-written");
+            var result = await WriteVersionAsync(fileKey, sourcePath, info, source, length, previous, blockSize, progress, watch, ct);
+            _added[fileKey] = result;
+            _broken = false;
+            return result.ToInfo();
+        }
+        catch (SimulatedCrashException)
+        {
+            _crashed = true;
+            throw;
+        }
+    }
+
+    private async Task<PointFileDocument> WriteVersionAsync(
+        string fileKey, string sourcePath, SourceFileInfo info, Microsoft.Win32.SafeHandles.SafeFileHandle source, long length,
+        PointFileDocument? previous, int blockSize, IProgress<long>? progress, Stopwatch watch, CancellationToken ct)
+    {
+        var hasher = _repo.Hasher;
+        var fileDir = L.File(_groupId, fileKey);
+        Durable.CreateDirectory(fileDir);
+        Signature? oldSig = null;
+        if (previous is not null)
+        {
+            using var sigStream = new FileStream(L.Signature(_groupId, fileKey), FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            oldSig = SignatureFormat.Read(sigStream, hasher.KeyId);
+        }
+
+        using var mirror = File.OpenHandle(L.Mirror(_groupId, fileKey), previous is null ? FileMode.CreateNew : FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+        var mirrorFile = new HandleFile(mirror);
+        if (oldSig is not null && oldSig.Length != mirrorFile.Length)
+        {
+            throw new RepositoryCorruptException($"{L.Mirror(_groupId, fileKey)} has {mirrorFile.Length} bytes but its signature describes {oldSig.Length}");
+        }
+        FileStream? undoStream = null;
+        UndoRecordWriter? undo = null;
+        InPlacePatcher? patcher = null;
+        try
+        {
+            if (previous is not null)
+            {
+                Durable.CreateDirectory(L.UndoDirectory(_groupId, fileKey));
+                undoStream = new FileStream(L.Undo(_groupId, fileKey, previous.VersionId), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 20);
+                var stream = undoStream;
+                undo = new UndoRecordWriter(undoStream, oldSig!.Length, () => stream.Flush(flushToDisk: true));
+                undo.Sync();
+                Native.FsyncDirectory(L.UndoDirectory(_groupId, fileKey));
+                Fault("undo-created");
+                patcher = new InPlacePatcher(mirrorFile, undo, undoStream, _repo.BatchBytes, () => Fault("undo-synced"));
+            }
+            else
+            {
+                Native.FsyncDirectory(fileDir);
+            }
+
+            var builder = new SignatureBuilder(blockSize, hasher.KeyId);
+            long changed = 0, mirrorBytes = 0;
+            var bytesRead = await SourceScan.RunAsync(source, length, blockSize, hasher, chunk =>
+            {
+                var runStart = -1; // first block of a run of changed non-zero blocks, written with one call
+                void FlushRun(int endBlock)
+                {
+                    if (runStart < 0)
+                    {
+                        return;
+                    }
+                    var from = runStart * blockSize;
+                    var len = Math.Min(endBlock * blockSize, chunk.Length) - from;
+                    var data = chunk.Data.AsSpan(from, len);
+                    if (patcher is not null)
+                    {
+                        patcher.Write(chunk.Offset + from, data);
+                    }
+                    else
+                    {
+                        RandomAccess.Write(mirror, data, chunk.Offset + from);
+                    }
+                    mirrorBytes += len;
+                    runStart = -1;
+                }
+                for (var i = 0; i < chunk.Blocks; i++)
+                {
+                    var offset = chunk.Offset + ((long)i * blockSize);
+                    var n = (int)Math.Min(blockSize, length - offset);
+                    var zero = chunk.Zero[i];
+                    var tag = chunk.Tags[i];
+                    builder.Add(zero, tag, 0, n);
+                    if (oldSig is not null && oldSig.Matches(offset / blockSize, zero, tag, n))
+                    {
+                        FlushRun(i);
+                        continue;
+                    }
+                    changed++;
+                    if (zero)
+                    {
+                        FlushRun(i);
+                        patcher?.WriteZeros(offset, n); // a new mirror keeps a hole
+                    }
+                    else if (runStart < 0)
+                    {
+                        runStart = i;
+                    }
+                }
+                FlushRun(chunk.Blocks);
+                progress?.Report(chunk.Offset + chunk.Length);
+            }, ct);
+
+            if (patcher is not null)
+            {
+                patcher.Complete(length);
+                undo!.Complete();
+            }
+            else
+            {
+                RandomAccess.SetLength(mirror, length);
+            }
+            mirrorFile.Flush();
+            Fault("mirror-written");
+
+            var signature = builder.Build();
+            var pendingSig = L.PendingSignature(_groupId, fileKey, PointId);
+            long sigBytes;
+            using (var sigOut = new FileStream(pendingSig, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+            {
+                SignatureFormat.Write(signature, sigOut);
+                sigOut.Flush(flushToDisk: true);
+                sigBytes = sigOut.Length;
+            }
+            Native.FsyncDirectory(fileDir);
+            Fault("signature-written");
+
+            var undoBytes = undo?.BytesWritten ?? 0;
+            var unchanged = oldSig is not null && changed == 0 && length == oldSig.Length;
+            undoStream?.Dispose();
+            undoStream = null;
+            if (unchanged)
+            {
+                // Same content as the previous version: keep referring to it, keep no empty undo record.
+                Durable.Delete(L.Undo(_groupId, fileKey, previous!.VersionId));
+                Durable.Delete(pendingSig);
+                mirrorBytes = undoBytes = sigBytes = 0;
+            }
+            return new PointFileDocument(
+                fileKey,
+                unchanged ? previous!.VersionId : PointId,
+                unchanged ? previous!.VersionSequence : _sequence,
+                info.SourcePath.Length > 0 ? info.SourcePath : sourcePath,
+                info.Format, info.BackingFile, info.VirtualSize, length, signature.Digest(), blockSize,
+                bytesRead, mirrorBytes + undoBytes + sigBytes, changed, watch.Elapsed.TotalSeconds)
+            {
+                MirrorBytesWritten = mirrorBytes,
+                UndoBytesWritten = undoBytes,
+            };
+        }
+        finally
+        {
+            undoStream?.Dispose();
+        }
+    }
+
+    /// <summary>Stores a small named document with the point (e.g. "domain.xml").</summary>
+    public void AttachMetadata(string name, string content)
+    {
+        EnsureOpen();
+        Names.Validate(name, nameof(name));
+        ArgumentNullException.ThrowIfNull(content);
+        _metadata[name] = content;
+    }
+
+    /// <summary>Publishes the restore point; it is durable when this returns. Releases the group lock.</summary>
+    public RestorePointInfo Commit()
+    {
+        EnsureOpen();
+        if (_broken)
+        {
+            throw new InvalidOperationException("a file of this backup failed; dispose the session to roll it back");
+        }
+        var files = _added.Values.ToList();
+        if (_previous is not null)
+        {
+            files.AddRange(_previous.Files.Where(f => !_added.ContainsKey(f.FileKey))
+                .Select(f => f with { BytesRead = 0, BytesWritten = 0, BlocksChanged = 0, ElapsedSeconds = 0, MirrorBytesWritten = 0, UndoBytesWritten = 0 }));
+        }
+        files.Sort((a, b) => string.CompareOrdinal(a.FileKey, b.FileKey));
+        var doc = new PointDocument(1, PointId, _groupId, _groupName, _sequence, _createdAt, files, new Dictionary<string, string>(_metadata));
+        try
+        {
+            Fault("before-manifest");
+            Durable.WriteFile(L.Point(_groupId, PointId), Json.Serialize(doc));
+            _committed = true; // the restore point exists from here on
+            Fault("manifest-written");
+            if (_journalWritten)
+            {
+                _repo.Recover(_groupId); // rolls forward: publishes the new signatures, removes the journal
+            }
+        }
+        catch (SimulatedCrashException)
+        {
+            _crashed = true;
+            throw;
+        }
+        Dispose();
+        return doc.ToInfo();
+    }
+
+    private void WriteJournal()
+    {
+        Durable.WriteFile(L.Journal(_groupId), Json.Serialize(_journal));
+        _journalWritten = true;
+    }
+
+    private void Fault(string phase)
+    {
+        try
+        {
+            _repo.Fault(phase);
+        }
+        catch (SimulatedCrashException)
+        {
+            _crashed = true;
+            throw;
+        }
+    }
+
+    private void EnsureOpen()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_committed)
+        {
+            throw new InvalidOperationException("the session is already committed");
+        }
+        if (_crashed)
+        {
+            throw new InvalidOperationException("session crashed (test)");
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        try
+        {
+            // A simulated crash leaves everything as a dead process would; the next Open recovers it.
+            if (!_crashed && _journalWritten && File.Exists(L.Journal(_groupId)))
+            {
+                _repo.Recover(_groupId);
+            }
+        }
+        finally
+        {
+            _lock.Dispose();
+        }
+    }
+}
+
+/// <summary>Thrown by test fault hooks to simulate a crash: the session then leaves its files as a killed process would.</summary>
+internal sealed class SimulatedCrashException(string phase) : Exception($"simulated crash at {phase}")
+{
+}

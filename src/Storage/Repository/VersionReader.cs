@@ -1,0 +1,182 @@
+using Backupd.Storage.Delta;
+using Microsoft.Win32.SafeHandles;
+
+namespace Backupd.Storage.Repository;
+
+/// <summary>
+/// Reads an older version of a file without changing anything: the mirror, overlaid by the undo records
+/// from the newest to the version's own (so older bytes win). Sequential, streamed: each undo record is
+/// read once, in step with the output, and checked completely (entries and trailer) by <see cref="Finish"/>.
+/// Holes of the mirror are recognised with SEEK_DATA and not read.
+/// </summary>
+internal sealed class VersionReader : IDisposable
+{
+    private readonly SafeFileHandle _mirror;
+    private readonly long _mirrorLength;
+    private readonly List<Cursor> _cursors = [];
+    private long _dataStart = -1;
+    private long _dataEnd = -1;
+
+    /// <param name="mirrorPath">The newest version.</param>
+    /// <param name="undoPathsNewestFirst">Undo records to apply: the newest one first, the wanted version's own last.</param>
+    public VersionReader(string mirrorPath, IReadOnlyList<string> undoPathsNewestFirst)
+    {
+        _mirror = File.OpenHandle(mirrorPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        _mirrorLength = RandomAccess.GetLength(_mirror);
+        try
+        {
+            foreach (var path in undoPathsNewestFirst)
+            {
+                _cursors.Add(new Cursor(path));
+            }
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+        Length = _cursors.Count == 0 ? _mirrorLength : _cursors[^1].Reader.TargetLength;
+    }
+
+    public long Length { get; }
+
+    /// <summary>Fills dest with [offset, offset+dest.Length); calls must move forward.</summary>
+    public void Read(long offset, Span<byte> dest)
+    {
+        ReadMirror(offset, dest);
+        var end = offset + dest.Length;
+        foreach (var c in _cursors)
+        {
+            c.Overlay(offset, end, dest);
+        }
+    }
+
+    /// <summary>Reads every undo record to its end so damage anywhere in them is reported.</summary>
+    public void Finish()
+    {
+        foreach (var c in _cursors)
+        {
+            c.Drain();
+        }
+    }
+
+    private void ReadMirror(long offset, Span<byte> dest)
+    {
+        dest.Clear();
+        var end = Math.Min(offset + dest.Length, _mirrorLength);
+        var pos = offset;
+        while (pos < end)
+        {
+            if (pos >= _dataEnd)
+            {
+                _dataStart = Native.NextData(_mirror, pos);
+                _dataEnd = _dataStart < 0 ? long.MaxValue : Native.NextHole(_mirror, _dataStart);
+                if (_dataStart < 0)
+                {
+                    _dataStart = long.MaxValue;
+                }
+            }
+            if (_dataStart >= end)
+            {
+                return; // the rest is a hole
+            }
+            var from = Math.Max(pos, _dataStart);
+            var to = Math.Min(end, _dataEnd);
+            var span = dest.Slice((int)(from - offset), (int)(to - from));
+            var n = 0;
+            while (n < span.Length)
+            {
+                var r = RandomAccess.Read(_mirror, span[n..], from + n);
+                if (r == 0)
+                {
+                    break;
+                }
+                n += r;
+            }
+            pos = to;
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var c in _cursors)
+        {
+            c.Dispose();
+        }
+        _mirror.Dispose();
+    }
+
+    private sealed class Cursor : IDisposable
+    {
+        private readonly FileStream _stream;
+        private UndoEntry _current;
+        private bool _has;
+
+        public Cursor(string path)
+        {
+            _stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            try
+            {
+                Reader = new UndoRecordReader(_stream);
+            }
+            catch (CorruptDataException e)
+            {
+                _stream.Dispose();
+                throw new CorruptDataException($"{path}: {e.Message}", e);
+            }
+            Path = path;
+            _has = Next();
+        }
+
+        public UndoRecordReader Reader { get; }
+        public string Path { get; }
+
+        public void Overlay(long offset, long end, Span<byte> dest)
+        {
+            while (_has && _current.Offset < end)
+            {
+                if (_current.End > offset)
+                {
+                    var from = Math.Max(offset, _current.Offset);
+                    var to = Math.Min(end, _current.End);
+                    var target = dest.Slice((int)(from - offset), (int)(to - from));
+                    if (_current.Kind == UndoEntryKind.Zero)
+                    {
+                        target.Clear();
+                    }
+                    else
+                    {
+                        _current.Data.Span.Slice((int)(from - _current.Offset), (int)(to - from)).CopyTo(target);
+                    }
+                }
+                if (_current.End > end)
+                {
+                    return; // continues into the next read
+                }
+                _has = Next();
+            }
+        }
+
+        public void Drain()
+        {
+            while (_has)
+            {
+                _has = Next();
+            }
+        }
+
+        private bool Next()
+        {
+            try
+            {
+                return Reader.TryRead(out _current);
+            }
+            catch (CorruptDataException e)
+            {
+                throw new CorruptDataException($"{Path}: {e.Message}", e);
+            }
+        }
+
+        public void Dispose() => _stream.Dispose();
+    }
+}

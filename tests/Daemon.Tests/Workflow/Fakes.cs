@@ -1,0 +1,213 @@
+using System.Xml.Linq;
+using Backupd.Daemon.Libvirt;
+using Backupd.Daemon.Workflow;
+using Microsoft.Extensions.Logging;
+
+namespace Backupd.Daemon.Tests.Workflow;
+
+/// <summary>A disk of the fake domain: Chain[0] is the active image, then its backing files.</summary>
+public sealed class FakeDisk(string target, string path, string format = "qcow2", string device = "disk")
+{
+    public string Target { get; } = target;
+    public string Device { get; set; } = device;
+    public bool ReadOnly { get; set; }
+    public List<(string Path, string Format)> Chain { get; } = [(path, format)];
+    public string PersistentSource { get; set; } = path;
+    public string PersistentFormat { get; set; } = format;
+    public BlockJobType? Job { get; set; }
+}
+
+/// <summary>One domain whose XML is generated from a small model; records every call in order.</summary>
+public sealed class FakeHypervisor(string directory) : IHypervisor
+{
+    public string Uuid { get; } = "6f3c2a9e-1111-2222-3333-444455556666";
+    public string Name { get; set; } = "vm1";
+    public bool Exists { get; set; } = true;
+    public int? Id { get; set; } = 7;
+    public List<FakeDisk> Disks { get; } = [];
+    public List<string> Calls { get; } = [];
+    public bool AgentConnected { get; set; }
+    public Func<bool, Exception?> SnapshotFails { get; set; } = _ => null;
+    public bool PivotFails { get; set; }
+    public Action? DuringFind { get; set; }
+
+    public FakeDisk AddDisk(string target, string format = "qcow2", string device = "disk")
+    {
+        var path = Path.Combine(directory, $"{target}.{format}");
+        File.WriteAllBytes(path, Enumerable.Repeat((byte)0x5a, 3 << 20).ToArray());
+        var disk = new FakeDisk(target, path, format, device);
+        Disks.Add(disk);
+        return disk;
+    }
+
+    private FakeDisk Disk(string target) => Disks.Single(d => d.Target == target);
+
+    public DomainInfo? FindDomain(string nameOrUuid)
+    {
+        DuringFind?.Invoke();
+        return Exists && (nameOrUuid == Name || nameOrUuid == Uuid)
+            ? new DomainInfo(Uuid, Name, Id is null ? DomainRunState.Shutoff : DomainRunState.Running, Id, true)
+            : null;
+    }
+
+    public IReadOnlyList<DomainInfo> ListDomains() => Exists ? [FindDomain(Uuid)!] : [];
+
+    public string GetXml(string uuid, DomainXmlKind kind)
+    {
+        var devices = new XElement("devices");
+        foreach (var d in Disks)
+        {
+            var disk = new XElement("disk", new XAttribute("type", "file"), new XAttribute("device", d.Device));
+            if (kind == DomainXmlKind.Live)
+            {
+                disk.Add(new XElement("driver", new XAttribute("type", d.Chain[0].Format)), new XElement("source", new XAttribute("file", d.Chain[0].Path)));
+                XElement parent = disk;
+                foreach (var (path, format) in d.Chain.Skip(1))
+                {
+                    var store = new XElement("backingStore", new XAttribute("type", "file"), new XElement("format", new XAttribute("type", format)), new XElement("source", new XAttribute("file", path)));
+                    parent.Add(store);
+                    parent = store;
+                }
+                parent.Add(new XElement("backingStore"));
+                if (d.Job == BlockJobType.ActiveCommit) disk.Add(new XElement("mirror", new XAttribute("job", "active-commit"), new XAttribute("ready", "yes")));
+            }
+            else
+            {
+                disk.Add(new XElement("driver", new XAttribute("type", d.PersistentFormat)), new XElement("source", new XAttribute("file", d.PersistentSource)));
+            }
+            disk.Add(new XElement("target", new XAttribute("dev", d.Target)));
+            if (d.ReadOnly) disk.Add(new XElement("readonly"));
+            devices.Add(disk);
+        }
+        var target = new XElement("target", new XAttribute("type", "virtio"), new XAttribute("name", "org.qemu.guest_agent.0"));
+        if (kind == DomainXmlKind.Live) target.Add(new XAttribute("state", AgentConnected ? "connected" : "disconnected"));
+        devices.Add(new XElement("channel", new XAttribute("type", "unix"), target));
+        return new XElement("domain", new XAttribute("type", "qemu"), new XElement("name", Name), new XElement("uuid", Uuid), devices).ToString();
+    }
+
+    public void DefineXml(string xml)
+    {
+        Calls.Add("define");
+        foreach (var d in DomainXml.ParseDisks(xml))
+        {
+            var disk = Disk(d.Target);
+            disk.PersistentSource = d.SourcePath!;
+            disk.PersistentFormat = d.Format!;
+        }
+    }
+
+    public void CreateDiskOnlySnapshot(string uuid, string snapshotXml, bool quiesce)
+    {
+        Calls.Add(quiesce ? "snapshot+quiesce" : "snapshot");
+        var error = SnapshotFails(quiesce);
+        if (error is not null) throw error;
+        foreach (var d in XElement.Parse(snapshotXml).Element("disks")!.Elements("disk"))
+        {
+            var disk = Disk((string)d.Attribute("name")!);
+            if ((string?)d.Attribute("snapshot") != "external") continue;
+            var overlay = (string)d.Element("source")!.Attribute("file")!;
+            File.WriteAllText(overlay, "overlay");
+            disk.Chain.Insert(0, (overlay, "qcow2"));
+            disk.PersistentSource = overlay; // libvirt rewrites the persistent definition too
+            disk.PersistentFormat = "qcow2";
+        }
+    }
+
+    public void StartActiveCommit(string uuid, string target)
+    {
+        Calls.Add($"commit {target}");
+        Disk(target).Job = BlockJobType.ActiveCommit;
+    }
+
+    public BlockJobStatus? GetBlockJob(string uuid, string target) =>
+        Disk(target).Job is { } t ? new BlockJobStatus(t, 1, 1) : null;
+
+    public Task<BlockJobOutcome> WaitForBlockJobAsync(string uuid, string target, BlockJobGoal goal, TimeSpan timeout) =>
+        Task.FromResult(Disk(target).Job is null ? BlockJobOutcome.Gone : goal == BlockJobGoal.Ready ? BlockJobOutcome.Ready : BlockJobOutcome.TimedOut);
+
+    public void Pivot(string uuid, string target)
+    {
+        Calls.Add($"pivot {target}");
+        if (PivotFails) throw new LibvirtException("virDomainBlockJobAbort", 83, 10, "block copy still active");
+        var disk = Disk(target);
+        disk.Chain.RemoveAt(0);
+        disk.Job = null;
+        disk.PersistentSource = disk.Chain[0].Path;
+        disk.PersistentFormat = disk.Chain[0].Format;
+    }
+
+    public void AbortBlockJob(string uuid, string target) => Disk(target).Job = null;
+
+    public bool PingAgent(string uuid, TimeSpan timeout) => AgentConnected;
+
+    public void Dispose() { }
+}
+
+/// <summary>Chains are declared per top image; anything else is a single image.</summary>
+public sealed class FakeImages(List<string> calls) : IImageTool
+{
+    public Dictionary<string, List<ChainImage>> Chains { get; } = [];
+
+    public Task<IReadOnlyList<ChainImage>> GetChainAsync(string path, CancellationToken ct)
+    {
+        if (Chains.TryGetValue(path, out var chain)) return Task.FromResult<IReadOnlyList<ChainImage>>(chain);
+        if (!File.Exists(path)) throw new IOException($"no such image {path}");
+        return Task.FromResult<IReadOnlyList<ChainImage>>([new ChainImage(path, path.EndsWith(".raw", StringComparison.Ordinal) ? "raw" : "qcow2", null, new FileInfo(path).Length)]);
+    }
+
+    public Task CommitAsync(string overlay, CancellationToken ct)
+    {
+        calls.Add($"qemu-img commit {Path.GetFileName(overlay)}");
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>Records files; <see cref="OnAdd"/> runs before each file is "copied" (throw from it to fail the copy).</summary>
+public sealed class FakeTarget(List<string> calls) : IBackupTarget
+{
+    public bool Writable { get; set; } = true;
+    public Action<string>? OnAdd { get; set; }
+    public bool Committed { get; private set; }
+
+    public string Description => "fake";
+
+    public void EnsureWritable()
+    {
+        if (!Writable) throw new BackupRefusedException(RefusalKind.TargetUnavailable, "repository directory '/nope' is not writable");
+    }
+
+    public IBackupSession Begin(string groupId, string groupName) => new Session(this, calls);
+
+    private sealed class Session(FakeTarget owner, List<string> calls) : IBackupSession
+    {
+        public async Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, CancellationToken ct)
+        {
+            calls.Add($"copy {fileKey} {Path.GetFileName(image.Path)}");
+            owner.OnAdd?.Invoke(fileKey);
+            await Task.Yield();
+            ct.ThrowIfCancellationRequested();
+            progress?.Report(image.VirtualSize);
+            return new StoredFile(fileKey, image.VirtualSize, image.VirtualSize / 2, "sha256:00", TimeSpan.FromMilliseconds(1));
+        }
+
+        public void AttachMetadata(string name, string content) => calls.Add($"metadata {name}");
+
+        public string Commit()
+        {
+            calls.Add("point committed");
+            owner.Committed = true;
+            return "point-1";
+        }
+
+        public void Dispose() { }
+    }
+}
+
+public sealed class ListLogger : ILogger
+{
+    public List<(LogLevel Level, string Message)> Entries { get; } = [];
+    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+    public bool IsEnabled(LogLevel logLevel) => true;
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+        Entries.Add((logLevel, formatter(state, exception)));
+}

@@ -1,0 +1,131 @@
+using Backupd.Daemon.Runs;
+using Backupd.Integration.Fixtures;
+using Backupd.Storage.Catalog;
+
+namespace Backupd.Integration.Catalog;
+
+/// <summary>The runner's catalog guarantees, with a real PostgreSQL and a scripted workflow.</summary>
+#pragma warning disable CA1001 // disposed in IAsyncLifetime.DisposeAsync
+public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>, IAsyncLifetime
+{
+    private CatalogStore _store = null!;
+#pragma warning restore CA1001
+
+    public async Task InitializeAsync()
+    {
+        await CatalogMigrator.MigrateAsync(database.ConnectionString, CancellationToken.None);
+        _store = new CatalogStore(database.ConnectionString);
+    }
+
+    public async Task DisposeAsync() => await _store.DisposeAsync();
+
+    [Fact]
+    public async Task A_successful_run_records_progress_then_the_point_with_the_run()
+    {
+        var workflow = new ScriptedWorkflow("vm-ok") { Catalog = _store };
+        var seen = new List<RunProgress>();
+        var runner = new BackupRunner(_store, workflow);
+
+        var result = await runner.RunAsync(new BackupRequest("vm-ok", "cli", "alice"), new SyncProgress(seen.Add), CancellationToken.None);
+
+        var run = await _store.GetRunAsync(result.RunId, CancellationToken.None);
+        Assert.Equal((RunStates.Succeeded, "done", result.Point.PointId, "alice", "cli"), (run!.State, run.Step, run.RestorePointId, run.RequestedBy, run.Trigger));
+        Assert.Equal((123L, 45L, 100L), (run.BytesRead, run.BytesWritten, run.ProgressBytes));
+        Assert.Contains(seen, p => p.Step == "copy" && p.Bytes == 100);
+        // While the workflow ran (before its commit returned) the catalog showed no point.
+        Assert.Equal(0, workflow.PointsVisibleDuringRun);
+        Assert.Equal([result.Point.PointId], (await _store.ListPointsAsync(workflow.Target.Uuid, null, CancellationToken.None)).Select(p => p.Id));
+    }
+
+    [Fact]
+    public async Task A_failing_workflow_leaves_a_failed_run_no_point_and_a_free_lock()
+    {
+        var workflow = new ScriptedWorkflow("vm-fail") { Failure = new IOException("copy of vda.0 failed: No space left on device") };
+        var runner = new BackupRunner(_store, workflow);
+
+        var error = await Assert.ThrowsAsync<IOException>(() => runner.RunAsync(new BackupRequest("vm-fail", "schedule", "policy nightly", "nightly"), null, CancellationToken.None));
+
+        var run = Assert.Single(await _store.ListRunsAsync(workflow.Target.Uuid, 10, CancellationToken.None));
+        Assert.Equal((RunStates.Failed, "nightly"), (run.State, run.PolicyName));
+        Assert.Contains("copy: copy of vda.0 failed", run.Error, StringComparison.Ordinal);
+        Assert.Empty(await _store.ListPointsAsync(workflow.Target.Uuid, null, CancellationToken.None));
+        await using var free = await DomainLock.AcquireAsync(database.ConnectionString, workflow.Target.Uuid, "vm-fail", ProcessIdentity.Current, CancellationToken.None);
+        Assert.NotNull(error);
+    }
+
+    [Fact]
+    public async Task A_cancelled_run_is_interrupted_without_a_point()
+    {
+        var workflow = new ScriptedWorkflow("vm-cancel") { Block = new TaskCompletionSource() };
+        var runner = new BackupRunner(_store, workflow);
+        using var cts = new CancellationTokenSource();
+
+        var running = runner.RunAsync(new BackupRequest("vm-cancel", "cli", "root"), null, cts.Token);
+        await workflow.Started.Task;
+        await cts.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => running);
+        var run = Assert.Single(await _store.ListRunsAsync(workflow.Target.Uuid, 10, CancellationToken.None));
+        Assert.Equal(RunStates.Interrupted, run.State);
+        Assert.Empty(await _store.ListPointsAsync(workflow.Target.Uuid, null, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Two_concurrent_runs_of_one_domain_exactly_one_runs_and_the_other_names_it()
+    {
+        var workflow = new ScriptedWorkflow("vm-twice") { Block = new TaskCompletionSource() };
+        var runner = new BackupRunner(_store, workflow);
+
+        var first = runner.RunAsync(new BackupRequest("vm-twice", "schedule", "backupd"), null, CancellationToken.None);
+        await workflow.Started.Task;
+        var busy = await Assert.ThrowsAsync<DomainBusyException>(() => runner.RunAsync(new BackupRequest("vm-twice", "cli", "bob"), null, CancellationToken.None));
+        workflow.Block.SetResult();
+        var result = await first;
+
+        Assert.Equal(1, workflow.Calls);
+        Assert.Equal(result.RunId, busy.Holder!.RunId);
+        Assert.Equal(ProcessIdentity.Current.Pid, busy.Holder.Pid);
+        Assert.Single(await _store.ListRunsAsync(workflow.Target.Uuid, 10, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task An_unknown_domain_is_reported_and_nothing_is_recorded()
+    {
+        var runner = new BackupRunner(_store, new ScriptedWorkflow("vm-x"));
+        var error = await Assert.ThrowsAsync<DomainNotFoundException>(() => runner.RunAsync(new BackupRequest("no-such-vm", "cli", "root"), null, CancellationToken.None));
+        Assert.Contains("no-such-vm", error.Message, StringComparison.Ordinal);
+    }
+
+    private sealed class SyncProgress(Action<RunProgress> action) : IProgress<RunProgress>
+    {
+        public void Report(RunProgress value) => action(value);
+    }
+
+    /// <summary>Plays the workflow's part: reports progress, optionally waits or fails, returns a "committed" point.</summary>
+    private sealed class ScriptedWorkflow(string name) : IDomainBackup
+    {
+        public BackupTarget Target { get; } = new(Guid.NewGuid(), name);
+        public Exception? Failure { get; init; }
+        public TaskCompletionSource? Block { get; init; }
+        public TaskCompletionSource Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public CatalogStore? Catalog { get; init; }
+        public int Calls;
+        public int PointsVisibleDuringRun = -1;
+
+        public BackupTarget? Resolve(string nameOrUuid) => nameOrUuid == Target.Name || nameOrUuid == Target.Uuid.ToString() ? Target : null;
+
+        public async Task<DomainBackupOutcome> BackupAsync(BackupTarget target, long runId, IProgress<RunProgress> progress, CancellationToken ct)
+        {
+            Interlocked.Increment(ref Calls);
+            progress.Report(new RunProgress("snapshot"));
+            Started.TrySetResult();
+            if (Block is not null) await Block.Task.WaitAsync(ct);
+            progress.Report(new RunProgress("copy", 100, 100));
+            if (Failure is not null) throw Failure;
+            var point = CatalogStoreTests.Point(target.Uuid, target.Name, $"pt-{runId}-{target.Uuid}", DateTimeOffset.UtcNow);
+            if (Catalog is not null)
+                PointsVisibleDuringRun = (await Catalog.ListPointsAsync(target.Uuid, null, ct)).Count;
+            return new DomainBackupOutcome(point, new RunStats(123, 45, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(0.5), "crash-consistent"));
+        }
+    }
+}

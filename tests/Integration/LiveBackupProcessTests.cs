@@ -1,0 +1,182 @@
+using System.Text.Json;
+using Backupd.Daemon.Workflow;
+using Backupd.Integration.Fixtures;
+
+namespace Backupd.Integration;
+
+/// <summary>`backupd backup --domain` and `backupd recover` as a child process: exit codes, messages, and kills at each step.</summary>
+public sealed class LiveBackupProcessTests : IDisposable
+{
+    private const long MiB = TestVm.MiB;
+    // The live backup needs no catalog; the configuration only has to name the directories.
+    private readonly TempConfig config = new("Host=127.0.0.1;Database=unused");
+    private string Repository => Path.Combine(config.Directory, "repo");
+
+    public void Dispose() => config.Dispose();
+
+    private Task<(int ExitCode, string Stdout, string Stderr)> Backupd(IDictionary<string, string>? env, params string[] args) =>
+        BackupdProcess.RunAsync(env, ["--config", config.Path, .. args]);
+
+    private static IEnumerable<string> OverlayFiles(TestVm vm) => Directory.EnumerateFiles(vm.Directory).Where(OverlayNaming.IsOverlay);
+
+    private static async Task AssertOnBaseAsync(TestVm vm, params string[] targets)
+    {
+        foreach (var t in targets)
+        {
+            Assert.Equal(vm.Disk(t).Path, await vm.ActiveSourceAsync(t));
+            Assert.Equal(vm.Disk(t).Path, await vm.ActiveSourceAsync(t, inactive: true));
+            Assert.DoesNotContain(".backupd-", await vm.LiveXmlAsync(), StringComparison.Ordinal);
+            Assert.DoesNotContain(".backupd-", await vm.InactiveXmlAsync(), StringComparison.Ordinal);
+        }
+        Assert.Empty(OverlayFiles(vm));
+    }
+
+    [Theory]
+    [InlineData("after-journal")]
+    [InlineData("after-snapshot")]
+    [InlineData("mid-copy")]
+    [InlineData("after-copy")]
+    [InlineData("mid-commit")]
+    [InlineData("after-pivot")]
+    public async Task Killed_at_each_step_then_recover_puts_the_vm_back_on_its_base_without_losing_a_write(string step)
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"), new DiskSpec("vdb", Format: "raw"));
+        await vm.StartAsync();
+        await vm.WriteAsGuestAsync("vda", 2 * MiB, 0xa1, MiB);
+
+        var killed = await Backupd(new Dictionary<string, string> { [Faults.EnvironmentVariable] = $"{step}:kill" },
+            "backup", "--domain", vm.Name, "--to", Repository, "--json");
+        Assert.Equal(137, killed.ExitCode); // SIGKILL
+
+        // The guest keeps writing while backupd is dead (onto the overlay if it is on one).
+        await vm.WriteAsGuestAsync("vda", 4 * MiB, 0xb2, MiB);
+        await vm.WriteAsGuestAsync("vdb", 4 * MiB, 0xc3, MiB);
+
+        var recover = await Backupd(null, "recover", "--json");
+        Assert.True(recover.ExitCode == 0, $"recover exited {recover.ExitCode}: {recover.Stderr}");
+
+        Assert.Equal("running", await vm.StateAsync());
+        await AssertOnBaseAsync(vm, "vda", "vdb");
+        Assert.True(await vm.GuestReadMatchesAsync("vda", 2 * MiB, MiB, 0xa1));
+        Assert.True(await vm.GuestReadMatchesAsync("vda", 4 * MiB, MiB, 0xb2));
+        Assert.True(await vm.GuestReadMatchesAsync("vdb", 4 * MiB, MiB, 0xc3));
+        await vm.DestroyAsync();
+        Assert.True(await TestVm.ImageMatchesAsync(vm.Disk("vda").Path, "qcow2", 4 * MiB, MiB, 0xb2));
+        Assert.True(await TestVm.ImageMatchesAsync(vm.Disk("vdb").Path, "raw", 4 * MiB, MiB, 0xc3));
+
+        // Nothing left for a second recovery, and the next backup is not refused.
+        await vm.StartAsync();
+        var again = await Backupd(null, "backup", "--domain", vm.Name, "--to", Repository, "--json");
+        Assert.True(again.ExitCode == 0, $"backup after recovery exited {again.ExitCode}: {again.Stderr}");
+        await AssertOnBaseAsync(vm, "vda", "vdb");
+    }
+
+    [Fact]
+    public async Task A_shut_off_domain_left_on_an_overlay_is_committed_offline_by_recover()
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
+        await vm.StartAsync();
+        var killed = await Backupd(new Dictionary<string, string> { [Faults.EnvironmentVariable] = "after-copy:kill" },
+            "backup", "--domain", vm.Name, "--to", Repository);
+        Assert.Equal(137, killed.ExitCode);
+        await vm.WriteAsGuestAsync("vda", 6 * MiB, 0xd4, MiB); // lands in the overlay
+        await vm.DestroyAsync();
+        Assert.Contains(".backupd-", await vm.InactiveXmlAsync(), StringComparison.Ordinal);
+
+        var recover = await Backupd(null, "recover", "--json");
+
+        Assert.True(recover.ExitCode == 0, recover.Stderr);
+        Assert.Contains("offline commit", recover.Stdout, StringComparison.Ordinal);
+        Assert.Equal("shut off", await vm.StateAsync());
+        await AssertOnBaseAsync(vm, "vda");
+        Assert.True(await TestVm.ImageMatchesAsync(vm.Disk("vda").Path, "qcow2", 6 * MiB, MiB, 0xd4));
+    }
+
+    [Fact]
+    public async Task A_transient_domain_that_is_gone_has_its_overlay_committed_through_the_journal()
+    {
+        await using var vm = await TestVm.CreateAsync(persistent: false, new DiskSpec("vda"));
+        var killed = await Backupd(new Dictionary<string, string> { [Faults.EnvironmentVariable] = "after-copy:kill" },
+            "backup", "--domain", vm.Name, "--to", Repository);
+        Assert.Equal(137, killed.ExitCode);
+        await vm.WriteAsGuestAsync("vda", 6 * MiB, 0xe5, MiB);
+        await vm.DestroyAsync(); // a transient domain is gone once stopped
+        Assert.Single(OverlayFiles(vm));
+
+        var recover = await Backupd(null, "recover", "--json");
+
+        Assert.True(recover.ExitCode == 0, recover.Stderr);
+        Assert.Contains("domain is gone", recover.Stdout, StringComparison.Ordinal);
+        Assert.Empty(OverlayFiles(vm));
+        Assert.True(await TestVm.ImageMatchesAsync(vm.Disk("vda").Path, "qcow2", 6 * MiB, MiB, 0xe5));
+    }
+
+    [Fact]
+    public async Task Quiesce_required_without_a_guest_agent_fails_before_any_snapshot()
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
+        await vm.StartAsync();
+        var before = await vm.LiveXmlAsync();
+
+        var run = await Backupd(null, "backup", "--domain", vm.Name, "--to", Repository, "--quiesce", "required");
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("guest agent", run.Stderr, StringComparison.Ordinal);
+        Assert.Equal(before, await vm.LiveXmlAsync());
+        Assert.Empty(OverlayFiles(vm));
+    }
+
+    [Fact]
+    public async Task Json_result_reports_times_consistency_and_files()
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
+        await vm.StartAsync();
+
+        var run = await Backupd(null, "backup", "--domain", vm.Name, "--to", Repository, "--json", "--quiesce", "preferred");
+
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        using var json = JsonDocument.Parse(run.Stdout);
+        var root = json.RootElement;
+        Assert.Equal("succeeded", root.GetProperty("outcome").GetString());
+        Assert.Equal("crash-consistent", root.GetProperty("consistency").GetString());
+        Assert.True(root.GetProperty("overlayLifetime").GetDouble() > 0);
+        Assert.True(root.GetProperty("copyTime").GetDouble() > 0);
+        var disk = root.GetProperty("disks")[0];
+        Assert.Equal("vda.0", disk.GetProperty("files")[0].GetProperty("fileKey").GetString());
+        Assert.True(disk.GetProperty("bytesRead").GetInt64() > 0);
+    }
+
+    public static TheoryData<string, int, string> BadRequests => new()
+    {
+        { "unknown-domain", 3, "does not exist" },
+        { "unwritable-repository", 2, "not writable" },
+        { "unknown-disk", 2, "unknown disk target 'vdz'" },
+        { "missing-to", 2, "--to" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadRequests))]
+    public async Task Bad_requests_fail_with_a_clear_message_and_exit_code_and_leave_the_vm_untouched(string problem, int exitCode, string message)
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
+        await vm.StartAsync();
+        var before = await vm.LiveXmlAsync();
+        var args = problem switch
+        {
+            "unknown-domain" => new[] { "backup", "--domain", "bkd-no-such-domain", "--to", Repository },
+            // Below a regular file: cannot be created even by root.
+            "unwritable-repository" => ["backup", "--domain", vm.Name, "--to", Path.Combine(config.Path, "repo")],
+            "unknown-disk" => ["backup", "--domain", vm.Name, "--to", Repository, "--disk", "vdz"],
+            _ => ["backup", "--domain", vm.Name],
+        };
+
+        var run = await Backupd(null, args);
+
+        Assert.Equal(exitCode, run.ExitCode);
+        Assert.Contains(message, run.Stderr, StringComparison.Ordinal);
+        Assert.Equal(before, await vm.LiveXmlAsync());
+        Assert.Empty(OverlayFiles(vm));
+        Assert.False(Directory.Exists(Path.Combine(config.StateDirectory, "journal")) &&
+            Directory.EnumerateFiles(Path.Combine(config.StateDirectory, "journal"), "*.json").Any());
+    }
+}

@@ -1,0 +1,109 @@
+using Backupd.Storage.Delta;
+using CsCheck;
+
+namespace Backupd.Storage.Tests.Delta;
+
+/// <summary>Any flipped bit or cut in a signature, delta or undo record is reported, never turned into a wrong result.</summary>
+public class FormatCorruptionTests
+{
+    private const int BlockSize = 4096;
+    private static readonly BlockHasher Hasher = new(TestFiles.Key);
+
+    private static (byte[] Old, byte[] New, byte[] Sig, byte[] Delta, byte[] Undo) Sample()
+    {
+        var rng = new Random(11);
+        var old = TestFiles.ImageLike(rng, 9 * BlockSize + 77, BlockSize);
+        var @new = TestFiles.Apply(rng, old, TestFiles.Edit.InPlace, BlockSize);
+        @new = TestFiles.Apply(rng, @new, TestFiles.Edit.Grow, BlockSize);
+        var sig = Signature.Compute(new MemoryStream(old), Hasher, BlockSize);
+        var sigStream = new MemoryStream();
+        SignatureFormat.Write(sig, sigStream);
+        var delta = new MemoryStream();
+        DeltaBuilder.Build(new MemoryStream(@new), sig, Hasher, new DeltaWriter(delta, BlockSize, old.Length));
+        var file = new MemoryStream();
+        file.Write(old);
+        var undo = new MemoryStream();
+        delta.Position = 0;
+        DeltaApplier.ApplyInPlace(delta, new StreamRandomAccessFile(file), new UndoRecordWriter(undo, old.Length), undo);
+        return (old, @new, sigStream.ToArray(), delta.ToArray(), undo.ToArray());
+    }
+
+    public static TheoryData<string> Kinds => new() { "signature", "delta", "undo" };
+
+    private static void Consume(string kind, byte[] bytes, byte[] old)
+    {
+        var s = new MemoryStream(bytes);
+        switch (kind)
+        {
+            case "signature":
+                SignatureFormat.Read(s, Hasher.KeyId);
+                break;
+            case "delta":
+                DeltaApplier.ApplyToNew(s, new MemoryStream(old), new MemoryStream());
+                break;
+            default:
+                UndoRecord.Verify(s);
+                break;
+        }
+    }
+
+    private static byte[] Pick(string kind, (byte[] Old, byte[] New, byte[] Sig, byte[] Delta, byte[] Undo) x) =>
+        kind switch { "signature" => x.Sig, "delta" => x.Delta, _ => x.Undo };
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void Intact_input_is_accepted(string kind)
+    {
+        var x = Sample();
+        Consume(kind, Pick(kind, x), x.Old);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void Any_flipped_bit_is_detected(string kind)
+    {
+        var x = Sample();
+        var good = Pick(kind, x);
+        Gen.Int[0, good.Length * 8 - 1].Sample(bit =>
+        {
+            var bad = (byte[])good.Clone();
+            bad[bit / 8] ^= (byte)(1 << (bit % 8));
+            Assert.ThrowsAny<CorruptDataException>(() => Consume(kind, bad, x.Old));
+        }, iter: 400);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void Any_truncation_is_detected(string kind)
+    {
+        var x = Sample();
+        var good = Pick(kind, x);
+        Gen.Int[0, good.Length - 1].Sample(cut =>
+        {
+            var bad = good.AsSpan(0, cut).ToArray();
+            var e = Assert.ThrowsAny<CorruptDataException>(() => Consume(kind, bad, x.Old));
+            Assert.False(string.IsNullOrEmpty(e.Message));
+        }, iter: 300);
+    }
+
+    [Fact]
+    public void Signature_made_under_another_key_is_refused()
+    {
+        var x = Sample();
+        var e = Assert.Throws<CorruptDataException>(() => SignatureFormat.Read(new MemoryStream(x.Sig), new BlockHasher(new byte[32]).KeyId));
+        Assert.Contains("key", e.Message);
+    }
+
+    [Fact]
+    public void Truncated_undo_record_is_usable_up_to_its_last_complete_entry_in_recovery_mode()
+    {
+        var x = Sample();
+        // Cut inside the end marker/trailer: every entry is complete, so tolerant apply restores the old file.
+        var cut = x.Undo.AsSpan(0, x.Undo.Length - 10).ToArray();
+        var file = new MemoryStream();
+        file.Write(x.New);
+        UndoRecord.Apply(new MemoryStream(cut), new StreamRandomAccessFile(file), tolerateTruncation: true);
+        Assert.True(file.ToArray().AsSpan().SequenceEqual(x.Old));
+        Assert.ThrowsAny<CorruptDataException>(() => UndoRecord.Apply(new MemoryStream(cut), new StreamRandomAccessFile(new MemoryStream(x.New))));
+    }
+}
