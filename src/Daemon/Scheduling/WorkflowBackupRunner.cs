@@ -35,7 +35,8 @@ public sealed class WorkflowBackupRunner(DaemonConfig config, ILogger<WorkflowBa
         });
         using var copyBox = CancellationTokenSource.CreateLinkedTokenSource(ct);
         copyBox.CancelAfter(policy.CopyTimeout);
-        var workflow = new BackupWorkflow(hypervisor, images, BackupTargets.Open(policy.Repository), options, logger);
+        using var target = BackupTargets.Open(policy.Repository);
+        var workflow = new BackupWorkflow(hypervisor, images, target, options, logger);
         var result = await workflow.RunAsync(request, copyBox.Token);
         if (result.Outcome != RunOutcome.Succeeded)
             throw new InvalidOperationException($"backup of '{domain}' {result.Outcome}: {result.Error}");
