@@ -38,11 +38,7 @@ demo_qemu_io "read -P 0xc7 128M 48M"
 demo_guest_log 2
 echo "-- the copy holds the guest view at snapshot time:"
 rm -f "$DEMO_STATE/vda-restored.qcow2"
-if [ -e "$DEMO_REPO/repository.json" ]; then
-  backupd restore --repository "$DEMO_REPO" --point "$demo_point" --file vda.0 --to "$DEMO_STATE/vda-restored.qcow2"
-else # interim plain-copy target (DIR/<uuid>/<point>/<target>.<depth>)
-  cp --sparse=always "$(find "$DEMO_REPO" -path "*/$demo_point/vda.0")" "$DEMO_STATE/vda-restored.qcow2"
-fi
+backupd restore --repository "$DEMO_REPO" --point "$demo_point" --file vda.0 --to "$DEMO_STATE/vda-restored.qcow2"
 qemu-io -r -f qcow2 -c 'read -P 0xab 0 16M' -c 'read -P 0x5a 64M 8M' "$DEMO_STATE/vda-restored.qcow2"
 
 echo "-- now backupd dies (SIGKILL) in the middle of the copy: the VM is left on the overlay"
