@@ -118,6 +118,8 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
     {
         foreach (var dir in plans.Select(p => Path.GetDirectoryName(p.Journal.OverlayPath)!).Distinct())
         {
+            // Our own default for block devices is created on demand; a configured scratch directory must exist.
+            if (options.ScratchDirectory is null && dir == Path.Combine(options.StateDirectory, "overlays")) Directory.CreateDirectory(dir);
             if (!Directory.Exists(dir))
                 throw new BackupRefusedException(RefusalKind.BadRequest, $"overlay directory '{dir}' does not exist");
             var free = new DriveInfo(dir).AvailableFreeSpace;
