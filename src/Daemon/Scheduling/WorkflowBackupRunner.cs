@@ -41,5 +41,10 @@ public sealed class WorkflowBackupRunner(DaemonConfig config, ILogger<WorkflowBa
             throw new InvalidOperationException($"backup of '{domain}' {result.Outcome}: {result.Error}");
         logger.LogInformation("policy {Policy}: restore point {Point} of {Domain} in {Repository} ({Duration:0.0}s)",
             policy.Name, result.RestorePointId, domain, policy.Repository, result.Duration.TotalSeconds);
+
+        // Retention after every backup, for this domain only (other domains are pruned after their own runs).
+        var decisions = RetentionPruner.Prune(policy, new DirectoryPointStore(), DateTimeOffset.UtcNow, dryRun: false, onlyDomain: domain);
+        foreach (var removed in decisions.Where(d => !d.Keep))
+            logger.LogInformation("policy {Policy}: pruned restore point {Point} of {Domain}: {Reason}", policy.Name, removed.Point, domain, removed.Reason);
     }
 }
