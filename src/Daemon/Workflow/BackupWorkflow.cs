@@ -169,11 +169,17 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
             journal.Write(entry);
             Faults.Hit(Faults.AfterCopy);
         }
+        catch (OperationCanceledException e)
+        {
+            failure = new OperationCanceledException("canceled before the copy finished; the partial copy was discarded", e);
+            entry.Error = failure.Message;
+            logger.LogWarning("{Domain}: backup run {RunId} canceled; merging the overlays back", plan.Domain.Name, plan.RunId);
+        }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            failure = e;
-            entry.Error = e.Message;
-            logger.LogError(e, "{Domain}: backup run {RunId} failed: {Message}", plan.Domain.Name, plan.RunId, e.Message);
+            failure = e is LibvirtException ? new InvalidOperationException(Hints.Explain(e), e) : e;
+            entry.Error = failure.Message;
+            logger.LogError(e, "{Domain}: backup run {RunId} failed: {Message}", plan.Domain.Name, plan.RunId, failure.Message);
         }
         finally
         {

@@ -31,7 +31,7 @@ public sealed class InPlacePatcher
         _undo = undo;
         _undoStream = undoStream;
         _batchBytes = batchBytes;
-        _batch = new byte[Math.Min(batchBytes, 1 << 20)];
+        _batch = [];
         OldLength = undo.TargetLength;
         BeforeTargetWrite = beforeTargetWrite;
     }
@@ -47,13 +47,14 @@ public sealed class InPlacePatcher
         Capture(offset, data.Length);
         if (_batchUsed + data.Length > _batch.Length)
         {
-            if (_batchUsed + data.Length > _batchBytes && _batchUsed > 0)
+            if (_batchUsed > 0)
             {
                 FlushBatch();
             }
-            if (data.Length > _batch.Length - _batchUsed)
+            if (data.Length > _batch.Length)
             {
-                Array.Resize(ref _batch, Math.Max(_batchUsed + data.Length, Math.Min(_batch.Length * 2, Math.Max(_batchBytes, data.Length))));
+                // One buffer for the whole update (pages are only touched as they fill).
+                _batch = new byte[Math.Max(_batchBytes, data.Length)];
             }
         }
         data.CopyTo(_batch.AsSpan(_batchUsed));

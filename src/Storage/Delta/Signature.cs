@@ -154,11 +154,12 @@ public sealed class Signature
 }
 
 /// <summary>Collects block entries in order; used by every producer of signatures.</summary>
-public sealed class SignatureBuilder(int blockSize, ulong keyId, bool weakSums = false)
+/// <param name="expectedBlocks">Capacity to reserve (avoids regrowing for large files).</param>
+public sealed class SignatureBuilder(int blockSize, ulong keyId, bool weakSums = false, long expectedBlocks = 0)
 {
-    private readonly List<UInt128> _tags = [];
-    private readonly List<bool> _zero = [];
-    private readonly List<uint>? _weak = weakSums ? [] : null;
+    private readonly List<UInt128> _tags = new((int)Math.Min(expectedBlocks, int.MaxValue));
+    private readonly List<bool> _zero = new((int)Math.Min(expectedBlocks, int.MaxValue));
+    private readonly List<uint>? _weak = weakSums ? new((int)Math.Min(expectedBlocks, int.MaxValue)) : null;
     private long _length;
     private bool _short;
 

@@ -4,7 +4,7 @@ namespace Backupd.Storage.Delta;
 
 /// <summary>
 /// Signature file, format version 1 (see docs/repository-format.md):
-/// header fields: blockSize u32 | length u64 | blockCount u64 | hashAlgorithm u8 (1 = BLAKE3-keyed-128) | flags u8 (bit0: weak sums) | keyId u64;
+/// header fields: blockSize u32 | length u64 | blockCount u64 | hashAlgorithm u8 (2 = AES-256-GMAC, 128-bit) | flags u8 (bit0: weak sums) | keyId u64;
 /// body: per block flags u8 (bit0: all zero) | tag[16] | [weak u32].
 /// </summary>
 public static class SignatureFormat
@@ -13,13 +13,16 @@ public static class SignatureFormat
     public const ushort Version = 1;
     private const string What = "signature";
 
+    /// <summary>2 = AES-256-GMAC tags (1 was BLAKE3-keyed during development and is not produced).</summary>
+    public const byte HashAlgorithm = 2;
+
     public static void Write(Signature signature, Stream output)
     {
         var fields = new byte[30];
         BinaryPrimitives.WriteUInt32LittleEndian(fields, (uint)signature.BlockSize);
         BinaryPrimitives.WriteInt64LittleEndian(fields.AsSpan(4), signature.Length);
         BinaryPrimitives.WriteInt64LittleEndian(fields.AsSpan(12), signature.BlockCount);
-        fields[20] = 1;
+        fields[20] = HashAlgorithm;
         fields[21] = signature.HasWeakSums ? (byte)1 : (byte)0;
         BinaryPrimitives.WriteUInt64LittleEndian(fields.AsSpan(22), signature.KeyId);
         FormatIO.WriteHeader(output, Magic, Version, fields);
@@ -61,9 +64,9 @@ public static class SignatureFormat
         {
             throw new CorruptDataException(What, 20, $"block count {blockCount} does not fit length {length} at block size {blockSize}");
         }
-        if (algorithm != 1)
+        if (algorithm != HashAlgorithm)
         {
-            throw new CorruptDataException(What, 36, $"hash algorithm {algorithm} is unknown (expected 1 = BLAKE3 keyed, 128-bit)");
+            throw new CorruptDataException(What, 36, $"hash algorithm {algorithm} is unknown (expected {HashAlgorithm} = AES-256-GMAC, 128-bit)");
         }
         if (expectedKeyId is { } k && k != keyId)
         {

@@ -33,7 +33,7 @@ public sealed partial class BackupRepository : IDisposable
     internal Action<string>? FaultHook { get; set; }
 
     /// <summary>Bytes of new data buffered between undo-record syncs (tests lower it to get several batches).</summary>
-    internal int BatchBytes { get; set; } = 32 << 20;
+    internal int BatchBytes { get; set; } = 16 << 20;
 
     /// <summary>Groups whose interrupted update could not be recovered at open because a live writer holds them.</summary>
     public IReadOnlyList<string> BusyGroupsAtOpen { get; private set; } = [];
@@ -55,6 +55,10 @@ public sealed partial class BackupRepository : IDisposable
         if (doc.Format != RepositoryDocument.FormatName || doc.Version != RepositoryDocument.CurrentVersion)
         {
             throw new RepositoryException($"{layout.Document}: format '{doc.Format}' version {doc.Version} is not supported (expected '{RepositoryDocument.FormatName}' version {RepositoryDocument.CurrentVersion})");
+        }
+        if (doc.HashAlgorithm != RepositoryDocument.BlockHashAlgorithm)
+        {
+            throw new RepositoryException($"{layout.Document}: block hash '{doc.HashAlgorithm}' is not supported (expected '{RepositoryDocument.BlockHashAlgorithm}')");
         }
         var key = File.ReadAllBytes(layout.KeyFile);
         if (key.Length != BlockHasher.KeyLength)
@@ -86,7 +90,7 @@ public sealed partial class BackupRepository : IDisposable
             Durable.Rename(temp, layout.KeyFile);
         }
         Durable.CreateDirectory(layout.Groups);
-        var doc = new RepositoryDocument(RepositoryDocument.FormatName, RepositoryDocument.CurrentVersion, DateTimeOffset.UtcNow, "key", "blake3-keyed-128", DefaultBlockSize);
+        var doc = new RepositoryDocument(RepositoryDocument.FormatName, RepositoryDocument.CurrentVersion, DateTimeOffset.UtcNow, "key", RepositoryDocument.BlockHashAlgorithm, DefaultBlockSize);
         Durable.WriteFile(layout.Document, Json.Serialize(doc));
     }
 
@@ -239,7 +243,5 @@ public sealed partial class BackupRepository : IDisposable
         };
     }
 
-    public void Dispose()
-    {
-    }
+    public void Dispose() => Hasher.Dispose();
 }

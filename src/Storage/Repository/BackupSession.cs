@@ -134,7 +134,7 @@ public sealed class BackupSession : IDisposable
                 Native.FsyncDirectory(fileDir);
             }
 
-            var builder = new SignatureBuilder(blockSize, hasher.KeyId);
+            var builder = new SignatureBuilder(blockSize, hasher.KeyId, expectedBlocks: Signature.BlockCountFor(length, blockSize));
             long changed = 0, mirrorBytes = 0;
             var bytesRead = await SourceScan.RunAsync(source, length, blockSize, hasher, chunk =>
             {

@@ -32,6 +32,7 @@ internal sealed record RepositoryDocument(string Format, int Version, DateTimeOf
 {
     public const string FormatName = "backupd-repository";
     public const int CurrentVersion = 1;
+    public const string BlockHashAlgorithm = "aes256-gmac-128";
 }
 
 internal sealed record GroupDocument(string GroupId, string GroupName);

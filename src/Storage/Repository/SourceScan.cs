@@ -5,23 +5,25 @@ using Microsoft.Win32.SafeHandles;
 namespace Backupd.Storage.Repository;
 
 /// <summary>
-/// A chunk of a file as the scan delivers it: <see cref="Data"/> is null for a hole (every block zero).
-/// Per block: zero flag and keyed tag (tags only for non-zero blocks). Valid only during the callback.
+/// A window of a file as the scan delivers it. Per block: <see cref="Hole"/> (inside a hole, not read, its
+/// bytes in <see cref="Data"/> are stale), zero flag and keyed tag (tags only for non-zero blocks).
+/// Valid only during the callback.
 /// </summary>
-internal sealed class ScanChunk(int maxBlocks)
+internal sealed class ScanChunk(int chunkBytes, int maxBlocks)
 {
     public long Offset { get; set; }
     public int Length { get; set; }
-    public byte[]? Data { get; set; }
+    public byte[] Data { get; } = new byte[chunkBytes];
     public int Blocks { get; set; }
+    public bool[] Hole { get; } = new bool[maxBlocks];
     public bool[] Zero { get; } = new bool[maxBlocks];
     public UInt128[] Tags { get; } = new UInt128[maxBlocks];
 }
 
 /// <summary>
-/// Reads a file once, front to back, skipping holes with SEEK_DATA/SEEK_HOLE, while hashing blocks on every
-/// core: one task reads the next chunk while the previous one is hashed in parallel and handed to the
-/// consumer. Memory: three chunk buffers (8 MiB each, or one block if larger).
+/// Reads a file once, front to back, in fixed windows, skipping holes with SEEK_DATA/SEEK_HOLE, while hashing
+/// blocks on every core: one task reads the next window while the previous one is hashed in parallel and
+/// handed to the consumer. Memory: three window buffers (8 MiB each, or one block if larger).
 /// </summary>
 internal static class SourceScan
 {
@@ -36,7 +38,7 @@ internal static class SourceScan
         var full = Channel.CreateBounded<ScanChunk>(Buffers);
         for (var i = 0; i < Buffers; i++)
         {
-            free.Writer.TryWrite(new ScanChunk(maxBlocks) { Data = new byte[chunkBytes] });
+            free.Writer.TryWrite(new ScanChunk(chunkBytes, maxBlocks));
         }
         long bytesRead = 0;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -44,31 +46,32 @@ internal static class SourceScan
         {
             try
             {
-                foreach (var (offset, len, isData) in Ranges(file, length, blockSize, chunkBytes))
+                var extents = new DataExtents(file, length);
+                for (long window = 0; window < length; window += chunkBytes)
                 {
                     var chunk = await free.Reader.ReadAsync(stop.Token);
-                    chunk.Offset = offset;
-                    chunk.Length = len;
-                    chunk.Blocks = (int)((len + blockSize - 1) / blockSize);
-                    if (isData)
+                    chunk.Offset = window;
+                    chunk.Length = (int)Math.Min(chunkBytes, length - window);
+                    chunk.Blocks = (chunk.Length + blockSize - 1) / blockSize;
+                    Array.Fill(chunk.Hole, true, 0, chunk.Blocks);
+                    var end = window + chunk.Length;
+                    foreach (var (dataStart, dataEnd) in extents.Within(window, end))
                     {
-                        chunk.Data ??= new byte[chunkBytes];
-                        var span = chunk.Data.AsSpan(0, len);
-                        var n = 0;
-                        while (n < len)
+                        // Whole blocks around the data: a block is either read completely or known to be zero.
+                        var from = Math.Max(window, dataStart / blockSize * blockSize);
+                        var to = Math.Min(end, (dataEnd + blockSize - 1) / blockSize * blockSize);
+                        var firstBlock = (int)((from - window) / blockSize);
+                        var lastBlock = (int)((to - window + blockSize - 1) / blockSize);
+                        if (!chunk.Hole[firstBlock])
                         {
-                            var r = RandomAccess.Read(file, span[n..], offset + n);
-                            if (r == 0)
-                            {
-                                throw new IOException($"source shrank while being read: expected {length} bytes, end of file at {offset + n}");
-                            }
-                            n += r;
+                            from = window + ((long)(firstBlock + 1) * blockSize); // already read with the previous extent
                         }
-                        Interlocked.Add(ref bytesRead, len);
-                    }
-                    else
-                    {
-                        chunk.Data = null;
+                        if (from < to)
+                        {
+                            ReadExactly(file, chunk.Data.AsSpan((int)(from - window), (int)(to - from)), from, length);
+                            bytesRead += to - from;
+                        }
+                        Array.Fill(chunk.Hole, false, firstBlock, lastBlock - firstBlock);
                     }
                     await full.Writer.WriteAsync(chunk, stop.Token);
                 }
@@ -84,7 +87,7 @@ internal static class SourceScan
         {
             await foreach (var chunk in full.Reader.ReadAllAsync(ct))
             {
-                Hash(chunk, blockSize, hasher);
+                HashBlocks(chunk.Data, chunk.Length, blockSize, hasher, chunk.Zero, chunk.Tags, chunk.Hole);
                 consume(chunk);
                 await free.Writer.WriteAsync(chunk, ct);
             }
@@ -100,77 +103,25 @@ internal static class SourceScan
             {
             }
         }
-        return bytesRead;
+        return Interlocked.Read(ref bytesRead);
     }
 
-    /// <summary>Splits [0, length) into chunks of data (block-aligned around SEEK_DATA extents) and holes.</summary>
-    internal static IEnumerable<(long Offset, int Length, bool IsData)> Ranges(SafeFileHandle file, long length, int blockSize, int chunkBytes)
+    private static void ReadExactly(SafeFileHandle file, Span<byte> span, long offset, long length)
     {
-        long pos = 0;
-        var sparseAware = true;
-        while (pos < length)
+        var n = 0;
+        while (n < span.Length)
         {
-            long dataStart, dataEnd;
-            if (sparseAware)
+            var r = RandomAccess.Read(file, span[n..], offset + n);
+            if (r == 0)
             {
-                try
-                {
-                    dataStart = Native.NextData(file, pos);
-                    dataEnd = dataStart < 0 ? -1 : Native.NextHole(file, dataStart);
-                }
-                catch (IOException)
-                {
-                    sparseAware = false; // not supported here (e.g. a device): read everything
-                    continue;
-                }
+                throw new IOException($"source shrank while being read: expected {length} bytes, end of file at {offset + n}");
             }
-            else
-            {
-                dataStart = pos;
-                dataEnd = length;
-            }
-            if (dataStart < 0 || dataStart >= length)
-            {
-                foreach (var hole in Split(pos, length, chunkBytes, false))
-                {
-                    yield return hole;
-                }
-                yield break;
-            }
-            var alignedStart = Math.Max(pos, dataStart / blockSize * blockSize);
-            var alignedEnd = Math.Min(length, (Math.Min(dataEnd, length) + blockSize - 1) / blockSize * blockSize);
-            foreach (var hole in Split(pos, alignedStart, chunkBytes, false))
-            {
-                yield return hole;
-            }
-            foreach (var data in Split(alignedStart, alignedEnd, chunkBytes, true))
-            {
-                yield return data;
-            }
-            pos = alignedEnd;
+            n += r;
         }
     }
 
-    private static IEnumerable<(long, int, bool)> Split(long from, long to, int chunkBytes, bool isData)
-    {
-        for (var o = from; o < to; o += chunkBytes)
-        {
-            yield return (o, (int)Math.Min(chunkBytes, to - o), isData);
-        }
-    }
-
-    private static void Hash(ScanChunk chunk, int blockSize, BlockHasher hasher)
-    {
-        if (chunk.Data is null)
-        {
-            Array.Fill(chunk.Zero, true, 0, chunk.Blocks);
-            return;
-        }
-        HashBlocks(chunk.Data, chunk.Length, blockSize, hasher, chunk.Zero, chunk.Tags);
-    }
-
-    /// <summary>Zero flags and tags for every block of data[0..length), on all cores.</summary>
-    internal static void HashBlocks(byte[] data, int length, int blockSize, BlockHasher hasher, bool[] zero, UInt128[] tags)
+    /// <summary>Zero flags and tags for every block of data[0..length), on all cores; blocks marked as holes are zero without reading.</summary>
+    internal static void HashBlocks(byte[] data, int length, int blockSize, BlockHasher hasher, bool[] zero, UInt128[] tags, bool[]? hole = null)
     {
         var blocks = (length + blockSize - 1) / blockSize;
         var workers = Math.Min(Environment.ProcessorCount, blocks);
@@ -178,6 +129,12 @@ internal static class SourceScan
         {
             for (var i = part; i < blocks; i += workers)
             {
+                if (hole is not null && hole[i])
+                {
+                    zero[i] = true;
+                    tags[i] = default;
+                    continue;
+                }
                 var span = data.AsSpan(i * blockSize, Math.Min(blockSize, length - (i * blockSize)));
                 zero[i] = BlockHasher.IsZero(span);
                 tags[i] = zero[i] ? default : hasher.Hash(span);
@@ -189,5 +146,61 @@ internal static class SourceScan
             return;
         }
         Parallel.For(0, workers, Range);
+    }
+}
+
+/// <summary>
+/// The data extents of a file, found with SEEK_DATA/SEEK_HOLE as the reader moves forward. Where the file
+/// system (or a device) does not support them, the whole file counts as data.
+/// </summary>
+internal sealed class DataExtents(SafeFileHandle file, long length)
+{
+    private long _start = -1;
+    private long _end = -1;
+    private bool _unsupported;
+
+    /// <summary>Data ranges intersecting [from, to), clipped to it; calls must move forward.</summary>
+    public IEnumerable<(long Start, long End)> Within(long from, long to)
+    {
+        var pos = from;
+        while (pos < to)
+        {
+            if (pos >= _end)
+            {
+                Find(pos);
+            }
+            if (_start >= to)
+            {
+                yield break;
+            }
+            var s = Math.Max(pos, _start);
+            var e = Math.Min(to, _end);
+            yield return (s, e);
+            pos = e;
+        }
+    }
+
+    private void Find(long pos)
+    {
+        if (_unsupported)
+        {
+            (_start, _end) = (pos, length);
+            return;
+        }
+        try
+        {
+            var d = Native.NextData(file, pos);
+            if (d < 0 || d >= length)
+            {
+                (_start, _end) = (long.MaxValue, long.MaxValue);
+                return;
+            }
+            (_start, _end) = (d, Math.Min(length, Native.NextHole(file, d)));
+        }
+        catch (IOException)
+        {
+            _unsupported = true;
+            (_start, _end) = (pos, length);
+        }
     }
 }
