@@ -2,6 +2,8 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using Backupd.Daemon.Workflow;
+using Backupd.Storage.Catalog;
+using Backupd.Storage.Repository;
 using Backupd.Integration.Fixtures;
 
 namespace Backupd.Integration;
@@ -13,10 +15,12 @@ namespace Backupd.Integration;
 /// </summary>
 public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
 {
-    private static int PointCount(string repository) =>
-        Directory.Exists(repository)
-            ? Directory.EnumerateDirectories(repository).SelectMany(Directory.EnumerateDirectories).Count(d => !Path.GetFileName(d).StartsWith('.'))
-            : 0;
+    private static int PointCount(string repository)
+    {
+        if (!File.Exists(Path.Combine(repository, "repository.json"))) return 0;
+        using var repo = BackupRepository.Open(repository);
+        return repo.ListPoints().Count;
+    }
 
     private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan limit, string what, ConcurrentQueue<string> output)
     {
@@ -76,6 +80,12 @@ public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixt
             Assert.Equal(0, process.ExitCode);
             // Retention keep-last 2 runs after every committed point; a run cancelled by the stop commits no point.
             Assert.Equal(2, PointCount(repository));
+            await using var catalog = new CatalogStore(database.ConnectionString);
+            var recorded = await catalog.ListPointsAsync(Guid.Parse(vm.Uuid), null, default);
+            Assert.Equal(2, recorded.Count);
+            using (var repo = BackupRepository.Open(repository))
+                Assert.Equal(repo.ListPoints().Select(p => p.PointId).Order(), recorded.Select(p => p.Id).Order());
+            Assert.NotEmpty(await catalog.ListEventsAsync("retention", null, 100, default));
 
             Assert.Equal("running", await vm.StateAsync());
             Assert.Equal(vm.Disk("vda").Path, await vm.ActiveSourceAsync("vda"));

@@ -1,20 +1,20 @@
-using System.Globalization;
-using System.Xml.Linq;
 using Backupd.Policies.Model;
 using Backupd.Policies.Retention;
+using Backupd.Storage.Catalog;
+using Backupd.Storage.Repository;
 
 namespace Backupd.Daemon.Scheduling;
 
-/// <summary>A restore point in a repository, as prune sees it: the group (one per domain), its id and time.</summary>
+/// <summary>A restore point as prune sees it: its group (one per domain, named by the domain's UUID), the domain name, id and time.</summary>
 public sealed record StoredPoint(string Group, string DomainName, string Id, DateTimeOffset Time);
 
-/// <summary>The restore points of a repository and how to delete one. The repository keeps its own locks.</summary>
+/// <summary>The restore points of a repository and how to delete one.</summary>
 public interface IRestorePointStore
 {
-    /// <summary>Every group (domain) of the repository with its points, oldest first.</summary>
+    /// <summary>Every group (domain) of the repository with its points; empty when the repository does not exist.</summary>
     IReadOnlyList<(string Group, string DomainName, IReadOnlyList<StoredPoint> Points)> ListGroups(string repository);
 
-    void DeletePoint(string repository, StoredPoint point);
+    Task DeleteAsync(string repository, StoredPoint point, string reason, CancellationToken ct);
 }
 
 /// <summary>One decision of a prune, for output.</summary>
@@ -27,18 +27,18 @@ public sealed record PruneDecision(string Policy, string Domain, string Point, D
 /// </summary>
 public static class RetentionPruner
 {
-    public static IReadOnlyList<PruneDecision> Prune(PolicyDefinition policy, IRestorePointStore store, DateTimeOffset now, bool dryRun, string? onlyDomain = null)
+    public static async Task<IReadOnlyList<PruneDecision>> PruneAsync(PolicyDefinition policy, IRestorePointStore store, DateTimeOffset now, bool dryRun, CancellationToken ct, string? onlyDomain = null)
     {
         var decisions = new List<PruneDecision>();
-        if (!Directory.Exists(policy.Repository)) return decisions;
         foreach (var (_, domain, points) in store.ListGroups(policy.Repository))
         {
             if (!policy.Domains.Matches(domain) || (onlyDomain is not null && domain != onlyDomain)) continue;
             var byId = points.ToDictionary(p => p.Id, StringComparer.Ordinal);
             var plan = RetentionPlanner.Plan(points.Select(p => new RetentionPoint(p.Id, p.Time)), policy.Retention, now, policy.Schedule.TimeZone);
-            foreach (var d in plan)
+            // Oldest first: the repository deletes an old point by dropping its undo record, the cheapest way.
+            foreach (var d in plan.Reverse())
             {
-                if (!d.Keep && !dryRun) store.DeletePoint(policy.Repository, byId[d.Point.Id]);
+                if (!d.Keep && !dryRun) await store.DeleteAsync(policy.Repository, byId[d.Point.Id], d.Reason, ct);
                 decisions.Add(new PruneDecision(policy.Name, domain, d.Point.Id, d.Point.Time, d.Keep, d.Reason));
             }
         }
@@ -47,59 +47,35 @@ public static class RetentionPruner
 }
 
 /// <summary>
-/// The restore points of the interim directory repository (DIR/&lt;domain uuid&gt;/&lt;point id&gt;/ with
-/// domain.xml and manifest.json; point ids are UTC timestamps). Deleting takes the group's lock,
-/// so it never races a backup writing to the same group.
+/// Restore points of the versioned repository, with the catalog kept in step: a point is deleted
+/// from the repository first (the truth), then its catalog rows, and a retention event is recorded.
+/// Without a catalog (null) only the repository changes.
 /// </summary>
-public sealed class DirectoryPointStore : IRestorePointStore
+public sealed class RepositoryPointStore(CatalogStore? catalog) : IRestorePointStore
 {
-    private const string PointIdFormat = "yyyyMMdd'T'HHmmssfff'Z'";
-
     public IReadOnlyList<(string Group, string DomainName, IReadOnlyList<StoredPoint> Points)> ListGroups(string repository)
     {
-        var groups = new List<(string, string, IReadOnlyList<StoredPoint>)>();
-        foreach (var groupDir in Directory.EnumerateDirectories(repository).Order(StringComparer.Ordinal))
-        {
-            var group = Path.GetFileName(groupDir);
-            if (group.StartsWith('.')) continue;
-            var points = new List<StoredPoint>();
-            string? name = null;
-            foreach (var pointDir in Directory.EnumerateDirectories(groupDir).Order(StringComparer.Ordinal))
+        // Never create a repository just to find it empty.
+        if (!File.Exists(Path.Combine(repository, "repository.json"))) return [];
+        using var repo = BackupRepository.Open(repository);
+        return repo.ListPoints()
+            .GroupBy(p => p.GroupId, StringComparer.Ordinal)
+            .Select(g =>
             {
-                var id = Path.GetFileName(pointDir);
-                if (id.StartsWith('.') || !File.Exists(Path.Combine(pointDir, "manifest.json"))) continue;
-                if (!DateTimeOffset.TryParseExact(id, PointIdFormat, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time)) continue;
-                name = DomainName(pointDir) ?? name;
-                points.Add(new StoredPoint(group, "", id, time));
-            }
-            if (points.Count == 0 || name is null) continue;
-            groups.Add((group, name, points.Select(p => p with { DomainName = name }).ToList()));
-        }
-        return groups;
+                var name = g.OrderByDescending(p => p.CreatedAt).First().GroupName;
+                return (g.Key, name, (IReadOnlyList<StoredPoint>)g.Select(p => new StoredPoint(g.Key, name, p.PointId, p.CreatedAt)).ToList());
+            })
+            .OrderBy(g => g.Key, StringComparer.Ordinal)
+            .ToList();
     }
 
-    public void DeletePoint(string repository, StoredPoint point)
+    public async Task DeleteAsync(string repository, StoredPoint point, string reason, CancellationToken ct)
     {
-        var group = Path.Combine(repository, point.Group);
-        // The same lock a backup session holds on its group: prune waits for no one and never deletes under a writer.
-        using var groupLock = new FileStream(Path.Combine(group, ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-        var dir = Path.Combine(group, point.Id);
-        // Rename first: a point is either whole or absent, also if the delete is interrupted.
-        var doomed = Path.Combine(group, $".deleting-{point.Id}");
-        Directory.Move(dir, doomed);
-        Directory.Delete(doomed, recursive: true);
-    }
-
-    private static string? DomainName(string pointDir)
-    {
-        var xml = Path.Combine(pointDir, "domain.xml");
-        try
-        {
-            return File.Exists(xml) ? XDocument.Load(xml).Root?.Element("name")?.Value : null;
-        }
-        catch (System.Xml.XmlException)
-        {
-            return null;
-        }
+        using (var repo = BackupRepository.Open(repository)) repo.DeletePoint(point.Id);
+        if (catalog is null) return;
+        // A point the catalog never recorded (written without --catalog) has no rows and gets no event.
+        if (!await catalog.DeletePointAsync(point.Id, ct)) return;
+        await catalog.RecordEventAsync("retention", Guid.TryParse(point.Group, out var uuid) ? uuid : null, point.Id, true,
+            $"removed: {reason}", ProcessIdentity.Current, ct);
     }
 }

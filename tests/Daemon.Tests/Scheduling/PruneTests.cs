@@ -1,9 +1,9 @@
-using System.Diagnostics;
 using Backupd.Daemon.Scheduling;
+using Backupd.Storage.Repository;
 
 namespace Backupd.Daemon.Tests.Scheduling;
 
-/// <summary>Retention applied to a real directory repository, by the pruner and by `backupd prune`.</summary>
+/// <summary>Retention applied to a real versioned repository (no catalog here; the integration tests add it).</summary>
 public sealed class PruneTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("bkd-prune-").FullName;
@@ -11,87 +11,69 @@ public sealed class PruneTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private void Point(string group, string domain, DateTimeOffset time)
+    /// <summary>Commits <paramref name="count"/> restore points of a small changing "disk" for one domain; returns their ids, oldest first.</summary>
+    internal static async Task<List<string>> CommitPointsAsync(string repository, string group, string domain, int count)
     {
-        var dir = Path.Combine(Repo, group, time.UtcDateTime.ToString("yyyyMMdd'T'HHmmssfff'Z'", System.Globalization.CultureInfo.InvariantCulture));
-        Directory.CreateDirectory(dir);
-        File.WriteAllText(Path.Combine(dir, "manifest.json"), "[]");
-        File.WriteAllText(Path.Combine(dir, "domain.xml"), $"<domain type='qemu'><name>{domain}</name></domain>");
+        var ids = new List<string>();
+        var source = Path.Combine(Path.GetDirectoryName(repository)!, $"{group}.raw");
+        using var repo = BackupRepository.Open(repository);
+        for (var i = 0; i < count; i++)
+        {
+            await File.WriteAllBytesAsync(source, Enumerable.Repeat((byte)(i + 1), 128 << 10).ToArray());
+            using var session = repo.BeginBackup(group, domain);
+            await session.AddFileAsync("vda.0", source, new SourceFileInfo(source, "raw", null, 128 << 10), null, CancellationToken.None);
+            ids.Add(session.Commit().PointId);
+        }
+        return ids;
     }
 
-    private IEnumerable<string> Points(string group) => Directory.EnumerateDirectories(Path.Combine(Repo, group)).Select(Path.GetFileName).Order()!;
-
-    private void Fill()
+    private static List<string> Points(string repository, string group)
     {
-        var day = new DateTimeOffset(2026, 11, 20, 2, 0, 0, TimeSpan.Zero);
-        for (var i = 0; i < 5; i++) Point("uuid-web", "web-1", day.AddDays(i));
-        for (var i = 0; i < 3; i++) Point("uuid-db", "db-1", day.AddDays(i));
+        using var repo = BackupRepository.Open(repository);
+        return repo.ListPoints(group).OrderBy(p => p.Sequence).Select(p => p.PointId).ToList();
     }
 
     [Fact]
-    public void Pruning_removes_what_the_rules_do_not_keep_for_selected_domains_only()
+    public async Task Pruning_removes_what_the_rules_do_not_keep_for_selected_domains_only()
     {
-        Fill();
+        var web = await CommitPointsAsync(Repo, "11111111-1111-1111-1111-111111111111", "web-1", 5);
+        var db = await CommitPointsAsync(Repo, "22222222-2222-2222-2222-222222222222", "db-1", 3);
         var policy = TestPolicies.One($"name: web\ndomains: ['web-*']\nschedule: daily\nrepository: {Repo}\nretention: {{keep-last: 2}}\n");
-        var now = new DateTimeOffset(2026, 11, 26, 12, 0, 0, TimeSpan.Zero);
+        var store = new RepositoryPointStore(null);
 
-        var dry = RetentionPruner.Prune(policy, new DirectoryPointStore(), now, dryRun: true);
-        Assert.Equal(3, dry.Count(d => !d.Keep));
-        Assert.Equal(5, Points("uuid-web").Count());
+        var dry = await RetentionPruner.PruneAsync(policy, store, DateTimeOffset.UtcNow.AddMinutes(1), dryRun: true, default);
+        Assert.Equal(web.Take(3), dry.Where(d => !d.Keep).Select(d => d.Point));
+        Assert.Equal(web, Points(Repo, "11111111-1111-1111-1111-111111111111"));
 
-        var done = RetentionPruner.Prune(policy, new DirectoryPointStore(), now, dryRun: false);
+        var done = await RetentionPruner.PruneAsync(policy, store, DateTimeOffset.UtcNow.AddMinutes(1), dryRun: false, default);
         Assert.Equal(dry, done);
-        Assert.Equal(["20261123T020000000Z", "20261124T020000000Z"], Points("uuid-web"));
-        Assert.Equal(3, Points("uuid-db").Count()); // not selected by the policy
-        Assert.All(done.Where(d => d.Keep), d => Assert.StartsWith("keep-last", d.Reason, StringComparison.Ordinal));
+        Assert.Equal(web.Skip(3), Points(Repo, "11111111-1111-1111-1111-111111111111"));
+        Assert.Equal(db, Points(Repo, "22222222-2222-2222-2222-222222222222")); // not selected by the policy
+        Assert.All(done.Where(d => d.Keep), d => Assert.StartsWith("keep-last: newest", d.Reason, StringComparison.Ordinal));
+        using var repo = BackupRepository.Open(Repo);
+        Assert.True((await repo.VerifyAsync(null, null, null, default)).Ok);
     }
 
     [Fact]
-    public void Prune_waits_for_no_writer_and_refuses_to_delete_under_one()
+    public async Task A_missing_repository_is_not_created()
     {
-        Fill();
-        var policy = TestPolicies.One($"name: web\ndomains: ['web-*']\nschedule: daily\nrepository: {Repo}\nretention: {{keep-last: 1}}\n");
-        using (new FileStream(Path.Combine(Repo, "uuid-web", ".lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None))
-            Assert.Throws<IOException>(() => RetentionPruner.Prune(policy, new DirectoryPointStore(), DateTimeOffset.UtcNow, dryRun: false));
-        Assert.Equal(5, Points("uuid-web").Count());
+        var policy = TestPolicies.One($"name: web\ndomains: ['*']\nschedule: daily\nrepository: {Repo}\nretention: {{keep-last: 1}}\n");
+        Assert.Empty(await RetentionPruner.PruneAsync(policy, new RepositoryPointStore(null), DateTimeOffset.UtcNow, dryRun: false, default));
+        Assert.False(Directory.Exists(Repo));
     }
 
     [Fact]
-    public async Task Prune_command_dry_run_then_for_real()
+    public void Policy_disk_patterns_become_eligible_targets()
     {
-        Fill();
-        Directory.CreateDirectory(Path.Combine(_dir, "policies.d"));
-        File.WriteAllText(Path.Combine(_dir, "policies.d", "p.yaml"),
-            $"policies:\n  - {{name: web, domains: ['web-*'], schedule: daily, repository: {Repo}, retention: {{keep-last: 3}}}}\n  - {{name: db, domains: [db-1], schedule: daily, repository: {Repo}, retention: {{keep-last: 1}}}}\n");
-        var config = Path.Combine(_dir, "backupd.yaml");
-        File.WriteAllText(config, "catalog-connection: Host=127.0.0.1\nstate-directory: state\npolicies-directory: policies.d\n");
-
-        var (code, stdout, stderr) = await Backupd("--config", config, "prune", "--policy", "db", "--dry-run");
-        Assert.True(code == 0, stderr);
-        Assert.Contains("2 of 3 restore points would be removed", stdout, StringComparison.Ordinal);
-        Assert.Equal(3, Points("uuid-db").Count());
-
-        (code, stdout, stderr) = await Backupd("--config", config, "prune");
-        Assert.True(code == 0, stderr);
-        Assert.Contains("4 of 8 restore points were removed", stdout, StringComparison.Ordinal);
-        Assert.Equal(["20261122T020000000Z"], Points("uuid-db"));
-        Assert.Equal(3, Points("uuid-web").Count());
-
-        (code, _, stderr) = await Backupd("--config", config, "prune", "--policy", "nope");
-        Assert.Equal(3, code);
-        Assert.Contains("no valid policy named 'nope'", stderr, StringComparison.Ordinal);
-    }
-
-    private static async Task<(int Code, string Stdout, string Stderr)> Backupd(params string[] args)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "backupd.dll"));
-        foreach (var a in args) info.ArgumentList.Add(a);
-        info.Environment.Remove("BACKUPD_CONFIG");
-        using var p = Process.Start(info)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        return (p.ExitCode, await stdout, await stderr);
+        const string xml = """
+            <domain><devices>
+              <disk type='file' device='disk'><source file='/i/a.qcow2'/><target dev='vda'/></disk>
+              <disk type='file' device='disk'><source file='/i/b.qcow2'/><target dev='vdb'/></disk>
+              <disk type='file' device='cdrom'><source file='/i/c.iso'/><target dev='sda'/><readonly/></disk>
+            </devices></domain>
+            """;
+        Assert.Empty(CatalogBackupRunner.DisksFor(TestPolicies.One("name: p\ndomains: [x]\nschedule: daily\nrepository: /r\n"), xml));
+        Assert.Equal(["vdb"], CatalogBackupRunner.DisksFor(TestPolicies.One("name: p\ndomains: [x]\nschedule: daily\nrepository: /r\ndisks: {include: ['*'], exclude: [vda]}\n"), xml));
+        Assert.Throws<Backupd.Daemon.Workflow.BackupRefusedException>(() => CatalogBackupRunner.DisksFor(TestPolicies.One("name: p\ndomains: [x]\nschedule: daily\nrepository: /r\ndisks: [sd*]\n"), xml));
     }
 }

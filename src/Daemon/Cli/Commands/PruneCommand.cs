@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Backupd.Daemon.Scheduling;
 using Backupd.Policies.Loading;
+using Backupd.Storage.Catalog;
 
 namespace Backupd.Daemon.Cli.Commands;
 
@@ -17,11 +18,11 @@ public static class PruneCommand
         command.Options.Add(Policy);
         command.Options.Add(DryRun);
         command.Options.Add(GlobalOptions.Json);
-        command.SetAction(parse => Run(parse));
+        command.SetAction((parse, ct) => RunAsync(parse, ct));
         return command;
     }
 
-    private static int Run(ParseResult parse)
+    private static async Task<int> RunAsync(ParseResult parse, CancellationToken ct)
     {
         var config = GlobalOptions.LoadConfig(parse);
         var set = PolicyLoader.LoadDirectory(config.PoliciesDirectory);
@@ -34,9 +35,13 @@ public static class PruneCommand
             return set.Files.Any(f => !f.IsValid) ? ExitCodes.UsageOrConfig : ExitCodes.NotFound;
         }
         var dryRun = parse.GetValue(DryRun);
-        var store = new DirectoryPointStore();
+        // The catalog is kept in step (rows removed, a retention event per point); like every command, migrate first.
+        await CatalogMigrator.MigrateAsync(config.CatalogConnectionString, ct);
+        await using var catalog = new CatalogStore(config.CatalogConnectionString);
+        var store = new RepositoryPointStore(catalog);
         var now = DateTimeOffset.UtcNow;
-        var decisions = policies.SelectMany(p => RetentionPruner.Prune(p, store, now, dryRun)).ToList();
+        var decisions = new List<PruneDecision>();
+        foreach (var policy in policies) decisions.AddRange(await RetentionPruner.PruneAsync(policy, store, now, dryRun, ct));
         if (parse.GetValue(GlobalOptions.Json))
         {
             JsonOutput.Write(new { dryRun, decisions });
