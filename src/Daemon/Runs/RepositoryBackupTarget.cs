@@ -26,7 +26,7 @@ public sealed class RepositoryBackupTarget(string directory) : IBackupTarget, ID
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or RepositoryException)
         {
-            throw new BackupRefusedException(RefusalKind.TargetUnavailable, $"repository '{Description}' cannot be opened for writing: {e.Message}");
+            throw new BackupRefusedException(RefusalKind.TargetUnavailable, $"repository '{Description}' is not writable: {e.Message}");
         }
     }
 

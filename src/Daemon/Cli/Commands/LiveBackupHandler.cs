@@ -45,7 +45,7 @@ public static class LiveBackupHandler
                 }
 
                 BackupResult result;
-                var target = BackupTargets.Open(to);
+                using var target = BackupTargets.Open(to);
                 if (!json && !Console.IsOutputRedirected)
                 {
                     result = await AnsiConsole.Progress()
