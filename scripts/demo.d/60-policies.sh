@@ -27,7 +27,7 @@ demo_daemon=$!
 sleep 25
 kill -TERM "$demo_daemon"
 wait "$demo_daemon" || true
-grep -E "policies:|restore point|pruned|stopping" "$DEMO_STATE/daemon.log" | sed 's/^/   /' | tail -20
+grep -E "in force|policy demo-every-5s: (restore point|pruned)|stopping" "$DEMO_STATE/daemon.log" | sed "s/^ */   /"
 
 echo "-- what is left: retention kept the 3 newest restore points of $DEMO_VM"
 backupd prune --dry-run
