@@ -41,7 +41,16 @@ public sealed class PolicyCommandTests : IDisposable
         Assert.Contains("3 policies in 2 files: OK", stdout, StringComparison.Ordinal);
         Assert.Contains("  schedule    daily 01:30  (0 30 1 * * ?)  [Europe/Berlin]", stdout, StringComparison.Ordinal);
         Assert.Contains("  next        2026-11-27 01:30:00 +01:00 (Fri)", stdout, StringComparison.Ordinal);
-        Assert.Contains("  selected    (resolved at run time from qemu:///system)", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Selected_domains_come_from_the_policy_connection()
+    {
+        // libvirt's built-in test driver always has exactly one domain, named "test".
+        var file = Write("t.yaml", "name: t\nconnection: test:///default\ndomains: ['t*', nomatch]\nschedule: hourly\nrepository: /r\n");
+        var (code, stdout, stderr) = await Backupd("policy", "check", file);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("  selected    test" + Environment.NewLine, stdout, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -180,3 +180,41 @@ public sealed class LiveBackupProcessTests : IDisposable
             Directory.EnumerateFiles(Path.Combine(config.StateDirectory, "journal"), "*.json").Any());
     }
 }
+
+public sealed class LiveBackupSignalTests : IDisposable
+{
+    private readonly TempConfig config = new("Host=127.0.0.1;Database=unused");
+
+    public void Dispose() => config.Dispose();
+
+    [Fact]
+    public async Task Sigterm_during_the_copy_stops_the_copy_but_still_merges_the_overlay_back()
+    {
+        // Big enough that the copy takes a while: 512 MiB of data.
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda", SizeBytes: 512 * TestVm.MiB, FillPattern: null));
+        await TestVm.WritePatternAsync(vm.Disk("vda").Path, "qcow2", 0, 512 * TestVm.MiB, 0x6b);
+        await vm.StartAsync();
+        using var process = System.Diagnostics.Process.Start(BackupdProcess.StartInfo(null,
+            "--config", config.Path, "backup", "--domain", vm.Name, "--to", Path.Combine(config.Directory, "repo"), "--json"))!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!Directory.EnumerateFiles(vm.Directory).Any(OverlayNaming.IsOverlay))
+        {
+            if (DateTime.UtcNow > deadline || process.HasExited) Assert.Fail($"no overlay appeared: {await stderr}");
+            await Task.Delay(10);
+        }
+
+        await Tools.RunAsync("kill", "-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        await process.WaitForExitAsync();
+
+        Assert.Equal(1, process.ExitCode);
+        Assert.Contains("SIGTERM", await stderr, StringComparison.Ordinal);
+        using var json = JsonDocument.Parse(await stdout);
+        Assert.Equal("failed", json.RootElement.GetProperty("outcome").GetString());
+        Assert.Contains("canceled", json.RootElement.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.Equal(vm.Disk("vda").Path, await vm.ActiveSourceAsync("vda"));
+        Assert.DoesNotContain(Directory.EnumerateFiles(vm.Directory), OverlayNaming.IsOverlay);
+        Assert.Equal("running", await vm.StateAsync());
+    }
+}

@@ -20,12 +20,22 @@ public sealed class LiveBackupTests : IDisposable
     {
         await Requirements.LibvirtAndQemuAsync();
         using var hypervisor = LibvirtHypervisor.Open("qemu:///system");
-        var workflow = new BackupWorkflow(hypervisor, new QemuImg(), target ?? BackupTargets.Open(Repository), Options, NullLogger.Instance);
+        using var repository = target is null ? BackupTargets.Open(Repository) : null;
+        var workflow = new BackupWorkflow(hypervisor, new QemuImg(), target ?? repository!, Options, NullLogger.Instance);
         return await workflow.RunAsync(new BackupRequest(vm.Name, [], [], quiesce), CancellationToken.None);
     }
 
-    /// <summary>Where the interim directory target keeps a copied file.</summary>
-    private string CopyOf(BackupResult result, string fileKey) => Path.Combine(Repository, result.DomainUuid, result.RestorePointId!, fileKey);
+    /// <summary>The stored copy of one chain file, restored from the repository (verified against its digest) into the work directory.</summary>
+    private string CopyOf(BackupResult result, string fileKey)
+    {
+        var path = Path.Combine(work, $"restored-{result.RestorePointId}-{fileKey}");
+        if (!File.Exists(path))
+        {
+            using var repository = Storage.Repository.BackupRepository.Open(Repository);
+            repository.RestoreFileAsync(result.RestorePointId!, fileKey, path, null, CancellationToken.None).GetAwaiter().GetResult();
+        }
+        return path;
+    }
 
     private static IEnumerable<string> OverlayFiles(TestVm vm) => Directory.EnumerateFiles(vm.Directory).Where(OverlayNaming.IsOverlay);
 
@@ -162,7 +172,9 @@ public sealed class LiveBackupTests : IDisposable
         Assert.Equal("shut off", await vm.StateAsync());
         Assert.Equal(before, await vm.InactiveXmlAsync());
         Assert.Equal(Sha256(vm.Disk("vda").Path), Sha256(CopyOf(result, "vda.0")));
-        Assert.Equal($"sha256:{Sha256(vm.Disk("vda").Path).ToLowerInvariant()}", Assert.Single(result.Disks[0].Files).Digest);
+        using var repository = Storage.Repository.BackupRepository.Open(Repository);
+        var stored = Assert.Single(repository.FindPoint(result.RestorePointId!)!.Files);
+        Assert.Equal(stored.Digest, Assert.Single(result.Disks[0].Files).Digest);
     }
 
     [Fact]

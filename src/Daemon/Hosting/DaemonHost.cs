@@ -1,4 +1,5 @@
 using Backupd.Daemon.Configuration;
+using Backupd.Daemon.Scheduling;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Hosting.Systemd;
@@ -27,6 +28,9 @@ public static class DaemonHost
         builder.Services.AddSingleton(config);
         builder.Services.AddHostedService<CatalogStartupService>();
         builder.Services.AddHostedService<DaemonService>();
+        builder.Services.AddSingleton<IBackupRunner, CatalogBackupRunner>();
+        builder.Services.AddSingleton<IDomainSource, LibvirtDomainSource>();
+        builder.Services.AddHostedService<SchedulingService>();
         using var host = builder.Build();
         await host.RunAsync(ct);
     }

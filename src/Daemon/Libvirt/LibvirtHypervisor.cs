@@ -14,6 +14,9 @@ public sealed class LibvirtHypervisor : IHypervisor
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(500);
     private readonly Lock gate = new();
     private readonly BlockJobEvents events = new();
+
+    /// <summary>The BLOCK_JOB_2 event hub (for tests that check events arrive, not only polling).</summary>
+    internal BlockJobEvents Events => events;
     private LibvirtConnection connection;
     private int eventsCallbackId = -1;
 

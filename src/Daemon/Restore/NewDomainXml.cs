@@ -80,8 +80,8 @@ public static class NewDomainXml
     /// <summary>libvirt names: non-empty, no '/', no control characters.</summary>
     public static void ValidateName(string name)
     {
-        if (string.IsNullOrWhiteSpace(name) || name.Contains('/', StringComparison.Ordinal) || name.Any(char.IsControl) || name.Length > 200)
-            throw new RestoreException(ExitCodes.UsageOrConfig, $"--as-domain '{name}': a domain name must be non-empty, at most 200 characters, without '/' or control characters");
+        if (string.IsNullOrWhiteSpace(name) || name is "." or ".." || name.Contains('/', StringComparison.Ordinal) || name.Any(char.IsControl) || name.Length > 200)
+            throw new RestoreException(ExitCodes.UsageOrConfig, $"--as-domain '{name}': a domain name must be non-empty, at most 200 characters, without '/' or control characters, not '.' or '..'");
     }
 
     private static void SetChild(XElement parent, string name, string value)

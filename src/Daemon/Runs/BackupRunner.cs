@@ -74,20 +74,21 @@ public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, I
             throw;
         }
 
-        if (outcome.Point.DomainUuid != target.Uuid)
-            throw new InvalidOperationException($"workflow returned a restore point of domain {outcome.Point.DomainUuid} for a run of {target.Uuid}");
+        var record = RepositoryRecords.ToRecord(outcome.Point, outcome.RepositoryDirectory, outcome.Stats.Consistency);
+        if (record is null || record.DomainUuid != target.Uuid)
+            throw new InvalidOperationException($"workflow returned a restore point of group '{outcome.Point.GroupId}' for a run of domain {target.Uuid}");
         try
         {
             // The repository commit has returned: the point is durable. Only now does the catalog show it.
-            await catalog.CompleteRunAsync(runId, outcome.Stats, outcome.Point, CancellationToken.None);
+            await catalog.CompleteRunAsync(runId, outcome.Stats, record, CancellationToken.None);
         }
         catch (Exception e) when (e is Npgsql.NpgsqlException or CatalogException)
         {
             try { await catalog.FailRunAsync(runId, RunStates.Failed, $"recording restore point {outcome.Point.PointId}: {e.Message}", outcome.Stats, CancellationToken.None); }
             catch (Npgsql.NpgsqlException) { /* the catalog is unreachable; the exception below says what to do */ }
-            throw new PointNotRecordedException(outcome.Point.PointId, outcome.Point.Repository, e);
+            throw new PointNotRecordedException(record.PointId, record.Repository, e);
         }
-        _log.LogInformation("run {RunId}: restore point {Point} of {Domain} recorded", runId, outcome.Point.PointId, target.Name);
-        return new BackupRunResult(runId, target, outcome.Point, outcome.Stats);
+        _log.LogInformation("run {RunId}: restore point {Point} of {Domain} recorded", runId, record.PointId, target.Name);
+        return new BackupRunResult(runId, target, record, outcome.Stats);
     }
 }

@@ -1,4 +1,5 @@
 using Backupd.Storage.Catalog;
+using Backupd.Storage.Repository;
 
 namespace Backupd.Daemon.Runs;
 
@@ -9,10 +10,11 @@ public sealed record BackupTarget(Guid Uuid, string Name);
 public sealed record RunProgress(string Step, long Bytes = 0, long? TotalBytes = null);
 
 /// <summary>
-/// What a successful workflow hands back: the restore point as the repository committed it (durable
-/// when this is returned) and the run's counters.
+/// What a successful workflow hands back: the restore point as <c>BackupSession.Commit</c> returned it
+/// (durable when this is returned), the repository directory it lives in, and the run's counters.
+/// The point's group id must be the domain UUID; attach the domain XML as metadata "domain.xml".
 /// </summary>
-public sealed record DomainBackupOutcome(RestorePointRecord Point, RunStats Stats);
+public sealed record DomainBackupOutcome(RestorePointInfo Point, string RepositoryDirectory, RunStats Stats);
 
 /// <summary>
 /// The live backup workflow as the runner sees it (issue 4 implements it over libvirt and the

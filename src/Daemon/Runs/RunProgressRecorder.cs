@@ -6,6 +6,7 @@ namespace Backupd.Daemon.Runs;
 /// Takes the workflow's progress reports (which may come many times a second from the copy loop),
 /// forwards them to an optional observer (a progress bar), and writes the newest one to the run's
 /// catalog row at most once per <see cref="Interval"/>, so `backupd status` can show a percentage.
+/// A new step is written at once, before the step's work starts, so a run that dies shows the step it died in.
 /// </summary>
 public sealed class RunProgressRecorder : IProgress<RunProgress>, IAsyncDisposable
 {
@@ -32,7 +33,20 @@ public sealed class RunProgressRecorder : IProgress<RunProgress>, IAsyncDisposab
 
     public void Report(RunProgress value)
     {
-        Volatile.Write(ref _latest, value);
+        var previous = Interlocked.Exchange(ref _latest, value);
+        if (previous?.Step != value.Step)
+        {
+            // Rare (a handful per run) and must not be lost to a crash right after: write it synchronously.
+            try
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                _catalog.UpdateProgressAsync(_runId, value.Step, value.Bytes, value.TotalBytes, timeout.Token).GetAwaiter().GetResult();
+            }
+            catch (Exception e) when (e is Npgsql.NpgsqlException or OperationCanceledException)
+            {
+                // Best effort, like the periodic writes: the backup matters more than its progress row.
+            }
+        }
         _observer?.Report(value);
     }
 

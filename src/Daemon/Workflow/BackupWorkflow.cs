@@ -118,6 +118,8 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
     {
         foreach (var dir in plans.Select(p => Path.GetDirectoryName(p.Journal.OverlayPath)!).Distinct())
         {
+            // Our own default for block devices is created on demand; a configured scratch directory must exist.
+            if (options.ScratchDirectory is null && dir == Path.Combine(options.StateDirectory, "overlays")) Directory.CreateDirectory(dir);
             if (!Directory.Exists(dir))
                 throw new BackupRefusedException(RefusalKind.BadRequest, $"overlay directory '{dir}' does not exist");
             var free = new DriveInfo(dir).AvailableFreeSpace;
@@ -169,11 +171,17 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
             journal.Write(entry);
             Faults.Hit(Faults.AfterCopy);
         }
+        catch (OperationCanceledException e)
+        {
+            failure = new OperationCanceledException("canceled before the copy finished; the partial copy was discarded", e);
+            entry.Error = failure.Message;
+            logger.LogWarning("{Domain}: backup run {RunId} canceled; merging the overlays back", plan.Domain.Name, plan.RunId);
+        }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            failure = e;
-            entry.Error = e.Message;
-            logger.LogError(e, "{Domain}: backup run {RunId} failed: {Message}", plan.Domain.Name, plan.RunId, e.Message);
+            failure = e is LibvirtException ? new InvalidOperationException(Hints.Explain(e), e) : e;
+            entry.Error = failure.Message;
+            logger.LogError(e, "{Domain}: backup run {RunId} failed: {Message}", plan.Domain.Name, plan.RunId, failure.Message);
         }
         finally
         {
@@ -288,6 +296,8 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
             MergeOutcome outcome;
             var live = liveDisks?.FirstOrDefault(d => d.Target == disk.Target);
             var persistent = persistentDisks?.FirstOrDefault(d => d.Target == disk.Target);
+            logger.LogInformation("{Domain}: merging back {Target}: live source {Live}, persistent source {Persistent}",
+                entry.DomainName, disk.Target, live?.SourcePath ?? "(not running)", persistent?.SourcePath ?? "(transient)");
             if (live?.SourcePath == disk.OverlayPath)
             {
                 outcome = await merger.MergeLiveAsync(entry.DomainUuid, disk);

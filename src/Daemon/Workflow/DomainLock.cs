@@ -1,15 +1,26 @@
 namespace Backupd.Daemon.Workflow;
 
-/// <summary>One backupd run per domain on this host: an exclusive lock file under STATE/locks (flock, released by the kernel on a crash).</summary>
+/// <summary>
+/// One backupd run per domain on this host: an exclusive lock file (flock, released by the kernel
+/// on a crash). It lives in /run/lock/backupd when that exists, so that every backupd process on the
+/// host sees it whatever its state directory; otherwise under STATE/locks. Recovery takes it too,
+/// so it never merges the overlay of a run that is still going.
+/// </summary>
 public sealed class DomainLock : IDisposable
 {
+    private const string HostLockDirectory = "/run/lock/backupd";
     private readonly FileStream stream;
 
     private DomainLock(FileStream stream) => this.stream = stream;
 
-    public static DomainLock Acquire(string stateDirectory, string domainUuid, string domainName)
+    public static DomainLock Acquire(string stateDirectory, string domainUuid, string domainName) =>
+        TryAcquire(stateDirectory, domainUuid)
+        ?? throw new BackupRefusedException(RefusalKind.Busy, $"another backupd run is working on domain '{domainName}' ({domainUuid})");
+
+    /// <summary>Null when another process holds it.</summary>
+    public static DomainLock? TryAcquire(string stateDirectory, string domainUuid)
     {
-        var dir = Path.Combine(stateDirectory, "locks");
+        var dir = Directory.Exists("/run/lock") ? HostLockDirectory : Path.Combine(stateDirectory, "locks");
         Directory.CreateDirectory(dir);
         try
         {
@@ -17,7 +28,7 @@ public sealed class DomainLock : IDisposable
         }
         catch (IOException)
         {
-            throw new BackupRefusedException(RefusalKind.Busy, $"another backupd run is working on domain '{domainName}' ({domainUuid})");
+            return null;
         }
     }
 

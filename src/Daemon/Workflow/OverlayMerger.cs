@@ -29,13 +29,24 @@ public sealed class OverlayMerger(IHypervisor hypervisor, IImageTool images, Wor
             }
             catch (Exception e) when (e is LibvirtException or InjectedFaultException or FormatException)
             {
-                problem = e.Message;
+                problem = Hints.Explain(e);
             }
             logger.LogWarning("commit of {Target} (overlay {Overlay}) attempt {Attempt}/{Attempts} failed: {Problem}",
                 disk.Target, disk.OverlayPath, attempt, options.CommitAttempts, problem);
+            if (!StillRunning(uuid))
+            {
+                // Stopped or undefined meanwhile: a live merge is no longer possible; recovery commits it offline.
+                return new MergeOutcome(false, clock.Elapsed, $"{problem}; the domain stopped during the merge: run 'backupd recover'");
+            }
             if (attempt < options.CommitAttempts) await Task.Delay(options.CommitRetryDelay * attempt);
         }
         return new MergeOutcome(false, clock.Elapsed, problem);
+    }
+
+    private bool StillRunning(string uuid)
+    {
+        try { return hypervisor.FindDomain(uuid) is { IsActive: true }; }
+        catch (LibvirtException) { return true; } // cannot tell: keep trying
     }
 
     /// <summary>One attempt; returns null when the disk is confirmed on its base, else what went wrong.</summary>

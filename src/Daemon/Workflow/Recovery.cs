@@ -45,7 +45,20 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
         {
             ct.ThrowIfCancellationRequested();
             var mine = entries.Where(e => e.DomainUuid == domain.Uuid).ToList();
-            actions.AddRange(await RecoverDomainAsync(domain, mine, dryRun));
+            try
+            {
+                actions.AddRange(await RecoverDomainAsync(domain, mine, dryRun));
+            }
+            catch (LibvirtException e) when (e.Code == LibvirtErrorCodes.NoDomain)
+            {
+                continue; // undefined since the listing: nothing of it left to fix in libvirt
+            }
+            catch (Exception e) when (e is LibvirtException or IOException or InvalidOperationException or FormatException)
+            {
+                actions.Add(new RecoveryAction(domain.Name, "-", "-", "inspect the domain", false, Hints.Explain(e)));
+                logger.LogCritical("recovery of {Domain} failed: {Message}", domain.Name, Hints.Explain(e));
+                continue;
+            }
             if (!dryRun) CloseResolved(mine);
         }
 
@@ -78,6 +91,15 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
         {
             if (!disks.Any(x => x.Target == known.Target && x.OverlayPath == known.OverlayPath) && File.Exists(known.OverlayPath))
                 disks.Add(known);
+        }
+
+        if (disks.Count == 0) return actions;
+        using var domainLock = DomainLock.TryAcquire(options.StateDirectory, domain.Uuid);
+        if (domainLock is null)
+        {
+            // A run is in progress: its own finally merges its overlays; touching them now would race it.
+            actions.AddRange(disks.Select(d => new RecoveryAction(domain.Name, d.Target, d.OverlayPath, "skipped: a backup of this domain is running", false, null)));
+            return actions;
         }
 
         var merged = new List<JournalDisk>();
@@ -155,6 +177,8 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
     {
         foreach (var entry in entries)
         {
+            using var running = DomainLock.TryAcquire(options.StateDirectory, entry.DomainUuid);
+            if (running is null) continue; // that run is still going and keeps its own journal
             if (entry.Disks.All(d => d.Merged || !File.Exists(d.OverlayPath)))
             {
                 entry.Error ??= "recovered";

@@ -53,7 +53,7 @@ internal static class PolicySetChecks
             {
                 if (mine.IsLiteral && earlier.Matches(mine.Text) && later.Matches(mine.Text))
                     return ($"'{mine.Text}'", mine.Position);
-                if (theirs.IsLiteral && later.Matches(theirs.Text) && earlier.Matches(theirs.Text))
+                if (!mine.IsLiteral && theirs.IsLiteral && mine.Matches(theirs.Text) && later.Matches(theirs.Text) && earlier.Matches(theirs.Text))
                     return ($"'{theirs.Text}' (matched by '{mine.Text}')", mine.Position);
                 if (!mine.IsLiteral && mine.Text == theirs.Text)
                     return ($"glob '{mine.Text}'", mine.Position);

@@ -258,9 +258,13 @@ public sealed class CronExpression
         // before the start's reading are scanned too (after a backward jump they can be later instants).
         DateTimeOffset? best = null;
         DateTime bestLocal = default;
-        foreach (var local in ReadingsFrom(startLocal.AddHours(-MaxClockShiftHours)))
+        // Only near a clock change can an earlier reading be a later instant: elsewhere scan from the start's reading.
+        var shift = TimeSpan.FromHours(MaxClockShiftHours);
+        var nearChange = zone.GetUtcOffset(startUtc - shift) != zone.GetUtcOffset(startUtc) || zone.GetUtcOffset(startUtc + shift) != zone.GetUtcOffset(startUtc);
+        foreach (var local in ReadingsFrom(nearChange ? startLocal - shift : startLocal))
         {
-            if (best is not null && local > bestLocal.AddHours(MaxClockShiftHours)) break;
+            // Away from a clock change readings and instants grow together: the first match is the answer.
+            if (best is not null && (!nearChange || local > bestLocal + shift)) break;
             foreach (var instant in InstantsOf(local, zone))
             {
                 if (instant.UtcTicks < startTicks || (best is not null && instant.UtcTicks >= best.Value.UtcTicks)) continue;

@@ -77,6 +77,7 @@ public sealed class NewDomainXmlTests
     [InlineData("")]
     [InlineData("a/b")]
     [InlineData("tab\tname")]
+    [InlineData("..")]
     public void Names_libvirt_cannot_take_are_refused(string name)
     {
         var error = Assert.Throws<RestoreException>(() => NewDomainXml.Rewrite(Saved, name, new Dictionary<string, RestoredDisk>()));

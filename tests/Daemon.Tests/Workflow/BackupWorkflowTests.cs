@@ -4,6 +4,8 @@ using Microsoft.Extensions.Logging;
 
 namespace Backupd.Daemon.Tests.Workflow;
 
+// Faults.Spec is process-wide: classes that set it must not run in parallel with each other.
+[Collection("Faults")]
 public sealed class BackupWorkflowTests : IDisposable
 {
     private readonly string dir = Directory.CreateTempSubdirectory("bkd-wf-").FullName;
@@ -312,6 +314,28 @@ public sealed class BackupWorkflowTests : IDisposable
         Assert.Equal([$"qemu-img commit {Path.GetFileName(overlay)}", "define"], hv.Calls);
         Assert.Equal(basePath, vda.PersistentSource);
         Assert.Equal("qcow2", vda.PersistentFormat);
+        Assert.False(File.Exists(overlay));
+    }
+
+    [Fact]
+    public async Task Recovery_leaves_alone_a_domain_whose_backup_is_still_running()
+    {
+        var vda = hv.AddDisk("vda");
+        var overlay = vda.Chain[0].Path + ".backupd-20260101T000000Z-0123abcd.qcow2";
+        File.WriteAllText(overlay, "guest data");
+        vda.Chain.Insert(0, (overlay, "qcow2"));
+
+        using (DomainLock.Acquire(Options.StateDirectory, hv.Uuid, hv.Name))
+        {
+            var report = await new Recovery(hv, images, Options, log).RecoverAllAsync(dryRun: false, default);
+            Assert.StartsWith("skipped", Assert.Single(report.Actions).Action, StringComparison.Ordinal);
+            Assert.True(report.AllResolved);
+            Assert.Empty(hv.Calls);
+            Assert.True(File.Exists(overlay));
+        }
+
+        var after = await new Recovery(hv, images, Options, log).RecoverAllAsync(dryRun: false, default);
+        Assert.True(Assert.Single(after.Actions).Done);
         Assert.False(File.Exists(overlay));
     }
 }

@@ -1,6 +1,7 @@
 using Backupd.Daemon.Runs;
 using Backupd.Integration.Fixtures;
 using Backupd.Storage.Catalog;
+using Backupd.Storage.Repository;
 
 namespace Backupd.Integration.Catalog;
 
@@ -17,7 +18,12 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
         _store = new CatalogStore(database.ConnectionString);
     }
 
-    public async Task DisposeAsync() => await _store.DisposeAsync();
+    public async Task DisposeAsync()
+    {
+        await _store.DisposeAsync();
+        foreach (var dir in ScriptedWorkflow.Created)
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+    }
 
     [Fact]
     public async Task A_successful_run_records_progress_then_the_point_with_the_run()
@@ -35,6 +41,9 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
         // While the workflow ran (before its commit returned) the catalog showed no point.
         Assert.Equal(0, workflow.PointsVisibleDuringRun);
         Assert.Equal([result.Point.PointId], (await _store.ListPointsAsync(workflow.Target.Uuid, null, CancellationToken.None)).Select(p => p.Id));
+        var shown = await _store.GetPointAsync(result.Point.PointId, CancellationToken.None);
+        Assert.Equal("<domain><name>vm-ok</name></domain>", shown!.DomainXml);
+        Assert.Equal(("vda", 0, "raw", "crash-consistent"), (shown.Files.Single().Disk, shown.Files.Single().Depth, shown.Files.Single().Format, shown.Point.Consistency));
     }
 
     [Fact]
@@ -109,6 +118,14 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
         public TaskCompletionSource? Block { get; init; }
         public TaskCompletionSource Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public CatalogStore? Catalog { get; init; }
+        public static readonly System.Collections.Concurrent.ConcurrentBag<string> Created = [];
+        public string Repository { get; } = Track(Directory.CreateTempSubdirectory("bkd-runner-").FullName);
+
+        private static string Track(string dir)
+        {
+            Created.Add(dir);
+            return dir;
+        }
         public int Calls;
         public int PointsVisibleDuringRun = -1;
 
@@ -122,10 +139,20 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
             if (Block is not null) await Block.Task.WaitAsync(ct);
             progress.Report(new RunProgress("copy", 100, 100));
             if (Failure is not null) throw Failure;
-            var point = CatalogStoreTests.Point(target.Uuid, target.Name, $"pt-{runId}-{target.Uuid}", DateTimeOffset.UtcNow);
-            if (Catalog is not null)
-                PointsVisibleDuringRun = (await Catalog.ListPointsAsync(target.Uuid, null, ct)).Count;
-            return new DomainBackupOutcome(point, new RunStats(123, 45, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(0.5), "crash-consistent"));
+            // A real repository commit of a small "disk", so the runner records what the repository returned.
+            var source = Path.Combine(Repository, $"disk-{runId}.raw");
+            await File.WriteAllBytesAsync(source, Enumerable.Repeat((byte)runId, 256 << 10).ToArray(), ct);
+            using var repo = BackupRepository.Open(Path.Combine(Repository, "repo"));
+            RestorePointInfo point;
+            using (var session = repo.BeginBackup(target.Uuid.ToString(), target.Name))
+            {
+                await session.AddFileAsync("vda.0", source, new SourceFileInfo(source, "raw", null, 256 << 10), null, ct);
+                session.AttachMetadata(RepositoryRecords.DomainXmlMetadata, $"<domain><name>{target.Name}</name></domain>");
+                if (Catalog is not null)
+                    PointsVisibleDuringRun = (await Catalog.ListPointsAsync(target.Uuid, null, ct)).Count;
+                point = session.Commit();
+            }
+            return new DomainBackupOutcome(point, repo.Directory, new RunStats(123, 45, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(0.5), "crash-consistent"));
         }
     }
 }

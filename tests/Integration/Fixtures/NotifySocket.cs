@@ -12,13 +12,21 @@ public sealed class NotifySocket : IDisposable
 
     public NotifySocket() => socket.Bind(new UnixDomainSocketEndPoint(Path));
 
-    /// <summary>Waits for the next datagram, e.g. "READY=1" or "STOPPING=1".</summary>
+    /// <summary>Every STATUS= line received so far (the daemon reports its current activity with them).</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> Statuses { get; } = new();
+
+    /// <summary>Waits for the next state datagram, e.g. "READY=1" or "STOPPING=1"; STATUS= datagrams are collected in <see cref="Statuses"/>, not returned.</summary>
     public async Task<string> ReceiveAsync(TimeSpan timeout)
     {
         var buffer = new byte[4096];
         using var cts = new CancellationTokenSource(timeout);
-        var n = await socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
-        return Encoding.UTF8.GetString(buffer, 0, n);
+        while (true)
+        {
+            var n = await socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
+            var text = Encoding.UTF8.GetString(buffer, 0, n);
+            if (!text.StartsWith("STATUS=", StringComparison.Ordinal)) return text;
+            Statuses.Enqueue(text);
+        }
     }
 
     public void Dispose()

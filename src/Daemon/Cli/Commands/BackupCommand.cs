@@ -40,6 +40,7 @@ public static class BackupCommand
         command.Options.Add(Quiesce);
         command.Options.Add(GlobalOptions.Json);
         FileBackupHandler.AddOptions(command);
+        CatalogBackupHandler.AddOptions(command);
         command.SetAction(async (parse, ct) =>
         {
             if (parse.GetValue(Domain) is not null && FileBackupHandler.Applies(parse))
@@ -47,6 +48,7 @@ public static class BackupCommand
                 await Console.Error.WriteLineAsync("backupd backup: give either --domain or --file, not both");
                 return ExitCodes.UsageOrConfig;
             }
+            if (parse.GetValue(Domain) is not null && CatalogBackupHandler.Applies(parse)) return await CatalogBackupHandler.RunAsync(parse, ct);
             if (parse.GetValue(Domain) is not null) return await LiveBackupHandler.RunAsync(parse, ct);
             if (FileBackupHandler.Applies(parse)) return await FileBackupHandler.RunAsync(parse, ct);
             await Console.Error.WriteLineAsync("backupd backup: say what to back up: --domain NAME --to REPOSITORY_DIR, or --file PATH --to REPOSITORY_DIR (see backupd backup --help)");

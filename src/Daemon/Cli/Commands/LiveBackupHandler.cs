@@ -28,6 +28,8 @@ public static class LiveBackupHandler
         LibvirtHypervisor hypervisor;
         try { hypervisor = LibvirtHypervisor.Open(settings.LibvirtUri); }
         catch (LibvirtException e) { return Fail(ExitCodes.Failed, $"cannot connect to libvirt at {settings.LibvirtUri}: {e.LibvirtMessage}"); }
+        using var signals = new SignalGuard(ct);
+        ct = signals.Token;
         using (hypervisor)
         {
             var images = new QemuImg();
@@ -43,7 +45,7 @@ public static class LiveBackupHandler
                 }
 
                 BackupResult result;
-                var target = BackupTargets.Open(to);
+                using var target = BackupTargets.Open(to);
                 if (!json && !Console.IsOutputRedirected)
                 {
                     result = await AnsiConsole.Progress()

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Backupd.Daemon.Scheduling;
 using Backupd.Policies.Loading;
 using Backupd.Policies.Model;
 
@@ -9,11 +10,10 @@ namespace Backupd.Daemon.Cli.Commands;
 public static class PolicyCommand
 {
     /// <summary>
-    /// Lists the domain names of a libvirt URI, or returns null when that is not possible here
-    /// (libvirt unreachable, or listing not available). Replaceable so tests and the libvirt
-    /// binding can plug in; the default cannot list, and the output says domains are resolved at run time.
+    /// Lists the domain names of a libvirt URI, or returns null when libvirt cannot be reached
+    /// (the output then says domains are resolved at run time).
     /// </summary>
-    internal static Func<string, IReadOnlyList<string>?> ListDomains { get; set; } = _ => null;
+    internal static Func<string, IReadOnlyList<string>?> ListDomains { get; set; } = LibvirtDomainSource.TryList;
 
     private static readonly Argument<string[]> Files = new("FILES")
     {

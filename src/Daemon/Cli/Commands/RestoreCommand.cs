@@ -7,16 +7,21 @@ public static class RestoreCommand
 {
     public static Command Create()
     {
-        var command = new Command("restore", "Restore a file of a restore point to a new path (--repository DIR --file NAME --to PATH)");
+        var command = new Command("restore", "Restore a domain's restore point from the catalog (--domain), or one file of a repository (--repository --file)");
         command.Options.Add(GlobalOptions.Json);
         FileRestoreHandler.AddOptions(command);
+        DomainRestoreHandler.AddOptions(command);
         command.SetAction(async (parse, ct) =>
         {
+            if (DomainRestoreHandler.Applies(parse))
+            {
+                return await DomainRestoreHandler.RunAsync(parse, ct);
+            }
             if (FileRestoreHandler.Applies(parse))
             {
                 return await FileRestoreHandler.RunAsync(parse, ct);
             }
-            await Console.Error.WriteLineAsync("backupd restore: say what to restore: --repository DIR --file NAME [--point ID] --to PATH");
+            await Console.Error.WriteLineAsync("backupd restore: say what to restore: --domain NAME [--point ID | --at TIME] (--to DIR | --as-domain NEW | --in-place --force), or --repository DIR --file NAME [--point ID] --to PATH");
             return ExitCodes.UsageOrConfig;
         });
         return command;

@@ -7,17 +7,17 @@ public static class VerifyCommand
 {
     public static Command Create()
     {
-        var command = new Command("verify", "Recompute the digests of every restore point in a repository (--repository DIR)");
+        var command = new Command("verify", "Re-read restore points and check their digests: the catalog's ([--domain NAME] [--point ID], recorded), or a whole repository (--repository DIR)");
         command.Options.Add(GlobalOptions.Json);
         RepositoryVerifyHandler.AddOptions(command);
+        CatalogVerifyHandler.AddOptions(command);
         command.SetAction(async (parse, ct) =>
         {
             if (RepositoryVerifyHandler.Applies(parse))
             {
                 return await RepositoryVerifyHandler.RunAsync(parse, ct);
             }
-            await Console.Error.WriteLineAsync("backupd verify: say what to verify: --repository DIR [--point ID]");
-            return ExitCodes.UsageOrConfig;
+            return await CatalogVerifyHandler.RunAsync(parse, ct);
         });
         return command;
     }

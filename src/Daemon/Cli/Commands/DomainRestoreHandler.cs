@@ -1,0 +1,126 @@
+using System.CommandLine;
+using Backupd.Daemon.Cli.Catalog;
+using Backupd.Daemon.Libvirt;
+using Backupd.Daemon.Restore;
+using Backupd.Storage.Catalog;
+using Backupd.Storage.Repository;
+using Spectre.Console;
+
+namespace Backupd.Daemon.Cli.Commands;
+
+/// <summary>
+/// `backupd restore --domain NAME [--point ID | --at TIME] [--disk vda]... (--to DIR [--flatten] | --as-domain NEW | --in-place --force)`:
+/// finds the point in the catalog, reads it from its repository. Shares --point and --to with the file form.
+/// </summary>
+internal static class DomainRestoreHandler
+{
+    public static readonly Option<string?> Domain = new("--domain") { Description = "Domain whose restore point to restore (name, former name or UUID)" };
+    public static readonly Option<string?> At = new("--at") { Description = "The newest point taken at or before TIME (ISO 8601, or a duration ago: 6h, 2d)" };
+    public static readonly Option<string[]> Disk = new("--disk") { Description = "Only this disk (repeatable; default: every disk of the point)" };
+    public static readonly Option<bool> Flatten = new("--flatten") { Description = "One standalone image per disk instead of the chain" };
+    public static readonly Option<string?> AsDomain = new("--as-domain") { Description = "Define a new domain NEWNAME from the saved XML using the restored images (not started)" };
+    public static readonly Option<bool> InPlace = new("--in-place") { Description = "Put the point's images back where they were taken from (shut-off domain only; needs --force)" };
+    public static readonly Option<bool> Force = new("--force") { Description = "Confirm --in-place" };
+    public static readonly Option<bool> KeepOld = new("--keep-old") { Description = "With --in-place: keep the replaced images as *.before-restore-TIME" };
+
+    public static void AddOptions(Command command)
+    {
+        foreach (var option in new Option[] { Domain, At, Disk, Flatten, AsDomain, InPlace, Force, KeepOld })
+            command.Options.Add(option);
+    }
+
+    public static bool Applies(ParseResult parse) => parse.GetValue(Domain) is not null;
+
+    public static Task<int> RunAsync(ParseResult parse, CancellationToken ct) => CatalogCli.RunAsync(parse, async (store, config) =>
+    {
+        var json = parse.GetValue(GlobalOptions.Json);
+        var to = parse.GetValue(FileRestoreHandler.To)?.FullName;
+        var asDomain = parse.GetValue(AsDomain);
+        var inPlace = parse.GetValue(InPlace);
+        var flatten = parse.GetValue(Flatten);
+        CheckUsage(parse, to, asDomain, inPlace, flatten);
+
+        var domain = await CatalogCli.ResolveDomainAsync(store, parse.GetValue(Domain)!, ct);
+        var point = await SelectPointAsync(store, domain, parse.GetValue(FileRestoreHandler.Point), parse.GetValue(At), ct);
+        var detail = await store.GetPointAsync(point.Id, ct) ?? throw new CliFailureException(ExitCodes.NotFound, $"restore point {point.Id} vanished from the catalog");
+        var plan = RestorePlan.Build(point.Id, detail.Files, parse.GetValue(Disk) is { Length: > 0 } disks ? disks : null);
+        if (plan.Count == 0)
+            throw new CliFailureException(ExitCodes.NotFound, $"restore point {point.Id} has no disk files");
+        if (!RepositoryCli.IsRepository(point.Repository))
+            throw new CliFailureException(ExitCodes.NotFound, $"restore point {point.Id} lives in {point.Repository}, which is not a backupd repository (any more)");
+
+        using var repository = BackupRepository.Open(point.Repository);
+        var restore = new DomainRestore(new RepositoryRestoreSource(repository));
+        var total = plan.SelectMany(d => d.Chain).Sum(f => f.FileSize);
+        var label = $"restore {domain.Name} {point.Id}";
+        RestoreOutcome outcome;
+        if (to is not null)
+        {
+            outcome = await RepositoryCli.WithProgressAsync(label, total, json, p => restore.ToDirectoryAsync(point.Id, plan, to, flatten, p, ct));
+        }
+        else
+        {
+            using var hypervisor = LibvirtHypervisor.Open(config.LibvirtUri);
+            outcome = asDomain is not null
+                ? await RepositoryCli.WithProgressAsync(label, total, json, p => restore.AsDomainAsync(hypervisor, point.Id, detail.DomainXml, plan, asDomain, flatten, p, ct))
+                : await RepositoryCli.WithProgressAsync(label, total, json, p => restore.InPlaceAsync(hypervisor, domain.Uuid, point.Id, plan, parse.GetValue(KeepOld), p, ct));
+        }
+        Print(outcome, domain, json);
+        return ExitCodes.Ok;
+    }, ct);
+
+    private static void CheckUsage(ParseResult parse, string? to, string? asDomain, bool inPlace, bool flatten)
+    {
+        var modes = (to is not null ? 1 : 0) + (asDomain is not null ? 1 : 0) + (inPlace ? 1 : 0);
+        if (modes != 1)
+            throw new CliFailureException(ExitCodes.UsageOrConfig, "restore --domain needs exactly one of --to DIR, --as-domain NEWNAME, --in-place --force");
+        if (parse.GetValue(FileRestoreHandler.Repository) is not null || parse.GetValue(FileRestoreHandler.File) is not null)
+            throw new CliFailureException(ExitCodes.UsageOrConfig, "--domain restores from the catalog; --repository/--file are the file form: use one or the other");
+        if (parse.GetValue(FileRestoreHandler.Point) is not null && parse.GetValue(At) is not null)
+            throw new CliFailureException(ExitCodes.UsageOrConfig, "give --point ID or --at TIME, not both");
+        if (inPlace && !parse.GetValue(Force))
+            throw new CliFailureException(ExitCodes.UsageOrConfig, "--in-place replaces the domain's current images: add --force to confirm (the domain must be shut off)");
+        if (flatten && inPlace)
+            throw new CliFailureException(ExitCodes.UsageOrConfig, "--flatten applies to --to and --as-domain; --in-place restores the chain as it was");
+        if (parse.GetValue(KeepOld) && !inPlace)
+            throw new CliFailureException(ExitCodes.UsageOrConfig, "--keep-old only applies to --in-place");
+    }
+
+    private static async Task<RestorePointSummary> SelectPointAsync(CatalogStore store, DomainRow domain, string? pointId, string? at, CancellationToken ct)
+    {
+        if (pointId is not null)
+        {
+            var detail = await store.GetPointAsync(pointId, ct)
+                ?? throw new CliFailureException(ExitCodes.NotFound, $"no restore point '{pointId}' in the catalog (`backupd list --domain {domain.Name}`)");
+            if (detail.Point.DomainUuid != domain.Uuid)
+                throw new CliFailureException(ExitCodes.UsageOrConfig, $"restore point {pointId} belongs to {detail.Point.DomainName} ({detail.Point.DomainUuid}), not {domain.Name} ({domain.Uuid})");
+            return detail.Point;
+        }
+        if (at is not null)
+        {
+            var time = CatalogCli.ParseTime(at, "--at");
+            return await store.FindPointAtAsync(domain.Uuid, time, ct)
+                ?? throw new CliFailureException(ExitCodes.NotFound, $"{domain.Name} has no restore point taken at or before {time.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z");
+        }
+        var all = await store.ListPointsAsync(domain.Uuid, null, ct);
+        return all.Count > 0 ? all[0] : throw new CliFailureException(ExitCodes.NotFound, $"{domain.Name} has no restore points");
+    }
+
+    private static void Print(RestoreOutcome outcome, DomainRow domain, bool json)
+    {
+        if (json)
+        {
+            JsonOutput.Write(new { domain = domain.Name, domainUuid = domain.Uuid, outcome.PointId, outcome.Mode, outcome.Disks, outcome.NewDomainName, outcome.NewDomainUuid, outcome.Notes, outcome.InPlace });
+            return;
+        }
+        foreach (var d in outcome.Disks)
+            Console.WriteLine($"{d.Disk}: {d.ImagePath}{(d.Files.Count > 1 ? $" (chain of {d.Files.Count}: {string.Join(", ", d.Files.Skip(1))})" : "")}");
+        if (outcome.NewDomainName is not null)
+            Console.WriteLine($"defined domain '{outcome.NewDomainName}' ({outcome.NewDomainUuid}), not started");
+        foreach (var n in outcome.Notes ?? [])
+            Console.WriteLine($"note: {n}");
+        foreach (var f in outcome.InPlace ?? [])
+            if (f.KeptAside is not null) Console.WriteLine($"kept the replaced image as {f.KeptAside}");
+        AnsiConsole.MarkupLine($"restored [bold]{Markup.Escape(domain.Name)}[/] point {Markup.Escape(outcome.PointId)} ({outcome.Mode}), digests verified");
+    }
+}

@@ -1,0 +1,82 @@
+using Backupd.Daemon.Cli;
+using Backupd.Daemon.Libvirt;
+
+namespace Backupd.Daemon.Restore;
+
+/// <summary>What a restore produced, for the command's output.</summary>
+public sealed record RestoreOutcome(
+    string PointId,
+    string Mode,
+    IReadOnlyList<RestoredDiskResult> Disks,
+    string? NewDomainName = null,
+    Guid? NewDomainUuid = null,
+    IReadOnlyList<string>? Notes = null,
+    IReadOnlyList<InPlaceFile>? InPlace = null);
+
+/// <summary>
+/// The three ways to restore a domain's restore point, with the checks that keep each one from
+/// touching what it must not: --to writes only new files in one directory; --as-domain also defines
+/// (never starts) a new domain and refuses an existing name; --in-place only for a domain that is
+/// shut off, whose disks still point where the point was taken from.
+/// </summary>
+public sealed class DomainRestore(IRestoreSource source)
+{
+    public async Task<RestoreOutcome> ToDirectoryAsync(string pointId, IReadOnlyList<PlannedDisk> plan, string directory, bool flatten, IProgress<long>? progress, CancellationToken ct)
+    {
+        var target = RestoreDirectory.Prepare(directory, DiskRestorer.OutputNames(plan, flatten), create: true);
+        var disks = await new DiskRestorer(source).RestoreToDirectoryAsync(pointId, plan, target, flatten, progress, ct);
+        return new RestoreOutcome(pointId, flatten ? "to-flatten" : "to", disks);
+    }
+
+    /// <summary>Restores into <c>&lt;directory of the first disk's image&gt;/&lt;newName&gt;/</c> and defines the new domain (not started).</summary>
+    public async Task<RestoreOutcome> AsDomainAsync(IHypervisor hypervisor, string pointId, string? savedXml, IReadOnlyList<PlannedDisk> plan, string newName, bool flatten,
+        IProgress<long>? progress, CancellationToken ct)
+    {
+        NewDomainXml.ValidateName(newName);
+        if (savedXml is null)
+            throw new RestoreException(ExitCodes.NotFound, $"restore point {pointId} has no saved domain XML; restore its files with --to instead");
+        if (hypervisor.FindDomain(newName) is { } existing)
+            throw new RestoreException(ExitCodes.UsageOrConfig, $"a domain named '{newName}' already exists ({existing.Uuid}); choose another name");
+        var parent = Path.GetDirectoryName(plan[0].Top.SourcePath) ?? throw new RestoreException(ExitCodes.Failed, $"cannot tell where {plan[0].Top.SourcePath} lived");
+        var directory = Path.Combine(parent, newName);
+        if (Path.Exists(directory))
+            throw new RestoreException(ExitCodes.UsageOrConfig, $"{directory} already exists; refusing to write the new domain's images into it");
+        var restored = await ToDirectoryAsync(pointId, plan, directory, flatten, progress, ct);
+        var definition = NewDomainXml.Rewrite(savedXml, newName, restored.Disks.ToDictionary(d => d.Disk, d => new RestoredDisk(d.ImagePath, d.Format)));
+        try
+        {
+            hypervisor.DefineXml(definition.Xml);
+        }
+        catch (LibvirtException)
+        {
+            // The images are of no use without the domain: leave nothing behind.
+            Directory.Delete(directory, recursive: true);
+            throw;
+        }
+        return restored with { Mode = "as-domain", NewDomainName = newName, NewDomainUuid = definition.Uuid, Notes = definition.Notes };
+    }
+
+    public async Task<RestoreOutcome> InPlaceAsync(IHypervisor hypervisor, Guid domainUuid, string pointId, IReadOnlyList<PlannedDisk> plan, bool keepOld,
+        IProgress<long>? progress, CancellationToken ct)
+    {
+        var domain = hypervisor.FindDomain(domainUuid.ToString())
+            ?? throw new RestoreException(ExitCodes.NotFound, $"domain {domainUuid} is not defined on this host; use --as-domain or --to");
+        if (domain.IsActive || domain.State != DomainRunState.Shutoff)
+            throw new RestoreException(ExitCodes.UsageOrConfig, $"domain '{domain.Name}' is {domain.State.ToString().ToLowerInvariant()}; --in-place only restores a shut-off domain (shut it down first)");
+        var current = DomainXml.ParseDisks(hypervisor.GetXml(domain.Uuid, DomainXmlKind.Persistent)).ToDictionary(d => d.Target, StringComparer.Ordinal);
+        foreach (var disk in plan)
+        {
+            if (!current.TryGetValue(disk.Disk, out var now))
+                throw new RestoreException(ExitCodes.UsageOrConfig, $"domain '{domain.Name}' has no disk {disk.Disk} any more; restore it with --to");
+            if (now.SourcePath != disk.Top.SourcePath)
+                throw new RestoreException(ExitCodes.UsageOrConfig,
+                    $"disk {disk.Disk} of '{domain.Name}' now uses {now.SourcePath}, the restore point was taken from {disk.Top.SourcePath}; restore it with --to");
+        }
+        var files = await new InPlaceRestorer(source).RestoreAsync(pointId, plan, keepOld, progress, ct);
+        // The domain did not start meanwhile? If it did, it ran on images being swapped: say so loudly.
+        if (hypervisor.FindDomain(domain.Uuid) is { IsActive: true })
+            throw new RestoreException(ExitCodes.NeedsAttention, $"domain '{domain.Name}' was started while its images were being restored; shut it down and restore again");
+        return new RestoreOutcome(pointId, "in-place", plan.Select(d => new RestoredDiskResult(d.Disk, d.Top.SourcePath, d.Top.Format, d.Chain.Select(f => f.SourcePath).ToList())).ToList(),
+            InPlace: files);
+    }
+}

@@ -1,0 +1,67 @@
+using Backupd.Daemon.Workflow;
+using Backupd.Storage.Repository;
+
+namespace Backupd.Daemon.Runs;
+
+/// <summary>
+/// The workflow's <see cref="IBackupTarget"/> over the versioned repository (issue 3), remembering the
+/// <see cref="RestorePointInfo"/> each commit returned so the runner can record exactly that in the catalog.
+/// </summary>
+public sealed class RepositoryBackupTarget(string directory) : IBackupTarget, IDisposable
+{
+    private BackupRepository? _repository;
+
+    public string Description => Path.GetFullPath(directory);
+
+    /// <summary>What the last successful commit returned.</summary>
+    public RestorePointInfo? LastCommitted { get; private set; }
+
+    public BackupRepository Repository => _repository ?? throw new InvalidOperationException("EnsureWritable opens the repository first");
+
+    public void EnsureWritable()
+    {
+        try
+        {
+            _repository ??= BackupRepository.Open(Description);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or RepositoryException)
+        {
+            throw new BackupRefusedException(RefusalKind.TargetUnavailable, $"repository '{Description}' is not writable: {e.Message}");
+        }
+    }
+
+    public IBackupSession Begin(string groupId, string groupName)
+    {
+        EnsureWritable();
+        try
+        {
+            return new Session(this, Repository.BeginBackup(groupId, groupName));
+        }
+        catch (RepositoryBusyException e)
+        {
+            throw new BackupRefusedException(RefusalKind.Busy, e.Message);
+        }
+    }
+
+    public void Dispose() => _repository?.Dispose();
+
+    private sealed class Session(RepositoryBackupTarget owner, BackupSession session) : IBackupSession
+    {
+        public async Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, CancellationToken ct)
+        {
+            var v = await session.AddFileAsync(fileKey, image.Path, new SourceFileInfo(image.Path, image.Format, image.BackingFile, image.VirtualSize), progress, ct);
+            return new StoredFile(v.FileKey, v.BytesRead, v.BytesWritten, v.Digest, v.Elapsed);
+        }
+
+        public void AttachMetadata(string name, string content) => session.AttachMetadata(name, content);
+
+        public string Commit()
+        {
+            var point = session.Commit();
+            owner.LastCommitted = point;
+            return point.PointId;
+        }
+
+        public void Dispose() => session.Dispose();
+    }
+}

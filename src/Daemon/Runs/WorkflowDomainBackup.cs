@@ -1,0 +1,68 @@
+using Backupd.Daemon.Libvirt;
+using Backupd.Daemon.Workflow;
+using Backupd.Storage.Catalog;
+using Microsoft.Extensions.Logging;
+
+namespace Backupd.Daemon.Runs;
+
+/// <summary>The live workflow failed after preflight; the guest is back on its base images.</summary>
+public sealed class BackupFailedException(string message, bool needsAttention) : Exception(message)
+{
+    /// <summary>An overlay could not be merged back (exit code NeedsAttention).</summary>
+    public bool NeedsAttention { get; } = needsAttention;
+}
+
+/// <summary>
+/// <see cref="IDomainBackup"/> over the real workflow: recovery of leftovers from an earlier run
+/// first, then <see cref="BackupWorkflow"/> into the versioned repository at <paramref name="repositoryDirectory"/>.
+/// </summary>
+public sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool images, WorkflowOptions options, string repositoryDirectory, ILogger logger) : IDomainBackup
+{
+    /// <summary>Include/exclude disks and quiesce mode for every run.</summary>
+    public IReadOnlyList<string> IncludeDisks { get; init; } = [];
+    public IReadOnlyList<string> ExcludeDisks { get; init; } = [];
+    public QuiesceMode Quiesce { get; init; } = QuiesceMode.Preferred;
+
+    /// <summary>Forwarded from the workflow (for a progress bar), besides the catalog's progress records.</summary>
+    public Action<BackupProgress>? OnProgress { get; init; }
+
+    /// <summary>The workflow's full result of the last run (also when it failed), for the command's output.</summary>
+    public BackupResult? LastResult { get; private set; }
+
+    public BackupTarget? Resolve(string nameOrUuid) =>
+        hypervisor.FindDomain(nameOrUuid) is { } d ? new BackupTarget(Guid.Parse(d.Uuid), d.Name) : null;
+
+    public async Task<DomainBackupOutcome> BackupAsync(BackupTarget target, long runId, IProgress<RunProgress> progress, CancellationToken ct)
+    {
+        progress.Report(new RunProgress("recovery"));
+        var recovery = await new Recovery(hypervisor, images, options, logger).RecoverDomainAsync(target.Uuid.ToString(), dryRun: false, ct);
+        if (!recovery.AllResolved)
+            throw new BackupFailedException($"'{target.Name}' is still on an overlay from an earlier run and recovery could not fix it; see `backupd recover`", needsAttention: true);
+
+        using var repository = new RepositoryBackupTarget(repositoryDirectory);
+        progress.Report(new RunProgress("snapshot"));
+        var workflow = new BackupWorkflow(hypervisor, images, repository, options, logger)
+        {
+            OnProgress = p =>
+            {
+                progress.Report(new RunProgress("copy", p.TotalBytesDone, p.TotalBytes));
+                OnProgress?.Invoke(p);
+            },
+        };
+        var result = await workflow.RunAsync(new Workflow.BackupRequest(target.Uuid.ToString(), IncludeDisks, ExcludeDisks, Quiesce), ct);
+        LastResult = result;
+        if (result.Outcome != RunOutcome.Succeeded || repository.LastCommitted is null)
+            throw new BackupFailedException(result.Error ?? $"backup of '{target.Name}' ended {result.Outcome}", result.Outcome == RunOutcome.NeedsAttention);
+
+        var stats = new RunStats(
+            result.Disks.Sum(d => d.BytesRead), result.Disks.Sum(d => d.BytesWritten), result.CopyTime, result.OverlayLifetime, result.CommitTime,
+            result.Consistency switch
+            {
+                Consistency.ApplicationConsistent => "application-consistent",
+                Consistency.CrashConsistent => "crash-consistent",
+                Consistency.ShutOff => "shut-off",
+                _ => null,
+            });
+        return new DomainBackupOutcome(repository.LastCommitted, repository.Description, stats);
+    }
+}

@@ -1,0 +1,20 @@
+using Backupd.Policies.Model;
+
+namespace Backupd.Daemon.Scheduling;
+
+/// <summary>
+/// Runs one scheduled backup of one domain: the live-backup workflow, then retention prune and
+/// verify as the policy asks. The scheduler decides when and how many at once; the runner does
+/// the work. Cancellation means "stop soon": a runner in its copy step cancels the copy and still
+/// commits and pivots before returning.
+/// </summary>
+public interface IBackupRunner
+{
+    Task RunAsync(PolicyDefinition policy, string domain, CancellationToken ct);
+}
+
+/// <summary>The domain names defined on a hypervisor, asked each time a schedule fires (VMs come and go).</summary>
+public interface IDomainSource
+{
+    Task<IReadOnlyList<string>> ListDomainsAsync(string uri, CancellationToken ct);
+}

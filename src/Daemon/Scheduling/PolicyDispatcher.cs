@@ -1,0 +1,90 @@
+using System.Collections.Concurrent;
+using Backupd.Policies.Model;
+using Microsoft.Extensions.Logging;
+
+namespace Backupd.Daemon.Scheduling;
+
+/// <summary>What happened to one domain when a policy fired.</summary>
+public enum DomainOutcome { Succeeded, Failed, Skipped, Cancelled }
+
+/// <summary>The result of one fire of one policy.</summary>
+public sealed record FireResult(string Policy, DateTimeOffset ScheduledAt, IReadOnlyDictionary<string, DomainOutcome> Domains, string? Error = null);
+
+/// <summary>
+/// Turns a schedule fire into backups: resolves the policy's domains on its hypervisor, then runs
+/// the backup runner for each within the <see cref="RunGate"/> limits. Holds the current version
+/// of every policy (jobs carry only the policy name, so a reload takes effect at the next fire).
+/// </summary>
+public sealed class PolicyDispatcher(IBackupRunner runner, IDomainSource domains, RunGate gate, string defaultUri, ScheduleState state, ILogger logger)
+{
+    private readonly ConcurrentDictionary<string, PolicyDefinition> _policies = new(StringComparer.Ordinal);
+
+    public RunGate Gate => gate;
+
+    /// <summary>Replaces the set of policies fires are resolved against.</summary>
+    public void SetPolicies(IEnumerable<PolicyDefinition> policies)
+    {
+        var fresh = policies.ToDictionary(p => p.Name, StringComparer.Ordinal);
+        foreach (var name in _policies.Keys.Where(n => !fresh.ContainsKey(n))) _policies.TryRemove(name, out _);
+        foreach (var (name, policy) in fresh) _policies[name] = policy;
+    }
+
+    public PolicyDefinition? Find(string name) => _policies.TryGetValue(name, out var p) ? p : null;
+
+    /// <summary>Runs one fire of <paramref name="policyName"/> (scheduled at <paramref name="scheduledAt"/>) to completion.</summary>
+    public async Task<FireResult> FireAsync(string policyName, DateTimeOffset scheduledAt, CancellationToken ct)
+    {
+        if (Find(policyName) is not { } policy)
+            return new FireResult(policyName, scheduledAt, new Dictionary<string, DomainOutcome>(), "policy no longer loaded");
+        state.RecordFire(policy.Name, scheduledAt);
+        var uri = policy.Connection ?? defaultUri;
+        IReadOnlyList<string> selected;
+        try
+        {
+            selected = policy.Domains.SelectFrom(await domains.ListDomainsAsync(uri, ct));
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogError("policy {Policy}: cannot list domains on {Uri}: {Error}", policy.Name, uri, e.Message);
+            return new FireResult(policy.Name, scheduledAt, new Dictionary<string, DomainOutcome>(), e.Message);
+        }
+        if (selected.Count == 0) logger.LogWarning("policy {Policy}: no domain on {Uri} matches {Domains}", policy.Name, uri, string.Join(", ", policy.Domains.Include));
+        var outcomes = new ConcurrentDictionary<string, DomainOutcome>(StringComparer.Ordinal);
+        await Task.WhenAll(selected.Select(domain => RunOneAsync(policy, uri, domain, outcomes, ct)));
+        return new FireResult(policy.Name, scheduledAt, outcomes);
+    }
+
+    private async Task RunOneAsync(PolicyDefinition policy, string uri, string domain, ConcurrentDictionary<string, DomainOutcome> outcomes, CancellationToken ct)
+    {
+        if (!gate.TryClaimDomain(uri, domain, policy.Name, out var holder))
+        {
+            logger.LogWarning("policy {Policy}: skipping {Domain}: a run for policy {Holder} is still in progress", policy.Name, domain, holder);
+            outcomes[domain] = DomainOutcome.Skipped;
+            return;
+        }
+        try
+        {
+            using (await gate.EnterAsync(policy.Name, policy.MaxParallel, ct))
+            {
+                logger.LogInformation("policy {Policy}: backing up {Domain}", policy.Name, domain);
+                await runner.RunAsync(policy, domain, ct);
+            }
+            outcomes[domain] = DomainOutcome.Succeeded;
+            logger.LogInformation("policy {Policy}: {Domain} done", policy.Name, domain);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            outcomes[domain] = DomainOutcome.Cancelled;
+            logger.LogWarning("policy {Policy}: {Domain} cancelled (daemon stopping)", policy.Name, domain);
+        }
+        catch (Exception e)
+        {
+            outcomes[domain] = DomainOutcome.Failed;
+            logger.LogError("policy {Policy}: {Domain} failed: {Error}", policy.Name, domain, e.Message);
+        }
+        finally
+        {
+            gate.ReleaseDomain(uri, domain);
+        }
+    }
+}

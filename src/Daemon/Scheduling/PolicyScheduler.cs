@@ -1,0 +1,150 @@
+using Backupd.Policies.Loading;
+using Backupd.Policies.Model;
+using Microsoft.Extensions.Logging;
+using Quartz;
+
+namespace Backupd.Daemon.Scheduling;
+
+/// <summary>
+/// The daemon's schedule: one Quartz job per policy with one cron trigger per schedule entry (in
+/// the policy's time zone), kept in step with the policy files by <see cref="ApplyAsync"/>.
+/// Start-up catch-up of missed fires, and a graceful stop: no new fires, running backups are
+/// told to stop (they still commit and pivot), and the stop waits for them.
+/// </summary>
+public sealed class PolicyScheduler(PolicyDispatcher dispatcher, ScheduleState state, TimeSpan misfireGrace, ILogger logger) : IAsyncDisposable
+{
+    public const string JobGroup = "policies";
+
+    private readonly PolicyReloader _reloader = new();
+    private readonly Dictionary<string, string> _scheduled = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly List<Task> _catchUps = [];
+    private readonly SemaphoreSlim _applyLock = new(1, 1);
+    private IScheduler? _quartz;
+    private bool _stopped;
+
+    public IReadOnlyCollection<PolicyDefinition> Active => _reloader.Active;
+
+    public async Task StartAsync(CancellationToken ct)
+    {
+        var factory = QuartzSchedulerBuilder.Create(q =>
+        {
+            q.ConfigureScheduler(o => o.InstanceName = "backupd");
+            q.UseInMemoryStore(o => o.MisfireThreshold = TimeSpan.FromSeconds(30));
+            // Jobs wait on the RunGate rather than on Quartz threads; enough threads that a busy policy never delays another's fire.
+            q.UseDefaultThreadPool(64);
+            q.UseJobFactory(new PolicyJobFactory(dispatcher, _stopping.Token));
+        }).Build();
+        _quartz = await factory.GetScheduler(ct);
+        await _quartz.Start(ct);
+    }
+
+    /// <summary>Applies freshly loaded files: broken files keep their previous policies; jobs follow the result.</summary>
+    public async Task<ReloadOutcome> ApplyAsync(IReadOnlyList<PolicyFileResult> files, CancellationToken ct)
+    {
+        var quartz = _quartz ?? throw new InvalidOperationException("StartAsync first");
+        await _applyLock.WaitAsync(ct);
+        try
+        {
+            var outcome = _reloader.Apply(files);
+            dispatcher.SetPolicies(outcome.Active);
+            foreach (var name in outcome.Removed)
+            {
+                await quartz.DeleteJob(new JobKey(name, JobGroup), ct);
+                _scheduled.Remove(name);
+            }
+            foreach (var policy in outcome.Active)
+            {
+                var fingerprint = PolicyReloader.ScheduleFingerprint(policy.Schedule);
+                if (_scheduled.TryGetValue(policy.Name, out var current) && current == fingerprint) continue;
+                var (job, triggers) = PolicyTriggers.Build(policy, misfireGrace);
+                await quartz.ScheduleJob(job, triggers, new ScheduleJobOptions { Replace = true }, ct);
+                _scheduled[policy.Name] = fingerprint;
+            }
+            foreach (var error in outcome.Errors) logger.LogError("{Error}", error.ToString());
+            foreach (var path in outcome.KeptPreviousVersion) logger.LogWarning("{File}: has errors; its previously loaded policies stay in force", path);
+            logger.LogInformation("policies: {Count} in force ({Added} added, {Changed} changed, {Removed} removed)",
+                outcome.Active.Count, outcome.Added.Count, outcome.Changed.Count, outcome.Removed.Count);
+            return outcome;
+        }
+        finally
+        {
+            _applyLock.Release();
+        }
+    }
+
+    /// <summary>The next fire time Quartz has for a policy (null when it is not scheduled).</summary>
+    public async Task<DateTimeOffset?> NextFireAsync(string policy, CancellationToken ct)
+    {
+        if (_quartz is null) return null;
+        DateTimeOffset? next = null;
+        for (var i = 0; ; i++)
+        {
+            var trigger = await _quartz.GetTrigger(new TriggerKey($"{policy}#{i}", JobGroup), ct);
+            if (trigger is null) break;
+            var t = trigger.NextFireTimeUtc;
+            if (t is not null && (next is null || t < next)) next = t;
+        }
+        return next;
+    }
+
+    /// <summary>Starts, once each, the fires missed while the daemon was down (within the grace window).</summary>
+    public IReadOnlyList<(string Policy, DateTimeOffset Missed)> CatchUp(DateTimeOffset now)
+    {
+        var due = new List<(string, DateTimeOffset)>();
+        foreach (var policy in _reloader.Active)
+        {
+            if (MisfirePlanner.MissedFire(policy.Schedule, state.LastFire(policy.Name), now, misfireGrace) is not { } missed) continue;
+            logger.LogInformation("policy {Policy}: catching up the fire of {Missed:u} missed while the daemon was down", policy.Name, missed);
+            due.Add((policy.Name, missed));
+            lock (_catchUps) _catchUps.Add(dispatcher.FireAsync(policy.Name, missed, _stopping.Token));
+        }
+        return due;
+    }
+
+    /// <summary>Graceful stop: no new fires; running backups are cancelled (they still commit and pivot) and awaited.</summary>
+    public async Task StopAsync()
+    {
+        if (_stopped) return;
+        _stopped = true;
+        if (_quartz is not null) await _quartz.Standby(CancellationToken.None);
+        await _stopping.CancelAsync();
+        if (_quartz is not null) await _quartz.Shutdown(true, CancellationToken.None);
+        Task[] pending;
+        lock (_catchUps) pending = [.. _catchUps];
+        await Task.WhenAll(pending);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        _stopping.Dispose();
+        _applyLock.Dispose();
+    }
+}
+
+/// <summary>Builds the Quartz job and triggers of one policy.</summary>
+public static class PolicyTriggers
+{
+    public static (IJobDetail Job, IReadOnlyCollection<ITrigger> Triggers) Build(PolicyDefinition policy, TimeSpan misfireGrace)
+    {
+        var job = JobBuilder.Create<PolicyJob>()
+            .WithIdentity(policy.Name, PolicyScheduler.JobGroup)
+            .WithDescription($"backup policy {policy.Name} ({policy.Source})")
+            .StoreDurably(false)
+            .Build();
+        var triggers = policy.Schedule.Entries.Select((entry, i) => TriggerBuilder.Create<PolicyJob>()
+                .WithIdentity($"{policy.Name}#{i}", PolicyScheduler.JobGroup)
+                .WithDescription(entry.Written)
+                .ForJob(job)
+                // Domains already running are skipped by the RunGate, so overlapping fires are harmless.
+                .WithOverlapPolicy(OverlapPolicy.AllowAll)
+                // Late by at most the grace window: still fires; later than that: wait for the next time.
+                .WithMisfireThreshold(misfireGrace > TimeSpan.Zero ? misfireGrace : TimeSpan.FromSeconds(1))
+                .WithSchedule(CronScheduleBuilder.Create(entry.CronText).InTimeZone(policy.Schedule.TimeZone)
+                    .WithMisfireInstruction(CronTriggerMisfireInstruction.DoNothing))
+                .Build())
+            .ToList();
+        return (job, triggers);
+    }
+}

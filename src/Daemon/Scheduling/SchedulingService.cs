@@ -1,0 +1,108 @@
+using System.Runtime.InteropServices;
+using Backupd.Daemon.Configuration;
+using Backupd.Daemon.Libvirt;
+using Backupd.Daemon.Workflow;
+using Backupd.Policies.Loading;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Hosting.Systemd;
+using Microsoft.Extensions.Logging;
+
+namespace Backupd.Daemon.Scheduling;
+
+/// <summary>
+/// The daemon's scheduling loop: recovers leftover overlays, loads the policies, starts Quartz,
+/// catches up fires missed while down, then reloads on SIGHUP and on policy file changes
+/// (debounced) until stopped. Stopping is graceful: no new runs; running backups are cancelled,
+/// commit and pivot, and are awaited.
+/// </summary>
+public sealed class SchedulingService(
+    DaemonConfig config, IBackupRunner runner, IDomainSource domains, ILogger<SchedulingService> logger, ISystemdNotifier? notifier = null) : BackgroundService
+{
+    public static readonly TimeSpan ReloadQuiet = TimeSpan.FromMilliseconds(500);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await RecoverLeftoversAsync(stoppingToken);
+
+        var state = ScheduleState.Load(config.StateDirectory);
+        using var gate = new RunGate(config.MaxParallel);
+        var dispatcher = new PolicyDispatcher(runner, domains, gate, config.LibvirtUri, state, logger);
+        await using var scheduler = new PolicyScheduler(dispatcher, state, config.MisfireGrace, logger);
+        await scheduler.StartAsync(stoppingToken);
+        await ReloadAsync(scheduler, stoppingToken);
+        foreach (var (policy, missed) in scheduler.CatchUp(DateTimeOffset.UtcNow))
+            logger.LogInformation("policy {Policy}: running the fire of {Missed:u} missed while the daemon was down", policy, missed);
+
+        var reload = new ReloadSignal(ReloadQuiet);
+        using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+        {
+            context.Cancel = true; // SIGHUP means reload, never terminate
+            logger.LogInformation("SIGHUP: reloading policies");
+            reload.Request();
+        });
+        using var watcher = WatchPolicies(reload);
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                await reload.WaitAsync(stoppingToken);
+                await ReloadAsync(scheduler, stoppingToken);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        Notify("STATUS=stopping: waiting for running backups to commit and pivot");
+        logger.LogInformation("stopping: no new runs; running backups are cancelled and still commit and pivot");
+        await scheduler.StopAsync();
+    }
+
+    private async Task ReloadAsync(PolicyScheduler scheduler, CancellationToken ct)
+    {
+        var files = Directory.Exists(config.PoliciesDirectory)
+            ? PolicyLoader.PolicyFilesIn(config.PoliciesDirectory).Select(PolicyLoader.LoadFile).ToList()
+            : [];
+        if (!Directory.Exists(config.PoliciesDirectory)) logger.LogWarning("policies directory {Directory} does not exist: nothing is scheduled", config.PoliciesDirectory);
+        var outcome = await scheduler.ApplyAsync(files, ct);
+        Notify($"STATUS={outcome.Active.Count} policies scheduled{(outcome.Errors.Count > 0 ? $", {outcome.Errors.Count} policy errors (see the journal)" : "")}");
+    }
+
+    private FileSystemWatcher? WatchPolicies(ReloadSignal reload)
+    {
+        if (!Directory.Exists(config.PoliciesDirectory)) return null;
+        var watcher = new FileSystemWatcher(config.PoliciesDirectory)
+        {
+            NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size,
+            IncludeSubdirectories = false,
+        };
+        FileSystemEventHandler changed = (_, e) => { if (IsPolicyFile(e.Name)) reload.Request(); };
+        watcher.Changed += changed;
+        watcher.Created += changed;
+        watcher.Deleted += changed;
+        watcher.Renamed += (_, e) => { if (IsPolicyFile(e.Name) || IsPolicyFile(e.OldName)) reload.Request(); };
+        watcher.EnableRaisingEvents = true;
+        return watcher;
+    }
+
+    private static bool IsPolicyFile(string? name) =>
+        name is not null && !name.StartsWith('.') && (name.EndsWith(".yaml", StringComparison.Ordinal) || name.EndsWith(".yml", StringComparison.Ordinal));
+
+    /// <summary>Before the first job: any domain left on an overlay by a crashed run is committed back and pivoted.</summary>
+    private async Task RecoverLeftoversAsync(CancellationToken ct)
+    {
+        Notify("STATUS=recovering leftover overlays");
+        try
+        {
+            using var hypervisor = await Task.Run(() => LibvirtHypervisor.Open(config.LibvirtUri), ct);
+            var report = await new Recovery(hypervisor, new QemuImg(), LiveBackupSettings.From(config).ToOptions(), logger).RecoverAllAsync(dryRun: false, ct);
+            if (report.Actions.Count > 0)
+                logger.LogWarning("recovery: {Count} leftover overlay action(s); all resolved: {Resolved}", report.Actions.Count, report.AllResolved);
+        }
+        catch (LibvirtException e)
+        {
+            logger.LogError("recovery skipped: cannot connect to libvirt at {Uri}: {Error}", config.LibvirtUri, e.Message);
+        }
+    }
+
+    private void Notify(string state) => notifier?.Notify(new ServiceState(state));
+}

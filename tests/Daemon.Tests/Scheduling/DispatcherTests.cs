@@ -1,0 +1,105 @@
+using Backupd.Daemon.Scheduling;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Backupd.Daemon.Tests.Scheduling;
+
+public sealed class DispatcherTests : IDisposable
+{
+    private readonly RunGate _gate;
+    private readonly FakeRunner _runner = new();
+    private readonly FakeDomains _domains = new("web-1", "web-2", "web-3", "web-4", "web-5", "db-1");
+    private readonly PolicyDispatcher _dispatcher;
+
+    public DispatcherTests()
+    {
+        _gate = new RunGate(3);
+        _dispatcher = new PolicyDispatcher(_runner, _domains, _gate, "qemu:///system", ScheduleState.InMemory(), NullLogger.Instance);
+    }
+
+    public void Dispose() => _gate.Dispose();
+
+    [Fact]
+    public async Task A_fire_backs_up_every_selected_domain_once()
+    {
+        _dispatcher.SetPolicies([TestPolicies.One(TestPolicies.Yaml("web", "['web-*']", maxParallel: 2))]);
+        var result = await _dispatcher.FireAsync("web", DateTimeOffset.UtcNow, CancellationToken.None);
+        Assert.Equal(["web-1", "web-2", "web-3", "web-4", "web-5"], result.Domains.Keys.Order());
+        Assert.All(result.Domains.Values, o => Assert.Equal(DomainOutcome.Succeeded, o));
+        Assert.Equal(5, _runner.Calls.Count);
+        Assert.True(_runner.MaxConcurrent <= 2, $"policy max-parallel 2 exceeded: {_runner.MaxConcurrent}");
+        Assert.True(_runner.MaxConcurrent >= 2, "runs of one policy never overlapped");
+    }
+
+    [Fact]
+    public async Task The_global_limit_caps_all_policies_together()
+    {
+        _runner.Duration = TimeSpan.FromMilliseconds(150);
+        _dispatcher.SetPolicies([
+            TestPolicies.One(TestPolicies.Yaml("web", "['web-*']", maxParallel: 4)),
+            TestPolicies.One(TestPolicies.Yaml("db", "[db-1]", maxParallel: 4, repository: "/srv/db")),
+        ]);
+        await Task.WhenAll(_dispatcher.FireAsync("web", DateTimeOffset.UtcNow, default), _dispatcher.FireAsync("db", DateTimeOffset.UtcNow, default));
+        Assert.Equal(6, _runner.Calls.Count);
+        Assert.Equal(3, _runner.MaxConcurrent);
+    }
+
+    [Fact]
+    public async Task A_domain_already_running_is_skipped_not_run_twice()
+    {
+        _runner.Duration = TimeSpan.FromMilliseconds(300);
+        _dispatcher.SetPolicies([TestPolicies.One(TestPolicies.Yaml("web", "[web-1]"))]);
+        var first = _dispatcher.FireAsync("web", DateTimeOffset.UtcNow, default);
+        await Task.Delay(50);
+        var second = await _dispatcher.FireAsync("web", DateTimeOffset.UtcNow, default);
+        Assert.Equal(DomainOutcome.Skipped, second.Domains["web-1"]);
+        Assert.Equal(DomainOutcome.Succeeded, (await first).Domains["web-1"]);
+        Assert.Equal(1, _runner.MaxPerDomain);
+        Assert.Equal(0, _gate.ClaimedDomains);
+    }
+
+    [Fact]
+    public async Task A_failing_domain_does_not_stop_the_others()
+    {
+        _runner.FailFor = d => d == "web-2";
+        _dispatcher.SetPolicies([TestPolicies.One(TestPolicies.Yaml("web", "['web-*']", maxParallel: 5))]);
+        var result = await _dispatcher.FireAsync("web", DateTimeOffset.UtcNow, default);
+        Assert.Equal(DomainOutcome.Failed, result.Domains["web-2"]);
+        Assert.Equal(4, result.Domains.Values.Count(o => o == DomainOutcome.Succeeded));
+    }
+
+    [Fact]
+    public async Task Cancellation_reaches_running_backups_and_they_finish()
+    {
+        _runner.Duration = TimeSpan.FromSeconds(30);
+        _dispatcher.SetPolicies([TestPolicies.One(TestPolicies.Yaml("web", "[web-1, web-2]", maxParallel: 2))]);
+        using var cts = new CancellationTokenSource();
+        var fire = _dispatcher.FireAsync("web", DateTimeOffset.UtcNow, cts.Token);
+        await Task.Delay(100);
+        await cts.CancelAsync();
+        var result = await fire.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.All(result.Domains.Values, o => Assert.Equal(DomainOutcome.Cancelled, o));
+        Assert.Equal(2, _runner.CancelledRuns.Count);
+        Assert.Equal(0, _gate.ClaimedDomains);
+    }
+
+    [Fact]
+    public async Task A_policy_removed_by_a_reload_no_longer_fires()
+    {
+        _dispatcher.SetPolicies([TestPolicies.One(TestPolicies.Yaml("web", "[web-1]"))]);
+        _dispatcher.SetPolicies([]);
+        var result = await _dispatcher.FireAsync("web", DateTimeOffset.UtcNow, default);
+        Assert.Equal("policy no longer loaded", result.Error);
+        Assert.Empty(_runner.Calls);
+    }
+
+    [Fact]
+    public async Task Fires_record_the_last_fire_time()
+    {
+        var state = ScheduleState.InMemory();
+        var dispatcher = new PolicyDispatcher(_runner, _domains, _gate, "qemu:///system", state, NullLogger.Instance);
+        dispatcher.SetPolicies([TestPolicies.One(TestPolicies.Yaml("web", "[web-1]"))]);
+        var at = new DateTimeOffset(2026, 11, 26, 2, 0, 0, TimeSpan.Zero);
+        await dispatcher.FireAsync("web", at, default);
+        Assert.Equal(at, state.LastFire("web"));
+    }
+}

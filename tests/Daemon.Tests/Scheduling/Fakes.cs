@@ -1,0 +1,72 @@
+using System.Collections.Concurrent;
+using Backupd.Daemon.Scheduling;
+using Backupd.Policies.Loading;
+using Backupd.Policies.Model;
+
+namespace Backupd.Daemon.Tests.Scheduling;
+
+/// <summary>A backup runner that records calls and concurrency, and can be told to block, fail or honour cancellation.</summary>
+internal sealed class FakeRunner : IBackupRunner
+{
+    private int _running;
+    private readonly ConcurrentDictionary<string, int> _runningPerDomain = new();
+    public ConcurrentQueue<(string Policy, string Domain, DateTimeOffset At)> Calls { get; } = new();
+    public int MaxConcurrent { get; private set; }
+    public int MaxPerDomain { get; private set; }
+    public TimeSpan Duration { get; set; } = TimeSpan.FromMilliseconds(50);
+    public Func<string, bool> FailFor { get; set; } = _ => false;
+    public ConcurrentQueue<string> CancelledRuns { get; } = new();
+    private readonly Lock _lock = new();
+
+    public async Task RunAsync(PolicyDefinition policy, string domain, CancellationToken ct)
+    {
+        Calls.Enqueue((policy.Name, domain, DateTimeOffset.UtcNow));
+        lock (_lock)
+        {
+            _running++;
+            MaxConcurrent = Math.Max(MaxConcurrent, _running);
+            MaxPerDomain = Math.Max(MaxPerDomain, _runningPerDomain.AddOrUpdate(domain, 1, (_, n) => n + 1));
+        }
+        try
+        {
+            try
+            {
+                await Task.Delay(Duration, ct);
+            }
+            catch (OperationCanceledException)
+            {
+                // A real runner cancels its copy, then still commits and pivots before returning.
+                CancelledRuns.Enqueue(domain);
+                await Task.Delay(100, CancellationToken.None);
+                throw;
+            }
+            if (FailFor(domain)) throw new InvalidOperationException($"backup of {domain} failed");
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _running--;
+                _runningPerDomain.AddOrUpdate(domain, 0, (_, n) => n - 1);
+            }
+        }
+    }
+
+    public int CountFor(string domain) => Calls.Count(c => c.Domain == domain);
+}
+
+internal sealed class FakeDomains(params string[] names) : IDomainSource
+{
+    public string[] Names { get; set; } = names;
+    public Task<IReadOnlyList<string>> ListDomainsAsync(string uri, CancellationToken ct) => Task.FromResult<IReadOnlyList<string>>(Names);
+}
+
+internal static class TestPolicies
+{
+    public static PolicyFileResult File(string path, string yaml) => PolicyLoader.ParseText(yaml, path);
+
+    public static PolicyDefinition One(string yaml) => Assert.Single(PolicyLoader.ParseText(yaml, "/p/t.yaml").Policies);
+
+    public static string Yaml(string name, string domains, string schedule = "hourly", int maxParallel = 1, string repository = "/srv/r") =>
+        $"name: {name}\ndomains: {domains}\nschedule: {schedule}\nrepository: {repository}\nmax-parallel: {maxParallel}\n";
+}

@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Backupd.Daemon.Workflow;
+using Backupd.Integration.Fixtures;
+using Backupd.Storage.Catalog;
+
+namespace Backupd.Integration.Catalog;
+
+/// <summary>`backupd backup --catalog` as separate processes: domain exclusivity across processes, and a kill mid-run.</summary>
+public sealed class CatalogRunProcessTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>, IAsyncLifetime, IDisposable
+{
+    private const long MiB = TestVm.MiB;
+    private readonly TempConfig _config = new(database.ConnectionString);
+    private string Repository => Path.Combine(_config.Directory, "repo");
+
+    public Task InitializeAsync() => CatalogMigrator.MigrateAsync(database.ConnectionString, CancellationToken.None);
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    public void Dispose() => _config.Dispose();
+
+    private Task<(int ExitCode, string Stdout, string Stderr)> Backupd(IDictionary<string, string>? env, params string[] args) =>
+        BackupdProcess.RunAsync(env, ["--config", _config.Path, .. args]);
+
+    [Fact]
+    public async Task Two_concurrent_backups_of_one_domain_exactly_one_runs_and_the_other_names_the_holder()
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda", SizeBytes: 256 * MiB));
+        await vm.StartAsync();
+        await vm.WriteAsGuestAsync("vda", 8 * MiB, 0x5a, 96 * MiB); // enough data that the copy takes a while
+
+        var both = await Task.WhenAll(
+            Backupd(null, "backup", "--domain", vm.Name, "--to", Repository, "--catalog"),
+            Backupd(null, "backup", "--domain", vm.Name, "--to", Repository, "--catalog"));
+
+        Assert.Equal([0, 4], both.Select(r => r.ExitCode).Order());
+        var loser = both.Single(r => r.ExitCode == 4);
+        Assert.Contains("is being backed up by", loser.Stderr, StringComparison.Ordinal);
+        Assert.Contains("pid", loser.Stderr, StringComparison.Ordinal);
+        await using var store = new CatalogStore(database.ConnectionString);
+        var runs = await store.ListRunsAsync(Guid.Parse(vm.Uuid), 10, CancellationToken.None);
+        Assert.Equal(RunStates.Succeeded, Assert.Single(runs).State);
+        Assert.Single(await store.ListPointsAsync(Guid.Parse(vm.Uuid), null, CancellationToken.None));
+        // The holder is named by host and pid (and by run id once it has recorded its run, a few ms after taking the lock).
+        Assert.Contains($"by {Environment.MachineName} pid ", loser.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_run_killed_mid_copy_becomes_interrupted_without_a_restore_point_and_the_next_run_succeeds()
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
+        await vm.StartAsync();
+        await vm.WriteAsGuestAsync("vda", 2 * MiB, 0x61, MiB);
+
+        var killed = await Backupd(new Dictionary<string, string> { [Faults.EnvironmentVariable] = $"{Faults.MidCopy}:kill" },
+            "backup", "--domain", vm.Name, "--to", Repository, "--catalog", "--json");
+        Assert.Equal(137, killed.ExitCode);
+
+        var uuid = Guid.Parse(vm.Uuid);
+        await using var store = new CatalogStore(database.ConnectionString);
+        var left = Assert.Single(await store.ListRunsAsync(uuid, 10, CancellationToken.None));
+        Assert.Equal(RunStates.Running, left.State); // nobody has looked yet
+        // The workflow reports bytes once copying; before that the run's last recorded step is the snapshot phase.
+        Assert.Contains(left.Step, new[] { "snapshot", "copy" });
+
+        // What the daemon does at start-up (the killed process's pid is gone and its lock session ended).
+        var marked = await store.MarkInterruptedRunsAsync(ProcessIdentity.Current, CancellationToken.None);
+        Assert.Contains(left.Id, marked);
+        var interrupted = (await store.GetRunAsync(left.Id, CancellationToken.None))!;
+        Assert.Equal((RunStates.Interrupted, (string?)null), (interrupted.State, interrupted.RestorePointId));
+        Assert.Empty(await store.ListPointsAsync(uuid, null, CancellationToken.None));
+        var status = JsonDocument.Parse((await Backupd(null, "status", "--json")).Stdout).RootElement;
+        Assert.Equal("interrupted", status.GetProperty("lastPerDomain").EnumerateArray().Single(r => r.GetProperty("id").GetInt64() == left.Id).GetProperty("state").GetString());
+
+        // The next run recovers the overlay the killed one left, and records a point.
+        var next = await Backupd(null, "backup", "--domain", vm.Name, "--to", Repository, "--catalog", "--json");
+        Assert.True(next.ExitCode == 0, next.Stderr);
+        Assert.Single(await store.ListPointsAsync(uuid, null, CancellationToken.None));
+        Assert.True(await vm.GuestReadMatchesAsync("vda", 2 * MiB, MiB, 0x61));
+    }
+
+    [Fact]
+    public async Task The_daemon_marks_runs_of_dead_processes_interrupted_when_it_starts()
+    {
+        await using var store = new CatalogStore(database.ConnectionString);
+        using var ghost = Process.Start(new ProcessStartInfo("sleep", "0.2"))!;
+        var token = ProcessIdentity.StartTokenOf(ghost.Id)!;
+        await ghost.WaitForExitAsync();
+        var run = await store.StartRunAsync(new RunStart(Guid.NewGuid(), "vm-ghost", "schedule", "backupd"), new ProcessIdentity(Environment.MachineName, ghost.Id, token), CancellationToken.None);
+
+        using var daemon = Process.Start(BackupdProcess.StartInfo(null, "--config", _config.Path, "daemon"))!;
+        try
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while ((await store.GetRunAsync(run, CancellationToken.None))!.State == RunStates.Running)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the daemon did not mark the run interrupted within 60 s");
+                await Task.Delay(100);
+            }
+        }
+        finally
+        {
+            daemon.Kill(entireProcessTree: true);
+        }
+        Assert.Equal(RunStates.Interrupted, (await store.GetRunAsync(run, CancellationToken.None))!.State);
+    }
+}

@@ -1,0 +1,99 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using Backupd.Daemon.Workflow;
+using Backupd.Storage.Catalog;
+using Backupd.Storage.Repository;
+using Backupd.Integration.Fixtures;
+
+namespace Backupd.Integration;
+
+/// <summary>
+/// `backupd daemon` as a process with a policy firing every few seconds against a real VM:
+/// restore points accumulate, a SIGHUP with a broken policy file keeps the old schedule, and
+/// SIGTERM stops cleanly with the VM on its base image.
+/// </summary>
+public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
+{
+    private static int PointCount(string repository)
+    {
+        if (!File.Exists(Path.Combine(repository, "repository.json"))) return 0;
+        using var repo = BackupRepository.Open(repository);
+        return repo.ListPoints().Count;
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan limit, string what, ConcurrentQueue<string> output)
+    {
+        var deadline = DateTime.UtcNow + limit;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"waited {limit.TotalSeconds}s for {what}; daemon output:\n{string.Join('\n', output.TakeLast(40))}");
+            await Task.Delay(100);
+        }
+    }
+
+    [Fact]
+    public async Task Policy_fires_repeatedly_survives_a_broken_reload_and_stops_on_the_base_image()
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
+        await vm.StartAsync();
+        using var config = new TempConfig(database.ConnectionString);
+        var repository = Path.Combine(config.Directory, "repo");
+        var policyFile = Path.Combine(config.PoliciesDirectory, "fast.yaml");
+        await File.WriteAllTextAsync(policyFile, $"name: fast\ndomains: [{vm.Name}]\nschedule: every 5s\nrepository: {repository}\nretention: {{keep-last: 2}}\n");
+
+        using var notify = new NotifySocket();
+        using var process = Process.Start(BackupdProcess.StartInfo(
+            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path }, "--config", config.Path, "daemon"))!;
+        var output = new ConcurrentQueue<string>();
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            Assert.Equal("READY=1", await notify.ReceiveAsync(TimeSpan.FromSeconds(60)));
+            int Backups() => output.Count(l => l.Contains("policy fast: restore point", StringComparison.Ordinal));
+            await WaitUntilAsync(() => Backups() >= 3, TimeSpan.FromSeconds(90), "three scheduled backups", output);
+            await WaitUntilAsync(() => output.Any(l => l.Contains("policy fast: pruned restore point", StringComparison.Ordinal)), TimeSpan.FromSeconds(30), "a prune", output);
+
+            // A broken edit and SIGHUP: the error is logged and the previous schedule keeps firing.
+            await File.WriteAllTextAsync(policyFile, $"name: fast\ndomains: [{vm.Name}]\nschedule: every 7m\nrepository: {repository}\n");
+            await Tools.RunAsync("kill", "-HUP", process.Id.ToString(CultureInfo.InvariantCulture));
+            await WaitUntilAsync(() => output.Any(l => l.Contains("has errors; its previously loaded policies stay in force", StringComparison.Ordinal)),
+                TimeSpan.FromSeconds(30), "the reload report", output);
+            Assert.Contains(output, l => l.Contains("fast.yaml:3:11: 'schedule' entry 'every 7m'", StringComparison.Ordinal));
+            var before = Backups();
+            await WaitUntilAsync(() => Backups() >= before + 2, TimeSpan.FromSeconds(60), "two more backups after the broken reload", output);
+
+            // SIGTERM as soon as a backup starts, to stop the daemon in the middle of a run.
+            var started = output.Count(l => l.Contains("policy fast: backing up", StringComparison.Ordinal));
+            await WaitUntilAsync(() => output.Count(l => l.Contains("policy fast: backing up", StringComparison.Ordinal)) > started, TimeSpan.FromSeconds(30), "the next backup to start", output);
+
+            await Tools.RunAsync("kill", "-TERM", process.Id.ToString(CultureInfo.InvariantCulture));
+            Assert.Equal("STOPPING=1", await notify.ReceiveAsync(TimeSpan.FromSeconds(60)));
+            // STATUS datagrams queued before STOPPING were collected while waiting for it.
+            Assert.Contains(notify.Statuses, s => s.StartsWith("STATUS=1 policies scheduled", StringComparison.Ordinal));
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+            await process.WaitForExitAsync(timeout.Token);
+            Assert.Equal(0, process.ExitCode);
+            // Retention keep-last 2 runs after every committed point; a run cancelled by the stop commits no point.
+            Assert.Equal(2, PointCount(repository));
+            await using var catalog = new CatalogStore(database.ConnectionString);
+            var recorded = await catalog.ListPointsAsync(Guid.Parse(vm.Uuid), null, default);
+            Assert.Equal(2, recorded.Count);
+            using (var repo = BackupRepository.Open(repository))
+                Assert.Equal(repo.ListPoints().Select(p => p.PointId).Order(), recorded.Select(p => p.Id).Order());
+            Assert.NotEmpty(await catalog.ListEventsAsync("retention", null, 100, default));
+
+            Assert.Equal("running", await vm.StateAsync());
+            Assert.Equal(vm.Disk("vda").Path, await vm.ActiveSourceAsync("vda"));
+            Assert.DoesNotContain(Directory.EnumerateFiles(vm.Directory), OverlayNaming.IsOverlay);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+    }
+}
