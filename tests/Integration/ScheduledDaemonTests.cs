@@ -2,6 +2,8 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using Backupd.Daemon.Workflow;
+using Backupd.Storage.Catalog;
+using Backupd.Storage.Repository;
 using Backupd.Integration.Fixtures;
 
 namespace Backupd.Integration;
@@ -13,10 +15,12 @@ namespace Backupd.Integration;
 /// </summary>
 public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
 {
-    private static int PointCount(string repository) =>
-        Directory.Exists(repository)
-            ? Directory.EnumerateDirectories(repository).SelectMany(Directory.EnumerateDirectories).Count(d => !Path.GetFileName(d).StartsWith('.'))
-            : 0;
+    private static int PointCount(string repository)
+    {
+        if (!File.Exists(Path.Combine(repository, "repository.json"))) return 0;
+        using var repo = BackupRepository.Open(repository);
+        return repo.ListPoints().Count;
+    }
 
     private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan limit, string what, ConcurrentQueue<string> output)
     {
@@ -37,7 +41,7 @@ public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixt
         using var config = new TempConfig(database.ConnectionString);
         var repository = Path.Combine(config.Directory, "repo");
         var policyFile = Path.Combine(config.PoliciesDirectory, "fast.yaml");
-        await File.WriteAllTextAsync(policyFile, $"name: fast\ndomains: [{vm.Name}]\nschedule: every 5s\nrepository: {repository}\n");
+        await File.WriteAllTextAsync(policyFile, $"name: fast\ndomains: [{vm.Name}]\nschedule: every 5s\nrepository: {repository}\nretention: {{keep-last: 2}}\n");
 
         using var notify = new NotifySocket();
         using var process = Process.Start(BackupdProcess.StartInfo(
@@ -50,7 +54,9 @@ public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixt
         try
         {
             Assert.Equal("READY=1", await notify.ReceiveAsync(TimeSpan.FromSeconds(60)));
-            await WaitUntilAsync(() => PointCount(repository) >= 2, TimeSpan.FromSeconds(60), "two restore points", output);
+            int Backups() => output.Count(l => l.Contains("policy fast: restore point", StringComparison.Ordinal));
+            await WaitUntilAsync(() => Backups() >= 3, TimeSpan.FromSeconds(90), "three scheduled backups", output);
+            await WaitUntilAsync(() => output.Any(l => l.Contains("policy fast: pruned restore point", StringComparison.Ordinal)), TimeSpan.FromSeconds(30), "a prune", output);
 
             // A broken edit and SIGHUP: the error is logged and the previous schedule keeps firing.
             await File.WriteAllTextAsync(policyFile, $"name: fast\ndomains: [{vm.Name}]\nschedule: every 7m\nrepository: {repository}\n");
@@ -58,8 +64,12 @@ public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixt
             await WaitUntilAsync(() => output.Any(l => l.Contains("has errors; its previously loaded policies stay in force", StringComparison.Ordinal)),
                 TimeSpan.FromSeconds(30), "the reload report", output);
             Assert.Contains(output, l => l.Contains("fast.yaml:3:11: 'schedule' entry 'every 7m'", StringComparison.Ordinal));
-            var before = PointCount(repository);
-            await WaitUntilAsync(() => PointCount(repository) >= before + 2, TimeSpan.FromSeconds(60), "two more restore points after the broken reload", output);
+            var before = Backups();
+            await WaitUntilAsync(() => Backups() >= before + 2, TimeSpan.FromSeconds(60), "two more backups after the broken reload", output);
+
+            // SIGTERM as soon as a backup starts, to stop the daemon in the middle of a run.
+            var started = output.Count(l => l.Contains("policy fast: backing up", StringComparison.Ordinal));
+            await WaitUntilAsync(() => output.Count(l => l.Contains("policy fast: backing up", StringComparison.Ordinal)) > started, TimeSpan.FromSeconds(30), "the next backup to start", output);
 
             await Tools.RunAsync("kill", "-TERM", process.Id.ToString(CultureInfo.InvariantCulture));
             Assert.Equal("STOPPING=1", await notify.ReceiveAsync(TimeSpan.FromSeconds(60)));
@@ -68,6 +78,14 @@ public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixt
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
             await process.WaitForExitAsync(timeout.Token);
             Assert.Equal(0, process.ExitCode);
+            // Retention keep-last 2 runs after every committed point; a run cancelled by the stop commits no point.
+            Assert.Equal(2, PointCount(repository));
+            await using var catalog = new CatalogStore(database.ConnectionString);
+            var recorded = await catalog.ListPointsAsync(Guid.Parse(vm.Uuid), null, default);
+            Assert.Equal(2, recorded.Count);
+            using (var repo = BackupRepository.Open(repository))
+                Assert.Equal(repo.ListPoints().Select(p => p.PointId).Order(), recorded.Select(p => p.Id).Order());
+            Assert.NotEmpty(await catalog.ListEventsAsync("retention", null, 100, default));
 
             Assert.Equal("running", await vm.StateAsync());
             Assert.Equal(vm.Disk("vda").Path, await vm.ActiveSourceAsync("vda"));
