@@ -30,8 +30,7 @@ public sealed class SchedulingService(
         await using var scheduler = new PolicyScheduler(dispatcher, state, config.MisfireGrace, logger);
         await scheduler.StartAsync(stoppingToken);
         await ReloadAsync(scheduler, stoppingToken);
-        foreach (var (policy, missed) in scheduler.CatchUp(DateTimeOffset.UtcNow))
-            logger.LogInformation("policy {Policy}: running the fire of {Missed:u} missed while the daemon was down", policy, missed);
+        scheduler.CatchUp(DateTimeOffset.UtcNow); // logs each catch-up it starts
 
         var reload = new ReloadSignal(ReloadQuiet);
         using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
