@@ -41,7 +41,7 @@ public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixt
         using var config = new TempConfig(database.ConnectionString);
         var repository = Path.Combine(config.Directory, "repo");
         var policyFile = Path.Combine(config.PoliciesDirectory, "fast.yaml");
-        await File.WriteAllTextAsync(policyFile, $"name: fast\ndomains: [{vm.Name}]\nschedule: every 5s\nrepository: {repository}\nretention: {{keep-last: 2}}\n");
+        await File.WriteAllTextAsync(policyFile, $"name: fast\ndomains: [{vm.Name}]\nschedule: every 5s\nrepository: {repository}\nretention: {{keep-last: 2}}\nverify: {{after-backup: true}}\n");
 
         using var notify = new NotifySocket();
         using var process = Process.Start(BackupdProcess.StartInfo(
@@ -86,6 +86,9 @@ public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixt
             using (var repo = BackupRepository.Open(repository))
                 Assert.Equal(repo.ListPoints().Select(p => p.PointId).Order(), recorded.Select(p => p.Id).Order());
             Assert.NotEmpty(await catalog.ListEventsAsync("retention", null, 100, default));
+            var verified = await catalog.ListEventsAsync("verify", null, 100, default);
+            Assert.NotEmpty(verified);
+            Assert.All(verified, e => Assert.True(e.Ok, e.Detail));
 
             Assert.Equal("running", await vm.StateAsync());
             Assert.Equal(vm.Disk("vda").Path, await vm.ActiveSourceAsync("vda"));
