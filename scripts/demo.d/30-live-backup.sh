@@ -16,8 +16,19 @@ demo_guest_writer() {
 }
 demo_guest_writer &
 demo_writer=$!
-backupd backup --domain "$DEMO_VM" --to "$DEMO_REPO" --quiesce preferred
+backupd backup --domain "$DEMO_VM" --to "$DEMO_REPO" --quiesce preferred --json >"$DEMO_STATE/live-backup.json"
 wait "$demo_writer"
+python3 - "$DEMO_STATE/live-backup.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"run {r['runId']}: {r['outcome']}, {r['consistency']}, restore point {r['restorePointId']}")
+print(f"copy {r['copyTime']} s, overlay lifetime {r['overlayLifetime']} s, commit {r['commitTime']} s")
+for d in r['disks']:
+    print(f"  {d['target']}: files {[f['fileKey'] for f in d['files']]}, read {d['bytesRead']} B, written {d['bytesWritten']} B, back on base: {d['backOnBase']}")
+for s in r['skipped']:
+    print(f"  skipped {s['target']}: {s['reason']}")
+PY
+demo_point=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["restorePointId"])' "$DEMO_STATE/live-backup.json")
 
 echo "-- after the backup the VM runs on its base image again, no overlay is left:"
 virsh domblklist "$DEMO_VM"
@@ -25,10 +36,10 @@ ls "$DEMO_DIR"
 echo "-- every guest write is in the running disk:"
 demo_qemu_io "read -P 0xc7 128M 48M"
 demo_guest_log 2
-echo "-- the copy holds the guest view at snapshot time (interim repository layout: DIR/<uuid>/<point>/<target>.<depth>):"
-demo_copy=$(find "$DEMO_REPO" -name vda.0 -newer "$BACKUPD_CONFIG" | sort | tail -1)
-qemu-img info -U "$demo_copy" | head -3
-qemu-io -r -f qcow2 -c 'read -P 0xab 0 16M' -c 'read -P 0x5a 64M 8M' "$demo_copy"
+echo "-- the copy holds the guest view at snapshot time:"
+rm -f "$DEMO_STATE/vda-restored.qcow2"
+backupd restore --repository "$DEMO_REPO" --point "$demo_point" --file vda.0 --to "$DEMO_STATE/vda-restored.qcow2"
+qemu-io -r -f qcow2 -c 'read -P 0xab 0 16M' -c 'read -P 0x5a 64M 8M' "$DEMO_STATE/vda-restored.qcow2"
 
 echo "-- now backupd dies (SIGKILL) in the middle of the copy: the VM is left on the overlay"
 BACKUPD_FAULT=mid-copy:kill backupd backup --domain "$DEMO_VM" --to "$DEMO_REPO" >/dev/null 2>&1 \

@@ -118,6 +118,8 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
     {
         foreach (var dir in plans.Select(p => Path.GetDirectoryName(p.Journal.OverlayPath)!).Distinct())
         {
+            // Our own default for block devices is created on demand; a configured scratch directory must exist.
+            if (options.ScratchDirectory is null && dir == Path.Combine(options.StateDirectory, "overlays")) Directory.CreateDirectory(dir);
             if (!Directory.Exists(dir))
                 throw new BackupRefusedException(RefusalKind.BadRequest, $"overlay directory '{dir}' does not exist");
             var free = new DriveInfo(dir).AvailableFreeSpace;
@@ -294,6 +296,8 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
             MergeOutcome outcome;
             var live = liveDisks?.FirstOrDefault(d => d.Target == disk.Target);
             var persistent = persistentDisks?.FirstOrDefault(d => d.Target == disk.Target);
+            logger.LogInformation("{Domain}: merging back {Target}: live source {Live}, persistent source {Persistent}",
+                entry.DomainName, disk.Target, live?.SourcePath ?? "(not running)", persistent?.SourcePath ?? "(transient)");
             if (live?.SourcePath == disk.OverlayPath)
             {
                 outcome = await merger.MergeLiveAsync(entry.DomainUuid, disk);

@@ -95,6 +95,7 @@ public sealed partial class BackupRepository
         var buffer = new byte[chunkBytes];
         var maxBlocks = chunkBytes / blockSize;
         var zero = new bool[maxBlocks];
+        var holes = new bool[maxBlocks];
         var tags = new UInt128[maxBlocks];
         var builder = new SignatureBuilder(blockSize, Hasher.KeyId);
         var length = reader.Length;
@@ -102,8 +103,8 @@ public sealed partial class BackupRepository
         {
             ct.ThrowIfCancellationRequested();
             var n = (int)Math.Min(chunkBytes, length - offset);
-            reader.Read(offset, buffer.AsSpan(0, n));
-            SourceScan.HashBlocks(buffer, n, blockSize, Hasher, zero, tags);
+            reader.Read(offset, buffer.AsSpan(0, n), holes, blockSize);
+            SourceScan.HashBlocks(buffer, n, blockSize, Hasher, zero, tags, holes);
             var blocks = (n + blockSize - 1) / blockSize;
             for (var i = 0; i < blocks; i++)
             {
