@@ -154,4 +154,31 @@ public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixt
         Assert.True(lines.FindIndex(l => l.Contains("catching up", StringComparison.Ordinal)) < lines.FindIndex(l => l.Contains("policy half: restore point", StringComparison.Ordinal)));
         Assert.Equal(vm.Disk("vda").Path, await vm.ActiveSourceAsync("vda"));
     }
+
+    [Fact]
+    public async Task With_a_watchdog_interval_the_daemon_pings_WATCHDOG()
+    {
+        using var config = new TempConfig(database.ConnectionString);
+        using var notify = new NotifySocket();
+        using var process = Process.Start(BackupdProcess.StartInfo(
+            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path, ["WATCHDOG_USEC"] = "2000000" }, "--config", config.Path, "daemon"))!;
+        try
+        {
+            var seen = new List<string>();
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (seen.Count(m => m == "WATCHDOG=1") < 3 || !seen.Contains("READY=1"))
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"saw only: {string.Join(", ", seen)}");
+                seen.Add(await notify.ReceiveAsync(TimeSpan.FromSeconds(30)));
+            }
+            await Tools.RunAsync("kill", "-TERM", process.Id.ToString(CultureInfo.InvariantCulture));
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await process.WaitForExitAsync(timeout.Token);
+            Assert.Equal(0, process.ExitCode);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+    }
 }
