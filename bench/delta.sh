@@ -35,6 +35,7 @@ done
 
 echo "== building backupd (Release, ReadyToRun) into bench/out" >&2
 dotnet publish "$ROOT/src/Daemon/Daemon.csproj" -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
+    --artifacts-path "$HERE/out/.build" \
     -o "$HERE/out" --nologo -v q >&2
 BKD="$HERE/out/backupd"
 

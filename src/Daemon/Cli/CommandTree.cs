@@ -54,6 +54,7 @@ public static class CommandTree
         root.Subcommands.Add(ShowCommand.Create());
         root.Subcommands.Add(StatusCommand.Create());
         root.Subcommands.Add(PolicyCommand.Create());
+        root.Subcommands.Add(PruneCommand.Create());
         return root;
     }
 

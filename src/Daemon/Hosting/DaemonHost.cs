@@ -28,7 +28,7 @@ public static class DaemonHost
         builder.Services.AddSingleton(config);
         builder.Services.AddHostedService<CatalogStartupService>();
         builder.Services.AddHostedService<DaemonService>();
-        builder.Services.AddSingleton<IBackupRunner, WorkflowBackupRunner>();
+        builder.Services.AddSingleton<IBackupRunner, CatalogBackupRunner>();
         builder.Services.AddSingleton<IDomainSource, LibvirtDomainSource>();
         builder.Services.AddHostedService<SchedulingService>();
         using var host = builder.Build();

@@ -95,15 +95,16 @@ public sealed partial class BackupRepository
         var buffer = new byte[chunkBytes];
         var maxBlocks = chunkBytes / blockSize;
         var zero = new bool[maxBlocks];
+        var holes = new bool[maxBlocks];
         var tags = new UInt128[maxBlocks];
-        var builder = new SignatureBuilder(blockSize, Hasher.KeyId);
+        var builder = new SignatureBuilder(blockSize, Hasher.KeyId, expectedBlocks: Signature.BlockCountFor(reader.Length, blockSize));
         var length = reader.Length;
         for (long offset = 0; offset < length; offset += chunkBytes)
         {
             ct.ThrowIfCancellationRequested();
             var n = (int)Math.Min(chunkBytes, length - offset);
-            reader.Read(offset, buffer.AsSpan(0, n));
-            SourceScan.HashBlocks(buffer, n, blockSize, Hasher, zero, tags);
+            reader.Read(offset, buffer.AsSpan(0, n), holes, blockSize);
+            SourceScan.HashBlocks(buffer, n, blockSize, Hasher, zero, tags, holes);
             var blocks = (n + blockSize - 1) / blockSize;
             for (var i = 0; i < blocks; i++)
             {

@@ -40,14 +40,65 @@ internal sealed class VersionReader : IDisposable
 
     public long Length { get; }
 
-    /// <summary>Fills dest with [offset, offset+dest.Length); calls must move forward.</summary>
-    public void Read(long offset, Span<byte> dest)
+    /// <summary>
+    /// Fills dest with [offset, offset+dest.Length); calls must move forward. With <paramref name="holes"/>,
+    /// blocks of <paramref name="blockSize"/> that lie in a hole of the mirror and that no undo entry with data
+    /// touches are only flagged there (their bytes in dest are left as they were): a sparse 64 GiB image costs
+    /// neither reads nor clearing.
+    /// </summary>
+    public void Read(long offset, Span<byte> dest, bool[]? holes = null, int blockSize = 0)
     {
-        ReadMirror(offset, dest);
+        var blocks = new BlockFlags(holes, blockSize, offset, dest);
+        ReadMirror(offset, dest, blocks);
         var end = offset + dest.Length;
         foreach (var c in _cursors)
         {
-            c.Overlay(offset, end, dest);
+            c.Overlay(offset, end, dest, blocks);
+        }
+    }
+
+    /// <summary>Which blocks of the current read are still "hole, not materialised".</summary>
+    private readonly ref struct BlockFlags
+    {
+        private readonly bool[]? _holes;
+        private readonly int _blockSize;
+        private readonly long _offset;
+        private readonly Span<byte> _dest;
+
+        public BlockFlags(bool[]? holes, int blockSize, long offset, Span<byte> dest)
+        {
+            _holes = holes;
+            _blockSize = blockSize;
+            _offset = offset;
+            _dest = dest;
+            if (holes is null)
+            {
+                dest.Clear();
+            }
+            else
+            {
+                Array.Fill(holes, true, 0, (dest.Length + blockSize - 1) / blockSize);
+            }
+        }
+
+        /// <summary>Bytes are about to be written into [from, to): materialise (zero) the hole blocks it touches.</summary>
+        public void Materialise(long from, long to)
+        {
+            if (_holes is null || from >= to)
+            {
+                return;
+            }
+            var first = (int)((from - _offset) / _blockSize);
+            var last = (int)((to - 1 - _offset) / _blockSize);
+            for (var i = first; i <= last; i++)
+            {
+                if (_holes[i])
+                {
+                    var start = i * _blockSize;
+                    _dest.Slice(start, Math.Min(_blockSize, _dest.Length - start)).Clear();
+                    _holes[i] = false;
+                }
+            }
         }
     }
 
@@ -60,9 +111,8 @@ internal sealed class VersionReader : IDisposable
         }
     }
 
-    private void ReadMirror(long offset, Span<byte> dest)
+    private void ReadMirror(long offset, Span<byte> dest, BlockFlags blocks)
     {
-        dest.Clear();
         var end = Math.Min(offset + dest.Length, _mirrorLength);
         var pos = offset;
         while (pos < end)
@@ -82,6 +132,7 @@ internal sealed class VersionReader : IDisposable
             }
             var from = Math.Max(pos, _dataStart);
             var to = Math.Min(end, _dataEnd);
+            blocks.Materialise(from, to);
             var span = dest.Slice((int)(from - offset), (int)(to - from));
             var n = 0;
             while (n < span.Length)
@@ -131,7 +182,7 @@ internal sealed class VersionReader : IDisposable
         public UndoRecordReader Reader { get; }
         public string Path { get; }
 
-        public void Overlay(long offset, long end, Span<byte> dest)
+        public void Overlay(long offset, long end, Span<byte> dest, BlockFlags blocks)
         {
             while (_has && _current.Offset < end)
             {
@@ -142,10 +193,11 @@ internal sealed class VersionReader : IDisposable
                     var target = dest.Slice((int)(from - offset), (int)(to - from));
                     if (_current.Kind == UndoEntryKind.Zero)
                     {
-                        target.Clear();
+                        target.Clear(); // in a hole block: stale bytes, the flag still says zero
                     }
                     else
                     {
+                        blocks.Materialise(from, to);
                         _current.Data.Span.Slice((int)(from - _current.Offset), (int)(to - from)).CopyTo(target);
                     }
                 }

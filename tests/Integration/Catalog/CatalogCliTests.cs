@@ -57,4 +57,30 @@ public sealed class CatalogCliTests
         Assert.Equal(2, (await BackupdProcess.RunAsync("--config", config.Path, "list", "--since", "last tuesday")).ExitCode);
         Assert.Equal(CatalogSchema.ExpectedTables, await CatalogSchema.TablesAsync(db.ConnectionString));
     }
+
+    [Fact]
+    public async Task A_name_reused_by_a_new_domain_resolves_to_the_newest_with_a_note()
+    {
+        await using var db = await MigrationTests.FreshAsync();
+        using var config = new TempConfig(db.ConnectionString);
+        await CatalogMigrator.MigrateAsync(db.ConnectionString, CancellationToken.None);
+        var (old, current) = (Guid.NewGuid(), Guid.NewGuid());
+        await using (var store = new CatalogStore(db.ConnectionString))
+        {
+            foreach (var uuid in new[] { old, current })
+            {
+                var run = await store.StartRunAsync(new RunStart(uuid, "web", "cli", "root"), ProcessIdentity.Current, CancellationToken.None);
+                await store.CompleteRunAsync(run, new RunStats(), CatalogStoreTests.Point(uuid, "web", $"pt-{uuid}", DateTimeOffset.UtcNow), CancellationToken.None);
+                await Task.Delay(20);
+            }
+        }
+
+        var list = await BackupdProcess.RunAsync("--config", config.Path, "list", "--domain", "web", "--json");
+
+        Assert.True(list.ExitCode == 0, list.Stderr);
+        Assert.Equal($"pt-{current}", Assert.Single(JsonDocument.Parse(list.Stdout).RootElement.EnumerateArray()).GetProperty("id").GetString());
+        Assert.Contains(old.ToString(), list.Stderr, StringComparison.Ordinal);
+        var byUuid = await BackupdProcess.RunAsync("--config", config.Path, "list", "--domain", old.ToString(), "--json");
+        Assert.Equal($"pt-{old}", Assert.Single(JsonDocument.Parse(byUuid.Stdout).RootElement.EnumerateArray()).GetProperty("id").GetString());
+    }
 }

@@ -103,17 +103,23 @@ public static class CatalogCli
         throw new CliFailureException(ExitCodes.UsageOrConfig, $"{option} '{text}': expected an ISO 8601 time (2026-11-26T09:30:00Z) or a duration ago (90m, 6h, 2d)");
     }
 
-    /// <summary>The one catalog domain a NAME|UUID names; NotFound or an ambiguity error otherwise.</summary>
+    /// <summary>
+    /// The catalog domain a NAME|UUID names. A name can have been used by several domains over time (a VM
+    /// undefined and defined again gets a new UUID): then the most recently seen one is meant, and a note
+    /// on stderr names the others (give the UUID to pick one of them).
+    /// </summary>
     public static async Task<DomainRow> ResolveDomainAsync(CatalogStore store, string nameOrUuid, CancellationToken ct)
     {
         var found = await store.FindDomainsAsync(nameOrUuid, ct);
-        return found.Count switch
+        if (found.Count == 0)
+            throw new CliFailureException(ExitCodes.NotFound, $"the catalog knows no domain '{nameOrUuid}' (by name or UUID); `backupd list` shows those with restore points");
+        if (found.Count > 1)
         {
-            0 => throw new CliFailureException(ExitCodes.NotFound, $"the catalog knows no domain '{nameOrUuid}' (by name or UUID); `backupd list` shows those with restore points"),
-            1 => found[0],
-            _ => throw new CliFailureException(ExitCodes.UsageOrConfig,
-                $"'{nameOrUuid}' names {found.Count} domains ({string.Join(", ", found.Select(d => d.Uuid))}); give the UUID instead"),
-        };
+            await Console.Error.WriteLineAsync(
+                $"backupd: note: '{nameOrUuid}' was also the name of {string.Join(", ", found.Skip(1).Select(d => $"{d.Uuid} (last seen {Time(d.LastSeen)})"))}; " +
+                $"using {found[0].Uuid} (last seen {Time(found[0].LastSeen)}); give a UUID to choose another");
+        }
+        return found[0];
     }
 
     public static string Size(long bytes)
