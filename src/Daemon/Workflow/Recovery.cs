@@ -98,7 +98,7 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
         if (domainLock is null)
         {
             // A run is in progress: its own finally merges its overlays; touching them now would race it.
-            actions.AddRange(disks.Select(d => new RecoveryAction(domain.Name, d.Target, d.OverlayPath, "skipped: a backup of this domain is running", false, null)));
+            actions.AddRange(disks.Select(d => new RecoveryAction(domain.Name, d.Target, d.OverlayPath, "skipped: another backupd process (a backup or a recovery) holds this domain", false, null)));
             return actions;
         }
 

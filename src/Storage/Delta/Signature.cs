@@ -154,12 +154,13 @@ public sealed class Signature
 }
 
 /// <summary>Collects block entries in order; used by every producer of signatures.</summary>
-/// <param name="expectedBlocks">Capacity to reserve (avoids regrowing for large files).</param>
+/// <param name="expectedBlocks">Number of blocks expected: storage is allocated once (no regrowing or copying for large files).</param>
 public sealed class SignatureBuilder(int blockSize, ulong keyId, bool weakSums = false, long expectedBlocks = 0)
 {
-    private readonly List<UInt128> _tags = new((int)Math.Min(expectedBlocks, int.MaxValue));
-    private readonly List<bool> _zero = new((int)Math.Min(expectedBlocks, int.MaxValue));
-    private readonly List<uint>? _weak = weakSums ? new((int)Math.Min(expectedBlocks, int.MaxValue)) : null;
+    private UInt128[] _tags = new UInt128[Math.Max(expectedBlocks, 16)];
+    private bool[] _zero = new bool[Math.Max(expectedBlocks, 16)];
+    private uint[]? _weak = weakSums ? new uint[Math.Max(expectedBlocks, 16)] : null;
+    private long _count;
     private long _length;
     private bool _short;
 
@@ -176,12 +177,39 @@ public sealed class SignatureBuilder(int blockSize, ulong keyId, bool weakSums =
         {
             throw new ArgumentOutOfRangeException(nameof(length));
         }
+        if (_count == _tags.Length)
+        {
+            var grown = _tags.Length * 2;
+            Array.Resize(ref _tags, grown);
+            Array.Resize(ref _zero, grown);
+            if (_weak is not null)
+            {
+                Array.Resize(ref _weak, grown);
+            }
+        }
         _short = length < blockSize;
-        _tags.Add(isZero ? default : tag);
-        _zero.Add(isZero);
-        _weak?.Add(weak);
+        _tags[_count] = isZero ? default : tag;
+        _zero[_count] = isZero;
+        if (_weak is not null)
+        {
+            _weak[_count] = weak;
+        }
+        _count++;
         _length += length;
     }
 
-    public Signature Build() => new(blockSize, _length, keyId, [.. _tags], [.. _zero], _weak?.ToArray());
+    /// <summary>The signature; the builder must not be used afterwards (its storage is handed over).</summary>
+    public Signature Build()
+    {
+        if (_tags.Length != _count)
+        {
+            Array.Resize(ref _tags, (int)_count);
+            Array.Resize(ref _zero, (int)_count);
+            if (_weak is not null)
+            {
+                Array.Resize(ref _weak, (int)_count);
+            }
+        }
+        return new Signature(blockSize, _length, keyId, _tags, _zero, _weak);
+    }
 }

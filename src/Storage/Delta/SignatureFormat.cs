@@ -73,7 +73,7 @@ public static class SignatureFormat
             throw new CorruptDataException(What, 38, $"made with key {keyId:x16}, this repository's key is {k:x16}");
         }
         var reader = new HashingReader(input, What, 16 + fields.Length + 8);
-        var builder = new SignatureBuilder(blockSize, keyId, weak);
+        var builder = new SignatureBuilder(blockSize, keyId, weak, blockCount);
         Span<byte> entry = stackalloc byte[21];
         var entryLength = weak ? 21 : 17;
         for (long i = 0; i < blockCount; i++)

@@ -97,7 +97,7 @@ public sealed partial class BackupRepository
         var zero = new bool[maxBlocks];
         var holes = new bool[maxBlocks];
         var tags = new UInt128[maxBlocks];
-        var builder = new SignatureBuilder(blockSize, Hasher.KeyId);
+        var builder = new SignatureBuilder(blockSize, Hasher.KeyId, expectedBlocks: Signature.BlockCountFor(reader.Length, blockSize));
         var length = reader.Length;
         for (long offset = 0; offset < length; offset += chunkBytes)
         {

@@ -173,7 +173,14 @@ public sealed partial class BackupRepository : IDisposable
 
     internal PointDocument? FindPointDocument(string pointId)
     {
-        Names.Validate(pointId, nameof(pointId));
+        try
+        {
+            Names.Validate(pointId, nameof(pointId));
+        }
+        catch (ArgumentException)
+        {
+            return null; // cannot name a point (and must not name a path)
+        }
         foreach (var g in GroupIds())
         {
             var path = _layout.Point(g, pointId);

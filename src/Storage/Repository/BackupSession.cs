@@ -171,13 +171,18 @@ public sealed class BackupSession : IDisposable
                         FlushRun(i);
                         continue;
                     }
-                    changed++;
                     if (zero)
                     {
                         FlushRun(i);
-                        patcher?.WriteZeros(offset, n); // a new mirror keeps a hole
+                        if (patcher is not null)
+                        {
+                            patcher.WriteZeros(offset, n);
+                            changed++;
+                        }
+                        continue; // a new mirror keeps a hole: nothing to write, nothing changed
                     }
-                    else if (runStart < 0)
+                    changed++;
+                    if (runStart < 0)
                     {
                         runStart = i;
                     }

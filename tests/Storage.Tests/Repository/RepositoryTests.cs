@@ -236,3 +236,27 @@ public class RepositoryTests
         Assert.Equal(a0, await t.RestoreAsync(p0.PointId, "a"));
     }
 }
+
+public class RepositoryLookupTests
+{
+    [Theory]
+    [InlineData("../../etc/passwd")]
+    [InlineData("nope")]
+    public void FindPoint_returns_null_for_ids_that_name_no_point(string id)
+    {
+        using var t = new TempRepository();
+        Assert.Null(t.Repo.FindPoint(id));
+        Assert.Throws<RestorePointNotFoundException>(() => t.Repo.DeletePoint(id));
+    }
+
+    [Fact]
+    public void Open_refuses_a_directory_with_foreign_files()
+    {
+        using var t = new TempRepository();
+        var dir = t.Path_("foreign");
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "notes.txt"), "x");
+        var e = Assert.Throws<RepositoryException>(() => BackupRepository.Open(dir));
+        Assert.Contains("not a backupd repository", e.Message);
+    }
+}
