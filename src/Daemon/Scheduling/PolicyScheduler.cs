@@ -60,12 +60,20 @@ public sealed class PolicyScheduler(PolicyDispatcher dispatcher, ScheduleState s
                 var fingerprint = PolicyReloader.ScheduleFingerprint(policy.Schedule)
                     + "|" + (policy.Verify.Schedule is { } v ? PolicyReloader.ScheduleFingerprint(v) : "");
                 if (_scheduled.TryGetValue(policy.Name, out var current) && current == fingerprint) continue;
-                var (job, triggers) = PolicyTriggers.Build(policy, misfireGrace);
-                await quartz.ScheduleJob(job, triggers, new ScheduleJobOptions { Replace = true }, ct);
-                await quartz.DeleteJob(new JobKey(policy.Name, VerifyGroup), ct);
-                if (PolicyTriggers.BuildVerify(policy) is var (verifyJob, verifyTriggers))
-                    await quartz.ScheduleJob(verifyJob, verifyTriggers, new ScheduleJobOptions { Replace = true }, ct);
-                _scheduled[policy.Name] = fingerprint;
+                try
+                {
+                    var (job, triggers) = PolicyTriggers.Build(policy, misfireGrace);
+                    await quartz.ScheduleJob(job, triggers, new ScheduleJobOptions { Replace = true }, ct);
+                    await quartz.DeleteJob(new JobKey(policy.Name, VerifyGroup), ct);
+                    if (PolicyTriggers.BuildVerify(policy) is var (verifyJob, verifyTriggers))
+                        await quartz.ScheduleJob(verifyJob, verifyTriggers, new ScheduleJobOptions { Replace = true }, ct);
+                    _scheduled[policy.Name] = fingerprint;
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // One policy Quartz refuses must not take the others (or the daemon) down.
+                    logger.LogError("policy {Policy}: could not be scheduled: {Error}", policy.Name, e.Message);
+                }
             }
             foreach (var error in outcome.Errors) logger.LogError("{Error}", error.ToString());
             foreach (var path in outcome.KeptPreviousVersion) logger.LogWarning("{File}: has errors; its previously loaded policies stay in force", path);

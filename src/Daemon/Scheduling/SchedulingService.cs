@@ -46,7 +46,15 @@ public sealed class SchedulingService(
             while (!stoppingToken.IsCancellationRequested)
             {
                 await reload.WaitAsync(stoppingToken);
-                await ReloadAsync(scheduler, stoppingToken);
+                try
+                {
+                    await ReloadAsync(scheduler, stoppingToken);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // The policies in force stay; the next change or SIGHUP tries again.
+                    logger.LogError("reloading policies from {Directory} failed: {Error}", config.PoliciesDirectory, e.Message);
+                }
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
