@@ -1,5 +1,5 @@
 # demo: the catalog: backups recorded in PostgreSQL, list/show/status/verify, and restoring the demo VM's newest point
-# Sourced by scripts/demo: uses backupd(), DEMO_VM, DEMO_DIR, DEMO_STATE, BACKUPD_CONFIG (its catalog-connection).
+# Sourced by scripts/demo: uses backupd(), DEMO_VM, DEMO_STATE, DEMO_REPO, BACKUPD_CONFIG (its catalog-connection).
 
 demo_catalog_repo=$DEMO_STATE/catalog-repo
 demo_restore=$DEMO_STATE/restored-$(date -u +%Y%m%dT%H%M%SZ)
@@ -11,6 +11,11 @@ echo "-- two live backups recorded in the catalog (--catalog: the run holds the 
 backupd backup --domain "$DEMO_VM" --to "$demo_catalog_repo" --catalog
 virsh -q qemu-monitor-command "$DEMO_VM" --hmp "qemu-io -d /machine/peripheral/virtio-disk0/virtio-backend \"write -P 0xe9 32M 4M\""
 backupd backup --domain "$DEMO_VM" --to "$demo_catalog_repo" --catalog
+
+if [ -e "$DEMO_REPO/repository.json" ]; then
+  echo "-- backupd catalog rebuild --repository $DEMO_REPO (the live-backup section wrote there without --catalog)"
+  backupd catalog rebuild --repository "$DEMO_REPO"
+fi
 
 echo "-- backupd list --domain $DEMO_VM"
 backupd list --domain "$DEMO_VM"

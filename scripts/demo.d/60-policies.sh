@@ -22,11 +22,13 @@ echo "-- backupd policy check: selected domains and the next fire times"
 backupd policy check
 
 echo "-- backupd daemon for 25 seconds (SIGTERM then: running backups still commit and pivot)"
-backupd daemon >"$DEMO_STATE/daemon.log" 2>&1 &
+# exec: $! must be the daemon itself, not a shell running the backupd() function (SIGTERM would not reach it).
+(exec dotnet "$ROOT/artifacts/backupd/backupd.dll" daemon) >"$DEMO_STATE/daemon.log" 2>&1 &
 demo_daemon=$!
 sleep 25
 kill -TERM "$demo_daemon"
 wait "$demo_daemon" || true
+if kill -0 "$demo_daemon" 2>/dev/null; then echo "daemon still running after SIGTERM" >&2; exit 1; fi
 grep -E "in force|policy demo-every-5s: (restore point|pruned)|stopping" "$DEMO_STATE/daemon.log" | sed "s/^ */   /"
 
 echo "-- what is left: retention kept the 3 newest restore points of $DEMO_VM"

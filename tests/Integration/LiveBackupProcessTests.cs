@@ -19,6 +19,24 @@ public sealed class LiveBackupProcessTests : IDisposable
 
     private static IEnumerable<string> OverlayFiles(TestVm vm) => Directory.EnumerateFiles(vm.Directory).Where(OverlayNaming.IsOverlay);
 
+    /// <summary>
+    /// `backupd recover --json` until it skips nothing: other tests (and daemons they start) recover the
+    /// whole host too, and recovery skips a domain another backupd process holds. Returns every output.
+    /// </summary>
+    private async Task<string> RecoverAsync()
+    {
+        var outputs = new List<string>();
+        for (var attempt = 0; attempt < 30; attempt++)
+        {
+            var run = await Backupd(null, "recover", "--json");
+            Assert.True(run.ExitCode == 0, $"recover exited {run.ExitCode}: {run.Stderr}");
+            outputs.Add(run.Stdout);
+            if (!run.Stdout.Contains("skipped:", StringComparison.Ordinal)) break;
+            await Task.Delay(1000);
+        }
+        return string.Join("\n", outputs);
+    }
+
     private static async Task AssertOnBaseAsync(TestVm vm, params string[] targets)
     {
         foreach (var t in targets)
@@ -52,8 +70,7 @@ public sealed class LiveBackupProcessTests : IDisposable
         await vm.WriteAsGuestAsync("vda", 4 * MiB, 0xb2, MiB);
         await vm.WriteAsGuestAsync("vdb", 4 * MiB, 0xc3, MiB);
 
-        var recover = await Backupd(null, "recover", "--json");
-        Assert.True(recover.ExitCode == 0, $"recover exited {recover.ExitCode}: {recover.Stderr}");
+        await RecoverAsync();
 
         Assert.Equal("running", await vm.StateAsync());
         await AssertOnBaseAsync(vm, "vda", "vdb");
@@ -83,10 +100,8 @@ public sealed class LiveBackupProcessTests : IDisposable
         await vm.DestroyAsync();
         Assert.Contains(".backupd-", await vm.InactiveXmlAsync(), StringComparison.Ordinal);
 
-        var recover = await Backupd(null, "recover", "--json");
+        await RecoverAsync(); // (any backupd recover on the host may be the one that does the offline commit)
 
-        Assert.True(recover.ExitCode == 0, recover.Stderr);
-        Assert.Contains("offline commit", recover.Stdout, StringComparison.Ordinal);
         Assert.Equal("shut off", await vm.StateAsync());
         await AssertOnBaseAsync(vm, "vda");
         Assert.True(await TestVm.ImageMatchesAsync(vm.Disk("vda").Path, "qcow2", 6 * MiB, MiB, 0xd4));
@@ -103,10 +118,10 @@ public sealed class LiveBackupProcessTests : IDisposable
         await vm.DestroyAsync(); // a transient domain is gone once stopped
         Assert.Single(OverlayFiles(vm));
 
-        var recover = await Backupd(null, "recover", "--json");
+        var recover = await RecoverAsync();
 
-        Assert.True(recover.ExitCode == 0, recover.Stderr);
-        Assert.Contains("domain is gone", recover.Stdout, StringComparison.Ordinal);
+        // Only this test's journal knows the overlay: no other recovery on the host can have done it.
+        Assert.Contains("domain is gone", recover, StringComparison.Ordinal);
         Assert.Empty(OverlayFiles(vm));
         Assert.True(await TestVm.ImageMatchesAsync(vm.Disk("vda").Path, "qcow2", 6 * MiB, MiB, 0xe5));
     }

@@ -41,7 +41,7 @@ public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixt
         using var config = new TempConfig(database.ConnectionString);
         var repository = Path.Combine(config.Directory, "repo");
         var policyFile = Path.Combine(config.PoliciesDirectory, "fast.yaml");
-        await File.WriteAllTextAsync(policyFile, $"name: fast\ndomains: [{vm.Name}]\nschedule: every 5s\nrepository: {repository}\nretention: {{keep-last: 2}}\n");
+        await File.WriteAllTextAsync(policyFile, $"name: fast\ndomains: [{vm.Name}]\nschedule: every 5s\nrepository: {repository}\nretention: {{keep-last: 2}}\nverify: {{after-backup: true}}\n");
 
         using var notify = new NotifySocket();
         using var process = Process.Start(BackupdProcess.StartInfo(
@@ -86,10 +86,95 @@ public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixt
             using (var repo = BackupRepository.Open(repository))
                 Assert.Equal(repo.ListPoints().Select(p => p.PointId).Order(), recorded.Select(p => p.Id).Order());
             Assert.NotEmpty(await catalog.ListEventsAsync("retention", null, 100, default));
+            var verified = await catalog.ListEventsAsync("verify", null, 100, default);
+            Assert.NotEmpty(verified);
+            Assert.All(verified, e => Assert.True(e.Ok, e.Detail));
 
             Assert.Equal("running", await vm.StateAsync());
             Assert.Equal(vm.Disk("vda").Path, await vm.ActiveSourceAsync("vda"));
             Assert.DoesNotContain(Directory.EnumerateFiles(vm.Directory), OverlayNaming.IsOverlay);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_fire_missed_while_the_daemon_was_stopped_runs_once_at_start_up()
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
+        await vm.StartAsync();
+        using var config = new TempConfig(database.ConnectionString);
+        var repository = Path.Combine(config.Directory, "repo");
+        // Fires at :00 and :30 of every minute, so a 40 s outage always misses at least one.
+        await File.WriteAllTextAsync(Path.Combine(config.PoliciesDirectory, "half.yaml"),
+            $"name: half\ndomains: [{vm.Name}]\nschedule: '0,30 * * * * ?'\nrepository: {repository}\n");
+
+        async Task<ConcurrentQueue<string>> RunDaemonAsync(Func<ConcurrentQueue<string>, Task> whileRunning)
+        {
+            using var notify = new NotifySocket();
+            using var process = Process.Start(BackupdProcess.StartInfo(
+                new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path }, "--config", config.Path, "daemon"))!;
+            var output = new ConcurrentQueue<string>();
+            process.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
+            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            try
+            {
+                Assert.Equal("READY=1", await notify.ReceiveAsync(TimeSpan.FromSeconds(60)));
+                await whileRunning(output);
+                await Tools.RunAsync("kill", "-TERM", process.Id.ToString(CultureInfo.InvariantCulture));
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+                await process.WaitForExitAsync(timeout.Token);
+                Assert.Equal(0, process.ExitCode);
+                return output;
+            }
+            finally
+            {
+                if (!process.HasExited) process.Kill(entireProcessTree: true);
+            }
+        }
+
+        // First run: wait for one scheduled backup, then stop.
+        var first = await RunDaemonAsync(output => WaitUntilAsync(
+            () => output.Any(l => l.Contains("policy half: restore point", StringComparison.Ordinal)), TimeSpan.FromSeconds(90), "the first scheduled backup", output));
+        Assert.DoesNotContain(first, l => l.Contains("catching up", StringComparison.Ordinal)); // no history yet: nothing to catch up
+
+        await Task.Delay(TimeSpan.FromSeconds(40)); // down over at least one fire time
+
+        var second = await RunDaemonAsync(async output =>
+        {
+            await WaitUntilAsync(() => output.Any(l => l.Contains("policy half: restore point", StringComparison.Ordinal)), TimeSpan.FromSeconds(60), "the catch-up backup", output);
+        });
+        Assert.Single(second, l => l.Contains("policy half: catching up the fire of", StringComparison.Ordinal));
+        // The catch-up ran before any regular fire: the first backup of the second run follows the catch-up line.
+        var lines = second.ToList();
+        Assert.True(lines.FindIndex(l => l.Contains("catching up", StringComparison.Ordinal)) < lines.FindIndex(l => l.Contains("policy half: restore point", StringComparison.Ordinal)));
+        Assert.Equal(vm.Disk("vda").Path, await vm.ActiveSourceAsync("vda"));
+    }
+
+    [Fact]
+    public async Task With_a_watchdog_interval_the_daemon_pings_WATCHDOG()
+    {
+        using var config = new TempConfig(database.ConnectionString);
+        using var notify = new NotifySocket();
+        using var process = Process.Start(BackupdProcess.StartInfo(
+            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path, ["WATCHDOG_USEC"] = "2000000" }, "--config", config.Path, "daemon"))!;
+        try
+        {
+            var seen = new List<string>();
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (seen.Count(m => m == "WATCHDOG=1") < 3 || !seen.Contains("READY=1"))
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"saw only: {string.Join(", ", seen)}");
+                seen.Add(await notify.ReceiveAsync(TimeSpan.FromSeconds(30)));
+            }
+            await Tools.RunAsync("kill", "-TERM", process.Id.ToString(CultureInfo.InvariantCulture));
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await process.WaitForExitAsync(timeout.Token);
+            Assert.Equal(0, process.ExitCode);
         }
         finally
         {

@@ -9,6 +9,9 @@ namespace Backupd.Daemon.Hosting;
 /// <summary>Builds the daemon's generic host: systemd integration (notify READY/STOPPING, journal log format) and services.</summary>
 public static class DaemonHost
 {
+    /// <summary>Longer than a policy's commit time-box (default 10 min), shorter than the unit's TimeoutStopSec.</summary>
+    public static readonly TimeSpan ShutdownTimeout = TimeSpan.FromMinutes(14);
+
     public static async Task RunAsync(DaemonConfig config, CancellationToken ct)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
@@ -25,6 +28,9 @@ public static class DaemonHost
             builder.Services.AddSingleton<ISystemdNotifier, SystemdNotifier>();
             builder.Services.AddSingleton<IHostLifetime, SystemdLifetime>();
         }
+        // A stop cancels copies but waits for every running backup to commit and pivot back. The host's
+        // default 30 s would abandon a merge-back; stay just under systemd's TimeoutStopSec=15min.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = ShutdownTimeout);
         builder.Services.AddSingleton(config);
         builder.Services.AddHostedService<CatalogStartupService>();
         builder.Services.AddHostedService<DaemonService>();

@@ -15,7 +15,7 @@ namespace Backupd.Daemon.Scheduling;
 /// repository. The copy is time-boxed by the policy's copy timeout (the commit and pivot still
 /// run when it expires). Afterwards: verify of the new point if the policy asks, then retention.
 /// </summary>
-public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory loggers) : IBackupRunner, IAsyncDisposable
+public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory loggers) : IBackupRunner, IRestorePointVerifier, IAsyncDisposable
 {
     private readonly CatalogStore _catalog = new(config.CatalogConnectionString);
     private readonly ILogger _log = loggers.CreateLogger<CatalogBackupRunner>();
@@ -68,6 +68,29 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
             report.Ok ? $"verified after backup: {report.VersionsChecked} file versions" : string.Join("; ", report.Problems), ProcessIdentity.Current, CancellationToken.None);
         if (report.Ok) _log.LogInformation("policy {Policy}: restore point {Point} verified", policy.Name, result.Point.PointId);
         else _log.LogError("policy {Policy}: restore point {Point} is damaged: {Problems}", policy.Name, result.Point.PointId, string.Join("; ", report.Problems));
+    }
+
+    /// <summary>Verifies every point of every group of the repository whose domain the policy selects; one catalog event per point.</summary>
+    public async Task<bool> VerifyAsync(PolicyDefinition policy, CancellationToken ct)
+    {
+        var ok = true;
+        foreach (var (group, domain, points) in new RepositoryPointStore(_catalog).ListGroups(policy.Repository))
+        {
+            if (!policy.Domains.Matches(domain)) continue;
+            using var repo = BackupRepository.Open(policy.Repository);
+            var uuid = Guid.TryParse(group, out var g) ? g : (Guid?)null;
+            var recorded = uuid is null ? [] : (await _catalog.ListPointsAsync(uuid, null, ct)).Select(p => p.Id).ToHashSet(StringComparer.Ordinal);
+            foreach (var point in points)
+            {
+                var report = await repo.VerifyAsync(group, point.Id, null, ct);
+                ok &= report.Ok;
+                if (!report.Ok) _log.LogError("policy {Policy}: restore point {Point} of {Domain} is damaged: {Problems}", policy.Name, point.Id, domain, string.Join("; ", report.Problems));
+                if (recorded.Contains(point.Id))
+                    await _catalog.RecordEventAsync("verify", uuid, point.Id, report.Ok,
+                        report.Ok ? $"scheduled verify: {report.VersionsChecked} file versions" : string.Join("; ", report.Problems), ProcessIdentity.Current, CancellationToken.None);
+            }
+        }
+        return ok;
     }
 
     public ValueTask DisposeAsync() => _catalog.DisposeAsync();

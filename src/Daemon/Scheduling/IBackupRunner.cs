@@ -18,3 +18,10 @@ public interface IDomainSource
 {
     Task<IReadOnlyList<string>> ListDomainsAsync(string uri, CancellationToken ct);
 }
+
+/// <summary>Verifies the restore points a policy keeps (its `verify.schedule`), recording the outcome.</summary>
+public interface IRestorePointVerifier
+{
+    /// <summary>Verifies every restore point of the domains the policy selects in its repository; true when all are intact.</summary>
+    Task<bool> VerifyAsync(PolicyDefinition policy, CancellationToken ct);
+}

@@ -17,6 +17,9 @@ public sealed record FireResult(string Policy, DateTimeOffset ScheduledAt, IRead
 /// </summary>
 public sealed class PolicyDispatcher(IBackupRunner runner, IDomainSource domains, RunGate gate, string defaultUri, ScheduleState state, ILogger logger)
 {
+    /// <summary>Runs `verify.schedule` fires; without one they are logged and skipped.</summary>
+    public IRestorePointVerifier? Verifier { get; init; }
+
     private readonly ConcurrentDictionary<string, PolicyDefinition> _policies = new(StringComparer.Ordinal);
 
     public RunGate Gate => gate;
@@ -52,6 +55,32 @@ public sealed class PolicyDispatcher(IBackupRunner runner, IDomainSource domains
         var outcomes = new ConcurrentDictionary<string, DomainOutcome>(StringComparer.Ordinal);
         await Task.WhenAll(selected.Select(domain => RunOneAsync(policy, uri, domain, outcomes, ct)));
         return new FireResult(policy.Name, scheduledAt, outcomes);
+    }
+
+    /// <summary>A fire of a policy's verify schedule: verification of its repository's points, within the global limit.</summary>
+    public async Task<bool?> VerifyAsync(string policyName, CancellationToken ct)
+    {
+        if (Find(policyName) is not { } policy || Verifier is null) return null;
+        try
+        {
+            using (await gate.EnterAsync($"{policy.Name}\nverify", 1, ct))
+            {
+                logger.LogInformation("policy {Policy}: verifying the restore points in {Repository}", policy.Name, policy.Repository);
+                var ok = await Verifier.VerifyAsync(policy, ct);
+                if (ok) logger.LogInformation("policy {Policy}: every restore point verified", policy.Name);
+                else logger.LogError("policy {Policy}: verification found damaged restore points (see `backupd show` and the catalog events)", policy.Name);
+                return ok;
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            return null;
+        }
+        catch (Exception e)
+        {
+            logger.LogError("policy {Policy}: verification failed: {Error}", policy.Name, e.Message);
+            return false;
+        }
     }
 
     private async Task RunOneAsync(PolicyDefinition policy, string uri, string domain, ConcurrentDictionary<string, DomainOutcome> outcomes, CancellationToken ct)

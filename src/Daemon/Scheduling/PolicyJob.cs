@@ -9,7 +9,10 @@ public sealed class PolicyJob(PolicyDispatcher dispatcher, CancellationToken sto
     public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken)
     {
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stopping);
-        await dispatcher.FireAsync(context.JobDetail.Key.Name, context.ScheduledFireTimeUtc ?? context.FireTimeUtc, linked.Token);
+        if (context.JobDetail.Key.Group == PolicyScheduler.VerifyGroup)
+            await dispatcher.VerifyAsync(context.JobDetail.Key.Name, linked.Token);
+        else
+            await dispatcher.FireAsync(context.JobDetail.Key.Name, context.ScheduledFireTimeUtc ?? context.FireTimeUtc, linked.Token);
     }
 }
 

@@ -14,6 +14,7 @@ namespace Backupd.Daemon.Scheduling;
 public sealed class PolicyScheduler(PolicyDispatcher dispatcher, ScheduleState state, TimeSpan misfireGrace, ILogger logger) : IAsyncDisposable
 {
     public const string JobGroup = "policies";
+    public const string VerifyGroup = "verify";
 
     private readonly PolicyReloader _reloader = new();
     private readonly Dictionary<string, string> _scheduled = new(StringComparer.Ordinal);
@@ -51,15 +52,28 @@ public sealed class PolicyScheduler(PolicyDispatcher dispatcher, ScheduleState s
             foreach (var name in outcome.Removed)
             {
                 await quartz.DeleteJob(new JobKey(name, JobGroup), ct);
+                await quartz.DeleteJob(new JobKey(name, VerifyGroup), ct);
                 _scheduled.Remove(name);
             }
             foreach (var policy in outcome.Active)
             {
-                var fingerprint = PolicyReloader.ScheduleFingerprint(policy.Schedule);
+                var fingerprint = PolicyReloader.ScheduleFingerprint(policy.Schedule)
+                    + "|" + (policy.Verify.Schedule is { } v ? PolicyReloader.ScheduleFingerprint(v) : "");
                 if (_scheduled.TryGetValue(policy.Name, out var current) && current == fingerprint) continue;
-                var (job, triggers) = PolicyTriggers.Build(policy, misfireGrace);
-                await quartz.ScheduleJob(job, triggers, new ScheduleJobOptions { Replace = true }, ct);
-                _scheduled[policy.Name] = fingerprint;
+                try
+                {
+                    var (job, triggers) = PolicyTriggers.Build(policy, misfireGrace);
+                    await quartz.ScheduleJob(job, triggers, new ScheduleJobOptions { Replace = true }, ct);
+                    await quartz.DeleteJob(new JobKey(policy.Name, VerifyGroup), ct);
+                    if (PolicyTriggers.BuildVerify(policy) is var (verifyJob, verifyTriggers))
+                        await quartz.ScheduleJob(verifyJob, verifyTriggers, new ScheduleJobOptions { Replace = true }, ct);
+                    _scheduled[policy.Name] = fingerprint;
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // One policy Quartz refuses must not take the others (or the daemon) down.
+                    logger.LogError("policy {Policy}: could not be scheduled: {Error}", policy.Name, e.Message);
+                }
             }
             foreach (var error in outcome.Errors) logger.LogError("{Error}", error.ToString());
             foreach (var path in outcome.KeptPreviousVersion) logger.LogWarning("{File}: has errors; its previously loaded policies stay in force", path);
@@ -142,6 +156,26 @@ public static class PolicyTriggers
                 // Late by at most the grace window: still fires; later than that: wait for the next time.
                 .WithMisfireThreshold(misfireGrace > TimeSpan.Zero ? misfireGrace : TimeSpan.FromSeconds(1))
                 .WithSchedule(CronScheduleBuilder.Create(entry.CronText).InTimeZone(policy.Schedule.TimeZone)
+                    .WithMisfireInstruction(CronTriggerMisfireInstruction.DoNothing))
+                .Build())
+            .ToList();
+        return (job, triggers);
+    }
+
+    /// <summary>The verify job of a policy with a `verify.schedule`; null without one.</summary>
+    public static (IJobDetail Job, IReadOnlyCollection<ITrigger> Triggers)? BuildVerify(PolicyDefinition policy)
+    {
+        if (policy.Verify.Schedule is not { } schedule) return null;
+        var job = JobBuilder.Create<PolicyJob>()
+            .WithIdentity(policy.Name, PolicyScheduler.VerifyGroup)
+            .WithDescription($"verify restore points of policy {policy.Name}")
+            .Build();
+        var triggers = schedule.Entries.Select((entry, i) => TriggerBuilder.Create<PolicyJob>()
+                .WithIdentity($"{policy.Name}#verify{i}", PolicyScheduler.VerifyGroup)
+                .WithDescription(entry.Written)
+                .ForJob(job)
+                .WithOverlapPolicy(OverlapPolicy.Skip)
+                .WithSchedule(CronScheduleBuilder.Create(entry.CronText).InTimeZone(schedule.TimeZone)
                     .WithMisfireInstruction(CronTriggerMisfireInstruction.DoNothing))
                 .Build())
             .ToList();

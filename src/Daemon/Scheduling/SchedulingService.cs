@@ -26,13 +26,13 @@ public sealed class SchedulingService(
 
         var state = ScheduleState.Load(config.StateDirectory);
         using var gate = new RunGate(config.MaxParallel);
-        var dispatcher = new PolicyDispatcher(runner, domains, gate, config.LibvirtUri, state, logger);
+        var dispatcher = new PolicyDispatcher(runner, domains, gate, config.LibvirtUri, state, logger) { Verifier = runner as IRestorePointVerifier };
         await using var scheduler = new PolicyScheduler(dispatcher, state, config.MisfireGrace, logger);
         await scheduler.StartAsync(stoppingToken);
         await ReloadAsync(scheduler, stoppingToken);
-        foreach (var (policy, missed) in scheduler.CatchUp(DateTimeOffset.UtcNow))
-            logger.LogInformation("policy {Policy}: running the fire of {Missed:u} missed while the daemon was down", policy, missed);
+        scheduler.CatchUp(DateTimeOffset.UtcNow); // logs each catch-up it starts
 
+        var watchdog = WatchdogAsync(stoppingToken);
         var reload = new ReloadSignal(ReloadQuiet);
         using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
         {
@@ -46,7 +46,15 @@ public sealed class SchedulingService(
             while (!stoppingToken.IsCancellationRequested)
             {
                 await reload.WaitAsync(stoppingToken);
-                await ReloadAsync(scheduler, stoppingToken);
+                try
+                {
+                    await ReloadAsync(scheduler, stoppingToken);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // The policies in force stay; the next change or SIGHUP tries again.
+                    logger.LogError("reloading policies from {Directory} failed: {Error}", config.PoliciesDirectory, e.Message);
+                }
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -55,6 +63,30 @@ public sealed class SchedulingService(
         Notify("STATUS=stopping: waiting for running backups to commit and pivot");
         logger.LogInformation("stopping: no new runs; running backups are cancelled and still commit and pivot");
         await scheduler.StopAsync();
+        await watchdog;
+    }
+
+    /// <summary>
+    /// With WatchdogSec= (systemd sets WATCHDOG_USEC, and WATCHDOG_PID when it must be us), pings
+    /// WATCHDOG=1 at half the interval while the service runs, so a hung process gets restarted.
+    /// </summary>
+    private async Task WatchdogAsync(CancellationToken ct)
+    {
+        if (notifier is null || !long.TryParse(Environment.GetEnvironmentVariable("WATCHDOG_USEC"), out var usec) || usec <= 0) return;
+        if (Environment.GetEnvironmentVariable("WATCHDOG_PID") is { Length: > 0 } pid && pid != Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)) return;
+        var interval = TimeSpan.FromMicroseconds(usec / 2);
+        logger.LogInformation("systemd watchdog: pinging every {Interval}", interval);
+        try
+        {
+            while (true)
+            {
+                notifier.Notify(new ServiceState("WATCHDOG=1"));
+                await Task.Delay(interval, ct);
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
     }
 
     private async Task ReloadAsync(PolicyScheduler scheduler, CancellationToken ct)

@@ -287,34 +287,17 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
             logger.LogError(e, "cannot update the run journal before the commit; committing anyway");
         }
 
-        var domain = SafeFind(entry.DomainUuid);
-        var liveDisks = domain is { IsActive: true } ? SafeDisks(entry.DomainUuid, DomainXmlKind.Live) : null;
-        var persistentDisks = domain is { Persistent: true } ? SafeDisks(entry.DomainUuid, DomainXmlKind.Persistent) : null;
-
+        var view = ReadDomainView(entry.DomainUuid);
         foreach (var disk in entry.Disks)
         {
             MergeOutcome outcome;
-            var live = liveDisks?.FirstOrDefault(d => d.Target == disk.Target);
-            var persistent = persistentDisks?.FirstOrDefault(d => d.Target == disk.Target);
-            logger.LogInformation("{Domain}: merging back {Target}: live source {Live}, persistent source {Persistent}",
-                entry.DomainName, disk.Target, live?.SourcePath ?? "(not running)", persistent?.SourcePath ?? "(transient)");
-            if (live?.SourcePath == disk.OverlayPath)
+            try
             {
-                outcome = await merger.MergeLiveAsync(entry.DomainUuid, disk);
+                outcome = await MergeDiskAsync(entry, view, disk);
             }
-            else if (live is not null)
+            catch (Exception e) when (e is not (InjectedFaultException or OutOfMemoryException))
             {
-                // Running, and not on the overlay: the snapshot never switched it, or it was pivoted.
-                outcome = new MergeOutcome(true, TimeSpan.Zero, null);
-            }
-            else if (domain is not null && persistent?.SourcePath != disk.OverlayPath)
-            {
-                outcome = new MergeOutcome(true, TimeSpan.Zero, null); // shut off and not on the overlay
-            }
-            else
-            {
-                // Shut off on the overlay (the guest stopped during the copy), or a transient domain that is gone.
-                outcome = await merger.MergeOfflineAsync(disk);
+                outcome = new MergeOutcome(false, TimeSpan.Zero, Hints.Explain(e));
             }
             outcomes[disk.Target] = outcome;
             if (!outcome.BackOnBase) continue;
@@ -327,7 +310,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         var merged = entry.Disks.Where(d => d.Merged).ToList();
         try
         {
-            if (domain is { Persistent: true }) merger.FixPersistentDefinition(entry.DomainUuid, merged);
+            if (view?.Info is { Persistent: true }) merger.FixPersistentDefinition(entry.DomainUuid, merged);
             foreach (var disk in merged) merger.DeleteOverlay(disk);
             TryJournal(entry);
         }
@@ -340,24 +323,50 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         return outcomes;
     }
 
-    private DomainInfo? SafeFind(string uuid)
+    /// <summary>What libvirt says about the domain right now. Info null = the domain is gone.</summary>
+    private sealed record DomainView(DomainInfo? Info, IReadOnlyList<DomainDisk> Live, IReadOnlyList<DomainDisk> Persistent);
+
+    /// <summary>Null when libvirt could not be read: then nothing is merged or deleted, recovery will do it.</summary>
+    private DomainView? ReadDomainView(string uuid)
     {
-        try { return hypervisor.FindDomain(uuid); }
-        catch (LibvirtException e)
+        try
         {
-            logger.LogError("cannot look up domain {Uuid} for the commit: {Message}", uuid, e.Message);
+            var info = hypervisor.FindDomain(uuid);
+            if (info is null) return new DomainView(null, [], []);
+            return new DomainView(info,
+                info.IsActive ? DomainXml.ParseDisks(hypervisor.GetXml(uuid, DomainXmlKind.Live)) : [],
+                info.Persistent ? DomainXml.ParseDisks(hypervisor.GetXml(uuid, DomainXmlKind.Persistent)) : []);
+        }
+        catch (Exception e) when (e is LibvirtException or FormatException)
+        {
+            logger.LogError("cannot read domain {Uuid} from libvirt for the commit: {Message}", uuid, e.Message);
             return null;
         }
     }
 
-    private IReadOnlyList<DomainDisk>? SafeDisks(string uuid, DomainXmlKind kind)
+    /// <summary>
+    /// One disk back onto its base, decided only on what libvirt shows: merged live when it runs on the
+    /// overlay, offline when it is shut off on it (or the domain is gone), nothing when it is already on
+    /// its base. Anything unclear is left alone (never deleted) for recovery.
+    /// </summary>
+    private async Task<MergeOutcome> MergeDiskAsync(JournalEntry entry, DomainView? view, JournalDisk disk)
     {
-        try { return DomainXml.ParseDisks(hypervisor.GetXml(uuid, kind)); }
-        catch (Exception e) when (e is LibvirtException or FormatException)
+        static MergeOutcome Done() => new(true, TimeSpan.Zero, null);
+        static MergeOutcome LeftAlone(string why) => new(false, TimeSpan.Zero, why);
+        if (view is null) return LeftAlone("libvirt could not be read; run 'backupd recover'");
+        if (view.Info is null)
         {
-            logger.LogError("cannot read the {Kind} XML of {Uuid}: {Message}", kind, uuid, e.Message);
-            return null;
+            logger.LogWarning("{Domain}: the domain is gone; committing {Target} offline", entry.DomainName, disk.Target);
+            return await merger.MergeOfflineAsync(disk);
         }
+        var current = (view.Info.IsActive ? view.Live : view.Persistent).FirstOrDefault(d => d.Target == disk.Target);
+        logger.LogInformation("{Domain}: merging back {Target}: {State}, source {Source}",
+            entry.DomainName, disk.Target, view.Info.IsActive ? "running" : "shut off", current?.SourcePath ?? "(none)");
+        if (current is null) return LeftAlone($"disk {disk.Target} is no longer in the domain definition; left for 'backupd recover'");
+        if (current.SourcePath == disk.OverlayPath)
+            return view.Info.IsActive ? await merger.MergeLiveAsync(entry.DomainUuid, disk) : await merger.MergeOfflineAsync(disk);
+        if (current.SourcePath == disk.Base.Path) return Done(); // never switched by the snapshot, or already pivoted
+        return LeftAlone($"disk {disk.Target} is on '{current.SourcePath}', neither its base nor its overlay; left alone");
     }
 
     private void TryJournal(JournalEntry entry)

@@ -42,7 +42,10 @@ public sealed class QemuImg : IImageTool
     {
         var psi = new ProcessStartInfo("qemu-img") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args) psi.ArgumentList.Add(a);
-        using var process = Process.Start(psi) ?? throw new InvalidOperationException("cannot start qemu-img (install qemu-utils: scripts/setup-env)");
+        Process? started;
+        try { started = Process.Start(psi); }
+        catch (System.ComponentModel.Win32Exception e) { throw new IOException($"cannot run qemu-img ({e.Message}): install qemu-utils", e); }
+        using var process = started ?? throw new IOException("cannot run qemu-img: install qemu-utils");
         var stdout = process.StandardOutput.ReadToEndAsync(ct);
         var stderr = process.StandardError.ReadToEndAsync(ct);
         await process.WaitForExitAsync(ct);

@@ -93,12 +93,21 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
                 disks.Add(known);
         }
 
+        // Our overlay below someone else's snapshot: report it, never touch it (merging it needs a decision about theirs).
+        foreach (var d in live.Concat(persistent))
+        {
+            var buried = d.BackingChain.Select(b => b.Path).FirstOrDefault(OverlayNaming.IsOverlay);
+            if (buried is null || actions.Any(a => a.Overlay == buried) || disks.Any(x => x.OverlayPath == buried)) continue;
+            actions.Add(new RecoveryAction(domain.Name, d.Target, buried, "none", false,
+                "the overlay is inside the disk's backing chain (another snapshot sits on top of it): merge it by hand, see docs/operations.md"));
+            logger.LogCritical("recovery of {Domain} disk {Target}: overlay {Overlay} is buried under another snapshot; merge it by hand", domain.Name, d.Target, buried);
+        }
         if (disks.Count == 0) return actions;
         using var domainLock = DomainLock.TryAcquire(options.StateDirectory, domain.Uuid);
         if (domainLock is null)
         {
             // A run is in progress: its own finally merges its overlays; touching them now would race it.
-            actions.AddRange(disks.Select(d => new RecoveryAction(domain.Name, d.Target, d.OverlayPath, "skipped: a backup of this domain is running", false, null)));
+            actions.AddRange(disks.Select(d => new RecoveryAction(domain.Name, d.Target, d.OverlayPath, "skipped: another backupd process (a backup or a recovery) holds this domain", false, null)));
             return actions;
         }
 
@@ -123,6 +132,12 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
             {
                 action = await OfflineAsync(domain.Name, disk, disk.Merged ? "repoint the definition (already merged)" : "offline commit (qemu-img) + repoint the definition", deleteAfter: false, dryRun);
             }
+            else if (await InsideAChainAsync(live.Concat(persistent), disk.OverlayPath))
+            {
+                // Another snapshot was stacked on top of our overlay: it is guest data in the middle of a chain.
+                action = new RecoveryAction(domain.Name, disk.Target, disk.OverlayPath, "none", false,
+                    "the overlay is inside the disk's backing chain (another snapshot sits on top of it): merge it by hand, see docs/operations.md");
+            }
             else
             {
                 // Not in use: its data is in the base already (pivoted), or it never received any.
@@ -145,6 +160,19 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
         foreach (var a in actions.Where(a => a.Problem is not null))
             logger.LogCritical("recovery of {Domain} disk {Target}: overlay {Overlay} is still in use: {Problem}", a.Domain, a.Target, a.Overlay, a.Problem);
         return actions;
+    }
+
+    /// <summary>True when a disk's chain (from the XML, or from the images themselves) has the overlay below its top.</summary>
+    private async Task<bool> InsideAChainAsync(IEnumerable<DomainDisk> disks, string overlay)
+    {
+        foreach (var d in disks)
+        {
+            if (d.BackingChain.Any(b => b.Path == overlay)) return true;
+            if (d.SourcePath is null || d.SourcePath == overlay || !File.Exists(d.SourcePath)) continue;
+            var chain = await images.GetChainAsync(d.SourcePath, CancellationToken.None); // a shut-off definition lists no chain
+            if (chain.Skip(1).Any(c => c.Path == overlay)) return true;
+        }
+        return false;
     }
 
     /// <summary>qemu-img commit unless already merged; <paramref name="deleteAfter"/> when no definition needs fixing first.</summary>

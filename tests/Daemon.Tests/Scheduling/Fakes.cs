@@ -70,3 +70,13 @@ internal static class TestPolicies
     public static string Yaml(string name, string domains, string schedule = "hourly", int maxParallel = 1, string repository = "/srv/r") =>
         $"name: {name}\ndomains: {domains}\nschedule: {schedule}\nrepository: {repository}\nmax-parallel: {maxParallel}\n";
 }
+
+internal sealed class FakeVerifier : Backupd.Daemon.Scheduling.IRestorePointVerifier
+{
+    public System.Collections.Concurrent.ConcurrentQueue<string> Calls { get; } = new();
+    public Task<bool> VerifyAsync(PolicyDefinition policy, CancellationToken ct)
+    {
+        Calls.Enqueue(policy.Name);
+        return Task.FromResult(true);
+    }
+}

@@ -12,10 +12,11 @@ public sealed class QuartzSchedulerTests : IAsyncDisposable
     private readonly RunGate _gate = new(2);
     private readonly ScheduleState _state = ScheduleState.InMemory();
     private readonly PolicyScheduler _scheduler;
+    private readonly FakeVerifier _verifier = new();
 
     public QuartzSchedulerTests()
     {
-        var dispatcher = new PolicyDispatcher(_runner, _domains, _gate, "qemu:///system", _state, NullLogger.Instance);
+        var dispatcher = new PolicyDispatcher(_runner, _domains, _gate, "qemu:///system", _state, NullLogger.Instance) { Verifier = _verifier };
         _scheduler = new PolicyScheduler(dispatcher, _state, TimeSpan.FromHours(1), NullLogger.Instance);
     }
 
@@ -44,6 +45,7 @@ public sealed class QuartzSchedulerTests : IAsyncDisposable
         var (job, triggers) = PolicyTriggers.Build(policy, TimeSpan.FromHours(6));
         Assert.Equal("web", job.Key.Name);
         Assert.Equal(["web#0", "web#1"], triggers.Select(t => t.Key.Name));
+        Assert.Null(PolicyTriggers.BuildVerify(policy));
         var after = new DateTimeOffset(2026, 11, 26, 12, 0, 0, TimeSpan.Zero);
         // Quartz's own next fire time equals what `policy check` prints.
         Assert.Equal(policy.Schedule.Entries[0].Cron.NextAfter(after, policy.Schedule.TimeZone), triggers.First().GetFireTimeAfter(after));
@@ -105,6 +107,23 @@ public sealed class QuartzSchedulerTests : IAsyncDisposable
         Assert.Equal("nightly", Assert.Single(due).Policy);
         await WaitUntil(() => _runner.CountFor("vm1") == 1, TimeSpan.FromSeconds(10), "the catch-up run");
         Assert.Empty(_scheduler.CatchUp(DateTimeOffset.UtcNow)); // recorded: not caught up twice
+    }
+
+    [Fact]
+    public async Task A_verify_schedule_runs_the_verifier_on_its_own_times()
+    {
+        await _scheduler.StartAsync(default);
+        await _scheduler.ApplyAsync([File("name: v\ndomains: [vm1]\nschedule: daily 03:00\nrepository: /srv/r\nverify: {schedule: every 1s}\n")], default);
+        await WaitUntil(() => _verifier.Calls.Count >= 2, TimeSpan.FromSeconds(15), "two verify fires");
+        Assert.Empty(_runner.Calls); // the backup schedule (daily) did not fire
+        Assert.All(_verifier.Calls, name => Assert.Equal("v", name));
+
+        // Dropping verify.schedule unschedules the verify job.
+        await _scheduler.ApplyAsync([File("name: v\ndomains: [vm1]\nschedule: daily 03:00\nrepository: /srv/r\n")], default);
+        await Task.Delay(300);
+        var settled = _verifier.Calls.Count;
+        await Task.Delay(2000);
+        Assert.Equal(settled, _verifier.Calls.Count);
     }
 
     [Fact]

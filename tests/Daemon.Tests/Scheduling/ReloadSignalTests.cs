@@ -8,23 +8,27 @@ public class ReloadSignalTests
     [Fact]
     public async Task A_burst_of_requests_becomes_one_reload_after_the_quiet_period()
     {
-        var signal = new ReloadSignal(TimeSpan.FromMilliseconds(300));
+        // Quiet period far above the gaps between requests, so a loaded machine cannot split the burst.
+        var signal = new ReloadSignal(TimeSpan.FromMilliseconds(1500));
         var clock = Stopwatch.StartNew();
         var waiting = signal.WaitAsync(default);
+        long lastRequest = 0;
         for (var i = 0; i < 5; i++)
         {
             signal.Request();
-            await Task.Delay(100);
+            lastRequest = clock.ElapsedMilliseconds;
+            await Task.Delay(50);
         }
-        // The last request came at ~400 ms: the reload may not start before ~700 ms.
-        await waiting.WaitAsync(TimeSpan.FromSeconds(5));
-        Assert.True(clock.ElapsedMilliseconds >= 650, $"reloaded after {clock.ElapsedMilliseconds} ms, inside the quiet period");
+        Assert.False(waiting.IsCompleted);
+        // The reload may not start before the quiet period after the last request.
+        await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(clock.ElapsedMilliseconds >= lastRequest + 1450, $"reloaded at {clock.ElapsedMilliseconds} ms, last request at {lastRequest} ms");
         // Consumed: the next wait needs a new request.
         var next = signal.WaitAsync(default);
         await Task.Delay(500);
         Assert.False(next.IsCompleted);
         signal.Request();
-        await next.WaitAsync(TimeSpan.FromSeconds(5));
+        await next.WaitAsync(TimeSpan.FromSeconds(10));
     }
 
     [Fact]

@@ -338,4 +338,61 @@ public sealed class BackupWorkflowTests : IDisposable
         Assert.True(Assert.Single(after.Actions).Done);
         Assert.False(File.Exists(overlay));
     }
+
+    [Fact]
+    public async Task When_libvirt_cannot_be_read_at_commit_time_nothing_is_deleted()
+    {
+        var vda = hv.AddDisk("vda");
+        target.OnAdd = _ => hv.XmlFails = _ => true;
+
+        var result = await Run();
+
+        Assert.Equal(RunOutcome.NeedsAttention, result.Outcome);
+        var overlay = Assert.Single(Overlays(vda));
+        Assert.True(File.Exists(overlay));
+        Assert.DoesNotContain(hv.Calls, c => c.StartsWith("commit", StringComparison.Ordinal));
+        Assert.Single(new RunJournal(Options.StateDirectory).OpenEntries());
+    }
+
+    [Fact]
+    public async Task A_domain_that_shuts_down_during_the_copy_is_committed_offline()
+    {
+        var vda = hv.AddDisk("vda");
+        var basePath = vda.Chain[0].Path;
+        target.OnAdd = _ =>
+        {
+            var overlay = vda.Chain[0].Path;
+            images.Chains[overlay] = [new(overlay, "qcow2", basePath, 1), new(basePath, "qcow2", null, 1)];
+            hv.Id = null; // the guest powered off
+        };
+
+        var result = await Run();
+
+        Assert.Equal(RunOutcome.Succeeded, result.Outcome);
+        Assert.Contains(hv.Calls, c => c.StartsWith("qemu-img commit", StringComparison.Ordinal));
+        Assert.Contains("define", hv.Calls);
+        Assert.DoesNotContain(hv.Calls, c => c.StartsWith("pivot", StringComparison.Ordinal));
+        Assert.Equal(basePath, vda.PersistentSource);
+        Assert.Equal(0, OverlayFilesLeft());
+    }
+
+    [Fact]
+    public async Task Recovery_never_deletes_an_overlay_that_another_snapshot_sits_on()
+    {
+        var vda = hv.AddDisk("vda");
+        var overlay = vda.Chain[0].Path + ".backupd-20260101T000000Z-0123abcd.qcow2";
+        var theirs = Path.Combine(dir, "someone-elses-snapshot.qcow2");
+        File.WriteAllText(overlay, "guest data");
+        File.WriteAllText(theirs, "more guest data");
+        vda.Chain.Insert(0, (overlay, "qcow2"));
+        vda.Chain.Insert(0, (theirs, "qcow2"));
+
+        var report = await new Recovery(hv, images, Options, log).RecoverAllAsync(dryRun: false, default);
+
+        var action = Assert.Single(report.Actions);
+        Assert.False(report.AllResolved);
+        Assert.Contains("inside the disk's backing chain", action.Problem, StringComparison.Ordinal);
+        Assert.True(File.Exists(overlay));
+        Assert.Empty(hv.Calls);
+    }
 }

@@ -30,6 +30,7 @@ public sealed class FakeHypervisor(string directory) : IHypervisor
     public Func<bool, Exception?> SnapshotFails { get; set; } = _ => null;
     public bool PivotFails { get; set; }
     public Action? DuringFind { get; set; }
+    public Func<DomainXmlKind, bool> XmlFails { get; set; } = _ => false;
 
     public FakeDisk AddDisk(string target, string format = "qcow2", string device = "disk")
     {
@@ -54,6 +55,7 @@ public sealed class FakeHypervisor(string directory) : IHypervisor
 
     public string GetXml(string uuid, DomainXmlKind kind)
     {
+        if (XmlFails(kind)) throw new LibvirtException("virDomainGetXMLDesc", 1, 10, "internal error: injected");
         var devices = new XElement("devices");
         foreach (var d in Disks)
         {

@@ -22,6 +22,32 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : IClassFi
     private Task<(int ExitCode, string Stdout, string Stderr)> Backupd(IDictionary<string, string>? env, params string[] args) =>
         BackupdProcess.RunAsync(env, ["--config", _config.Path, .. args]);
 
+    /// <summary>Like BackupdProcess.RunAsync, but a run that hangs fails within 3 minutes with what it printed so far.</summary>
+    private async Task<(int ExitCode, string Stdout, string Stderr)> RunWithDiagnosticsAsync(params string[] args)
+    {
+        using var process = Process.Start(BackupdProcess.StartInfo(null, ["--config", _config.Path, .. args]))!;
+        var stdout = new System.Text.StringBuilder();
+        var stderr = new System.Text.StringBuilder();
+        process.OutputDataReceived += (_, e) => { lock (stdout) stdout.AppendLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { lock (stderr) stderr.AppendLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            await Tools.TryRunAsync("sh", "-c", $"cat /proc/{process.Id}/task/*/wchan > /tmp/bkd-hang-{process.Id}.wchan 2>&1");
+            process.Kill(entireProcessTree: true);
+            lock (stdout) lock (stderr)
+                throw new TimeoutException($"backupd {string.Join(' ', args)} (pid {process.Id}) hung for 3 minutes; stdout:\n{stdout}\nstderr:\n{stderr}");
+        }
+        process.WaitForExit();
+        lock (stdout) lock (stderr) return (process.ExitCode, stdout.ToString(), stderr.ToString());
+    }
+
     [Fact]
     public async Task Two_concurrent_backups_of_one_domain_exactly_one_runs_and_the_other_names_the_holder()
     {
@@ -30,8 +56,8 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : IClassFi
         await vm.WriteAsGuestAsync("vda", 8 * MiB, 0x5a, 96 * MiB); // enough data that the copy takes a while
 
         var both = await Task.WhenAll(
-            Backupd(null, "backup", "--domain", vm.Name, "--to", Repository, "--catalog"),
-            Backupd(null, "backup", "--domain", vm.Name, "--to", Repository, "--catalog"));
+            RunWithDiagnosticsAsync("backup", "--domain", vm.Name, "--to", Repository, "--catalog"),
+            RunWithDiagnosticsAsync("backup", "--domain", vm.Name, "--to", Repository, "--catalog"));
 
         Assert.Equal([0, 4], both.Select(r => r.ExitCode).Order());
         var loser = both.Single(r => r.ExitCode == 4);

@@ -123,8 +123,8 @@ public static class LiveBackupHandler
     private static void PrintHuman(BackupResult r)
     {
         var color = r.Outcome switch { RunOutcome.Succeeded => "green", RunOutcome.Failed => "red", _ => "red bold" };
-        AnsiConsole.MarkupLine($"run [bold]{r.RunId}[/] of [bold]{Markup.Escape(r.Domain)}[/]: [{color}]{r.Outcome}[/]" +
-            (r.Consistency is null ? "" : $", {r.Consistency}"));
+        AnsiConsole.MarkupLine($"run [bold]{r.RunId}[/] of [bold]{Markup.Escape(r.Domain)}[/]: [{color}]{Kebab(r.Outcome)}[/]" +
+            (r.Consistency is { } consistency ? $", {Kebab(consistency)}" : ""));
         if (r.Error is not null) AnsiConsole.MarkupLine($"error: {Markup.Escape(r.Error)}");
         if (r.RestorePointId is not null) AnsiConsole.MarkupLine($"restore point: {Markup.Escape(r.RestorePointId)}");
         AnsiConsole.MarkupLine($"copy {Seconds(r.CopyTime)}, overlay lifetime {(r.OverlayLifetime is { } o ? Seconds(o) : "-")}, commit {(r.CommitTime is { } c ? Seconds(c) : "-")}, total {Seconds(r.Duration)}");
@@ -137,6 +137,8 @@ public static class LiveBackupHandler
         AnsiConsole.Write(table);
         foreach (var s in r.Skipped) AnsiConsole.MarkupLine($"skipped {s.Target}: {Markup.Escape(s.Reason)}");
     }
+
+    private static string Kebab<T>(T value) where T : struct, Enum => JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
 
     private static string Seconds(TimeSpan t) => $"{t.TotalSeconds:0.000}s";
     private static string Mib(long bytes) => $"{bytes / 1048576.0:0.0} MiB";

@@ -34,6 +34,12 @@ public static class PolicyCommand
         return null;
     }
 
+    /// <summary>The shared JSON style, without escaping the quotes that fill policy error messages.</summary>
+    internal static readonly System.Text.Json.JsonSerializerOptions ReadableJson = new(JsonOutput.Options)
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
     public static Command Create()
     {
         var policy = new Command("policy", "Work with backup policy files");
@@ -65,7 +71,7 @@ public static class PolicyCommand
         var set = PolicyLoader.LoadFiles(files);
         var after = parse.GetValue(After) ?? DateTimeOffset.UtcNow;
         var report = PolicyCheckReport.Build(set, after, defaultUri ?? "qemu:///system", ListDomains);
-        if (parse.GetValue(GlobalOptions.Json)) JsonOutput.Write(report);
+        if (parse.GetValue(GlobalOptions.Json)) Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(report, ReadableJson));
         else PrintText(report);
         return report.Valid ? ExitCodes.Ok : ExitCodes.UsageOrConfig;
     }

@@ -44,7 +44,7 @@ public static class PruneCommand
         foreach (var policy in policies) decisions.AddRange(await RetentionPruner.PruneAsync(policy, store, now, dryRun, ct));
         if (parse.GetValue(GlobalOptions.Json))
         {
-            JsonOutput.Write(new { dryRun, decisions });
+            Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { dryRun, decisions }, PolicyCommand.ReadableJson));
         }
         else
         {

@@ -1,0 +1,69 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Backupd.Integration.Fixtures;
+using Backupd.Storage.Catalog;
+using Backupd.Storage.Repository;
+
+namespace Backupd.Integration.Catalog;
+
+/// <summary>
+/// `backupd daemon` with a policy firing every few seconds: scheduled runs go through the catalog
+/// (runs, points, verify events), and keep-last retention removes old points from the repository
+/// and the catalog alike, recording each removal.
+/// </summary>
+public sealed class ScheduledCatalogTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
+{
+    [Fact]
+    public async Task Scheduled_runs_are_recorded_verified_and_pruned_to_keep_last_in_repository_and_catalog()
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
+        await vm.StartAsync();
+        using var config = new TempConfig(database.ConnectionString);
+        var repository = Path.Combine(config.Directory, "repo");
+        await File.WriteAllTextAsync(Path.Combine(config.PoliciesDirectory, "fast.yaml"),
+            $"name: fast\ndomains: [{vm.Name}]\nschedule: every 5s\nrepository: {repository}\nretention:\n  keep-last: 2\nverify:\n  after-backup: true\n");
+        var uuid = Guid.Parse(vm.Uuid);
+        await CatalogMigrator.MigrateAsync(database.ConnectionString, CancellationToken.None); // the daemon does too; the test reads before it may have
+        var output = new ConcurrentQueue<string>();
+        using var daemon = Process.Start(BackupdProcess.StartInfo(null, "--config", config.Path, "daemon"))!;
+        daemon.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
+        daemon.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
+        daemon.BeginOutputReadLine();
+        daemon.BeginErrorReadLine();
+        await using var store = new CatalogStore(database.ConnectionString);
+        try
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(120);
+            while (true)
+            {
+                var runs = await CountSucceededAsync(store, uuid);
+                if (runs >= 4) break;
+                if (DateTime.UtcNow > deadline)
+                    throw new TimeoutException($"{runs} scheduled runs succeeded in 120 s; daemon output:\n{string.Join('\n', output.TakeLast(40))}");
+                await Task.Delay(250);
+            }
+        }
+        finally
+        {
+            daemon.Kill(entireProcessTree: true);
+            await daemon.WaitForExitAsync();
+        }
+
+        var points = await store.ListPointsAsync(uuid, null, CancellationToken.None);
+        using var repo = BackupRepository.Open(repository);
+        var inRepository = repo.ListPoints(vm.Uuid).Select(p => p.PointId).ToList();
+        // Killing the daemon may interrupt one more run after the 4th; retention ran after each success.
+        Assert.InRange(points.Count, 2, 3);
+        Assert.Equal(inRepository.Order(), points.Select(p => p.Id).Order());
+        var runsRows = await store.ListRunsAsync(uuid, 50, CancellationToken.None);
+        Assert.All(runsRows.Where(r => r.State == RunStates.Succeeded), r => Assert.Equal(("fast", "schedule"), (r.PolicyName, r.Trigger)));
+        var retention = await store.ListEventsAsync(EventKinds.Retention, null, 50, CancellationToken.None);
+        Assert.True(retention.Count(e => e.DomainUuid == uuid) >= 2, "every run after the second removed one point");
+        Assert.All(retention.Where(e => e.DomainUuid == uuid), e => Assert.DoesNotContain(e.PointId, inRepository));
+        var verified = await store.ListEventsAsync(EventKinds.Verify, null, 50, CancellationToken.None);
+        Assert.True(verified.Count(e => e.DomainUuid == uuid && e.Ok) >= 4);
+    }
+
+    private static async Task<int> CountSucceededAsync(CatalogStore store, Guid uuid) =>
+        (await store.ListRunsAsync(uuid, 50, CancellationToken.None)).Count(r => r.State == RunStates.Succeeded);
+}
