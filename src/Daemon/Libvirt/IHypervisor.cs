@@ -21,8 +21,11 @@ public interface IHypervisor : IDisposable
     /// <summary>One atomic external disk-only snapshot without libvirt metadata (NO_METADATA|DISK_ONLY|ATOMIC [+QUIESCE]).</summary>
     void CreateDiskOnlySnapshot(string uuid, string snapshotXml, bool quiesce);
 
-    /// <summary>Active commit of the disk's top image into the image right below it (ACTIVE|SHALLOW: never deeper, never a template).</summary>
-    void StartActiveCommit(string uuid, string target);
+    /// <summary>
+    /// Active commit of the disk's top image into the image right below it (ACTIVE|SHALLOW: never deeper, never a template),
+    /// at most <paramref name="bytesPerSecond"/> (BANDWIDTH_BYTES; null or 0 is unlimited).
+    /// </summary>
+    void StartActiveCommit(string uuid, string target, long? bytesPerSecond = null);
 
     /// <summary>The disk's block job, or null when none.</summary>
     BlockJobStatus? GetBlockJob(string uuid, string target);

@@ -146,11 +146,11 @@ public sealed class LibvirtHypervisor : IHypervisor
         using var snapshot = LibvirtErrors.Check(Interop.virDomainSnapshotCreateXML(h, snapshotXml, flags));
     }
 
-    public void StartActiveCommit(string uuid, string target)
+    public void StartActiveCommit(string uuid, string target, long? bytesPerSecond = null)
     {
         using var h = Lookup(uuid);
-        LibvirtErrors.Check(Interop.virDomainBlockCommit(h, target, null, null, new CULong(0),
-            Interop.VIR_DOMAIN_BLOCK_COMMIT_ACTIVE | Interop.VIR_DOMAIN_BLOCK_COMMIT_SHALLOW));
+        LibvirtErrors.Check(Interop.virDomainBlockCommit(h, target, null, null, new CULong((nuint)Math.Max(0, bytesPerSecond ?? 0)),
+            Interop.VIR_DOMAIN_BLOCK_COMMIT_ACTIVE | Interop.VIR_DOMAIN_BLOCK_COMMIT_SHALLOW | Interop.VIR_DOMAIN_BLOCK_COMMIT_BANDWIDTH_BYTES));
     }
 
     public BlockJobStatus? GetBlockJob(string uuid, string target)

@@ -6,10 +6,12 @@ namespace Backupd.Daemon.Runs;
 /// <summary>
 /// The workflow's <see cref="IBackupTarget"/> over the versioned repository (issue 3), remembering the
 /// <see cref="RestorePointInfo"/> each commit returned so the runner can record exactly that in the catalog.
+/// With <paramref name="copyBytesPerSecond"/>, every read of the run waits on one shared <see cref="BandwidthLimiter"/>.
 /// </summary>
-public sealed class RepositoryBackupTarget(string directory) : IBackupTarget, IDisposable
+public sealed class RepositoryBackupTarget(string directory, long? copyBytesPerSecond = null) : IBackupTarget, IDisposable
 {
     private BackupRepository? _repository;
+    private readonly BandwidthLimiter? _limiter = BandwidthLimiter.Create(copyBytesPerSecond);
 
     public string Description => Path.GetFullPath(directory);
 
@@ -49,7 +51,7 @@ public sealed class RepositoryBackupTarget(string directory) : IBackupTarget, ID
     {
         public async Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, CancellationToken ct)
         {
-            var v = await session.AddFileAsync(fileKey, image.Path, new SourceFileInfo(image.Path, image.Format, image.BackingFile, image.VirtualSize), progress, ct);
+            var v = await session.AddFileAsync(fileKey, image.Path, new SourceFileInfo(image.Path, image.Format, image.BackingFile, image.VirtualSize), progress, ct, owner._limiter is { } l ? l.WaitAsync : null);
             return new StoredFile(v.FileKey, v.BytesRead, v.BytesWritten, v.Digest, v.Elapsed);
         }
 

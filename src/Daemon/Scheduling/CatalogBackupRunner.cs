@@ -22,7 +22,7 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
 
     public async Task RunAsync(PolicyDefinition policy, string domain, CancellationToken ct)
     {
-        var options = LiveBackupSettings.From(config).ToOptions() with { CommitReadyTimeout = policy.CommitTimeout };
+        var options = OptionsFor(policy, LiveBackupSettings.From(config).ToOptions());
         using var hypervisor = await Task.Run(() => LibvirtHypervisor.Open(policy.Connection ?? config.LibvirtUri), ct);
         var info = hypervisor.FindDomain(domain) ?? throw new DomainNotFoundException(domain);
         var workflow = new WorkflowDomainBackup(hypervisor, new QemuImg(), options, policy.Repository, loggers.CreateLogger("backupd.backup"))
@@ -49,6 +49,14 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
         foreach (var removed in decisions.Where(d => !d.Keep))
             _log.LogInformation("policy {Policy}: pruned restore point {Point} of {Domain}: {Reason}", policy.Name, removed.Point, domain, removed.Reason);
     }
+
+    /// <summary>The daemon's workflow options with the policy's commit time-box and bandwidth limits (null = unlimited).</summary>
+    internal static WorkflowOptions OptionsFor(PolicyDefinition policy, WorkflowOptions daemon) => daemon with
+    {
+        CommitReadyTimeout = policy.CommitTimeout,
+        CopyBandwidth = policy.CopyBandwidth,
+        CommitBandwidth = policy.CommitBandwidth,
+    };
 
     /// <summary>The policy's disk patterns as the exact targets the workflow takes; empty (every eligible disk) when the policy names none.</summary>
     internal static IReadOnlyList<string> DisksFor(PolicyDefinition policy, string liveXml)

@@ -49,6 +49,10 @@ public sealed record WorkflowOptions
     public TimeSpan PivotTimeout { get; init; } = TimeSpan.FromMinutes(1);
     public int CommitAttempts { get; init; } = 3;
     public TimeSpan CommitRetryDelay { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary>Copy read rate limit in bytes per second (the whole run shares it); null is unlimited.</summary>
+    public long? CopyBandwidth { get; init; }
+    /// <summary>Active-commit rate limit in bytes per second (per disk, applied by QEMU); null is unlimited.</summary>
+    public long? CommitBandwidth { get; init; }
 }
 
 public sealed record SkippedDisk(string Target, string Reason);

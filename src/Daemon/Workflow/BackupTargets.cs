@@ -6,5 +6,5 @@ namespace Backupd.Daemon.Workflow;
 public static class BackupTargets
 {
     /// <summary>The versioned repository (mirror + undo records). Dispose it when the run is over.</summary>
-    public static RepositoryBackupTarget Open(string repositoryDirectory) => new(Path.GetFullPath(repositoryDirectory));
+    public static RepositoryBackupTarget Open(string repositoryDirectory, long? copyBytesPerSecond = null) => new(Path.GetFullPath(repositoryDirectory), copyBytesPerSecond);
 }

@@ -62,7 +62,7 @@ public sealed class OverlayMerger(IHypervisor hypervisor, IImageTool images, Wor
         var job = hypervisor.GetBlockJob(uuid, disk.Target);
         if (job is null)
         {
-            hypervisor.StartActiveCommit(uuid, disk.Target);
+            hypervisor.StartActiveCommit(uuid, disk.Target, options.CommitBandwidth);
         }
         else if (job.Type != BlockJobType.ActiveCommit)
         {

@@ -46,9 +46,11 @@ public sealed class BackupSession : IDisposable
     /// <summary>
     /// Backs up one file: reads it once (holes skipped via SEEK_DATA/SEEK_HOLE), compares each block with the
     /// stored signature, and writes only changed blocks into the mirror, their old bytes into an undo record
-    /// first. <paramref name="progress"/> receives the byte offset reached.
+    /// first. <paramref name="progress"/> receives the byte offset reached. <paramref name="readThrottle"/>, if given, is
+    /// awaited with the size of each read before it happens (bandwidth limits; the read-ahead waits, not the hashing).
     /// </summary>
-    public async Task<FileVersionInfo> AddFileAsync(string fileKey, string sourcePath, SourceFileInfo info, IProgress<long>? progress, CancellationToken ct)
+    public async Task<FileVersionInfo> AddFileAsync(string fileKey, string sourcePath, SourceFileInfo info, IProgress<long>? progress, CancellationToken ct,
+        Func<long, CancellationToken, ValueTask>? readThrottle = null)
     {
         EnsureOpen();
         Names.Validate(fileKey, nameof(fileKey));
@@ -81,7 +83,7 @@ public sealed class BackupSession : IDisposable
             _journal.Files.Add(new JournalFile(fileKey, hadMirror, previous?.VersionId));
             WriteJournal();
             Fault("journal-written");
-            var result = await WriteVersionAsync(fileKey, sourcePath, info, source, length, previous, blockSize, progress, watch, ct);
+            var result = await WriteVersionAsync(fileKey, sourcePath, info, source, length, previous, blockSize, progress, watch, readThrottle, ct);
             _added[fileKey] = result;
             _broken = false;
             return result.ToInfo();
@@ -95,7 +97,8 @@ public sealed class BackupSession : IDisposable
 
     private async Task<PointFileDocument> WriteVersionAsync(
         string fileKey, string sourcePath, SourceFileInfo info, Microsoft.Win32.SafeHandles.SafeFileHandle source, long length,
-        PointFileDocument? previous, int blockSize, IProgress<long>? progress, Stopwatch watch, CancellationToken ct)
+        PointFileDocument? previous, int blockSize, IProgress<long>? progress, Stopwatch watch,
+        Func<long, CancellationToken, ValueTask>? readThrottle, CancellationToken ct)
     {
         var hasher = _repo.Hasher;
         var fileDir = L.File(_groupId, fileKey);
@@ -189,7 +192,7 @@ public sealed class BackupSession : IDisposable
                 }
                 FlushRun(chunk.Blocks);
                 progress?.Report(chunk.Offset + chunk.Length);
-            }, ct);
+            }, ct, readThrottle);
 
             if (patcher is not null)
             {

@@ -30,7 +30,9 @@ internal static class SourceScan
     private const int ChunkBytes = 8 << 20;
     private const int Buffers = 3;
 
-    public static async Task<long> RunAsync(SafeFileHandle file, long length, int blockSize, BlockHasher hasher, Action<ScanChunk> consume, CancellationToken ct)
+    /// <param name="throttle">Awaited with the byte count before each read (a bandwidth limit); holes cost nothing.</param>
+    public static async Task<long> RunAsync(SafeFileHandle file, long length, int blockSize, BlockHasher hasher, Action<ScanChunk> consume, CancellationToken ct,
+        Func<long, CancellationToken, ValueTask>? throttle = null)
     {
         var chunkBytes = Math.Max(ChunkBytes, blockSize);
         var maxBlocks = chunkBytes / blockSize;
@@ -68,6 +70,7 @@ internal static class SourceScan
                         }
                         if (from < to)
                         {
+                            if (throttle is not null) await throttle(to - from, stop.Token);
                             ReadExactly(file, chunk.Data.AsSpan((int)(from - window), (int)(to - from)), from, length);
                             bytesRead += to - from;
                         }

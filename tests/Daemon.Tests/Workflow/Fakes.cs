@@ -115,9 +115,13 @@ public sealed class FakeHypervisor(string directory) : IHypervisor
         }
     }
 
-    public void StartActiveCommit(string uuid, string target)
+    /// <summary>The bandwidth each StartActiveCommit asked for, by disk target.</summary>
+    public Dictionary<string, long?> CommitBandwidths { get; } = [];
+
+    public void StartActiveCommit(string uuid, string target, long? bytesPerSecond = null)
     {
         Calls.Add($"commit {target}");
+        CommitBandwidths[target] = bytesPerSecond;
         Disk(target).Job = BlockJobType.ActiveCommit;
     }
 

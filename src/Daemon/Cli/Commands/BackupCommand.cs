@@ -31,6 +31,23 @@ public static class BackupCommand
         DefaultValueFactory = _ => QuiesceMode.Preferred,
     };
 
+    /// <summary>--bandwidth RATE (bytes per second, at least 1 MiB/s like a policy's rates); null when not given.</summary>
+    public static readonly Option<long?> Bandwidth = new("--bandwidth")
+    {
+        Description = "Limit the copy's reads and the active commit to RATE each (50M or 50MiB/s = 50 MiB/s; at least 1M); default unlimited",
+        HelpName = "RATE",
+        CustomParser = r =>
+        {
+            if (Policies.Loading.Units.TryParseRate(r.Tokens[0].Value, out var rate) && rate >= 1 << 20) return rate;
+            r.AddError($"--bandwidth expects a rate of at least 1MiB/s like 50M, 50MiB/s or 1GiB/s, got '{r.Tokens[0].Value}'");
+            return null;
+        },
+    };
+
+    /// <summary>The workflow options with --bandwidth applied to both the copy and the commit (unchanged without it).</summary>
+    public static WorkflowOptions WithBandwidth(ParseResult parse, WorkflowOptions options) =>
+        parse.GetValue(Bandwidth) is { } rate ? options with { CopyBandwidth = rate, CommitBandwidth = rate } : options;
+
     public static Command Create()
     {
         var command = new Command("backup", "Back up now: a running or shut-off VM (--domain), or a single file (--file)");
@@ -38,6 +55,7 @@ public static class BackupCommand
         command.Options.Add(To);
         command.Options.Add(Disk);
         command.Options.Add(Quiesce);
+        command.Options.Add(Bandwidth);
         command.Options.Add(GlobalOptions.Json);
         FileBackupHandler.AddOptions(command);
         CatalogBackupHandler.AddOptions(command);

@@ -41,7 +41,7 @@ internal static class CatalogBackupHandler
         using var loggers = CliLogging.Create();
         using var hypervisor = LibvirtHypervisor.Open(config.LibvirtUri);
         ProgressTask? bar = null;
-        var workflow = new WorkflowDomainBackup(hypervisor, new QemuImg(), LiveBackupSettings.From(config).ToOptions(), to, loggers.CreateLogger("backupd.backup"))
+        var workflow = new WorkflowDomainBackup(hypervisor, new QemuImg(), BackupCommand.WithBandwidth(parse, LiveBackupSettings.From(config).ToOptions()), to, loggers.CreateLogger("backupd.backup"))
         {
             IncludeDisks = parse.GetValue(BackupCommand.Disk) ?? [],
             Quiesce = parse.GetValue(BackupCommand.Quiesce),

@@ -20,7 +20,7 @@ public static class LiveBackupHandler
             return Fail(ExitCodes.UsageOrConfig, "--domain needs --to REPOSITORY_DIR (where the restore point goes)");
 
         var settings = LiveBackupSettings.Resolve(parse.GetValue(GlobalOptions.Config), _ => GlobalOptions.LoadConfig(parse));
-        var options = settings.ToOptions();
+        var options = BackupCommand.WithBandwidth(parse, settings.ToOptions());
         using var loggers = CliLogging.Create();
         var logger = loggers.CreateLogger("backupd.backup");
         var request = new BackupRequest(domainName, parse.GetValue(BackupCommand.Disk) ?? [], [], parse.GetValue(BackupCommand.Quiesce));
@@ -45,7 +45,7 @@ public static class LiveBackupHandler
                 }
 
                 BackupResult result;
-                using var target = BackupTargets.Open(to);
+                using var target = BackupTargets.Open(to, options.CopyBandwidth);
                 if (!json && !Console.IsOutputRedirected)
                 {
                     result = await AnsiConsole.Progress()

@@ -7,7 +7,7 @@ internal static partial class Interop
 {
     /// <summary>virDomainBlockCommitFlags.</summary>
     internal const uint VIR_DOMAIN_BLOCK_COMMIT_SHALLOW = 1, VIR_DOMAIN_BLOCK_COMMIT_DELETE = 2,
-        VIR_DOMAIN_BLOCK_COMMIT_ACTIVE = 4, VIR_DOMAIN_BLOCK_COMMIT_RELATIVE = 8;
+        VIR_DOMAIN_BLOCK_COMMIT_ACTIVE = 4, VIR_DOMAIN_BLOCK_COMMIT_RELATIVE = 8, VIR_DOMAIN_BLOCK_COMMIT_BANDWIDTH_BYTES = 16;
 
     /// <summary>virDomainBlockJobAbortFlags.</summary>
     internal const uint VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC = 1, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT = 2;
