@@ -121,7 +121,7 @@ public sealed class LibvirtReconnectTests : IDisposable
         await using var vm = await TestVm.CreateAsync(new DiskSpec("vda", FillPattern: 0x11));
         await vm.StartAsync();
         using var inner = LibvirtHypervisor.Open("qemu:///system");
-        var hypervisor = new CutBeforeReadyWait(inner, vm);
+        var hypervisor = new CutBeforeReadyWait(inner, vm, DisconnectThisProcessAsync);
         using var repository = BackupTargets.Open(Repository);
         var hooked = new HookedTarget(repository) { BeforeFirstFile = () => vm.WriteAsGuestAsync("vda", 4 * MiB, 0xcd, 4 * MiB) };
 
@@ -137,11 +137,49 @@ public sealed class LibvirtReconnectTests : IDisposable
         Assert.True(await TestVm.ImageMatchesAsync(vm.Disk("vda").Path, "qcow2", 4 * MiB, 4 * MiB, 0xcd));
     }
 
+    [Fact]
+    public async Task Libvirtd_away_for_ten_seconds_during_the_commit_wait_is_waited_for_and_the_disk_pivots_back()
+    {
+        await Requirements.LibvirtAndQemuAsync();
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda", FillPattern: 0x11));
+        await vm.StartAsync();
+        using var proxy = new LibvirtSocketProxy();
+        proxy.Start();
+        using var inner = LibvirtHypervisor.Open(proxy.Uri);
+        var downtime = TimeSpan.FromSeconds(10);
+        Task? back = null;
+        var hypervisor = new CutBeforeReadyWait(inner, vm, () =>
+        {
+            proxy.Stop(); // the client sees what a libvirtd restart looks like: EOF, then refused
+            back = Task.Run(async () =>
+            {
+                await Task.Delay(downtime);
+                proxy.Start();
+            });
+            return Task.FromResult(1);
+        });
+        using var repository = BackupTargets.Open(Repository);
+        var hooked = new HookedTarget(repository) { BeforeFirstFile = () => vm.WriteAsGuestAsync("vda", 4 * MiB, 0xcd, 4 * MiB) };
+
+        var result = await BackupAsync(vm, hypervisor, hooked);
+
+        Assert.NotNull(back);
+        await back;
+        Assert.True(hypervisor.ReadyWhileDisconnected, "the job must have become ready while libvirtd was unreachable");
+        Assert.True(result.Outcome == RunOutcome.Succeeded, $"outcome {result.Outcome}: {result.Error} {string.Join("; ", result.Disks.Select(d => d.Problem))}");
+        Assert.True(result.Disks[0].CommitTime >= downtime - TimeSpan.FromSeconds(1), $"commit took {result.Disks[0].CommitTime}: it cannot have finished while libvirtd was away");
+        AssertNothingFailed(); // waited for libvirtd instead of failing attempts
+        await AssertBackOnBaseAsync(vm, "vda");
+        Assert.True(await vm.GuestReadMatchesAsync("vda", 4 * MiB, 4 * MiB, 0xcd));
+        await vm.DestroyAsync();
+        Assert.True(await TestVm.ImageMatchesAsync(vm.Disk("vda").Path, "qcow2", 4 * MiB, 4 * MiB, 0xcd));
+    }
+
     /// <summary>
     /// On the first wait for READY (the active commit is running), closes this process's connections and
     /// waits until libvirt shows the job ready, so the READY event went to a dead connection.
     /// </summary>
-    private sealed class CutBeforeReadyWait(LibvirtHypervisor inner, TestVm vm) : IHypervisor
+    private sealed class CutBeforeReadyWait(LibvirtHypervisor inner, TestVm vm, Func<Task<int>> cut) : IHypervisor
     {
         public int Closed { get; private set; }
         public bool ReadyWhileDisconnected { get; private set; }
@@ -150,7 +188,7 @@ public sealed class LibvirtReconnectTests : IDisposable
         {
             if (goal == BlockJobGoal.Ready && Closed == 0)
             {
-                Closed = await DisconnectThisProcessAsync();
+                Closed = await cut();
                 for (var i = 0; i < 100 && !ReadyWhileDisconnected; i++)
                 {
                     ReadyWhileDisconnected = (await vm.LiveXmlAsync()).Contains("ready='yes'", StringComparison.Ordinal);
