@@ -53,6 +53,16 @@ public sealed class LibvirtReconnectTests : IDisposable
         return closed;
     }
 
+    /// <summary>The run succeeded, vda is back on its base everywhere, and the guest's write is in the guest view and then in the base file.</summary>
+    private static async Task AssertPivotedBackWithWriteAsync(TestVm vm, BackupResult result, long offset, long length, byte pattern)
+    {
+        Assert.True(result.Outcome == RunOutcome.Succeeded, $"outcome {result.Outcome}: {result.Error} {string.Join("; ", result.Disks.Select(d => d.Problem))}");
+        await AssertBackOnBaseAsync(vm, "vda");
+        Assert.True(await vm.GuestReadMatchesAsync("vda", offset, length, pattern));
+        await vm.DestroyAsync();
+        Assert.True(await TestVm.ImageMatchesAsync(vm.Disk("vda").Path, "qcow2", offset, length, pattern));
+    }
+
     private static async Task AssertBackOnBaseAsync(TestVm vm, string target)
     {
         Assert.Equal(vm.Disk(target).Path, await vm.ActiveSourceAsync(target));
@@ -106,12 +116,8 @@ public sealed class LibvirtReconnectTests : IDisposable
         var result = await BackupAsync(vm, hypervisor, hooked);
 
         Assert.True(closed >= 1, "the test must have closed at least one connection of this process");
-        Assert.True(result.Outcome == RunOutcome.Succeeded, $"outcome {result.Outcome}: {result.Error} {string.Join("; ", result.Disks.Select(d => d.Problem))}");
         AssertNothingFailed();
-        await AssertBackOnBaseAsync(vm, "vda");
-        Assert.True(await vm.GuestReadMatchesAsync("vda", 0, MiB, 0xab));
-        await vm.DestroyAsync();
-        Assert.True(await TestVm.ImageMatchesAsync(vm.Disk("vda").Path, "qcow2", 0, MiB, 0xab));
+        await AssertPivotedBackWithWriteAsync(vm, result, 0, MiB, 0xab);
     }
 
     [Fact]
@@ -129,12 +135,8 @@ public sealed class LibvirtReconnectTests : IDisposable
 
         Assert.True(hypervisor.Closed >= 1, "the test must have closed the connection during the commit wait");
         Assert.True(hypervisor.ReadyWhileDisconnected, "the job must have become ready while the connection was down (its event lost)");
-        Assert.True(result.Outcome == RunOutcome.Succeeded, $"outcome {result.Outcome}: {result.Error} {string.Join("; ", result.Disks.Select(d => d.Problem))}");
         AssertNothingFailed();
-        await AssertBackOnBaseAsync(vm, "vda");
-        Assert.True(await vm.GuestReadMatchesAsync("vda", 4 * MiB, 4 * MiB, 0xcd));
-        await vm.DestroyAsync();
-        Assert.True(await TestVm.ImageMatchesAsync(vm.Disk("vda").Path, "qcow2", 4 * MiB, 4 * MiB, 0xcd));
+        await AssertPivotedBackWithWriteAsync(vm, result, 4 * MiB, 4 * MiB, 0xcd);
     }
 
     [Fact]
@@ -166,13 +168,9 @@ public sealed class LibvirtReconnectTests : IDisposable
         Assert.NotNull(back);
         await back;
         Assert.True(hypervisor.ReadyWhileDisconnected, "the job must have become ready while libvirtd was unreachable");
-        Assert.True(result.Outcome == RunOutcome.Succeeded, $"outcome {result.Outcome}: {result.Error} {string.Join("; ", result.Disks.Select(d => d.Problem))}");
         Assert.True(result.Disks[0].CommitTime >= downtime - TimeSpan.FromSeconds(1), $"commit took {result.Disks[0].CommitTime}: it cannot have finished while libvirtd was away");
         AssertNothingFailed(); // waited for libvirtd instead of failing attempts
-        await AssertBackOnBaseAsync(vm, "vda");
-        Assert.True(await vm.GuestReadMatchesAsync("vda", 4 * MiB, 4 * MiB, 0xcd));
-        await vm.DestroyAsync();
-        Assert.True(await TestVm.ImageMatchesAsync(vm.Disk("vda").Path, "qcow2", 4 * MiB, 4 * MiB, 0xcd));
+        await AssertPivotedBackWithWriteAsync(vm, result, 4 * MiB, 4 * MiB, 0xcd);
     }
 
     /// <summary>
