@@ -201,7 +201,7 @@ public sealed class LibvirtReconnectTests : IDisposable
         public string GetXml(string uuid, DomainXmlKind kind) => inner.GetXml(uuid, kind);
         public void DefineXml(string xml) => inner.DefineXml(xml);
         public void CreateDiskOnlySnapshot(string uuid, string snapshotXml, bool quiesce) => inner.CreateDiskOnlySnapshot(uuid, snapshotXml, quiesce);
-        public void StartActiveCommit(string uuid, string target) => inner.StartActiveCommit(uuid, target);
+        public void StartActiveCommit(string uuid, string target, long? bytesPerSecond = null) => inner.StartActiveCommit(uuid, target, bytesPerSecond);
         public BlockJobStatus? GetBlockJob(string uuid, string target) => inner.GetBlockJob(uuid, target);
         public void Pivot(string uuid, string target) => inner.Pivot(uuid, target);
         public void AbortBlockJob(string uuid, string target) => inner.AbortBlockJob(uuid, target);
