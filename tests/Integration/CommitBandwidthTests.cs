@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using Backupd.Daemon.Libvirt;
+using Backupd.Daemon.Workflow;
 using Backupd.Integration.Fixtures;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Backupd.Integration;
 
@@ -40,5 +42,34 @@ public sealed class CommitBandwidthTests
         }
         Assert.Equal(basePath, await vm.ActiveSourceAsync("vda"));
         Assert.True(await vm.GuestReadMatchesAsync("vda", 0, written, 0x5a));
+    }
+
+    [Fact]
+    public async Task A_live_backup_with_both_limits_copies_no_faster_than_the_copy_limit_and_ends_on_the_base()
+    {
+        const long rate = 1 << 20; // the smallest rate a policy accepts
+        await Requirements.LibvirtAndQemuAsync();
+        var work = Directory.CreateTempSubdirectory("bkd-bw-live-").FullName;
+        try
+        {
+            await using var vm = await TestVm.CreateAsync(new DiskSpec("vda", SizeBytes: 8 << 20));
+            await vm.StartAsync();
+            using var hv = LibvirtHypervisor.Open("qemu:///system");
+            var options = new WorkflowOptions { StateDirectory = Path.Combine(work, "state"), MinimumOverlayFreeBytes = 1 << 20, CopyBandwidth = rate, CommitBandwidth = rate };
+            using var target = BackupTargets.Open(Path.Combine(work, "repo"), options.CopyBandwidth);
+
+            var result = await new BackupWorkflow(hv, new QemuImg(), target, options, NullLogger.Instance)
+                .RunAsync(new BackupRequest(vm.Name, [], [], QuiesceMode.Off), CancellationToken.None);
+
+            Assert.Equal(RunOutcome.Succeeded, result.Outcome);
+            var read = result.Disks.Sum(d => d.BytesRead);
+            Assert.True(read >= 1 << 20, $"only {read} bytes read: too little to measure a rate");
+            Assert.True(result.CopyTime >= TimeSpan.FromSeconds((double)read / rate), $"{read} bytes copied at {rate} B/s in only {result.CopyTime}");
+            Assert.Equal(vm.Disk("vda").Path, await vm.ActiveSourceAsync("vda"));
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
     }
 }
