@@ -7,7 +7,7 @@ namespace Backupd.Integration.Catalog;
 
 /// <summary>
 /// A running VM (vda: linked clone of a template, vdb: raw) backed up three times with `backupd backup
-/// --catalog`, the guest writing between runs; then shut off. Region k (at 2k MiB of vda, k MiB of vdb)
+/// --domain` (through the catalog, the default with a configuration), the guest writing between runs; then shut off. Region k (at 2k MiB of vda, k MiB of vdb)
 /// holds pattern k from backup k on, so the guest view at each snapshot is known exactly.
 /// </summary>
 public sealed class ThreePointsFixture : IAsyncLifetime
@@ -37,7 +37,7 @@ public sealed class ThreePointsFixture : IAsyncLifetime
         {
             await Vm.WriteAsGuestAsync("vda", 2 * k * MiB, VdaPattern(k), MiB);
             await Vm.WriteAsGuestAsync("vdb", k * MiB, VdbPattern(k), MiB);
-            var run = await Backupd("backup", "--domain", Vm.Name, "--to", Repository, "--catalog", "--json");
+            var run = await Backupd("backup", "--domain", Vm.Name, "--to", Repository, "--json");
             Assert.True(run.ExitCode == 0, $"backup {k} exited {run.ExitCode}: {run.Stderr}");
             var result = JsonDocument.Parse(run.Stdout).RootElement;
             Points.Add(result.GetProperty("restorePointId").GetString()!);
