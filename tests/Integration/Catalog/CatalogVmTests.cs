@@ -186,6 +186,50 @@ public sealed class CatalogVmTests(ThreePointsFixture f) : IClassFixture<ThreePo
     }
 
     [Fact]
+    public async Task As_domain_with_images_dir_puts_the_images_there_and_refuses_overwrites_and_symlinked_parents()
+    {
+        var name = $"bkd-{Guid.NewGuid():N}"[..12] + "-img";
+        var other = name + "2";
+        var images = Path.Combine(_out, "images");
+        var real = Directory.CreateDirectory(Path.Combine(_out, "real")).FullName;
+        var link = Path.Combine(_out, "link");
+        File.CreateSymbolicLink(link, real);
+        try
+        {
+            // Only with --as-domain.
+            Assert.Equal(2, (await f.Backupd("restore", "--domain", f.Vm.Name, "--to", Path.Combine(_out, "t"), "--images-dir", images)).ExitCode);
+
+            // A symlinked parent: refused before anything is written or defined.
+            var linked = await f.Backupd("restore", "--domain", f.Vm.Name, "--as-domain", other, "--images-dir", Path.Combine(link, "imgs"));
+            Assert.Equal(2, linked.ExitCode);
+            Assert.Contains("symbolic link", linked.Stderr, StringComparison.Ordinal);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(real));
+            Assert.Equal(1, (await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "dominfo", other)).ExitCode);
+
+            var run = await f.Backupd("restore", "--domain", f.Vm.Name, "--point", f.Points[1], "--as-domain", name, "--images-dir", images, "--json");
+            Assert.True(run.ExitCode == 0, run.Stderr);
+            var xml = await Tools.Virsh("dumpxml", "--inactive", name);
+            Assert.Contains($"'{Path.Combine(images, "vda.qcow2")}'", xml.Replace('"', '\''), StringComparison.Ordinal);
+            Assert.Contains($"'{Path.Combine(images, "vdb.raw")}'", xml.Replace('"', '\''), StringComparison.Ordinal);
+            Assert.False(Directory.Exists(Path.Combine(f.Vm.Directory, name))); // not the default place
+            await ThreePointsFixture.AssertGuestViewAsync(Path.Combine(images, "vda.qcow2"), Path.Combine(images, "vdb.raw"), 2);
+
+            // The same directory again: the files exist, so nothing is overwritten and no domain is defined.
+            var before = File.GetLastWriteTimeUtc(Path.Combine(images, "vda.qcow2"));
+            var again = await f.Backupd("restore", "--domain", f.Vm.Name, "--as-domain", other, "--images-dir", images);
+            Assert.Equal(2, again.ExitCode);
+            Assert.Contains("refusing to overwrite", again.Stderr, StringComparison.Ordinal);
+            Assert.Equal(before, File.GetLastWriteTimeUtc(Path.Combine(images, "vda.qcow2")));
+            Assert.Equal(1, (await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "dominfo", other)).ExitCode);
+        }
+        finally
+        {
+            await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "undefine", name);
+            await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "undefine", other);
+        }
+    }
+
+    [Fact]
     public async Task In_place_restores_a_shut_off_domain_and_refuses_a_running_one()
     {
         var vda = f.Vm.Disk("vda").Path;
