@@ -192,6 +192,27 @@ public sealed class LiveBackupProcessTests(PostgresDatabase database) : IClassFi
         Assert.True(disk.GetProperty("bytesRead").GetInt64() > 0);
     }
 
+    [Fact]
+    public async Task Human_output_uses_the_json_words_not_enum_names_both_with_and_without_the_catalog()
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
+        await vm.StartAsync();
+
+        var recorded = await Backupd(null, "backup", "--domain", vm.Name, "--to", Repository);
+        var repositoryOnly = await Backupd(null, "backup", "--domain", vm.Name, "--to", Repository, "--no-catalog");
+
+        foreach (var run in new[] { recorded, repositoryOnly })
+        {
+            Assert.True(run.ExitCode == 0, run.Stderr);
+            Assert.Contains("succeeded, crash-consistent", run.Stdout, StringComparison.Ordinal);
+            Assert.DoesNotContain("CrashConsistent", run.Stdout, StringComparison.Ordinal);
+            Assert.DoesNotContain("Succeeded", run.Stdout, StringComparison.Ordinal);
+        }
+        Assert.Contains("catalog run", recorded.Stdout, StringComparison.Ordinal);
+        Assert.Contains("recorded in the catalog", recorded.Stdout, StringComparison.Ordinal);
+        Assert.Contains("not recorded in the catalog", repositoryOnly.Stderr, StringComparison.Ordinal);
+    }
+
     public static TheoryData<string, int, string> BadRequests => new()
     {
         { "unknown-domain", 3, "does not exist" },
