@@ -24,6 +24,19 @@ public sealed class BackupCatalogChoiceTests
         Assert.Contains("not recorded in the catalog", note, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(null, false, false)]
+    [InlineData("/etc/other.yaml", false, true)]
+    [InlineData(null, true, true)]
+    public void Without_config_option_the_environment_or_the_default_file_decides(string? environment, bool defaultFileExists, bool expectCatalog)
+    {
+        var parse = CommandTree.Build().Parse(["backup", "--domain", "vm1", "--to", "/tmp/r"]);
+        var (useCatalog, note) = CatalogBackupHandler.Choose(parse, environment, path => defaultFileExists && path == Configuration.ConfigLoader.DefaultPath);
+        Assert.Equal(expectCatalog, useCatalog);
+        if (expectCatalog) Assert.Null(note);
+        else Assert.Contains("not recorded in a catalog", note, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void The_old_catalog_switch_is_gone()
     {

@@ -28,18 +28,19 @@ internal static class CatalogBackupHandler
     public static void AddOptions(Command command) => command.Options.Add(NoCatalog);
 
     /// <summary>How `backup --domain` runs: through the catalog, or repository-only with the note to print on stderr.</summary>
-    public static (bool UseCatalog, string? Note) Choose(ParseResult parse)
+    public static (bool UseCatalog, string? Note) Choose(ParseResult parse) =>
+        Choose(parse, Environment.GetEnvironmentVariable(ConfigLoader.EnvironmentVariable), File.Exists);
+
+    /// <summary><see cref="Choose(ParseResult)"/> with the environment and the file system given (for tests).</summary>
+    internal static (bool UseCatalog, string? Note) Choose(ParseResult parse, string? environmentConfig, Func<string, bool> fileExists)
     {
         if (parse.GetValue(NoCatalog))
             return (false, "backupd backup: --no-catalog: this run is not recorded in the catalog and takes no domain lock (`backupd catalog rebuild --repository DIR` adds its restore point later)");
-        if (ConfigurationExists(parse.GetValue(GlobalOptions.Config)))
+        // Named explicitly (--config or the environment: errors in it are errors), or present at the default path.
+        if (parse.GetValue(GlobalOptions.Config) is not null || environmentConfig is not null || fileExists(ConfigLoader.DefaultPath))
             return (true, null);
         return (false, $"backupd backup: no configuration ({ConfigLoader.DefaultPath} or ${ConfigLoader.EnvironmentVariable}): this run is not recorded in a catalog");
     }
-
-    /// <summary>Named explicitly (--config or the environment: errors in it are errors), or present at the default path.</summary>
-    public static bool ConfigurationExists(string? explicitPath) =>
-        explicitPath is not null || Environment.GetEnvironmentVariable(ConfigLoader.EnvironmentVariable) is not null || File.Exists(ConfigLoader.DefaultPath);
 
     public static Task<int> RunAsync(ParseResult parse, CancellationToken ct) => CatalogCli.GuardAsync(parse, async () =>
     {
