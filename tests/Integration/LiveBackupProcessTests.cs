@@ -213,8 +213,35 @@ public sealed class LiveBackupProcessTests(PostgresDatabase database) : IClassFi
         Assert.Contains("not recorded in the catalog", repositoryOnly.Stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Exclude_disk_leaves_those_targets_out_of_the_snapshot_and_the_restore_point()
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"), new DiskSpec("vdb", Format: "raw"), new DiskSpec("vdc"));
+        await vm.StartAsync();
+
+        var run = await Backupd(null, "backup", "--domain", vm.Name, "--to", Repository, "--json",
+            "--exclude-disk", "vdb", "--exclude-disk", "vdc");
+
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        using var json = JsonDocument.Parse(run.Stdout);
+        var root = json.RootElement;
+        Assert.Equal("succeeded", root.GetProperty("outcome").GetString());
+        var disk = Assert.Single(root.GetProperty("disks").EnumerateArray());
+        Assert.Equal("vda", disk.GetProperty("target").GetString());
+        var skipped = root.GetProperty("skipped").EnumerateArray()
+            .ToDictionary(e => e.GetProperty("target").GetString()!, e => e.GetProperty("reason").GetString());
+        Assert.Equal(["vdb", "vdc"], skipped.Keys.Order());
+        Assert.All(skipped.Values, r => Assert.Equal("excluded by request", r));
+        using var repository = Storage.Repository.BackupRepository.Open(Repository);
+        var point = repository.FindPoint(root.GetProperty("restorePointId").GetString()!)!;
+        Assert.Equal(["vda.0"], point.Files.Select(f => f.FileKey));
+        await AssertOnBaseAsync(vm, "vda", "vdb", "vdc");
+    }
+
     public static TheoryData<string, int, string> BadRequests => new()
     {
+        { "unknown-excluded-disk", 2, "unknown disk target 'vdy'" },
+        { "every-disk-excluded", 2, "nothing to back up" },
         { "unknown-domain", 3, "does not exist" },
         { "unwritable-repository", 2, "not writable" },
         { "unknown-disk", 2, "unknown disk target 'vdz'" },
@@ -234,6 +261,8 @@ public sealed class LiveBackupProcessTests(PostgresDatabase database) : IClassFi
             // Below a regular file: cannot be created even by root.
             "unwritable-repository" => ["backup", "--domain", vm.Name, "--to", Path.Combine(config.Path, "repo")],
             "unknown-disk" => ["backup", "--domain", vm.Name, "--to", Repository, "--disk", "vdz"],
+            "unknown-excluded-disk" => ["backup", "--domain", vm.Name, "--to", Repository, "--exclude-disk", "vdy"],
+            "every-disk-excluded" => ["backup", "--domain", vm.Name, "--to", Repository, "--exclude-disk", "vda"],
             _ => ["backup", "--domain", vm.Name],
         };
 

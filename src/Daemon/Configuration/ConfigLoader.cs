@@ -1,4 +1,5 @@
 using System.Globalization;
+using Backupd.Policies.Loading;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -156,21 +157,5 @@ public static class ConfigLoader
 
     private static string At(string path, Mark mark) => $"{path}:{mark.Line}:{mark.Column}";
 
-    private static string? Suggest(string key) =>
-        KnownKeys.Select(k => (k, d: EditDistance(k, key))).Where(x => x.d <= 3).OrderBy(x => x.d).Select(x => x.k).FirstOrDefault();
-
-    internal static int EditDistance(string a, string b)
-    {
-        var prev = new int[b.Length + 1];
-        var cur = new int[b.Length + 1];
-        for (var j = 0; j <= b.Length; j++) prev[j] = j;
-        for (var i = 1; i <= a.Length; i++)
-        {
-            cur[0] = i;
-            for (var j = 1; j <= b.Length; j++)
-                cur[j] = Math.Min(Math.Min(cur[j - 1] + 1, prev[j] + 1), prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
-            (prev, cur) = (cur, prev);
-        }
-        return prev[b.Length];
-    }
+    private static string? Suggest(string key) => KeySuggestions.Suggest(key, KnownKeys);
 }

@@ -22,18 +22,25 @@ public sealed class LibvirtHypervisor : IHypervisor
 
     public string Uri { get; }
 
-    private LibvirtHypervisor(string uri, LibvirtConnection connection)
+    /// <summary>How long a reconnect keeps trying while libvirtd is away (restarting); the first connect does not wait.</summary>
+    public TimeSpan ReconnectTimeout { get; }
+
+    /// <summary>Default <see cref="ReconnectTimeout"/>: a libvirtd restart re-attaches every running QEMU before it listens again.</summary>
+    public static readonly TimeSpan DefaultReconnectTimeout = TimeSpan.FromSeconds(60);
+
+    private LibvirtHypervisor(string uri, LibvirtConnection connection, TimeSpan reconnectTimeout)
     {
         Uri = uri;
         this.connection = connection;
+        ReconnectTimeout = reconnectTimeout;
         RegisterEvents();
     }
 
     /// <summary>Starts the event loop (before the connection, as libvirt requires) and connects.</summary>
-    public static LibvirtHypervisor Open(string uri)
+    public static LibvirtHypervisor Open(string uri, TimeSpan? reconnectTimeout = null)
     {
         LibvirtEventLoop.EnsureStarted();
-        return new LibvirtHypervisor(uri, LibvirtConnection.Open(uri));
+        return new LibvirtHypervisor(uri, LibvirtConnection.Open(uri), reconnectTimeout ?? DefaultReconnectTimeout);
     }
 
     private void RegisterEvents()
@@ -50,13 +57,31 @@ public sealed class LibvirtHypervisor : IHypervisor
             {
                 if (Interop.virConnectIsAlive(connection.Handle) == 1) return connection.Handle;
                 Interop.virResetLastError();
-                var fresh = LibvirtConnection.Open(Uri);
+                var fresh = Reconnect();
                 var old = connection;
                 connection = fresh;
                 eventsCallbackId = -1;
                 old.Dispose();
                 RegisterEvents();
                 return connection.Handle;
+            }
+        }
+    }
+
+    /// <summary>
+    /// A new connection after the old one closed. While libvirtd restarts its socket is missing or
+    /// refuses connections; QEMU keeps running (and committing) meanwhile, so waiting is the right
+    /// answer, up to <see cref="ReconnectTimeout"/>.
+    /// </summary>
+    private LibvirtConnection Reconnect()
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            try { return LibvirtConnection.Open(Uri); }
+            catch (LibvirtException) when (clock.Elapsed < ReconnectTimeout)
+            {
+                Thread.Sleep(PollInterval);
             }
         }
     }

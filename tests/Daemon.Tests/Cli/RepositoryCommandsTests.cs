@@ -133,3 +133,43 @@ public sealed class RepositoryCommandsTests : IDisposable
         Assert.Equal(v0, File.ReadAllBytes(P("r0")));
     }
 }
+
+public sealed class FileBackupHandlerTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), $"bkd-test-{Guid.NewGuid().ToString("N")[..8]}");
+
+    public FileBackupHandlerTests() => Directory.CreateDirectory(_dir);
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void Qcow2_header_gives_format_and_backing_file_and_anything_else_is_raw()
+    {
+        // qemu-img's layout: magic, version, backing_file_offset (u64 BE), backing_file_size (u32 BE); name at the offset.
+        var header = new byte[512];
+        byte[] magic = [0x51, 0x46, 0x49, 0xFB];
+        magic.CopyTo(header, 0);
+        header[7] = 3;
+        header[15] = 0x80; // offset 128
+        header[19] = 9;    // 9 bytes
+        "base.qcow"u8.ToArray().CopyTo(header, 128);
+        var qcow = Path.Combine(_dir, "top.qcow2");
+        File.WriteAllBytes(qcow, header);
+        Assert.Equal(("qcow2", "base.qcow"), Backupd.Daemon.Cli.Commands.FileBackupHandler.DetectFormat(qcow));
+
+        header[19] = 0; // no backing file
+        File.WriteAllBytes(qcow, header);
+        Assert.Equal(("qcow2", (string?)null), Backupd.Daemon.Cli.Commands.FileBackupHandler.DetectFormat(qcow));
+
+        var raw = Path.Combine(_dir, "disk.raw");
+        File.WriteAllBytes(raw, new byte[100]);
+        Assert.Equal(("raw", (string?)null), Backupd.Daemon.Cli.Commands.FileBackupHandler.DetectFormat(raw));
+    }
+
+    [Theory]
+    [InlineData("disk.img", "disk.img")]
+    [InlineData("my disk (1).qcow2", "my_disk__1_.qcow2")]
+    [InlineData(".hidden", "_.hidden")]
+    public void File_names_become_safe_keys(string name, string key) =>
+        Assert.Equal(key, Backupd.Daemon.Cli.Commands.FileBackupHandler.FileKeyFor(name));
+}

@@ -25,6 +25,12 @@ public static class BackupCommand
         AllowMultipleArgumentsPerToken = true,
     };
 
+    public static readonly Option<string[]> ExcludeDisk = new("--exclude-disk")
+    {
+        Description = "Leave these disk targets out (repeat: --exclude-disk vdb --exclude-disk vdc); skipped with reason 'excluded by request'",
+        AllowMultipleArgumentsPerToken = true,
+    };
+
     public static readonly Option<QuiesceMode> Quiesce = new("--quiesce")
     {
         Description = "Freeze guest filesystems via the guest agent: required, preferred (fall back to crash-consistent) or off",
@@ -37,6 +43,7 @@ public static class BackupCommand
         command.Options.Add(Domain);
         command.Options.Add(To);
         command.Options.Add(Disk);
+        command.Options.Add(ExcludeDisk);
         command.Options.Add(Quiesce);
         command.Options.Add(GlobalOptions.Json);
         FileBackupHandler.AddOptions(command);

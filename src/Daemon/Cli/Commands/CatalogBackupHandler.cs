@@ -71,6 +71,7 @@ internal static class CatalogBackupHandler
         var workflow = new WorkflowDomainBackup(hypervisor, new QemuImg(), LiveBackupSettings.From(config).ToOptions(), to, loggers.CreateLogger("backupd.backup"))
         {
             IncludeDisks = parse.GetValue(BackupCommand.Disk) ?? [],
+            ExcludeDisks = parse.GetValue(BackupCommand.ExcludeDisk) ?? [],
             Quiesce = parse.GetValue(BackupCommand.Quiesce),
             OnProgress = p =>
             {

@@ -92,12 +92,14 @@ internal static class FileBackupHandler
         return sb.Length > Names.MaxLength ? sb.ToString(0, Names.MaxLength) : sb.ToString();
     }
 
+    private const uint Qcow2Magic = 0x514649FB; // "QFI\xfb"
+
     /// <summary>qcow2 (by its magic, with the backing file name from the header) or raw.</summary>
     internal static (string Format, string? BackingFile) DetectFormat(string path)
     {
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         Span<byte> header = stackalloc byte[20];
-        if (fs.Read(header) < 20 || !header[..4].SequenceEqual("QFI\xfb"u8.ToArray()))
+        if (fs.Read(header) < 20 || BinaryPrimitives.ReadUInt32BigEndian(header) != Qcow2Magic)
         {
             return ("raw", null);
         }

@@ -23,7 +23,7 @@ public static class LiveBackupHandler
         var options = settings.ToOptions();
         using var loggers = CliLogging.Create();
         var logger = loggers.CreateLogger("backupd.backup");
-        var request = new BackupRequest(domainName, parse.GetValue(BackupCommand.Disk) ?? [], [], parse.GetValue(BackupCommand.Quiesce));
+        var request = new BackupRequest(domainName, parse.GetValue(BackupCommand.Disk) ?? [], parse.GetValue(BackupCommand.ExcludeDisk) ?? [], parse.GetValue(BackupCommand.Quiesce));
 
         LibvirtHypervisor hypervisor;
         try { hypervisor = LibvirtHypervisor.Open(settings.LibvirtUri); }
