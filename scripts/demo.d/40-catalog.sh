@@ -7,13 +7,13 @@ demo_restore=$DEMO_STATE/restored-$(date -u +%Y%m%dT%H%M%SZ)
 echo "-- backupd catalog migrate (the daemon also does this at start; safe to repeat and to race)"
 backupd catalog migrate
 
-echo "-- two live backups recorded in the catalog (--catalog: the run holds the domain's advisory lock)"
-backupd backup --domain "$DEMO_VM" --to "$demo_catalog_repo" --catalog
+echo "-- two live backups recorded in the catalog (the default with a configuration: the run holds the domain's advisory lock)"
+backupd backup --domain "$DEMO_VM" --to "$demo_catalog_repo"
 virsh -q qemu-monitor-command "$DEMO_VM" --hmp "qemu-io -d /machine/peripheral/virtio-disk0/virtio-backend \"write -P 0xe9 32M 4M\""
-backupd backup --domain "$DEMO_VM" --to "$demo_catalog_repo" --catalog
+backupd backup --domain "$DEMO_VM" --to "$demo_catalog_repo"
 
 if [ -e "$DEMO_REPO/repository.json" ]; then
-  echo "-- backupd catalog rebuild --repository $DEMO_REPO (the live-backup section wrote there without --catalog)"
+  echo "-- backupd catalog rebuild --repository $DEMO_REPO (refreshes what the live-backup section recorded there; adds points written with --no-catalog)"
   backupd catalog rebuild --repository "$DEMO_REPO"
 fi
 

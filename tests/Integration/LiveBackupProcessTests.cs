@@ -4,12 +4,14 @@ using Backupd.Integration.Fixtures;
 
 namespace Backupd.Integration;
 
-/// <summary>`backupd backup --domain` and `backupd recover` as a child process: exit codes, messages, and kills at each step.</summary>
-public sealed class LiveBackupProcessTests : IDisposable
+/// <summary>
+/// `backupd backup --domain` and `backupd recover` as a child process: exit codes, messages, and kills at each step.
+/// The configuration names a real catalog, so every backup here takes the default path (through the catalog).
+/// </summary>
+public sealed class LiveBackupProcessTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>, IDisposable
 {
     private const long MiB = TestVm.MiB;
-    // The live backup needs no catalog; the configuration only has to name the directories.
-    private readonly TempConfig config = new("Host=127.0.0.1;Database=unused");
+    private readonly TempConfig config = new(database.ConnectionString);
     private string Repository => Path.Combine(config.Directory, "repo");
 
     public void Dispose() => config.Dispose();
@@ -142,6 +144,34 @@ public sealed class LiveBackupProcessTests : IDisposable
     }
 
     [Fact]
+    public async Task An_unreachable_catalog_fails_before_the_vm_is_touched_naming_the_server_and_the_escape()
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
+        await vm.StartAsync();
+        var before = await vm.LiveXmlAsync();
+        // Nothing listens on port 1.
+        using var down = new TempConfig("Host=127.0.0.1;Port=1;Username=backupd;Password=s3cret-pw;Database=bkd_down;Timeout=3");
+
+        var run = await BackupdProcess.RunAsync(null, ["--config", down.Path, "backup", "--domain", vm.Name, "--to", Path.Combine(down.Directory, "repo")]);
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("127.0.0.1:1 database 'bkd_down'", run.Stderr, StringComparison.Ordinal);
+        Assert.Contains("--no-catalog", run.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cret-pw", run.Stderr + run.Stdout, StringComparison.Ordinal);
+        Assert.Equal(before, await vm.LiveXmlAsync());
+        Assert.Empty(OverlayFiles(vm));
+        Assert.False(Directory.Exists(Path.Combine(down.Directory, "repo")));
+
+        // The escape: the same request with --no-catalog backs up into the repository only, and says so.
+        var escaped = await BackupdProcess.RunAsync(null, ["--config", down.Path, "backup", "--domain", vm.Name, "--to", Path.Combine(down.Directory, "repo"), "--no-catalog", "--json"]);
+        Assert.True(escaped.ExitCode == 0, escaped.Stderr);
+        Assert.Contains("not recorded in the catalog", escaped.Stderr, StringComparison.Ordinal);
+        using var json = JsonDocument.Parse(escaped.Stdout);
+        Assert.Equal("succeeded", json.RootElement.GetProperty("outcome").GetString());
+        Assert.False(json.RootElement.TryGetProperty("catalogRunId", out _));
+    }
+
+    [Fact]
     public async Task Json_result_reports_times_consistency_and_files()
     {
         await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
@@ -153,12 +183,34 @@ public sealed class LiveBackupProcessTests : IDisposable
         using var json = JsonDocument.Parse(run.Stdout);
         var root = json.RootElement;
         Assert.Equal("succeeded", root.GetProperty("outcome").GetString());
+        Assert.True(root.GetProperty("catalogRunId").GetInt64() > 0); // the default path records the run
         Assert.Equal("crash-consistent", root.GetProperty("consistency").GetString());
         Assert.True(root.GetProperty("overlayLifetime").GetDouble() > 0);
         Assert.True(root.GetProperty("copyTime").GetDouble() > 0);
         var disk = root.GetProperty("disks")[0];
         Assert.Equal("vda.0", disk.GetProperty("files")[0].GetProperty("fileKey").GetString());
         Assert.True(disk.GetProperty("bytesRead").GetInt64() > 0);
+    }
+
+    [Fact]
+    public async Task Human_output_uses_the_json_words_not_enum_names_both_with_and_without_the_catalog()
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
+        await vm.StartAsync();
+
+        var recorded = await Backupd(null, "backup", "--domain", vm.Name, "--to", Repository);
+        var repositoryOnly = await Backupd(null, "backup", "--domain", vm.Name, "--to", Repository, "--no-catalog");
+
+        foreach (var run in new[] { recorded, repositoryOnly })
+        {
+            Assert.True(run.ExitCode == 0, run.Stderr);
+            Assert.Contains("succeeded, crash-consistent", run.Stdout, StringComparison.Ordinal);
+            Assert.DoesNotContain("CrashConsistent", run.Stdout, StringComparison.Ordinal);
+            Assert.DoesNotContain("Succeeded", run.Stdout, StringComparison.Ordinal);
+        }
+        Assert.Contains("catalog run", recorded.Stdout, StringComparison.Ordinal);
+        Assert.Contains("recorded in the catalog", recorded.Stdout, StringComparison.Ordinal);
+        Assert.Contains("not recorded in the catalog", repositoryOnly.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -225,6 +277,7 @@ public sealed class LiveBackupProcessTests : IDisposable
     }
 }
 
+/// <summary>SIGTERM during a backup. Repository-only (--no-catalog): the test is about the overlay, not the records.</summary>
 public sealed class LiveBackupSignalTests : IDisposable
 {
     private readonly TempConfig config = new("Host=127.0.0.1;Database=unused");
@@ -239,7 +292,7 @@ public sealed class LiveBackupSignalTests : IDisposable
         await TestVm.WritePatternAsync(vm.Disk("vda").Path, "qcow2", 0, 512 * TestVm.MiB, 0x6b);
         await vm.StartAsync();
         using var process = System.Diagnostics.Process.Start(BackupdProcess.StartInfo(null,
-            "--config", config.Path, "backup", "--domain", vm.Name, "--to", Path.Combine(config.Directory, "repo"), "--json"))!;
+            "--config", config.Path, "backup", "--domain", vm.Name, "--to", Path.Combine(config.Directory, "repo"), "--json", "--no-catalog"))!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         var deadline = DateTime.UtcNow.AddSeconds(60);

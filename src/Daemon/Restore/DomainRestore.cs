@@ -28,19 +28,32 @@ public sealed class DomainRestore(IRestoreSource source)
         return new RestoreOutcome(pointId, flatten ? "to-flatten" : "to", disks);
     }
 
-    /// <summary>Restores into <c>&lt;directory of the first disk's image&gt;/&lt;newName&gt;/</c> and defines the new domain (not started).</summary>
+    /// <summary>
+    /// Restores into <paramref name="imagesDirectory"/> (checked like --to: may exist, no file in it is
+    /// overwritten, no symlink in its path), or by default into a new <c>&lt;directory of the first disk's
+    /// image&gt;/&lt;newName&gt;/</c>, and defines the new domain (not started).
+    /// </summary>
     public async Task<RestoreOutcome> AsDomainAsync(IHypervisor hypervisor, string pointId, string? savedXml, IReadOnlyList<PlannedDisk> plan, string newName, bool flatten,
-        IProgress<long>? progress, CancellationToken ct)
+        string? imagesDirectory, IProgress<long>? progress, CancellationToken ct)
     {
         NewDomainXml.ValidateName(newName);
         if (savedXml is null)
             throw new RestoreException(ExitCodes.NotFound, $"restore point {pointId} has no saved domain XML; restore its files with --to instead");
         if (hypervisor.FindDomain(newName) is { } existing)
             throw new RestoreException(ExitCodes.UsageOrConfig, $"a domain named '{newName}' already exists ({existing.Uuid}); choose another name");
-        var parent = Path.GetDirectoryName(plan[0].Top.SourcePath) ?? throw new RestoreException(ExitCodes.Failed, $"cannot tell where {plan[0].Top.SourcePath} lived");
-        var directory = Path.Combine(parent, newName);
-        if (Path.Exists(directory))
-            throw new RestoreException(ExitCodes.UsageOrConfig, $"{directory} already exists; refusing to write the new domain's images into it");
+        string directory;
+        if (imagesDirectory is not null)
+        {
+            directory = Path.GetFullPath(imagesDirectory);
+        }
+        else
+        {
+            var parent = Path.GetDirectoryName(plan[0].Top.SourcePath) ?? throw new RestoreException(ExitCodes.Failed, $"cannot tell where {plan[0].Top.SourcePath} lived");
+            directory = Path.Combine(parent, newName);
+            if (Path.Exists(directory))
+                throw new RestoreException(ExitCodes.UsageOrConfig, $"{directory} already exists; refusing to write the new domain's images into it (choose one with --images-dir)");
+        }
+        var createdDirectory = !Directory.Exists(directory);
         var restored = await ToDirectoryAsync(pointId, plan, directory, flatten, progress, ct);
         var definition = NewDomainXml.Rewrite(savedXml, newName, restored.Disks.ToDictionary(d => d.Disk, d => new RestoredDisk(d.ImagePath, d.Format)));
         try
@@ -49,8 +62,10 @@ public sealed class DomainRestore(IRestoreSource source)
         }
         catch (LibvirtException)
         {
-            // The images are of no use without the domain: leave nothing behind.
-            Directory.Delete(directory, recursive: true);
+            // The images are of no use without the domain: leave nothing behind, but only what this restore created
+            // (an --images-dir that existed may hold other files).
+            foreach (var file in restored.Disks.SelectMany(d => d.Files)) File.Delete(file);
+            if (createdDirectory && !Directory.EnumerateFileSystemEntries(directory).Any()) Directory.Delete(directory);
             throw;
         }
         return restored with { Mode = "as-domain", NewDomainName = newName, NewDomainUuid = definition.Uuid, Notes = definition.Notes };

@@ -11,7 +11,7 @@ public sealed record BackupRunResult(long RunId, BackupTarget Target, RestorePoi
 public sealed record BackupRequest(string Domain, string Trigger, string RequestedBy, string? PolicyName = null);
 
 /// <summary>The named domain does not exist on the hypervisor.</summary>
-public sealed class DomainNotFoundException(string domain) : Exception($"no domain named '{domain}' (by name or UUID) on this hypervisor")
+public sealed class DomainNotFoundException(string domain) : Exception($"domain '{domain}' does not exist on this hypervisor (by name or UUID)")
 {
     public string Domain { get; } = domain;
 }

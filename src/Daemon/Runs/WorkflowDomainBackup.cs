@@ -29,11 +29,15 @@ public sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool imag
     /// <summary>The workflow's full result of the last run (also when it failed), for the command's output.</summary>
     public BackupResult? LastResult { get; private set; }
 
+    /// <summary>The catalog run id of the last run (also when it failed).</summary>
+    public long? LastRunId { get; private set; }
+
     public BackupTarget? Resolve(string nameOrUuid) =>
         hypervisor.FindDomain(nameOrUuid) is { } d ? new BackupTarget(Guid.Parse(d.Uuid), d.Name) : null;
 
     public async Task<DomainBackupOutcome> BackupAsync(BackupTarget target, long runId, IProgress<RunProgress> progress, CancellationToken ct)
     {
+        LastRunId = runId;
         progress.Report(new RunProgress("recovery"));
         var recovery = await new Recovery(hypervisor, images, options, logger).RecoverDomainAsync(target.Uuid.ToString(), dryRun: false, ct);
         if (!recovery.AllResolved)

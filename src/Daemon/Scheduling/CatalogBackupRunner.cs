@@ -10,7 +10,7 @@ using Microsoft.Extensions.Logging;
 namespace Backupd.Daemon.Scheduling;
 
 /// <summary>
-/// Runs a scheduled backup the way `backupd backup --domain --catalog` does: the catalog's domain
+/// Runs a scheduled backup the way `backupd backup --domain` does (with a configuration): the catalog's domain
 /// lock and run records around recovery + the live workflow into the policy's versioned
 /// repository. The copy is time-boxed by the policy's copy timeout (the commit and pivot still
 /// run when it expires). Afterwards: verify of the new point if the policy asks, then retention.

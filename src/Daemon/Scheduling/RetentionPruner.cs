@@ -73,7 +73,7 @@ public sealed class RepositoryPointStore(CatalogStore? catalog) : IRestorePointS
     {
         using (var repo = BackupRepository.Open(repository)) repo.DeletePoint(point.Id);
         if (catalog is null) return;
-        // A point the catalog never recorded (written without --catalog) has no rows and gets no event.
+        // A point the catalog never recorded (written with --no-catalog) has no rows and gets no event.
         if (!await catalog.DeletePointAsync(point.Id, ct)) return;
         await catalog.RecordEventAsync("retention", Guid.TryParse(point.Group, out var uuid) ? uuid : null, point.Id, true,
             $"removed: {reason}", ProcessIdentity.Current, ct);

@@ -166,7 +166,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
 
             entry.Step = RunStep.Copying;
             journal.Write(entry);
-            copy = await CopyAsync(plan, checkStillShutOff: false, ct);
+            copy = await CopyAsync(plan, checkStillShutOff: false, consistency.Value, ct);
             entry.Step = RunStep.Copied;
             journal.Write(entry);
             Faults.Hit(Faults.AfterCopy);
@@ -227,7 +227,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
 
     private sealed record Copy(string PointId, IReadOnlyDictionary<string, (List<CopiedFile> Files, TimeSpan Elapsed)> PerDisk, TimeSpan Elapsed);
 
-    private async Task<Copy> CopyAsync(Plan plan, bool checkStillShutOff, CancellationToken ct)
+    private async Task<Copy> CopyAsync(Plan plan, bool checkStillShutOff, Consistency consistency, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
         var total = plan.Disks.Sum(d => d.Chain.Sum(c => FileLength(c.Path)));
@@ -235,6 +235,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         var perDisk = new Dictionary<string, (List<CopiedFile>, TimeSpan)>();
         using var session = target.Begin(plan.Domain.Uuid, plan.Domain.Name);
         session.AttachMetadata("domain.xml", plan.DefinitionXml);
+        session.AttachMetadata("consistency", System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(consistency.ToString())); // for `catalog rebuild`
         foreach (var disk in plan.Disks)
         {
             var diskClock = Stopwatch.StartNew();
@@ -383,7 +384,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         Exception? failure = null;
         try
         {
-            copy = await CopyAsync(plan, checkStillShutOff: true, ct);
+            copy = await CopyAsync(plan, checkStillShutOff: true, Consistency.ShutOff, ct);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

@@ -8,7 +8,7 @@ public static class RepositoryRecords
     /// <summary>Metadata name under which the workflow attaches the domain XML (INACTIVE|SECURE).</summary>
     public const string DomainXmlMetadata = "domain.xml";
 
-    /// <summary>Metadata name for the consistency level ("quiesced" or "crash-consistent"), if the workflow attached it.</summary>
+    /// <summary>Metadata name for the consistency level ("application-consistent", "crash-consistent" or "shut-off"), attached by the workflow.</summary>
     public const string ConsistencyMetadata = "consistency";
 
     /// <summary>

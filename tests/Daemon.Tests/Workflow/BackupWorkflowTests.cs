@@ -47,7 +47,7 @@ public sealed class BackupWorkflowTests : IDisposable
         var result = await Run();
 
         Assert.Equal(
-            ["snapshot", "metadata domain.xml", "copy vda.0 vda.qcow2", "copy vdb.0 vdb.raw", "point committed", "commit vda", "pivot vda", "commit vdb", "pivot vdb"],
+            ["snapshot", "metadata domain.xml", "metadata consistency", "copy vda.0 vda.qcow2", "copy vdb.0 vdb.raw", "point committed", "commit vda", "pivot vda", "commit vdb", "pivot vdb"],
             hv.Calls);
         Assert.Equal(RunOutcome.Succeeded, result.Outcome);
         Assert.Equal(Consistency.CrashConsistent, result.Consistency);
@@ -238,7 +238,7 @@ public sealed class BackupWorkflowTests : IDisposable
 
         var result = await Run();
 
-        Assert.Equal(["metadata domain.xml", "copy vda.0 vda.qcow2", "point committed"], hv.Calls);
+        Assert.Equal(["metadata domain.xml", "metadata consistency", "copy vda.0 vda.qcow2", "point committed"], hv.Calls);
         Assert.Equal(Consistency.ShutOff, result.Consistency);
         Assert.Equal(RunOutcome.Succeeded, result.Outcome);
         Assert.Null(result.OverlayLifetime);

@@ -6,7 +6,7 @@ using Backupd.Storage.Catalog;
 
 namespace Backupd.Integration.Catalog;
 
-/// <summary>`backupd backup --catalog` as separate processes: domain exclusivity across processes, and a kill mid-run.</summary>
+/// <summary>`backupd backup --domain` (through the catalog by default) as separate processes: domain exclusivity across processes, and a kill mid-run.</summary>
 public sealed class CatalogRunProcessTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>, IAsyncLifetime, IDisposable
 {
     private const long MiB = TestVm.MiB;
@@ -56,8 +56,8 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : IClassFi
         await vm.WriteAsGuestAsync("vda", 8 * MiB, 0x5a, 96 * MiB); // enough data that the copy takes a while
 
         var both = await Task.WhenAll(
-            RunWithDiagnosticsAsync("backup", "--domain", vm.Name, "--to", Repository, "--catalog"),
-            RunWithDiagnosticsAsync("backup", "--domain", vm.Name, "--to", Repository, "--catalog"));
+            RunWithDiagnosticsAsync("backup", "--domain", vm.Name, "--to", Repository),
+            RunWithDiagnosticsAsync("backup", "--domain", vm.Name, "--to", Repository));
 
         Assert.Equal([0, 4], both.Select(r => r.ExitCode).Order());
         var loser = both.Single(r => r.ExitCode == 4);
@@ -79,7 +79,7 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : IClassFi
         await vm.WriteAsGuestAsync("vda", 2 * MiB, 0x61, MiB);
 
         var killed = await Backupd(new Dictionary<string, string> { [Faults.EnvironmentVariable] = $"{Faults.MidCopy}:kill" },
-            "backup", "--domain", vm.Name, "--to", Repository, "--catalog", "--json");
+            "backup", "--domain", vm.Name, "--to", Repository, "--json");
         Assert.Equal(137, killed.ExitCode);
 
         var uuid = Guid.Parse(vm.Uuid);
@@ -99,7 +99,7 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : IClassFi
         Assert.Equal("interrupted", status.GetProperty("lastPerDomain").EnumerateArray().Single(r => r.GetProperty("id").GetInt64() == left.Id).GetProperty("state").GetString());
 
         // The next run recovers the overlay the killed one left, and records a point.
-        var next = await Backupd(null, "backup", "--domain", vm.Name, "--to", Repository, "--catalog", "--json");
+        var next = await Backupd(null, "backup", "--domain", vm.Name, "--to", Repository, "--json");
         Assert.True(next.ExitCode == 0, next.Stderr);
         Assert.Single(await store.ListPointsAsync(uuid, null, CancellationToken.None));
         Assert.True(await vm.GuestReadMatchesAsync("vda", 2 * MiB, MiB, 0x61));

@@ -7,7 +7,7 @@ namespace Backupd.Integration.Catalog;
 
 /// <summary>
 /// A running VM (vda: linked clone of a template, vdb: raw) backed up three times with `backupd backup
-/// --catalog`, the guest writing between runs; then shut off. Region k (at 2k MiB of vda, k MiB of vdb)
+/// --domain` (through the catalog, the default with a configuration), the guest writing between runs; then shut off. Region k (at 2k MiB of vda, k MiB of vdb)
 /// holds pattern k from backup k on, so the guest view at each snapshot is known exactly.
 /// </summary>
 public sealed class ThreePointsFixture : IAsyncLifetime
@@ -37,7 +37,7 @@ public sealed class ThreePointsFixture : IAsyncLifetime
         {
             await Vm.WriteAsGuestAsync("vda", 2 * k * MiB, VdaPattern(k), MiB);
             await Vm.WriteAsGuestAsync("vdb", k * MiB, VdbPattern(k), MiB);
-            var run = await Backupd("backup", "--domain", Vm.Name, "--to", Repository, "--catalog", "--json");
+            var run = await Backupd("backup", "--domain", Vm.Name, "--to", Repository, "--json");
             Assert.True(run.ExitCode == 0, $"backup {k} exited {run.ExitCode}: {run.Stderr}");
             var result = JsonDocument.Parse(run.Stdout).RootElement;
             Points.Add(result.GetProperty("restorePointId").GetString()!);
@@ -186,6 +186,50 @@ public sealed class CatalogVmTests(ThreePointsFixture f) : IClassFixture<ThreePo
     }
 
     [Fact]
+    public async Task As_domain_with_images_dir_puts_the_images_there_and_refuses_overwrites_and_symlinked_parents()
+    {
+        var name = $"bkd-{Guid.NewGuid():N}"[..12] + "-img";
+        var other = name + "2";
+        var images = Path.Combine(_out, "images");
+        var real = Directory.CreateDirectory(Path.Combine(_out, "real")).FullName;
+        var link = Path.Combine(_out, "link");
+        File.CreateSymbolicLink(link, real);
+        try
+        {
+            // Only with --as-domain.
+            Assert.Equal(2, (await f.Backupd("restore", "--domain", f.Vm.Name, "--to", Path.Combine(_out, "t"), "--images-dir", images)).ExitCode);
+
+            // A symlinked parent: refused before anything is written or defined.
+            var linked = await f.Backupd("restore", "--domain", f.Vm.Name, "--as-domain", other, "--images-dir", Path.Combine(link, "imgs"));
+            Assert.Equal(2, linked.ExitCode);
+            Assert.Contains("symbolic link", linked.Stderr, StringComparison.Ordinal);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(real));
+            Assert.Equal(1, (await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "dominfo", other)).ExitCode);
+
+            var run = await f.Backupd("restore", "--domain", f.Vm.Name, "--point", f.Points[1], "--as-domain", name, "--images-dir", images, "--json");
+            Assert.True(run.ExitCode == 0, run.Stderr);
+            var xml = await Tools.Virsh("dumpxml", "--inactive", name);
+            Assert.Contains($"'{Path.Combine(images, "vda.qcow2")}'", xml.Replace('"', '\''), StringComparison.Ordinal);
+            Assert.Contains($"'{Path.Combine(images, "vdb.raw")}'", xml.Replace('"', '\''), StringComparison.Ordinal);
+            Assert.False(Directory.Exists(Path.Combine(f.Vm.Directory, name))); // not the default place
+            await ThreePointsFixture.AssertGuestViewAsync(Path.Combine(images, "vda.qcow2"), Path.Combine(images, "vdb.raw"), 2);
+
+            // The same directory again: the files exist, so nothing is overwritten and no domain is defined.
+            var before = File.GetLastWriteTimeUtc(Path.Combine(images, "vda.qcow2"));
+            var again = await f.Backupd("restore", "--domain", f.Vm.Name, "--as-domain", other, "--images-dir", images);
+            Assert.Equal(2, again.ExitCode);
+            Assert.Contains("refusing to overwrite", again.Stderr, StringComparison.Ordinal);
+            Assert.Equal(before, File.GetLastWriteTimeUtc(Path.Combine(images, "vda.qcow2")));
+            Assert.Equal(1, (await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "dominfo", other)).ExitCode);
+        }
+        finally
+        {
+            await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "undefine", name);
+            await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "undefine", other);
+        }
+    }
+
+    [Fact]
     public async Task In_place_restores_a_shut_off_domain_and_refuses_a_running_one()
     {
         var vda = f.Vm.Disk("vda").Path;
@@ -239,10 +283,10 @@ public sealed class CatalogVmTests(ThreePointsFixture f) : IClassFixture<ThreePo
             var uuid = Guid.Parse(f.Vm.Uuid);
             var a = await original.ListPointsAsync(uuid, null, CancellationToken.None);
             var b = await rebuilt.ListPointsAsync(uuid, null, CancellationToken.None);
-            // Consistency is known to the catalog from the run; the repository has it only if the workflow attached
-            // it as metadata "consistency" (RepositoryRecords.ConsistencyMetadata), so it is compared when present.
-            Assert.Equal(a.Select(p => (p.Id, p.DomainName, p.CreatedAt, p.Files, p.TotalFileSize)), b.Select(p => (p.Id, p.DomainName, p.CreatedAt, p.Files, p.TotalFileSize)));
-            Assert.All(a.Zip(b), pair => Assert.True(pair.Second.Consistency is null || pair.Second.Consistency == pair.First.Consistency));
+            // Consistency too: the workflow attaches it to the point as repository metadata "consistency".
+            Assert.Equal(a.Select(p => (p.Id, p.DomainName, p.CreatedAt, p.Files, p.TotalFileSize, p.Consistency)),
+                b.Select(p => (p.Id, p.DomainName, p.CreatedAt, p.Files, p.TotalFileSize, p.Consistency)));
+            Assert.All(b, p => Assert.Equal("crash-consistent", p.Consistency)); // a running VM without a guest agent
             foreach (var id in f.Points)
             {
                 var da = (await original.GetPointAsync(id, CancellationToken.None))!;

@@ -73,8 +73,14 @@ public static class BackupCommand
                 await Console.Error.WriteLineAsync("backupd backup: give either --domain or --file, not both");
                 return ExitCodes.UsageOrConfig;
             }
-            if (parse.GetValue(Domain) is not null && CatalogBackupHandler.Applies(parse)) return await CatalogBackupHandler.RunAsync(parse, ct);
-            if (parse.GetValue(Domain) is not null) return await LiveBackupHandler.RunAsync(parse, ct);
+            if (parse.GetValue(Domain) is not null)
+            {
+                // Through the catalog (lock, run rows, restore point) whenever a daemon configuration exists.
+                var (useCatalog, note) = CatalogBackupHandler.Choose(parse);
+                if (useCatalog) return await CatalogBackupHandler.RunAsync(parse, ct);
+                await Console.Error.WriteLineAsync(note);
+                return await LiveBackupHandler.RunAsync(parse, ct);
+            }
             if (FileBackupHandler.Applies(parse)) return await FileBackupHandler.RunAsync(parse, ct);
             await Console.Error.WriteLineAsync("backupd backup: say what to back up: --domain NAME --to REPOSITORY_DIR, or --file PATH --to REPOSITORY_DIR (see backupd backup --help)");
             return ExitCodes.UsageOrConfig;

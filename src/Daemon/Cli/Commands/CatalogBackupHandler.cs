@@ -1,31 +1,46 @@
 using System.CommandLine;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Backupd.Daemon.Cli.Catalog;
+using Backupd.Daemon.Configuration;
 using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Runs;
 using Backupd.Daemon.Workflow;
 using Backupd.Storage.Catalog;
 using Microsoft.Extensions.Logging;
+using Npgsql;
 using Spectre.Console;
 
 namespace Backupd.Daemon.Cli.Commands;
 
 /// <summary>
-/// `backupd backup --domain NAME --to DIR --catalog`: the live backup through <see cref="BackupRunner"/>,
-/// so the run holds the catalog's domain lock (a second attempt anywhere exits 4 naming the holder)
-/// and the run, its progress and its restore point are recorded in the configured catalog.
+/// `backupd backup --domain NAME --to DIR` when a daemon configuration exists: the live backup through
+/// <see cref="BackupRunner"/>, so the run holds the catalog's domain lock (a second attempt anywhere exits 4
+/// naming the holder) and the run, its progress and its restore point are recorded in the configured catalog.
+/// `--no-catalog`, or no configuration file at all, runs repository-only (<see cref="LiveBackupHandler"/>).
 /// </summary>
 internal static class CatalogBackupHandler
 {
-    public static readonly Option<bool> Catalog = new("--catalog")
+    public static readonly Option<bool> NoCatalog = new("--no-catalog")
     {
-        Description = "Record the run and its restore point in the catalog of the daemon configuration (and take its domain lock)",
+        Description = "Do not record the run in the catalog nor take its domain lock (for when the catalog is down): repository only",
     };
 
-    public static void AddOptions(Command command) => command.Options.Add(Catalog);
+    public static void AddOptions(Command command) => command.Options.Add(NoCatalog);
 
-    public static bool Applies(ParseResult parse) => parse.GetValue(Catalog);
+    /// <summary>How `backup --domain` runs: through the catalog, or repository-only with the note to print on stderr.</summary>
+    public static (bool UseCatalog, string? Note) Choose(ParseResult parse) =>
+        Choose(parse, Environment.GetEnvironmentVariable(ConfigLoader.EnvironmentVariable), File.Exists);
+
+    /// <summary><see cref="Choose(ParseResult)"/> with the environment and the file system given (for tests).</summary>
+    internal static (bool UseCatalog, string? Note) Choose(ParseResult parse, string? environmentConfig, Func<string, bool> fileExists)
+    {
+        if (parse.GetValue(NoCatalog))
+            return (false, "backupd backup: --no-catalog: this run is not recorded in the catalog and takes no domain lock (`backupd catalog rebuild --repository DIR` adds its restore point later)");
+        // Named explicitly (--config or the environment: errors in it are errors), or present at the default path.
+        if (parse.GetValue(GlobalOptions.Config) is not null || environmentConfig is not null || fileExists(ConfigLoader.DefaultPath))
+            return (true, null);
+        return (false, $"backupd backup: no configuration ({ConfigLoader.DefaultPath} or ${ConfigLoader.EnvironmentVariable}): this run is not recorded in a catalog");
+    }
 
     public static Task<int> RunAsync(ParseResult parse, CancellationToken ct) => CatalogCli.GuardAsync(parse, async () =>
     {
@@ -36,10 +51,22 @@ internal static class CatalogBackupHandler
             throw new CliFailureException(ExitCodes.UsageOrConfig, "--domain needs --to REPOSITORY_DIR (where the restore point goes)");
         var config = GlobalOptions.LoadConfig(parse);
         // Like the daemon at start: safe to run concurrently, a no-op when the schema is current.
-        await CatalogMigrator.MigrateAsync(config.CatalogConnectionString, ct);
+        // An unreachable catalog stops the run here, before the VM is touched.
+        try { await CatalogMigrator.MigrateAsync(config.CatalogConnectionString, ct); }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            throw new CliFailureException(ExitCodes.Failed, $"the catalog at {Describe(config.CatalogConnectionString)} is unreachable ({e.Message}); " +
+                "nothing was done. Fix 'catalog-connection' or PostgreSQL, or run with --no-catalog to back up into the repository only (not recorded, no domain lock)");
+        }
         await using var store = new CatalogStore(config.CatalogConnectionString);
         using var loggers = CliLogging.Create();
-        using var hypervisor = LibvirtHypervisor.Open(config.LibvirtUri);
+        LibvirtHypervisor hypervisor;
+        try { hypervisor = LibvirtHypervisor.Open(config.LibvirtUri); }
+        catch (LibvirtException e) { throw new CliFailureException(ExitCodes.Failed, $"cannot connect to libvirt at {config.LibvirtUri}: {e.LibvirtMessage}"); }
+        using var _ = hypervisor;
+        // A signal cancels the copy; the workflow still merges the overlays back, then the run is recorded.
+        using var signals = new SignalGuard(ct);
+        ct = signals.Token;
         ProgressTask? bar = null;
         var workflow = new WorkflowDomainBackup(hypervisor, new QemuImg(), BackupCommand.WithBandwidth(parse, LiveBackupSettings.From(config).ToOptions()), to, loggers.CreateLogger("backupd.backup"))
         {
@@ -79,29 +106,54 @@ internal static class CatalogBackupHandler
         {
             throw new CliFailureException(LiveBackupHandler.ExitFor(e.Kind), e.Message);
         }
-        catch (BackupFailedException) when (json && workflow.LastResult is not null)
+        catch (BackupFailedException e) when (workflow.LastResult is not null)
         {
-            Write(workflow.LastResult, null);
-            throw;
+            // The workflow's own result says what happened per disk: print it once (not the generic error object too).
+            if (json) Write(workflow.LastResult, workflow.LastRunId);
+            else PrintSummary(workflow.LastResult, workflow.LastRunId);
+            await Console.Error.WriteLineAsync($"backupd: {e.Message}");
+            return e.NeedsAttention ? ExitCodes.NeedsAttention : ExitCodes.Failed;
         }
 
-        if (json)
-        {
-            Write(workflow.LastResult!, result.RunId);
-        }
+        if (json) Write(workflow.LastResult!, result.RunId);
         else
         {
-            var r = workflow.LastResult!;
-            AnsiConsole.MarkupLine($"catalog run [bold]{result.RunId}[/] of [bold]{Markup.Escape(result.Target.Name)}[/]: [green]succeeded[/]{(r.Consistency is null ? "" : $", {r.Consistency}")}");
-            AnsiConsole.MarkupLine($"restore point: {Markup.Escape(result.Point.PointId)} in {Markup.Escape(result.Point.Repository)}");
+            PrintSummary(workflow.LastResult!, result.RunId);
+            AnsiConsole.MarkupLine($"restore point: {Markup.Escape(result.Point.PointId)} in {Markup.Escape(result.Point.Repository)} (recorded in the catalog)");
             AnsiConsole.MarkupLine($"read {CatalogCli.Size(result.Stats.BytesRead)}, wrote {CatalogCli.Size(result.Stats.BytesWritten)}; copy {CatalogCli.Duration(result.Stats.CopyTime)}, " +
                 $"overlay lived {CatalogCli.Duration(result.Stats.OverlayLifetime)}, commit {CatalogCli.Duration(result.Stats.CommitTime)}");
-            foreach (var s in r.Skipped) AnsiConsole.MarkupLine($"skipped {Markup.Escape(s.Target)}: {Markup.Escape(s.Reason)}");
         }
         return ExitCodes.Ok;
     });
 
-    /// <summary>The workflow's JSON result (same shape as without --catalog), plus the catalog run id.</summary>
+    /// <summary>Host, port and database of a connection string: enough to find the server, never the password.</summary>
+    internal static string Describe(string connectionString)
+    {
+        try
+        {
+            var b = new NpgsqlConnectionStringBuilder(connectionString);
+            return $"{b.Host ?? "localhost"}:{b.Port} database '{b.Database ?? b.Username ?? "?"}'";
+        }
+        catch (ArgumentException)
+        {
+            return "the configured 'catalog-connection' (not a valid connection string)";
+        }
+    }
+
+    private static void PrintSummary(BackupResult r, long? catalogRunId)
+    {
+        var color = r.Outcome == RunOutcome.Succeeded ? "green" : "red";
+        AnsiConsole.MarkupLine($"catalog run [bold]{(catalogRunId?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?")}[/] of [bold]{Markup.Escape(r.Domain)}[/]: " +
+            $"[{color}]{Kebab(r.Outcome)}[/]{(r.Consistency is { } c ? $", {Kebab(c)}" : "")}");
+        if (r.Error is not null) AnsiConsole.MarkupLine($"error: {Markup.Escape(r.Error)}");
+        foreach (var d in r.Disks.Where(d => !d.BackOnBase)) AnsiConsole.MarkupLine($"[red]{Markup.Escape(d.Target)} is NOT back on its base image[/]: {Markup.Escape(d.Problem ?? "")}");
+        foreach (var s in r.Skipped) AnsiConsole.MarkupLine($"skipped {Markup.Escape(s.Target)}: {Markup.Escape(s.Reason)}");
+    }
+
+    /// <summary>The words the JSON uses (crash-consistent, needs-attention), not the C# enum names.</summary>
+    internal static string Kebab<T>(T value) where T : struct, Enum => JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
+
+    /// <summary>The workflow's JSON result (same shape as with --no-catalog), plus the catalog run id.</summary>
     private static void Write(BackupResult result, long? catalogRunId)
     {
         var node = JsonSerializer.SerializeToNode(result, LiveBackupHandler.JsonOptions)!.AsObject();

@@ -9,7 +9,7 @@ using Spectre.Console;
 namespace Backupd.Daemon.Cli.Commands;
 
 /// <summary>
-/// `backupd restore --domain NAME [--point ID | --at TIME] [--disk vda]... (--to DIR [--flatten] | --as-domain NEW | --in-place --force)`:
+/// `backupd restore --domain NAME [--point ID | --at TIME] [--disk vda]... (--to DIR [--flatten] | --as-domain NEW [--images-dir DIR] | --in-place --force)`:
 /// finds the point in the catalog, reads it from its repository. Shares --point and --to with the file form.
 /// </summary>
 internal static class DomainRestoreHandler
@@ -19,13 +19,14 @@ internal static class DomainRestoreHandler
     public static readonly Option<string[]> Disk = new("--disk") { Description = "Only this disk (repeatable; default: every disk of the point)" };
     public static readonly Option<bool> Flatten = new("--flatten") { Description = "One standalone image per disk instead of the chain" };
     public static readonly Option<string?> AsDomain = new("--as-domain") { Description = "Define a new domain NEWNAME from the saved XML using the restored images (not started)" };
+    public static readonly Option<string?> ImagesDir = new("--images-dir") { Description = "With --as-domain: write the new domain's images into DIR (created if missing; nothing in it is overwritten). Default: NEWNAME/ beside the original first disk image" };
     public static readonly Option<bool> InPlace = new("--in-place") { Description = "Put the point's images back where they were taken from (shut-off domain only; needs --force)" };
     public static readonly Option<bool> Force = new("--force") { Description = "Confirm --in-place" };
     public static readonly Option<bool> KeepOld = new("--keep-old") { Description = "With --in-place: keep the replaced images as *.before-restore-TIME" };
 
     public static void AddOptions(Command command)
     {
-        foreach (var option in new Option[] { Domain, At, Disk, Flatten, AsDomain, InPlace, Force, KeepOld })
+        foreach (var option in new Option[] { Domain, At, Disk, Flatten, AsDomain, ImagesDir, InPlace, Force, KeepOld })
             command.Options.Add(option);
     }
 
@@ -62,7 +63,7 @@ internal static class DomainRestoreHandler
         {
             using var hypervisor = LibvirtHypervisor.Open(config.LibvirtUri);
             outcome = asDomain is not null
-                ? await RepositoryCli.WithProgressAsync(label, total, json, p => restore.AsDomainAsync(hypervisor, point.Id, detail.DomainXml, plan, asDomain, flatten, p, ct))
+                ? await RepositoryCli.WithProgressAsync(label, total, json, p => restore.AsDomainAsync(hypervisor, point.Id, detail.DomainXml, plan, asDomain, flatten, parse.GetValue(ImagesDir), p, ct))
                 : await RepositoryCli.WithProgressAsync(label, total, json, p => restore.InPlaceAsync(hypervisor, domain.Uuid, point.Id, plan, parse.GetValue(KeepOld), p, ct));
         }
         Print(outcome, domain, json);
@@ -82,6 +83,8 @@ internal static class DomainRestoreHandler
             throw new CliFailureException(ExitCodes.UsageOrConfig, "--in-place replaces the domain's current images: add --force to confirm (the domain must be shut off)");
         if (flatten && inPlace)
             throw new CliFailureException(ExitCodes.UsageOrConfig, "--flatten applies to --to and --as-domain; --in-place restores the chain as it was");
+        if (parse.GetValue(ImagesDir) is not null && asDomain is null)
+            throw new CliFailureException(ExitCodes.UsageOrConfig, "--images-dir only applies to --as-domain (--to DIR already names where the files go)");
         if (parse.GetValue(KeepOld) && !inPlace)
             throw new CliFailureException(ExitCodes.UsageOrConfig, "--keep-old only applies to --in-place");
     }
