@@ -23,4 +23,13 @@ public sealed class CommandTreeTests
         foreach (var name in names)
             Assert.Contains($"backupd {name}", doc, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("backup", "--domain", "vm1", "--to", "/tmp/r", "--bandwidth", "fast")]
+    [InlineData("no-such-command")]
+    [InlineData("doctor", "--no-such-option")]
+    public async Task Usage_errors_exit_with_code_2(params string[] args)
+    {
+        Assert.Equal(ExitCodes.UsageOrConfig, await CommandTree.RunAsync(args));
+    }
 }

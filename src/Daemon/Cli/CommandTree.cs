@@ -15,6 +15,15 @@ public static class CommandTree
     {
         var root = Build();
         var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            // Bad usage changes nothing and gets its own documented exit code (System.CommandLine would say 1).
+            foreach (var error in parse.Errors)
+                await Console.Error.WriteLineAsync($"backupd: {error.Message}");
+            var command = parse.CommandResult.Command == root ? "" : $" {parse.CommandResult.Command.Name}";
+            await Console.Error.WriteLineAsync($"see 'backupd{command} --help'");
+            return ExitCodes.UsageOrConfig;
+        }
         try
         {
             // Our own handler below maps configuration errors to exit code 2; anything else is a crash with a stack trace.
