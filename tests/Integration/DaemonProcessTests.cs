@@ -19,7 +19,7 @@ public sealed class DaemonProcessTests(PostgresDatabase database) : IClassFixtur
         try
         {
             Assert.Equal("READY=1", await notify.ReceiveAsync(TimeSpan.FromSeconds(60)));
-            await WaitUntilAsync(() => output.Any(l => l.Contains("backupd daemon started", StringComparison.Ordinal)), TimeSpan.FromSeconds(60));
+            await Eventually.WaitUntilAsync(() => output.Any(l => l.Contains("backupd daemon started", StringComparison.Ordinal)), TimeSpan.FromSeconds(60), "the start log line", output);
 
             await Tools.RunAsync("kill", "-TERM", process.Id.ToString(CultureInfo.InvariantCulture));
 
@@ -32,16 +32,6 @@ public sealed class DaemonProcessTests(PostgresDatabase database) : IClassFixtur
         finally
         {
             if (!process.HasExited) process.Kill(entireProcessTree: true);
-        }
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan limit)
-    {
-        var deadline = DateTime.UtcNow + limit;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"condition not met within {limit}");
-            await Task.Delay(50);
         }
     }
 }

@@ -5,6 +5,7 @@ using Backupd.Daemon.Workflow;
 using Backupd.Storage.Catalog;
 using Backupd.Storage.Repository;
 using Backupd.Integration.Fixtures;
+using static Backupd.Integration.Fixtures.Eventually;
 
 namespace Backupd.Integration;
 
@@ -20,17 +21,6 @@ public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixt
         if (!File.Exists(Path.Combine(repository, "repository.json"))) return 0;
         using var repo = BackupRepository.Open(repository);
         return repo.ListPoints().Count;
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan limit, string what, ConcurrentQueue<string> output)
-    {
-        var deadline = DateTime.UtcNow + limit;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-                throw new TimeoutException($"waited {limit.TotalSeconds}s for {what}; daemon output:\n{string.Join('\n', output.TakeLast(40))}");
-            await Task.Delay(100);
-        }
     }
 
     [Fact]
