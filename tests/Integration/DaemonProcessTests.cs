@@ -11,11 +11,8 @@ public sealed class DaemonProcessTests(PostgresDatabase database) : IClassFixtur
     {
         using var config = new TempConfig(database.ConnectionString);
         using var notify = new NotifySocket();
-        using var process = Process.Start(BackupdProcess.StartInfo(
-            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path }, "--config", config.Path, "daemon"))!;
-        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
-        process.BeginOutputReadLine();
+        using var process = BackupdProcess.StartCollecting(
+            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path }, out var output, "--config", config.Path, "daemon");
         try
         {
             Assert.Equal("READY=1", await notify.ReceiveAsync(TimeSpan.FromSeconds(60)));

@@ -34,13 +34,8 @@ public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixt
         await File.WriteAllTextAsync(policyFile, $"name: fast\ndomains: [{vm.Name}]\nschedule: every 5s\nrepository: {repository}\nretention: {{keep-last: 2}}\nverify: {{after-backup: true}}\n");
 
         using var notify = new NotifySocket();
-        using var process = Process.Start(BackupdProcess.StartInfo(
-            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path }, "--config", config.Path, "daemon"))!;
-        var output = new ConcurrentQueue<string>();
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        using var process = BackupdProcess.StartCollecting(
+            new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path }, out var output, "--config", config.Path, "daemon");
         try
         {
             Assert.Equal("READY=1", await notify.ReceiveAsync(TimeSpan.FromSeconds(60)));
@@ -108,13 +103,8 @@ public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixt
         async Task<ConcurrentQueue<string>> RunDaemonAsync(Func<ConcurrentQueue<string>, Task> whileRunning)
         {
             using var notify = new NotifySocket();
-            using var process = Process.Start(BackupdProcess.StartInfo(
-                new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path }, "--config", config.Path, "daemon"))!;
-            var output = new ConcurrentQueue<string>();
-            process.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
-            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
+            using var process = BackupdProcess.StartCollecting(
+                new Dictionary<string, string> { ["NOTIFY_SOCKET"] = notify.Path }, out var output, "--config", config.Path, "daemon");
             try
             {
                 Assert.Equal("READY=1", await notify.ReceiveAsync(TimeSpan.FromSeconds(60)));

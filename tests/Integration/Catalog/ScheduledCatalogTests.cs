@@ -24,12 +24,7 @@ public sealed class ScheduledCatalogTests(PostgresDatabase database) : IClassFix
             $"name: fast\ndomains: [{vm.Name}]\nschedule: every 5s\nrepository: {repository}\nretention:\n  keep-last: 2\nverify:\n  after-backup: true\n");
         var uuid = Guid.Parse(vm.Uuid);
         await CatalogMigrator.MigrateAsync(database.ConnectionString, CancellationToken.None); // the daemon does too; the test reads before it may have
-        var output = new ConcurrentQueue<string>();
-        using var daemon = Process.Start(BackupdProcess.StartInfo(null, "--config", config.Path, "daemon"))!;
-        daemon.OutputDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
-        daemon.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
-        daemon.BeginOutputReadLine();
-        daemon.BeginErrorReadLine();
+        using var daemon = BackupdProcess.StartCollecting(null, out var output, "--config", config.Path, "daemon");
         await using var store = new CatalogStore(database.ConnectionString);
         try
         {

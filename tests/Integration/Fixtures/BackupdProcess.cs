@@ -29,6 +29,19 @@ public static class BackupdProcess
         return info;
     }
 
+    /// <summary>Starts backupd (e.g. the daemon) and collects every stdout and stderr line into <paramref name="output"/>.</summary>
+    public static Process StartCollecting(IDictionary<string, string>? environment, out System.Collections.Concurrent.ConcurrentQueue<string> output, params string[] args)
+    {
+        var process = Process.Start(StartInfo(environment, args))!;
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lines.Enqueue(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lines.Enqueue(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        output = lines;
+        return process;
+    }
+
     public static Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(params string[] args) => RunAsync(null, args);
 
     public static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(IDictionary<string, string>? environment, params string[] args)
