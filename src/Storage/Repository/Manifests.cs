@@ -1,24 +1,19 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 
 namespace Backupd.Storage.Repository;
 
 /// <summary>The JSON documents of the repository (docs/repository-format.md). Field names are part of the format.</summary>
 internal static class Json
 {
-    public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
-    {
-        WriteIndented = true,
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    };
-
-    public static byte[] Serialize<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, Options);
+    public static byte[] Serialize<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, Info<T>());
 
     public static T Read<T>(string path)
     {
         try
         {
-            return JsonSerializer.Deserialize<T>(File.ReadAllBytes(path), Options)
+            return JsonSerializer.Deserialize(File.ReadAllBytes(path), Info<T>())
                 ?? throw new RepositoryCorruptException($"{path}: empty document");
         }
         catch (JsonException e)
@@ -26,6 +21,21 @@ internal static class Json
             throw new RepositoryCorruptException($"{path}: not a valid {typeof(T).Name} document: {e.Message}", e);
         }
     }
+
+    // Source-generated metadata: reflection-based serialization JIT-compiles ~150 methods per process
+    // (~0.1 CPU-s on every `backupd backup`, measured with DOTNET_PerfMapEnabled).
+    private static JsonTypeInfo<T> Info<T>() =>
+        RepositoryJsonContext.Default.GetTypeInfo(typeof(T)) as JsonTypeInfo<T>
+        ?? throw new InvalidOperationException($"{typeof(T).Name} is not a repository document");
+}
+
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(RepositoryDocument))]
+[JsonSerializable(typeof(GroupDocument))]
+[JsonSerializable(typeof(PointDocument))]
+[JsonSerializable(typeof(JournalDocument))]
+internal sealed partial class RepositoryJsonContext : JsonSerializerContext
+{
 }
 
 internal sealed record RepositoryDocument(string Format, int Version, DateTimeOffset CreatedAt, string KeyFile, string HashAlgorithm, int DefaultBlockSize)

@@ -21,16 +21,19 @@ internal sealed class ScanChunk(int chunkBytes, int maxBlocks)
 }
 
 /// <summary>
-/// Reads a file once, front to back, in fixed windows, skipping holes with SEEK_DATA/SEEK_HOLE, while hashing
-/// blocks on every core: one task reads the next window while the previous one is hashed in parallel and
-/// handed to the consumer. Memory: three window buffers (8 MiB each, or one block if larger).
+/// Reads a file once, front to back, in fixed windows, skipping holes with SEEK_DATA/SEEK_HOLE. Within a
+/// window every core reads a piece and hashes it straight away, while the piece is still in that core's
+/// cache (a separate reader thread would copy the data through memory once more and compete with the
+/// hashers for the two cores); the consumer handles the previous window meanwhile.
+/// Memory: three window buffers (8 MiB each, or one block if larger).
 /// </summary>
 internal static class SourceScan
 {
     private const int ChunkBytes = 8 << 20;
+    private const int PieceBytes = 1 << 20;
     private const int Buffers = 3;
 
-    /// <param name="throttle">Awaited with the byte count before each read (a bandwidth limit); holes cost nothing.</param>
+    /// <param name="throttle">Awaited with the byte count of each window's data before it is read (a bandwidth limit); holes cost nothing.</param>
     public static async Task<long> RunAsync(SafeFileHandle file, long length, int blockSize, BlockHasher hasher, Action<ScanChunk> consume, CancellationToken ct,
         Func<long, CancellationToken, ValueTask>? throttle = null)
     {
@@ -44,7 +47,7 @@ internal static class SourceScan
         }
         long bytesRead = 0;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var reader = Task.Run(async () =>
+        var producer = Task.Run(async () =>
         {
             try
             {
@@ -55,27 +58,10 @@ internal static class SourceScan
                     chunk.Offset = window;
                     chunk.Length = (int)Math.Min(chunkBytes, length - window);
                     chunk.Blocks = (chunk.Length + blockSize - 1) / blockSize;
-                    Array.Fill(chunk.Hole, true, 0, chunk.Blocks);
-                    var end = window + chunk.Length;
-                    foreach (var (dataStart, dataEnd) in extents.Within(window, end))
-                    {
-                        // Whole blocks around the data: a block is either read completely or known to be zero.
-                        var from = Math.Max(window, dataStart / blockSize * blockSize);
-                        var to = Math.Min(end, (dataEnd + blockSize - 1) / blockSize * blockSize);
-                        var firstBlock = (int)((from - window) / blockSize);
-                        var lastBlock = (int)((to - window + blockSize - 1) / blockSize);
-                        if (!chunk.Hole[firstBlock])
-                        {
-                            from = window + ((long)(firstBlock + 1) * blockSize); // already read with the previous extent
-                        }
-                        if (from < to)
-                        {
-                            if (throttle is not null) await throttle(to - from, stop.Token);
-                            ReadExactly(file, chunk.Data.AsSpan((int)(from - window), (int)(to - from)), from, length);
-                            bytesRead += to - from;
-                        }
-                        Array.Fill(chunk.Hole, false, firstBlock, lastBlock - firstBlock);
-                    }
+                    var dataBytes = MarkHoles(chunk, extents, blockSize);
+                    if (throttle is not null && dataBytes > 0) await throttle(dataBytes, stop.Token);
+                    ReadAndHash(file, length, chunk, blockSize, hasher);
+                    bytesRead += dataBytes;
                     await full.Writer.WriteAsync(chunk, stop.Token);
                 }
                 full.Writer.Complete();
@@ -90,7 +76,6 @@ internal static class SourceScan
         {
             await foreach (var chunk in full.Reader.ReadAllAsync(ct))
             {
-                HashBlocks(chunk.Data, chunk.Length, blockSize, hasher, chunk.Zero, chunk.Tags, chunk.Hole);
                 consume(chunk);
                 await free.Writer.WriteAsync(chunk, ct);
             }
@@ -100,13 +85,78 @@ internal static class SourceScan
             await stop.CancelAsync();
             try
             {
-                await reader;
+                await producer;
             }
             catch (OperationCanceledException)
             {
             }
         }
         return Interlocked.Read(ref bytesRead);
+    }
+
+    /// <summary>
+    /// Marks the blocks of the window that hold no data. Whole blocks around the data: a block is either read
+    /// completely or known to be zero. Returns the bytes to read.
+    /// </summary>
+    private static long MarkHoles(ScanChunk chunk, DataExtents extents, int blockSize)
+    {
+        Array.Fill(chunk.Hole, true, 0, chunk.Blocks);
+        var window = chunk.Offset;
+        var end = window + chunk.Length;
+        foreach (var (dataStart, dataEnd) in extents.Within(window, end))
+        {
+            var firstBlock = (int)((dataStart - window) / blockSize);
+            var lastBlock = (int)((dataEnd - window + blockSize - 1) / blockSize);
+            Array.Fill(chunk.Hole, false, firstBlock, lastBlock - firstBlock);
+        }
+        long bytes = 0;
+        for (var i = 0; i < chunk.Blocks; i++)
+        {
+            if (!chunk.Hole[i])
+            {
+                bytes += Math.Min(blockSize, chunk.Length - ((long)i * blockSize));
+            }
+        }
+        return bytes;
+    }
+
+    /// <summary>Reads the data blocks of the window and sets every block's zero flag and tag; pieces in parallel.</summary>
+    private static void ReadAndHash(SafeFileHandle file, long length, ScanChunk chunk, int blockSize, BlockHasher hasher)
+    {
+        var blocksPerPiece = Math.Max(1, PieceBytes / blockSize);
+        var pieces = (chunk.Blocks + blocksPerPiece - 1) / blocksPerPiece;
+        void Piece(int piece)
+        {
+            var first = piece * blocksPerPiece;
+            var last = Math.Min(chunk.Blocks, first + blocksPerPiece);
+            for (var i = first; i < last;)
+            {
+                if (chunk.Hole[i])
+                {
+                    i++;
+                    continue;
+                }
+                var run = i;
+                while (run < last && !chunk.Hole[run])
+                {
+                    run++;
+                }
+                var from = i * blockSize;
+                var to = Math.Min(run * blockSize, chunk.Length);
+                ReadExactly(file, chunk.Data.AsSpan(from, to - from), chunk.Offset + from, length);
+                i = run;
+            }
+            HashRange(chunk.Data, chunk.Length, blockSize, hasher, chunk.Zero, chunk.Tags, chunk.Hole, first, last, step: 1);
+        }
+        if (pieces <= 1 || Environment.ProcessorCount <= 1)
+        {
+            for (var p = 0; p < pieces; p++)
+            {
+                Piece(p);
+            }
+            return;
+        }
+        Parallel.For(0, pieces, Piece);
     }
 
     private static void ReadExactly(SafeFileHandle file, Span<byte> span, long offset, long length)
@@ -128,27 +178,28 @@ internal static class SourceScan
     {
         var blocks = (length + blockSize - 1) / blockSize;
         var workers = Math.Min(Environment.ProcessorCount, blocks);
-        void Range(int part)
-        {
-            for (var i = part; i < blocks; i += workers)
-            {
-                if (hole is not null && hole[i])
-                {
-                    zero[i] = true;
-                    tags[i] = default;
-                    continue;
-                }
-                var span = data.AsSpan(i * blockSize, Math.Min(blockSize, length - (i * blockSize)));
-                zero[i] = BlockHasher.IsZero(span);
-                tags[i] = zero[i] ? default : hasher.Hash(span);
-            }
-        }
         if (workers <= 1)
         {
-            Range(0);
+            HashRange(data, length, blockSize, hasher, zero, tags, hole, 0, blocks, step: 1);
             return;
         }
-        Parallel.For(0, workers, Range);
+        Parallel.For(0, workers, part => HashRange(data, length, blockSize, hasher, zero, tags, hole, part, blocks, step: workers));
+    }
+
+    private static void HashRange(byte[] data, int length, int blockSize, BlockHasher hasher, bool[] zero, UInt128[] tags, bool[]? hole, int first, int end, int step)
+    {
+        for (var i = first; i < end; i += step)
+        {
+            if (hole is not null && hole[i])
+            {
+                zero[i] = true;
+                tags[i] = default;
+                continue;
+            }
+            var span = data.AsSpan(i * blockSize, Math.Min(blockSize, length - (i * blockSize)));
+            zero[i] = BlockHasher.IsZero(span);
+            tags[i] = zero[i] ? default : hasher.Hash(span);
+        }
     }
 }
 
