@@ -6,10 +6,13 @@ using Microsoft.Extensions.Logging;
 namespace Backupd.Daemon.Runs;
 
 /// <summary>The live workflow failed after preflight; the guest is back on its base images.</summary>
-public sealed class BackupFailedException(string message, bool needsAttention) : Exception(message)
+public sealed class BackupFailedException(string message, bool needsAttention, bool interrupted = false) : Exception(message)
 {
     /// <summary>An overlay could not be merged back (exit code NeedsAttention).</summary>
     public bool NeedsAttention { get; } = needsAttention;
+
+    /// <summary>Stopped by cancellation (a signal, the daemon stopping) with the disks back on their base: recorded `interrupted`.</summary>
+    public bool Interrupted { get; } = interrupted;
 }
 
 /// <summary>
@@ -56,7 +59,8 @@ public sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool imag
         var result = await workflow.RunAsync(new Workflow.BackupRequest(target.Uuid.ToString(), IncludeDisks, ExcludeDisks, Quiesce), ct);
         LastResult = result;
         if (result.Outcome != RunOutcome.Succeeded || repository.LastCommitted is null)
-            throw new BackupFailedException(result.Error ?? $"backup of '{target.Name}' ended {result.Outcome}", result.Outcome == RunOutcome.NeedsAttention);
+            throw new BackupFailedException(result.Error ?? $"backup of '{target.Name}' ended {result.Outcome}", result.Outcome == RunOutcome.NeedsAttention,
+                interrupted: result.Outcome == RunOutcome.Failed && ct.IsCancellationRequested);
 
         var stats = new RunStats(
             result.Disks.Sum(d => d.BytesRead), result.Disks.Sum(d => d.BytesWritten), result.CopyTime, result.OverlayLifetime, result.CommitTime,
