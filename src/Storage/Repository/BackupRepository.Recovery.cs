@@ -103,6 +103,10 @@ public sealed partial class BackupRepository
 
     private void FinishDelete(string groupId, JournalDocument journal)
     {
+        foreach (var r in journal.Rollbacks ?? [])
+        {
+            RollMirrorBack(groupId, r);
+        }
         foreach (var m in journal.Merges)
         {
             if (m.MergeInto is not null)
@@ -127,9 +131,47 @@ public sealed partial class BackupRepository
     }
 
     /// <summary>
+    /// Turns a mirror back into the previous version once the newest version's point is gone: its undo record
+    /// is applied in place (writing the same bytes again is harmless, so a crash here is finished by the next
+    /// Open), the mirror is read once to rebuild its signature, checked against the previous version's digest,
+    /// and only then is the record removed.
+    /// </summary>
+    private void RollMirrorBack(string groupId, JournalRollback r)
+    {
+        var undoPath = _layout.Undo(groupId, r.FileKey, r.UndoName);
+        if (!File.Exists(undoPath))
+        {
+            return; // finished before a crash
+        }
+        var mirrorPath = _layout.Mirror(groupId, r.FileKey);
+        using (var undo = OpenRead(undoPath))
+        using (var mirror = File.OpenHandle(mirrorPath, FileMode.Open, FileAccess.ReadWrite, FileShare.Read))
+        {
+            var target = new HandleFile(mirror);
+            UndoRecord.Apply(undo, target);
+            target.Flush();
+        }
+        var signature = ReadVersion(new VersionReader(mirrorPath, []), r.BlockSize, null, null, CancellationToken.None);
+        if (signature.Digest() != r.Digest)
+        {
+            throw new RepositoryCorruptException(
+                $"'{r.FileKey}' in group {groupId}: after removing its newest version the mirror has digest {signature.Digest()}, but version {r.UndoName} recorded {r.Digest}; the undo record {undoPath} is kept (run verify)");
+        }
+        var pending = _layout.PendingSignature(groupId, r.FileKey, r.UndoName);
+        using (var output = new FileStream(pending, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+        {
+            SignatureFormat.Write(signature, output);
+            output.Flush(flushToDisk: true);
+        }
+        Durable.Rename(pending, _layout.Signature(groupId, r.FileKey));
+        Fault("rollback-signed");
+        Durable.Delete(undoPath);
+    }
+
+    /// <summary>
     /// Deletes a restore point. A file version only it referenced goes away: the oldest version by dropping its
-    /// undo record, a middle one by merging its undo record into the next older one. The newest version of a
-    /// file (the mirror) cannot be removed while older versions exist: that point is refused.
+    /// undo record, a middle one by merging its undo record into the next older one, the newest one (the
+    /// mirror) by applying the previous version's undo record to the mirror after the point is gone.
     /// </summary>
     public void DeletePoint(string pointId)
     {
@@ -145,6 +187,7 @@ public sealed partial class BackupRepository
         var remaining = points.Where(p => p.PointId != pointId).ToList();
         var merges = new List<JournalMerge>();
         var removeFiles = new List<JournalFile>();
+        var rollbacks = new List<JournalRollback>();
         foreach (var f in doc.Files)
         {
             if (remaining.Any(p => p.Files.Any(x => x.FileKey == f.FileKey && x.VersionId == f.VersionId)))
@@ -159,14 +202,29 @@ public sealed partial class BackupRepository
             }
             else if (j == chain.Count - 1)
             {
-                throw new RepositoryException($"restore point {pointId} holds the newest version of '{f.FileKey}' (the mirror) and older versions exist: delete older points, or back up again first");
+                var previous = chain[j - 1];
+                rollbacks.Add(new JournalRollback(f.FileKey, previous.VersionId, previous.Digest, previous.BlockSize));
             }
             else
             {
                 merges.Add(new JournalMerge(f.FileKey, chain[j].VersionId, j == 0 ? null : chain[j - 1].VersionId));
             }
         }
-        var journal = new JournalDocument(JournalDocument.Delete, pointId, removeFiles, merges);
+        foreach (var r in rollbacks)
+        {
+            // The mirror is rewritten from this record once the point is gone: a damaged record must stop the deletion now.
+            var path = _layout.Undo(g, r.FileKey, r.UndoName);
+            try
+            {
+                using var record = OpenRead(path);
+                UndoRecord.Verify(record);
+            }
+            catch (CorruptDataException e)
+            {
+                throw new RepositoryCorruptException($"cannot delete {pointId}: {path} is damaged, so the previous version of '{r.FileKey}' cannot be restored into the mirror: {e.Message}", e);
+            }
+        }
+        var journal = new JournalDocument(JournalDocument.Delete, pointId, removeFiles, merges, rollbacks.Count > 0 ? rollbacks : null);
         Durable.WriteFile(_layout.Journal(g), Json.Serialize(journal));
         try
         {

@@ -81,8 +81,14 @@ internal sealed record JournalFile(string FileKey, bool HadMirror, string? UndoN
 /// <summary>One undo-record change of a deletion: remove undo(Remove), after merging it into undo(MergeInto) when given.</summary>
 internal sealed record JournalMerge(string FileKey, string Remove, string? MergeInto);
 
+/// <summary>
+/// One mirror of a deletion of its newest version: apply undo(UndoName) to the mirror, which then holds the
+/// previous version (whose digest must be Digest), re-sign it, remove the record. Idempotent until the record is gone.
+/// </summary>
+internal sealed record JournalRollback(string FileKey, string UndoName, string Digest, int BlockSize);
+
 /// <summary>The in-progress update of a group; present only while an update runs (or after a crash).</summary>
-internal sealed record JournalDocument(string Operation, string PointId, List<JournalFile> Files, List<JournalMerge> Merges)
+internal sealed record JournalDocument(string Operation, string PointId, List<JournalFile> Files, List<JournalMerge> Merges, List<JournalRollback>? Rollbacks = null)
 {
     public const string Backup = "backup";
     public const string Delete = "delete";

@@ -132,4 +132,34 @@ public class CrashSafetyTests
         }
         Assert.True((await repo.VerifyAsync(null, null, null, CancellationToken.None)).Ok);
     }
+
+    [Theory]
+    [InlineData("delete-journal-written", false)]
+    [InlineData("manifest-deleted", true)]
+    [InlineData("rollback-signed", true)]
+    public async Task Deletion_of_the_newest_point_interrupted_at_any_phase_leaves_every_other_point_intact(string phase, bool deleted)
+    {
+        using var t = new TempRepository();
+        var v = new List<byte[]> { TempRepository.Content(5, 20, 9) };
+        v.Add(TempRepository.Edit(6, v[0], TestFiles.Edit.Grow));
+        v.Add(TempRepository.Edit(7, v[1], TestFiles.Edit.Relocate));
+        var points = new List<RestorePointInfo>();
+        foreach (var x in v)
+        {
+            points.Add(await t.BackupAsync("g", ("f", x)));
+        }
+        t.Repo.FaultHook = CrashAt(phase, 1);
+        Assert.Throws<SimulatedCrashException>(() => t.Repo.DeletePoint(points[2].PointId));
+
+        var repo = t.Reopen();
+        Assert.Equal(deleted ? 2 : 3, repo.ListPoints().Count);
+        for (var i = 0; i < (deleted ? 2 : 3); i++)
+        {
+            Assert.Equal(v[i], await t.RestoreAsync(points[i].PointId, "f"));
+        }
+        Assert.True((await repo.VerifyAsync(null, null, null, CancellationToken.None)).Ok);
+        var next = await t.BackupAsync("g", ("f", v[0]));
+        Assert.Equal(v[0], await t.RestoreAsync(next.PointId, "f"));
+        Assert.Equal(v[1], await t.RestoreAsync(points[1].PointId, "f"));
+    }
 }

@@ -8,7 +8,8 @@ public class RepositoryPropertyTests
 {
     /// <summary>
     /// Random histories: several backups of two files with random edits (one file sometimes left out and carried
-    /// over), then random deletions of non-newest points; every remaining point restores exactly and verifies.
+    /// over), then random deletions of any points (the newest too) and one more backup; every remaining point restores
+    /// exactly and verifies.
     /// </summary>
     [Fact]
     public void Any_history_of_backups_and_deletions_restores_every_remaining_point_exactly()
@@ -38,10 +39,13 @@ public class RepositoryPropertyTests
             }
             for (var d = 0; d < deletions && expected.Count > 1; d++)
             {
-                var victim = rng.Next(expected.Count - 1); // never the newest
+                var victim = rng.Next(expected.Count); // the newest too: its mirror goes back one version
                 t.Repo.DeletePoint(expected[victim].Point.PointId);
                 expected.RemoveAt(victim);
             }
+            // The repository keeps working after any deletion: one more backup of a, b carried over.
+            var nextA = TestFiles.Apply(rng, expected[^1].A, edits[9], TempRepository.BlockSize);
+            expected.Add((t.BackupAsync("g", ("a", nextA)).GetAwaiter().GetResult(), nextA, expected[^1].B));
             foreach (var (point, ea, eb) in expected)
             {
                 Assert.Equal(ea, t.RestoreAsync(point.PointId, "a").GetAwaiter().GetResult());
