@@ -64,6 +64,7 @@ public static class CommandTree
         root.Subcommands.Add(StatusCommand.Create());
         root.Subcommands.Add(PolicyCommand.Create());
         root.Subcommands.Add(PruneCommand.Create());
+        root.Subcommands.Add(ForgetCommand.Create());
         return root;
     }
 

@@ -216,8 +216,11 @@ public sealed class TestVm : IAsyncDisposable
     /// <summary>Checks bytes of an image file (read-only, shared lock) with qemu-io; follows the file's backing chain.</summary>
     public static async Task<bool> ImageMatchesAsync(string path, string format, long offset, long length, byte pattern)
     {
-        var output = await Tools.RunAsync("qemu-io", "-r", "-U", "-f", format, "-c", $"read -P 0x{pattern:x2} {offset} {length}", path);
-        return !output.Contains("Pattern verification failed", StringComparison.Ordinal);
+        // qemu-io 7.2 exits 1 on a pattern mismatch: that is a "no", any other failure is an error.
+        var (exitCode, stdout, stderr) = await Tools.TryRunAsync("qemu-io", "-r", "-U", "-f", format, "-c", $"read -P 0x{pattern:x2} {offset} {length}", path);
+        if ((stdout + stderr).Contains("Pattern verification failed", StringComparison.Ordinal)) return false;
+        if (exitCode != 0) throw new InvalidOperationException($"qemu-io read of {path} exited {exitCode}: {stderr}{stdout}");
+        return true;
     }
 
     public static Task WritePatternAsync(string path, string format, long offset, long length, byte pattern) =>

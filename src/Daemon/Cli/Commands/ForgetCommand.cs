@@ -1,0 +1,43 @@
+using System.CommandLine;
+using Backupd.Daemon.Cli.Catalog;
+using Backupd.Daemon.Scheduling;
+using Backupd.Storage.Catalog;
+
+namespace Backupd.Daemon.Cli.Commands;
+
+/// <summary>
+/// `backupd forget POINT`: deletes one restore point, any point (the newest too), from its repository and
+/// the catalog, with a retention event saying who removed it. Holds the domain's lock, so it never runs
+/// beside a backup of that domain, here or on another host.
+/// </summary>
+public static class ForgetCommand
+{
+    public static Command Create()
+    {
+        var point = new Argument<string>("POINT") { Description = "Restore point id (from `backupd list`)" };
+        var command = new Command("forget", "Delete one restore point from its repository and the catalog");
+        command.Arguments.Add(point);
+        command.Options.Add(GlobalOptions.Json);
+        command.SetAction((parse, ct) => CatalogCli.RunAsync(parse, async (store, config) =>
+        {
+            var id = parse.GetValue(point)!;
+            var detail = await store.GetPointAsync(id, ct)
+                ?? throw new CliFailureException(ExitCodes.NotFound,
+                    $"no restore point '{id}' in the catalog (`backupd list` shows them; a point written with --no-catalog needs `backupd catalog rebuild` first)");
+            var p = detail.Point;
+            await using (await DomainLock.AcquireAsync(config.CatalogConnectionString, p.DomainUuid, p.DomainName, ProcessIdentity.Current, ct))
+            {
+                var who = Environment.UserName;
+                await new RepositoryPointStore(store).DeleteAsync(p.Repository,
+                    new StoredPoint(p.DomainUuid.ToString(), p.DomainName, p.Id, new DateTimeOffset(p.CreatedAt, TimeSpan.Zero)),
+                    $"forgotten by {who} (backupd forget)", ct);
+            }
+            if (parse.GetValue(GlobalOptions.Json))
+                JsonOutput.Write(new { point = p.Id, domain = p.DomainName, domainUuid = p.DomainUuid, repository = p.Repository, removed = true });
+            else
+                Console.WriteLine($"removed restore point {p.Id} of {p.DomainName} (taken {CatalogCli.Time(p.CreatedAt)}) from {p.Repository} and the catalog");
+            return ExitCodes.Ok;
+        }, ct));
+        return command;
+    }
+}
