@@ -39,7 +39,8 @@ public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixt
         try
         {
             Assert.Equal("READY=1", await notify.ReceiveAsync(TimeSpan.FromSeconds(60)));
-            int Backups() => output.Count(l => l.Contains("policy fast: restore point", StringComparison.Ordinal));
+            // "policy fast: restore point P of DOMAIN in REPO (run N)"; not the "policy fast: restore point P verified" that follows it.
+            int Backups() => output.Count(l => l.Contains("policy fast: restore point", StringComparison.Ordinal) && l.Contains($" of {vm.Name} in ", StringComparison.Ordinal));
             await WaitUntilAsync(() => Backups() >= 3, TimeSpan.FromSeconds(90), "three scheduled backups", output);
             await WaitUntilAsync(() => output.Any(l => l.Contains("policy fast: pruned restore point", StringComparison.Ordinal)), TimeSpan.FromSeconds(30), "a prune", output);
 
