@@ -187,7 +187,9 @@ public sealed class LibvirtReconnectTests : IDisposable
             if (goal == BlockJobGoal.Ready && Closed == 0)
             {
                 Closed = await cut();
-                for (var i = 0; i < 100 && !ReadyWhileDisconnected; i++)
+                // By deadline, not by a count of polls: each poll is a `virsh dumpxml`, slow on a loaded box.
+                var deadline = DateTime.UtcNow.AddSeconds(60);
+                while (!ReadyWhileDisconnected && DateTime.UtcNow < deadline)
                 {
                     ReadyWhileDisconnected = (await vm.LiveXmlAsync()).Contains("ready='yes'", StringComparison.Ordinal);
                     if (!ReadyWhileDisconnected) await Task.Delay(100);

@@ -58,13 +58,22 @@ public sealed class BandwidthLimiter
 
     public async ValueTask WaitAsync(long bytes, CancellationToken ct)
     {
-        TimeSpan delay;
+        TimeSpan until;
         lock (_gate)
         {
             if (!_clock.IsRunning) _clock.Start();
-            delay = _bucket.Take(bytes, _clock.Elapsed);
+            var now = _clock.Elapsed;
+            until = now + _bucket.Take(bytes, now);
         }
-        if (delay > TimeSpan.Zero) await Task.Delay(delay, ct);
+        // Task.Delay truncates to whole milliseconds and its timer runs on a coarse clock (a scheduler tick on
+        // Linux), so it can end a few ms early: wait on the stopwatch itself, so the rate is never exceeded.
+        while (Remaining(until) is var left && left > TimeSpan.Zero)
+            await Task.Delay(left + TimeSpan.FromMilliseconds(1), ct);
+    }
+
+    private TimeSpan Remaining(TimeSpan until)
+    {
+        lock (_gate) return until - _clock.Elapsed;
     }
 
     /// <summary>Null for no limit (null or 0), so callers pass <c>Create(rate)?.WaitAsync</c>.</summary>

@@ -138,6 +138,34 @@ public sealed class BackupWorkflowTests : IDisposable
     }
 
     [Fact]
+    public async Task A_snapshot_that_fails_in_QEMUs_LUKS_benchmark_is_rolled_back_and_retried()
+    {
+        hv.AddDisk("vda");
+        var failures = 2;
+        hv.SnapshotFails = _ => failures-- > 0
+            ? new LibvirtException("virDomainSnapshotCreateXML", 9, 10, "operation failed: failed to format image: 'Unable to get accurate CPU usage'")
+            : null;
+
+        var result = await Run(QuiesceMode.Off);
+
+        Assert.Equal(RunOutcome.Succeeded, result.Outcome);
+        Assert.Equal(["snapshot", "snapshot", "snapshot"], hv.Calls.Where(c => c.StartsWith("snapshot", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task A_LUKS_benchmark_failure_that_keeps_coming_back_fails_the_run_after_a_few_attempts()
+    {
+        hv.AddDisk("vda");
+        hv.SnapshotFails = _ => new LibvirtException("virDomainSnapshotCreateXML", 9, 10, "operation failed: failed to format image: 'Unable to get accurate CPU usage'");
+
+        var result = await Run(QuiesceMode.Off);
+
+        Assert.Equal(RunOutcome.Failed, result.Outcome);
+        Assert.Equal(BackupWorkflow.LuksBenchmarkAttempts, hv.Calls.Count(c => c == "snapshot"));
+        Assert.Empty(new RunJournal(Options.StateDirectory).OpenEntries());
+    }
+
+    [Fact]
     public async Task Preferred_quiesce_falls_back_to_crash_consistent()
     {
         hv.AddDisk("vda");

@@ -22,10 +22,14 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : IClassFi
     private Task<(int ExitCode, string Stdout, string Stderr)> Backupd(IDictionary<string, string>? env, params string[] args) =>
         BackupdProcess.RunAsync(env, ["--config", _config.Path, .. args]);
 
+    /// <summary>The pid of the process <see cref="RunWithDiagnosticsAsync"/> started last.</summary>
+    private int? runningPid;
+
     /// <summary>Like BackupdProcess.RunAsync, but a run that hangs fails within 3 minutes with what it printed so far.</summary>
     private async Task<(int ExitCode, string Stdout, string Stderr)> RunWithDiagnosticsAsync(params string[] args)
     {
         using var process = Process.Start(BackupdProcess.StartInfo(null, ["--config", _config.Path, .. args]))!;
+        runningPid = process.Id;
         var stdout = new System.Text.StringBuilder();
         var stderr = new System.Text.StringBuilder();
         process.OutputDataReceived += (_, e) => { lock (stdout) stdout.AppendLine(e.Data); };
@@ -53,22 +57,44 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : IClassFi
     {
         await using var vm = await TestVm.CreateAsync(new DiskSpec("vda", SizeBytes: 256 * MiB));
         await vm.StartAsync();
-        await vm.WriteAsGuestAsync("vda", 8 * MiB, 0x5a, 96 * MiB); // enough data that the copy takes a while
+        await vm.WriteAsGuestAsync("vda", 8 * MiB, 0x5a, 96 * MiB);
 
-        var both = await Task.WhenAll(
-            RunWithDiagnosticsAsync("backup", "--domain", vm.Name, "--to", Repository),
-            RunWithDiagnosticsAsync("backup", "--domain", vm.Name, "--to", Repository));
+        // The overlap must not depend on how long the copy takes versus how long a second `dotnet` takes to start
+        // (on a loaded 2-core box the first run can finish first). So: the first run is frozen (SIGSTOP) once it is
+        // inside its run (its overlay exists, so it holds the domain lock), the second runs to its end meanwhile,
+        // then the first is continued.
+        var first = RunWithDiagnosticsAsync("backup", "--domain", vm.Name, "--to", Repository);
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        int? firstPid = null;
+        while (firstPid is null)
+        {
+            if (first.IsCompleted) Assert.Fail($"the first backup ended before its overlay was seen: {(await first).Stderr}");
+            Assert.True(DateTime.UtcNow < deadline, "the first backup made no overlay in 120 s");
+            if (Directory.EnumerateFiles(vm.Directory).Any(OverlayNaming.IsOverlay)) firstPid = runningPid;
+            else await Task.Delay(10);
+        }
+        await Tools.RunAsync("kill", "-STOP", firstPid.Value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        (int ExitCode, string Stdout, string Stderr) second;
+        try
+        {
+            second = await RunWithDiagnosticsAsync("backup", "--domain", vm.Name, "--to", Repository);
+        }
+        finally
+        {
+            await Tools.RunAsync("kill", "-CONT", firstPid.Value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        var winner = await first;
 
-        Assert.Equal([0, 4], both.Select(r => r.ExitCode).Order());
-        var loser = both.Single(r => r.ExitCode == 4);
-        Assert.Contains("is being backed up by", loser.Stderr, StringComparison.Ordinal);
-        Assert.Contains("pid", loser.Stderr, StringComparison.Ordinal);
+        Assert.True(winner.ExitCode == 0, $"the first backup exited {winner.ExitCode}: {winner.Stderr}");
+        Assert.True(second.ExitCode == 4, $"the second backup exited {second.ExitCode}, not 4 (busy): {second.Stderr}");
+        Assert.Contains("is being backed up by", second.Stderr, StringComparison.Ordinal);
+        Assert.Contains("pid", second.Stderr, StringComparison.Ordinal);
         await using var store = new CatalogStore(database.ConnectionString);
         var runs = await store.ListRunsAsync(Guid.Parse(vm.Uuid), 10, CancellationToken.None);
         Assert.Equal(RunStates.Succeeded, Assert.Single(runs).State);
         Assert.Single(await store.ListPointsAsync(Guid.Parse(vm.Uuid), null, CancellationToken.None));
         // The holder is named by host and pid (and by run id once it has recorded its run, a few ms after taking the lock).
-        Assert.Contains($"by {Environment.MachineName} pid ", loser.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"by {Environment.MachineName} pid {firstPid} ", second.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -109,8 +135,11 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : IClassFi
     public async Task The_daemon_marks_runs_of_dead_processes_interrupted_when_it_starts()
     {
         await using var store = new CatalogStore(database.ConnectionString);
-        using var ghost = Process.Start(new ProcessStartInfo("sleep", "0.2"))!;
-        var token = ProcessIdentity.StartTokenOf(ghost.Id)!;
+        // The ghost lives until its start token is read (a short-lived one may be gone before that), then dies.
+        using var ghost = Process.Start(new ProcessStartInfo("sleep", "300"))!;
+        var token = ProcessIdentity.StartTokenOf(ghost.Id);
+        Assert.NotNull(token);
+        ghost.Kill();
         await ghost.WaitForExitAsync();
         var run = await store.StartRunAsync(new RunStart(Guid.NewGuid(), "vm-ghost", "schedule", "backupd"), new ProcessIdentity(Environment.MachineName, ghost.Id, token), CancellationToken.None);
 

@@ -161,8 +161,9 @@ public sealed class CatalogStoreTests(PostgresDatabase database) : IClassFixture
         await using var held = await DomainLock.AcquireAsync(database.ConnectionString, uuid, "vm-crash", Self, CancellationToken.None);
         await using (var c = new NpgsqlConnection(database.ConnectionString))
         {
-            // What a crashed process looks like to PostgreSQL: its session ends.
-            await c.ExecuteAsync("select pg_terminate_backend(pid) from pg_stat_activity where application_name = @app and datname = current_database()",
+            // What a crashed process looks like to PostgreSQL: its session ends. With a timeout, pg_terminate_backend
+            // returns once the backend is gone (its advisory locks released), not as soon as it was signalled.
+            await c.ExecuteAsync("select pg_terminate_backend(pid, 20000) from pg_stat_activity where application_name = @app and datname = current_database()",
                 new { app = $"backupd lock {Self.Host}:{Self.Pid}" });
         }
         Assert.False(await held.IsHeldAsync(CancellationToken.None));
@@ -218,8 +219,10 @@ public sealed class CatalogStoreTests(PostgresDatabase database) : IClassFixture
 
     private static async Task<ProcessIdentity> RunAndExitAsync()
     {
-        using var p = Process.Start(new ProcessStartInfo("sleep", "0.3"))!;
+        // Alive until its start token is read (a 0.3 s sleep could be gone by then on a loaded box), then killed.
+        using var p = Process.Start(new ProcessStartInfo("sleep", "300"))!;
         var token = ProcessIdentity.StartTokenOf(p.Id) ?? throw new InvalidOperationException("could not read /proc for a child process");
+        p.Kill();
         await p.WaitForExitAsync();
         return new ProcessIdentity(Self.Host, p.Id, token);
     }

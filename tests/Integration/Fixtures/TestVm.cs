@@ -181,12 +181,13 @@ public sealed class TestVm : IAsyncDisposable
             var alias = FindDisk(xml, target)?.Element("alias")?.Attribute("name")?.Value
                 ?? throw new InvalidOperationException($"{Name} has no live disk {target} (is the VM running?)");
             var log = $"/var/log/libvirt/qemu/{Name}.log";
-            var start = new FileInfo(log).Length;
+            var start = File.Exists(log) ? new FileInfo(log).Length : 0;
             var reply = await Tools.Virsh("qemu-monitor-command", Name, "--hmp",
                 $"qemu-io -d /machine/peripheral/{alias}/virtio-backend \"{command}\"");
             if (reply.Trim().Length > 0)
                 throw new InvalidOperationException($"qemu-io '{command}' on {Name}/{target}: {reply.Trim()}");
-            var deadline = DateTime.UtcNow.AddSeconds(10);
+            // QEMU's stdout reaches the log through virtlogd, asynchronously: give a loaded box time.
+            var deadline = DateTime.UtcNow.AddSeconds(60);
             while (true)
             {
                 var appended = ReadFrom(log, start);
@@ -204,8 +205,10 @@ public sealed class TestVm : IAsyncDisposable
 
     private static string ReadFrom(string path, long offset)
     {
+        if (!File.Exists(path)) return "";
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        stream.Position = Math.Min(offset, stream.Length);
+        // Shorter than where we started: virtlogd rotated the log meanwhile, so everything in the new file is new.
+        stream.Position = offset <= stream.Length ? offset : 0;
         using var reader = new StreamReader(stream);
         return reader.ReadToEnd();
     }
