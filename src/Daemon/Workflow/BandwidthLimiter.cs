@@ -58,13 +58,17 @@ public sealed class BandwidthLimiter
 
     public async ValueTask WaitAsync(long bytes, CancellationToken ct)
     {
-        TimeSpan delay;
+        TimeSpan releaseAt;
         lock (_gate)
         {
             if (!_clock.IsRunning) _clock.Start();
-            delay = _bucket.Take(bytes, _clock.Elapsed);
+            var now = _clock.Elapsed;
+            releaseAt = now + _bucket.Take(bytes, now);
         }
-        if (delay > TimeSpan.Zero) await Task.Delay(delay, ct);
+        // Task.Delay may end a millisecond or two early (it runs on the coarse tick count and truncates to
+        // whole milliseconds): wait on this limiter's own clock, so N bytes really never pass in less than N/rate.
+        for (var left = releaseAt - _clock.Elapsed; left > TimeSpan.Zero; left = releaseAt - _clock.Elapsed)
+            await Task.Delay(TimeSpan.FromMilliseconds(Math.Ceiling(left.TotalMilliseconds)), ct);
     }
 
     /// <summary>Null for no limit (null or 0), so callers pass <c>Create(rate)?.WaitAsync</c>.</summary>
