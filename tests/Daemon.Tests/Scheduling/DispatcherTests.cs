@@ -93,6 +93,19 @@ public sealed class DispatcherTests : IDisposable
     }
 
     [Fact]
+    public async Task A_verify_fire_after_a_reload_dropped_the_verify_schedule_does_not_verify()
+    {
+        // Quartz may release a verify fire just before the reload deletes its job; it runs against the policy as loaded now.
+        var verifier = new FakeVerifier();
+        var dispatcher = new PolicyDispatcher(_runner, _domains, _gate, "qemu:///system", ScheduleState.InMemory(), NullLogger.Instance) { Verifier = verifier };
+        dispatcher.SetPolicies([TestPolicies.One("name: v\ndomains: [web-1]\nschedule: daily\nrepository: /srv/r\nverify: {schedule: hourly}\n")]);
+        Assert.True(await dispatcher.VerifyAsync("v", default));
+        dispatcher.SetPolicies([TestPolicies.One("name: v\ndomains: [web-1]\nschedule: daily\nrepository: /srv/r\n")]);
+        Assert.Null(await dispatcher.VerifyAsync("v", default));
+        Assert.Equal(["v"], verifier.Calls);
+    }
+
+    [Fact]
     public async Task Fires_record_the_last_fire_time()
     {
         var state = ScheduleState.InMemory();
