@@ -20,7 +20,9 @@ public sealed class FakeDisk(string target, string path, string format = "qcow2"
 /// <summary>One domain whose XML is generated from a small model; records every call in order.</summary>
 public sealed class FakeHypervisor(string directory) : IHypervisor
 {
-    public string Uuid { get; } = "6f3c2a9e-1111-2222-3333-444455556666";
+    // A fresh UUID per fake: the workflow's domain lock is host-wide (/run/lock/backupd/<uuid>.lock), so a fixed one
+    // made two test runs on one machine (another worktree, CI jobs side by side) refuse each other's backups.
+    public string Uuid { get; } = Guid.NewGuid().ToString();
     public string Name { get; set; } = "vm1";
     public bool Exists { get; set; } = true;
     public int? Id { get; set; } = 7;
