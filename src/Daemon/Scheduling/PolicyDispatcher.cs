@@ -57,10 +57,14 @@ public sealed class PolicyDispatcher(IBackupRunner runner, IDomainSource domains
         return new FireResult(policy.Name, scheduledAt, outcomes);
     }
 
-    /// <summary>A fire of a policy's verify schedule: verification of its repository's points, within the global limit.</summary>
+    /// <summary>
+    /// A fire of a policy's verify schedule: verification of its repository's points, within the global limit.
+    /// Like a backup fire, it follows the policy as loaded now: a fire that Quartz released just before a reload
+    /// removed the policy's `verify.schedule` (or the policy) does not verify.
+    /// </summary>
     public async Task<bool?> VerifyAsync(string policyName, CancellationToken ct)
     {
-        if (Find(policyName) is not { } policy || Verifier is null) return null;
+        if (Find(policyName) is not { Verify.Schedule: not null } policy || Verifier is null) return null;
         try
         {
             using (await gate.EnterAsync($"{policy.Name}\nverify", 1, ct))

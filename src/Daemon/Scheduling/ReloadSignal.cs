@@ -27,15 +27,19 @@ public sealed class ReloadSignal(TimeSpan quiet)
         await pending.WaitAsync(ct);
         while (true)
         {
-            long since;
-            lock (_lock) since = Environment.TickCount64 - _lastRequest;
-            var remaining = quiet - TimeSpan.FromMilliseconds(since);
-            if (remaining <= TimeSpan.Zero) break;
+            TimeSpan remaining;
+            lock (_lock)
+            {
+                remaining = quiet - TimeSpan.FromMilliseconds(Environment.TickCount64 - _lastRequest);
+                // Quiet long enough: consume the requests in the same lock as the check, so a request that
+                // arrives now is not swallowed by the reset but starts the next wait.
+                if (remaining <= TimeSpan.Zero)
+                {
+                    if (_pending.Task.IsCompleted) _pending = new(TaskCreationOptions.RunContinuationsAsynchronously);
+                    return;
+                }
+            }
             await Task.Delay(remaining, ct);
-        }
-        lock (_lock)
-        {
-            if (_pending.Task.IsCompleted) _pending = new(TaskCreationOptions.RunContinuationsAsynchronously);
         }
     }
 }

@@ -21,24 +21,35 @@ public sealed class DispatcherTests : IDisposable
     [Fact]
     public async Task A_fire_backs_up_every_selected_domain_once()
     {
+        // Runs are held until two are in flight at once: the overlap is seen however slowly the machine runs.
+        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _runner.Hold = hold.Task;
         _dispatcher.SetPolicies([TestPolicies.One(TestPolicies.Yaml("web", "['web-*']", maxParallel: 2))]);
-        var result = await _dispatcher.FireAsync("web", DateTimeOffset.UtcNow, CancellationToken.None);
+        var fire = _dispatcher.FireAsync("web", DateTimeOffset.UtcNow, CancellationToken.None);
+        await Wait.Until(() => _runner.Running >= 2, TimeSpan.FromSeconds(30), "runs of one policy to overlap");
+        Assert.Equal(2, _runner.Calls.Count); // the other three wait for a policy slot
+        hold.SetResult();
+        var result = await fire.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(["web-1", "web-2", "web-3", "web-4", "web-5"], result.Domains.Keys.Order());
         Assert.All(result.Domains.Values, o => Assert.Equal(DomainOutcome.Succeeded, o));
         Assert.Equal(5, _runner.Calls.Count);
         Assert.True(_runner.MaxConcurrent <= 2, $"policy max-parallel 2 exceeded: {_runner.MaxConcurrent}");
-        Assert.True(_runner.MaxConcurrent >= 2, "runs of one policy never overlapped");
     }
 
     [Fact]
     public async Task The_global_limit_caps_all_policies_together()
     {
-        _runner.Duration = TimeSpan.FromMilliseconds(150);
+        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _runner.Hold = hold.Task;
         _dispatcher.SetPolicies([
             TestPolicies.One(TestPolicies.Yaml("web", "['web-*']", maxParallel: 4)),
             TestPolicies.One(TestPolicies.Yaml("db", "[db-1]", maxParallel: 4, repository: "/srv/db")),
         ]);
-        await Task.WhenAll(_dispatcher.FireAsync("web", DateTimeOffset.UtcNow, default), _dispatcher.FireAsync("db", DateTimeOffset.UtcNow, default));
+        var fires = Task.WhenAll(_dispatcher.FireAsync("web", DateTimeOffset.UtcNow, default), _dispatcher.FireAsync("db", DateTimeOffset.UtcNow, default));
+        await Wait.Until(() => _runner.Running >= 3, TimeSpan.FromSeconds(30), "three runs at once");
+        Assert.Equal(3, _runner.Calls.Count); // the global limit holds the other three back
+        hold.SetResult();
+        await fires.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(6, _runner.Calls.Count);
         Assert.Equal(3, _runner.MaxConcurrent);
     }
@@ -46,13 +57,17 @@ public sealed class DispatcherTests : IDisposable
     [Fact]
     public async Task A_domain_already_running_is_skipped_not_run_twice()
     {
-        _runner.Duration = TimeSpan.FromMilliseconds(300);
+        // The first run is held until the second fire is done: "still running" does not depend on timing.
+        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _runner.Hold = hold.Task;
         _dispatcher.SetPolicies([TestPolicies.One(TestPolicies.Yaml("web", "[web-1]"))]);
         var first = _dispatcher.FireAsync("web", DateTimeOffset.UtcNow, default);
-        await Task.Delay(50);
-        var second = await _dispatcher.FireAsync("web", DateTimeOffset.UtcNow, default);
+        await Wait.Until(() => _runner.Running == 1, TimeSpan.FromSeconds(30), "the first run");
+        var second = await _dispatcher.FireAsync("web", DateTimeOffset.UtcNow, default).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(DomainOutcome.Skipped, second.Domains["web-1"]);
-        Assert.Equal(DomainOutcome.Succeeded, (await first).Domains["web-1"]);
+        hold.SetResult();
+        Assert.Equal(DomainOutcome.Succeeded, (await first.WaitAsync(TimeSpan.FromSeconds(30))).Domains["web-1"]);
+        Assert.Single(_runner.Calls);
         Assert.Equal(1, _runner.MaxPerDomain);
         Assert.Equal(0, _gate.ClaimedDomains);
     }
@@ -74,9 +89,9 @@ public sealed class DispatcherTests : IDisposable
         _dispatcher.SetPolicies([TestPolicies.One(TestPolicies.Yaml("web", "[web-1, web-2]", maxParallel: 2))]);
         using var cts = new CancellationTokenSource();
         var fire = _dispatcher.FireAsync("web", DateTimeOffset.UtcNow, cts.Token);
-        await Task.Delay(100);
+        await Wait.Until(() => _runner.Running == 2, TimeSpan.FromSeconds(30), "both runs to start");
         await cts.CancelAsync();
-        var result = await fire.WaitAsync(TimeSpan.FromSeconds(5));
+        var result = await fire.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.All(result.Domains.Values, o => Assert.Equal(DomainOutcome.Cancelled, o));
         Assert.Equal(2, _runner.CancelledRuns.Count);
         Assert.Equal(0, _gate.ClaimedDomains);
@@ -90,6 +105,19 @@ public sealed class DispatcherTests : IDisposable
         var result = await _dispatcher.FireAsync("web", DateTimeOffset.UtcNow, default);
         Assert.Equal("policy no longer loaded", result.Error);
         Assert.Empty(_runner.Calls);
+    }
+
+    [Fact]
+    public async Task A_verify_fire_after_a_reload_dropped_the_verify_schedule_does_not_verify()
+    {
+        // Quartz may release a verify fire just before the reload deletes its job; it runs against the policy as loaded now.
+        var verifier = new FakeVerifier();
+        var dispatcher = new PolicyDispatcher(_runner, _domains, _gate, "qemu:///system", ScheduleState.InMemory(), NullLogger.Instance) { Verifier = verifier };
+        dispatcher.SetPolicies([TestPolicies.One("name: v\ndomains: [web-1]\nschedule: daily\nrepository: /srv/r\nverify: {schedule: hourly}\n")]);
+        Assert.True(await dispatcher.VerifyAsync("v", default));
+        dispatcher.SetPolicies([TestPolicies.One("name: v\ndomains: [web-1]\nschedule: daily\nrepository: /srv/r\n")]);
+        Assert.Null(await dispatcher.VerifyAsync("v", default));
+        Assert.Equal(["v"], verifier.Calls);
     }
 
     [Fact]

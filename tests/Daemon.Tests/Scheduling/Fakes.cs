@@ -14,6 +14,9 @@ internal sealed class FakeRunner : IBackupRunner
     public int MaxConcurrent { get; private set; }
     public int MaxPerDomain { get; private set; }
     public TimeSpan Duration { get; set; } = TimeSpan.FromMilliseconds(50);
+    /// <summary>When set, every run waits for it (then for <see cref="Duration"/>): the test decides when runs end.</summary>
+    public Task? Hold { get; set; }
+    public int Running { get { lock (_lock) return _running; } }
     public Func<string, bool> FailFor { get; set; } = _ => false;
     public ConcurrentQueue<string> CancelledRuns { get; } = new();
     private readonly Lock _lock = new();
@@ -31,6 +34,7 @@ internal sealed class FakeRunner : IBackupRunner
         {
             try
             {
+                if (Hold is { } hold) await hold.WaitAsync(ct);
                 await Task.Delay(Duration, ct);
             }
             catch (OperationCanceledException)
@@ -59,6 +63,20 @@ internal sealed class FakeDomains(params string[] names) : IDomainSource
 {
     public string[] Names { get; set; } = names;
     public Task<IReadOnlyList<string>> ListDomainsAsync(string uri, CancellationToken ct) => Task.FromResult<IReadOnlyList<string>>(Names);
+}
+
+internal static class Wait
+{
+    /// <summary>Polls <paramref name="condition"/> until it holds; fails after <paramref name="timeout"/> (generous: a slow machine only waits longer).</summary>
+    public static async Task Until(Func<bool> condition, TimeSpan timeout, string what)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"waited {timeout.TotalSeconds}s for {what}");
+            await Task.Delay(20);
+        }
+    }
 }
 
 internal static class TestPolicies

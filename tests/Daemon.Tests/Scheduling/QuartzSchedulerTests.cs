@@ -5,7 +5,9 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Backupd.Daemon.Tests.Scheduling;
 
 /// <summary>The real Quartz scheduler driving a fake runner: fires, reloads, catch-up and graceful stop.</summary>
-public sealed class QuartzSchedulerTests : IAsyncDisposable
+// Disposed through IAsyncLifetime: xunit v2 never calls IAsyncDisposable.DisposeAsync on a test class, so with that
+// alone every test's Quartz scheduler (firing 'every 1s') stayed alive for the rest of the test run.
+public sealed class QuartzSchedulerTests : IAsyncLifetime, IAsyncDisposable
 {
     private readonly FakeRunner _runner = new();
     private readonly FakeDomains _domains = new("vm1", "vm2");
@@ -20,6 +22,10 @@ public sealed class QuartzSchedulerTests : IAsyncDisposable
         _scheduler = new PolicyScheduler(dispatcher, _state, TimeSpan.FromHours(1), NullLogger.Instance);
     }
 
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    Task IAsyncLifetime.DisposeAsync() => DisposeAsync().AsTask();
+
     public async ValueTask DisposeAsync()
     {
         await _scheduler.DisposeAsync();
@@ -28,15 +34,10 @@ public sealed class QuartzSchedulerTests : IAsyncDisposable
 
     private static PolicyFileResult File(string yaml) => PolicyLoader.ParseText(yaml, "/p/a.yaml");
 
-    private static async Task WaitUntil(Func<bool> condition, TimeSpan timeout, string what)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"waited {timeout.TotalSeconds}s for {what}");
-            await Task.Delay(50);
-        }
-    }
+    private static Task WaitUntil(Func<bool> condition, TimeSpan timeout, string what) => Wait.Until(condition, timeout, what);
+
+    /// <summary>A daily schedule (UTC) whose fire is half a day away, so it cannot fire while a test runs, whatever the time of day.</summary>
+    private static string DailyFarFromNow() => $"daily {DateTimeOffset.UtcNow.AddHours(12):HH:mm}";
 
     [Fact]
     public void Triggers_carry_the_policy_schedule_and_time_zone()
@@ -87,7 +88,7 @@ public sealed class QuartzSchedulerTests : IAsyncDisposable
     public async Task A_changed_schedule_is_rescheduled()
     {
         await _scheduler.StartAsync(default);
-        await _scheduler.ApplyAsync([File(TestPolicies.Yaml("p", "[vm1]", "daily 03:00"))], default);
+        await _scheduler.ApplyAsync([File(TestPolicies.Yaml("p", "[vm1]", DailyFarFromNow()))], default);
         var daily = await _scheduler.NextFireAsync("p", default);
         var outcome = await _scheduler.ApplyAsync([File(TestPolicies.Yaml("p", "[vm1]", "every 1s"))], default);
         Assert.Equal(["p"], outcome.Changed);
@@ -101,10 +102,14 @@ public sealed class QuartzSchedulerTests : IAsyncDisposable
     {
         _state.RecordFire("nightly", DateTimeOffset.UtcNow.AddDays(-1).AddMinutes(-1));
         await _scheduler.StartAsync(default);
-        // 'every 30m' has fired (on paper) within the last 30 minutes: inside the one-hour grace.
-        await _scheduler.ApplyAsync([File(TestPolicies.Yaml("nightly", "[vm1]", "every 30m"))], default);
+        // A daily time ten minutes ago has fired (on paper) inside the one-hour grace, and fires next in ~24 h:
+        // neither Quartz nor a second CatchUp can find another fire while the test runs (unlike 'every 30m'
+        // run at hh:29:59 or hh:59:59).
+        var missed = DateTimeOffset.UtcNow.AddMinutes(-10);
+        missed = new DateTimeOffset(missed.Year, missed.Month, missed.Day, missed.Hour, missed.Minute, 0, TimeSpan.Zero);
+        await _scheduler.ApplyAsync([File(TestPolicies.Yaml("nightly", "[vm1]", $"daily {missed:HH:mm}"))], default);
         var due = _scheduler.CatchUp(DateTimeOffset.UtcNow);
-        Assert.Equal("nightly", Assert.Single(due).Policy);
+        Assert.Equal(("nightly", missed), Assert.Single(due));
         await WaitUntil(() => _runner.CountFor("vm1") == 1, TimeSpan.FromSeconds(10), "the catch-up run");
         Assert.Empty(_scheduler.CatchUp(DateTimeOffset.UtcNow)); // recorded: not caught up twice
     }
@@ -113,13 +118,14 @@ public sealed class QuartzSchedulerTests : IAsyncDisposable
     public async Task A_verify_schedule_runs_the_verifier_on_its_own_times()
     {
         await _scheduler.StartAsync(default);
-        await _scheduler.ApplyAsync([File("name: v\ndomains: [vm1]\nschedule: daily 03:00\nrepository: /srv/r\nverify: {schedule: every 1s}\n")], default);
+        var daily = DailyFarFromNow();
+        await _scheduler.ApplyAsync([File($"name: v\ndomains: [vm1]\nschedule: {daily}\nrepository: /srv/r\nverify: {{schedule: every 1s}}\n")], default);
         await WaitUntil(() => _verifier.Calls.Count >= 2, TimeSpan.FromSeconds(15), "two verify fires");
         Assert.Empty(_runner.Calls); // the backup schedule (daily) did not fire
         Assert.All(_verifier.Calls, name => Assert.Equal("v", name));
 
         // Dropping verify.schedule unschedules the verify job.
-        await _scheduler.ApplyAsync([File("name: v\ndomains: [vm1]\nschedule: daily 03:00\nrepository: /srv/r\n")], default);
+        await _scheduler.ApplyAsync([File($"name: v\ndomains: [vm1]\nschedule: {daily}\nrepository: /srv/r\n")], default);
         await Task.Delay(300);
         var settled = _verifier.Calls.Count;
         await Task.Delay(2000);

@@ -12,17 +12,22 @@ public class ReloadSignalTests
         var signal = new ReloadSignal(TimeSpan.FromMilliseconds(1500));
         var clock = Stopwatch.StartNew();
         var waiting = signal.WaitAsync(default);
+        // Read the clock the moment the wait ends (not when this test gets to look, which may be later).
+        var reloadedAt = waiting.ContinueWith(_ => clock.ElapsedMilliseconds, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         long lastRequest = 0;
         for (var i = 0; i < 5; i++)
         {
-            signal.Request();
+            // Read before the request: a pause around Request() can only loosen the bound, never raise it.
             lastRequest = clock.ElapsedMilliseconds;
+            signal.Request();
             await Task.Delay(50);
         }
         Assert.False(waiting.IsCompleted);
-        // The reload may not start before the quiet period after the last request.
-        await waiting.WaitAsync(TimeSpan.FromSeconds(10));
-        Assert.True(clock.ElapsedMilliseconds >= lastRequest + 1450, $"reloaded at {clock.ElapsedMilliseconds} ms, last request at {lastRequest} ms");
+        // The reload may not start before the quiet period after the last request
+        // (50 ms of slack for the coarse tick count the signal measures with).
+        var at = await reloadedAt.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(waiting.IsCompletedSuccessfully);
+        Assert.True(at >= lastRequest + 1450, $"reloaded at {at} ms, last request at {lastRequest} ms");
         // Consumed: the next wait needs a new request.
         var next = signal.WaitAsync(default);
         await Task.Delay(500);

@@ -79,6 +79,30 @@ public sealed class TokenBucketTests
     }
 }
 
+/// <summary>The limiter on the real clock: the bucket's promise must survive timers that end early.</summary>
+public sealed class BandwidthLimiterTests
+{
+    private const long MiB = 1 << 20;
+
+    [Fact]
+    public async Task No_prefix_of_the_reads_passes_sooner_than_its_bytes_over_the_rate()
+    {
+        // 40 reads of 0.1-2.5 MiB at 200 MiB/s: each waits a few milliseconds, where an early timer shows most.
+        const long rate = 200 * MiB;
+        var limiter = new BandwidthLimiter(rate);
+        var sizes = new Random(7).GetItems([MiB / 10, MiB / 2, MiB, 5 * MiB / 2], 40);
+        var clock = Stopwatch.StartNew(); // started before the limiter's own clock (it starts at the first read)
+        long released = 0;
+        foreach (var bytes in sizes)
+        {
+            await limiter.WaitAsync(bytes, CancellationToken.None);
+            released += bytes;
+            var floor = TimeSpan.FromSeconds((double)released / rate);
+            Assert.True(clock.Elapsed >= floor, $"{released} bytes at {rate} B/s released after {clock.Elapsed.TotalMilliseconds:F3} ms, before {floor.TotalMilliseconds:F3} ms");
+        }
+    }
+}
+
 /// <summary>Policy and CLI limits reach QEMU's commit (via the fake hypervisor) and the copy's reads (via a real repository).</summary>
 [Collection("Faults")]
 public sealed class BandwidthPlumbingTests : IDisposable
