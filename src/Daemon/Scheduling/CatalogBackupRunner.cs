@@ -20,7 +20,7 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
     private readonly CatalogStore _catalog = new(config.CatalogConnectionString);
     private readonly ILogger _log = loggers.CreateLogger<CatalogBackupRunner>();
 
-    public async Task RunAsync(PolicyDefinition policy, string domain, CancellationToken ct)
+    public async Task RunAsync(PolicyDefinition policy, string domain, IReadOnlyCollection<PolicyDefinition> peers, CancellationToken ct)
     {
         var options = OptionsFor(policy, LiveBackupSettings.From(config).ToOptions());
         using var hypervisor = await Task.Run(() => LibvirtHypervisor.Open(policy.Connection ?? config.LibvirtUri), ct);
@@ -45,9 +45,11 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
         if (policy.Verify.AfterBackup) await VerifyAsync(policy, result, ct);
 
         // Retention after every backup, for this domain only (other domains are pruned after their own runs).
-        var decisions = await RetentionPruner.PruneAsync(policy, new RepositoryPointStore(_catalog), DateTimeOffset.UtcNow, dryRun: false, CancellationToken.None, onlyDomain: domain);
+        var decisions = await RetentionPruner.PruneAsync(policy, new RepositoryPointStore(_catalog), DateTimeOffset.UtcNow, dryRun: false, CancellationToken.None, onlyDomain: domain, peers);
         foreach (var removed in decisions.Where(d => !d.Keep))
             _log.LogInformation("policy {Policy}: pruned restore point {Point} of {Domain}: {Reason}", policy.Name, removed.Point, domain, removed.Reason);
+        if (decisions.FirstOrDefault(d => d.Reason.StartsWith("not pruned:", StringComparison.Ordinal)) is { } shared)
+            _log.LogError("policy {Policy}: {Reason}", policy.Name, shared.Reason);
     }
 
     /// <summary>The daemon's workflow options with the policy's commit time-box and bandwidth limits (null = unlimited).</summary>

@@ -10,7 +10,8 @@ namespace Backupd.Daemon.Scheduling;
 /// </summary>
 public interface IBackupRunner
 {
-    Task RunAsync(PolicyDefinition policy, string domain, CancellationToken ct);
+    /// <param name="peers">The other loaded policies (retention leaves alone a domain another policy also backs up into the same repository).</param>
+    Task RunAsync(PolicyDefinition policy, string domain, IReadOnlyCollection<PolicyDefinition> peers, CancellationToken ct);
 }
 
 /// <summary>The domain names defined on a hypervisor, asked each time a schedule fires (VMs come and go).</summary>

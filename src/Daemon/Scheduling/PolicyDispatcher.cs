@@ -100,7 +100,7 @@ public sealed class PolicyDispatcher(IBackupRunner runner, IDomainSource domains
             using (await gate.EnterAsync(policy.Name, policy.MaxParallel, ct))
             {
                 logger.LogInformation("policy {Policy}: backing up {Domain}", policy.Name, domain);
-                await runner.RunAsync(policy, domain, ct);
+                await runner.RunAsync(policy, domain, [.. _policies.Values], ct);
             }
             outcomes[domain] = DomainOutcome.Succeeded;
             logger.LogInformation("policy {Policy}: {Domain} done", policy.Name, domain);

@@ -21,7 +21,7 @@ internal sealed class FakeRunner : IBackupRunner
     public ConcurrentQueue<string> CancelledRuns { get; } = new();
     private readonly Lock _lock = new();
 
-    public async Task RunAsync(PolicyDefinition policy, string domain, CancellationToken ct)
+    public async Task RunAsync(PolicyDefinition policy, string domain, IReadOnlyCollection<PolicyDefinition> peers, CancellationToken ct)
     {
         Calls.Enqueue((policy.Name, domain, DateTimeOffset.UtcNow));
         lock (_lock)

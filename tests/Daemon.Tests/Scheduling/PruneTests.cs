@@ -1,3 +1,4 @@
+using Backupd.Policies.Model;
 using Backupd.Daemon.Scheduling;
 using Backupd.Storage.Repository;
 
@@ -52,6 +53,32 @@ public sealed class PruneTests : IDisposable
         Assert.All(done.Where(d => d.Keep), d => Assert.StartsWith("keep-last: newest", d.Reason, StringComparison.Ordinal));
         using var repo = BackupRepository.Open(Repo);
         Assert.True((await repo.VerifyAsync(null, null, null, default)).Ok);
+    }
+
+    [Fact]
+    public async Task A_domain_two_policies_back_up_into_one_repository_is_not_pruned_by_either()
+    {
+        var web = await CommitPointsAsync(Repo, "11111111-1111-1111-1111-111111111111", "web-1", 4);
+        var db = await CommitPointsAsync(Repo, "22222222-2222-2222-2222-222222222222", "db-1", 3);
+        // Different globs, so the loader accepts both; they meet on web-1 only.
+        var webPolicy = TestPolicies.One($"name: web\ndomains: ['web-*']\nschedule: daily\nrepository: {Repo}/\nretention: {{keep-last: 1}}\n");
+        var onesPolicy = TestPolicies.One($"name: ones\ndomains: ['*-1']\nschedule: daily\nrepository: {Repo}\nretention: {{keep-last: 2}}\n");
+        var elsewhere = TestPolicies.One($"name: other\ndomains: ['web-*']\nschedule: daily\nrepository: {Repo}-other\nretention: {{keep-last: 1}}\n");
+        PolicyDefinition[] loaded = [webPolicy, onesPolicy, elsewhere];
+        var store = new RepositoryPointStore(null);
+        var now = DateTimeOffset.UtcNow.AddMinutes(1);
+
+        var byWeb = await RetentionPruner.PruneAsync(webPolicy, store, now, dryRun: false, default, peers: loaded);
+        var byOnes = await RetentionPruner.PruneAsync(onesPolicy, store, now, dryRun: false, default, peers: loaded);
+
+        Assert.All(byWeb, d => Assert.True(d.Keep));
+        Assert.Contains("also selected by policy ones", byWeb[0].Reason, StringComparison.Ordinal);
+        Assert.Equal(web, Points(Repo, "11111111-1111-1111-1111-111111111111")); // neither policy removed a web-1 point
+        Assert.All(byOnes.Where(d => d.Domain == "web-1"), d => Assert.Contains("also selected by policy web", d.Reason, StringComparison.Ordinal));
+        Assert.Equal(db.Skip(1), Points(Repo, "22222222-2222-2222-2222-222222222222")); // db-1 is only "ones"'s: pruned to 2
+        // Without the peers (one policy alone) the same rules do prune web-1.
+        await RetentionPruner.PruneAsync(webPolicy, store, now, dryRun: false, default);
+        Assert.Equal(web.Skip(3), Points(Repo, "11111111-1111-1111-1111-111111111111"));
     }
 
     [Fact]

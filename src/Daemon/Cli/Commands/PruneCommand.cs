@@ -41,7 +41,7 @@ public static class PruneCommand
         var store = new RepositoryPointStore(catalog);
         var now = DateTimeOffset.UtcNow;
         var decisions = new List<PruneDecision>();
-        foreach (var policy in policies) decisions.AddRange(await RetentionPruner.PruneAsync(policy, store, now, dryRun, ct));
+        foreach (var policy in policies) decisions.AddRange(await RetentionPruner.PruneAsync(policy, store, now, dryRun, ct, peers: set.Policies));
         if (parse.GetValue(GlobalOptions.Json))
         {
             Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { dryRun, decisions }, PolicyCommand.ReadableJson));
