@@ -83,7 +83,15 @@ public sealed class ForgetTests(PostgresDatabase database) : IClassFixture<Postg
         }
         await using var store = new CatalogStore(database.ConnectionString);
         Assert.Single(await store.ListPointsAsync(uuid, null, CancellationToken.None));
-        using var repo = BackupRepository.Open(Repository);
-        Assert.Single(repo.ListPoints(vm.Uuid));
+        using (var repo = BackupRepository.Open(Repository))
+            Assert.Single(repo.ListPoints(vm.Uuid));
+
+        // A repository that is gone is reported, not created anew.
+        Directory.Move(Repository, Repository + ".moved");
+        var gone = await Backupd("forget", point);
+        Assert.Equal(3, gone.ExitCode);
+        Assert.Contains("no repository there", gone.Stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Repository));
+        Assert.Single(await store.ListPointsAsync(uuid, null, CancellationToken.None));
     }
 }
