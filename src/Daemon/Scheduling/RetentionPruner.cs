@@ -74,7 +74,7 @@ public sealed class RepositoryPointStore(CatalogStore? catalog) : IRestorePointS
     public IReadOnlyList<(string Group, string DomainName, IReadOnlyList<StoredPoint> Points)> ListGroups(string repository)
     {
         // Never create a repository just to find it empty.
-        if (!File.Exists(Path.Combine(repository, "repository.json"))) return [];
+        if (!BackupRepository.Exists(repository)) return [];
         using var repo = BackupRepository.Open(repository);
         return repo.ListPoints()
             .GroupBy(p => p.GroupId, StringComparer.Ordinal)

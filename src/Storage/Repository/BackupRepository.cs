@@ -38,6 +38,9 @@ public sealed partial class BackupRepository : IDisposable
     /// <summary>Groups whose interrupted update could not be recovered at open because a live writer holds them.</summary>
     public IReadOnlyList<string> BusyGroupsAtOpen { get; private set; } = [];
 
+    /// <summary>Whether <paramref name="directory"/> holds a repository (<see cref="Open"/> would create one where none is).</summary>
+    public static bool Exists(string directory) => File.Exists(new RepositoryLayout(directory).Document);
+
     /// <summary>Opens (or creates) a repository and rolls back (or completes) every interrupted update.</summary>
     public static BackupRepository Open(string directory)
     {

@@ -10,7 +10,7 @@ internal static class RepositoryCli
     /// <summary>The group that file-level backups (`backup --file`) go into.</summary>
     public const string FilesGroup = "files";
 
-    public static bool IsRepository(string dir) => File.Exists(Path.Combine(dir, "repository.json"));
+    public static bool IsRepository(string dir) => BackupRepository.Exists(dir);
 
     /// <summary>Runs a repository operation, turning its failures into a message on stderr and an exit code.</summary>
     public static async Task<int> GuardAsync(string command, Func<Task<int>> action)
