@@ -59,7 +59,7 @@ public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, I
         {
             await recorder.DisposeAsync();
             // Record the failure even when cancelled: the run must not stay `running`.
-            var state = e is OperationCanceledException or BackupFailedException { Interrupted: true } ? RunStates.Interrupted : RunStates.Failed;
+            var state = BackupFailedException.IsInterruption(e) ? RunStates.Interrupted : RunStates.Failed;
             var step = recorder.Latest?.Step ?? "starting";
             try
             {

@@ -13,6 +13,9 @@ public sealed class BackupFailedException(string message, bool needsAttention, b
 
     /// <summary>Stopped by cancellation (a signal, the daemon stopping) with the disks back on their base: recorded `interrupted`.</summary>
     public bool Interrupted { get; } = interrupted;
+
+    /// <summary>Whether a run ending with <paramref name="e"/> was stopped rather than failed.</summary>
+    public static bool IsInterruption(Exception e) => e is OperationCanceledException or BackupFailedException { Interrupted: true };
 }
 
 /// <summary>

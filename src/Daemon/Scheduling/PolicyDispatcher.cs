@@ -105,7 +105,7 @@ public sealed class PolicyDispatcher(IBackupRunner runner, IDomainSource domains
             outcomes[domain] = DomainOutcome.Succeeded;
             logger.LogInformation("policy {Policy}: {Domain} done", policy.Name, domain);
         }
-        catch (Exception e) when (ct.IsCancellationRequested && e is OperationCanceledException or Runs.BackupFailedException { Interrupted: true })
+        catch (Exception e) when (ct.IsCancellationRequested && Runs.BackupFailedException.IsInterruption(e))
         {
             outcomes[domain] = DomainOutcome.Cancelled;
             logger.LogWarning("policy {Policy}: {Domain} cancelled (daemon stopping)", policy.Name, domain);
