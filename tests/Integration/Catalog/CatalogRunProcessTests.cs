@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json;
 using Backupd.Daemon.Workflow;
 using Backupd.Integration.Fixtures;
@@ -6,29 +7,16 @@ using Backupd.Storage.Catalog;
 
 namespace Backupd.Integration.Catalog;
 
-/// <summary>`backupd backup --domain` (through the catalog by default) as separate processes: domain exclusivity across processes, and a kill mid-run.</summary>
-public sealed class CatalogRunProcessTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>, IAsyncLifetime, IDisposable
+/// <summary>`backupd backup --domain` (through the catalog by default) as separate processes: domain exclusivity across processes, a kill mid-run, and a SIGTERM mid-copy.</summary>
+public sealed class CatalogRunProcessTests(PostgresDatabase database) : CatalogProcessTestBase(database)
 {
-    private const long MiB = TestVm.MiB;
-    private readonly TempConfig _config = new(database.ConnectionString);
-    private string Repository => Path.Combine(_config.Directory, "repo");
-
-    public Task InitializeAsync() => CatalogMigrator.MigrateAsync(database.ConnectionString, CancellationToken.None);
-
-    public Task DisposeAsync() => Task.CompletedTask;
-
-    public void Dispose() => _config.Dispose();
-
-    private Task<(int ExitCode, string Stdout, string Stderr)> Backupd(IDictionary<string, string>? env, params string[] args) =>
-        BackupdProcess.RunAsync(env, ["--config", _config.Path, .. args]);
-
     /// <summary>The pid of the process <see cref="RunWithDiagnosticsAsync"/> started last.</summary>
     private int? runningPid;
 
     /// <summary>Like BackupdProcess.RunAsync, but a run that hangs fails within 3 minutes with what it printed so far.</summary>
     private async Task<(int ExitCode, string Stdout, string Stderr)> RunWithDiagnosticsAsync(params string[] args)
     {
-        using var process = Process.Start(BackupdProcess.StartInfo(null, ["--config", _config.Path, .. args]))!;
+        using var process = Process.Start(BackupdProcess.StartInfo(null, ["--config", Config.Path, .. args]))!;
         runningPid = process.Id;
         var stdout = new System.Text.StringBuilder();
         var stderr = new System.Text.StringBuilder();
@@ -89,7 +77,7 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : IClassFi
         Assert.True(second.ExitCode == 4, $"the second backup exited {second.ExitCode}, not 4 (busy): {second.Stderr}");
         Assert.Contains("is being backed up by", second.Stderr, StringComparison.Ordinal);
         Assert.Contains("pid", second.Stderr, StringComparison.Ordinal);
-        await using var store = new CatalogStore(database.ConnectionString);
+        await using var store = new CatalogStore(Database.ConnectionString);
         var runs = await store.ListRunsAsync(Guid.Parse(vm.Uuid), 10, CancellationToken.None);
         Assert.Equal(RunStates.Succeeded, Assert.Single(runs).State);
         Assert.Single(await store.ListPointsAsync(Guid.Parse(vm.Uuid), null, CancellationToken.None));
@@ -109,7 +97,7 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : IClassFi
         Assert.Equal(137, killed.ExitCode);
 
         var uuid = Guid.Parse(vm.Uuid);
-        await using var store = new CatalogStore(database.ConnectionString);
+        await using var store = new CatalogStore(Database.ConnectionString);
         var left = Assert.Single(await store.ListRunsAsync(uuid, 10, CancellationToken.None));
         Assert.Equal(RunStates.Running, left.State); // nobody has looked yet
         // The workflow reports bytes once copying; before that the run's last recorded step is the snapshot phase.
@@ -121,11 +109,11 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : IClassFi
         var interrupted = (await store.GetRunAsync(left.Id, CancellationToken.None))!;
         Assert.Equal((RunStates.Interrupted, (string?)null), (interrupted.State, interrupted.RestorePointId));
         Assert.Empty(await store.ListPointsAsync(uuid, null, CancellationToken.None));
-        var status = JsonDocument.Parse((await Backupd(null, "status", "--json")).Stdout).RootElement;
+        var status = JsonDocument.Parse((await Backupd("status", "--json")).Stdout).RootElement;
         Assert.Equal("interrupted", status.GetProperty("lastPerDomain").EnumerateArray().Single(r => r.GetProperty("id").GetInt64() == left.Id).GetProperty("state").GetString());
 
         // The next run recovers the overlay the killed one left, and records a point.
-        var next = await Backupd(null, "backup", "--domain", vm.Name, "--to", Repository, "--json");
+        var next = await Backupd("backup", "--domain", vm.Name, "--to", Repository, "--json");
         Assert.True(next.ExitCode == 0, next.Stderr);
         Assert.Single(await store.ListPointsAsync(uuid, null, CancellationToken.None));
         Assert.True(await vm.GuestReadMatchesAsync("vda", 2 * MiB, MiB, 0x61));
@@ -134,7 +122,7 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : IClassFi
     [Fact]
     public async Task The_daemon_marks_runs_of_dead_processes_interrupted_when_it_starts()
     {
-        await using var store = new CatalogStore(database.ConnectionString);
+        await using var store = new CatalogStore(Database.ConnectionString);
         // The ghost lives until its start token is read (a short-lived one may be gone before that), then dies.
         using var ghost = Process.Start(new ProcessStartInfo("sleep", "300"))!;
         var token = ProcessIdentity.StartTokenOf(ghost.Id);
@@ -143,7 +131,7 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : IClassFi
         await ghost.WaitForExitAsync();
         var run = await store.StartRunAsync(new RunStart(Guid.NewGuid(), "vm-ghost", "schedule", "backupd"), new ProcessIdentity(Environment.MachineName, ghost.Id, token), CancellationToken.None);
 
-        using var daemon = Process.Start(BackupdProcess.StartInfo(null, "--config", _config.Path, "daemon"))!;
+        using var daemon = Process.Start(BackupdProcess.StartInfo(null, "--config", Config.Path, "daemon"))!;
         try
         {
             var deadline = DateTime.UtcNow.AddSeconds(60);
@@ -158,5 +146,41 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : IClassFi
             daemon.Kill(entireProcessTree: true);
         }
         Assert.Equal(RunStates.Interrupted, (await store.GetRunAsync(run, CancellationToken.None))!.State);
+    }
+
+    /// <summary>
+    /// Stopped by a signal in its copy step: the overlay is merged back as always, and the catalog calls the run what
+    /// it was (`interrupted`, the stop's word), not `failed`, with no restore point.
+    /// </summary>
+    [Fact]
+    public async Task Sigterm_in_the_copy_records_the_run_interrupted_without_a_point_and_the_vm_on_its_base()
+    {
+        // 64 MiB of data at 4 MiB/s: the copy lasts ~16 s, long enough to be caught in it.
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda", SizeBytes: 64 * MiB, FillPattern: null));
+        await TestVm.WritePatternAsync(vm.Disk("vda").Path, "qcow2", 0, 64 * MiB, 0x5a);
+        await vm.StartAsync();
+        var uuid = Guid.Parse(vm.Uuid);
+        await using var store = new CatalogStore(Database.ConnectionString);
+        using var process = BackupdProcess.StartCollecting(null, out var output,
+            "--config", Config.Path, "backup", "--domain", vm.Name, "--to", Path.Combine(Config.Directory, "repo"), "--bandwidth", "4MiB/s", "--json");
+
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while ((await store.ListRunsAsync(uuid, 10, CancellationToken.None)).SingleOrDefault() is not { Step: "copy", ProgressBytes: > 0 } && !process.HasExited)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the run did not reach its copy step in 90 s; output:\n{string.Join('\n', output)}");
+            await Task.Delay(100);
+        }
+        Assert.False(process.HasExited, $"the backup ended before the signal; output:\n{string.Join('\n', output)}");
+        await Tools.RunAsync("kill", "-TERM", process.Id.ToString(CultureInfo.InvariantCulture));
+        await process.WaitForExitAsync();
+
+        Assert.Equal(1, process.ExitCode);
+        var run = Assert.Single(await store.ListRunsAsync(uuid, 10, CancellationToken.None));
+        Assert.Equal((RunStates.Interrupted, (string?)null), (run.State, run.RestorePointId));
+        Assert.Contains("canceled", run.Error, StringComparison.Ordinal);
+        Assert.Empty(await store.ListPointsAsync(uuid, null, CancellationToken.None));
+        Assert.Equal(vm.Disk("vda").Path, await vm.ActiveSourceAsync("vda"));
+        Assert.DoesNotContain(Directory.EnumerateFiles(vm.Directory), OverlayNaming.IsOverlay);
+        Assert.Equal("running", await vm.StateAsync());
     }
 }

@@ -6,21 +6,8 @@ using Backupd.Storage.Repository;
 namespace Backupd.Integration.Catalog;
 
 /// <summary>`backupd forget POINT` against a real VM's points: any point goes, the newest too, from repository and catalog alike.</summary>
-public sealed class ForgetTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>, IAsyncLifetime, IDisposable
+public sealed class ForgetTests(PostgresDatabase database) : CatalogProcessTestBase(database)
 {
-    private const long MiB = TestVm.MiB;
-    private readonly TempConfig _config = new(database.ConnectionString);
-    private string Repository => Path.Combine(_config.Directory, "repo");
-
-    public Task InitializeAsync() => CatalogMigrator.MigrateAsync(database.ConnectionString, CancellationToken.None);
-
-    public Task DisposeAsync() => Task.CompletedTask;
-
-    public void Dispose() => _config.Dispose();
-
-    private Task<(int ExitCode, string Stdout, string Stderr)> Backupd(params string[] args) =>
-        BackupdProcess.RunAsync(["--config", _config.Path, .. args]);
-
     [Fact]
     public async Task Forgetting_the_newest_point_leaves_the_previous_one_restorable_and_the_next_backup_builds_on_it()
     {
@@ -40,7 +27,7 @@ public sealed class ForgetTests(PostgresDatabase database) : IClassFixture<Postg
         Assert.True(forget.ExitCode == 0, forget.Stderr);
         Assert.True(JsonDocument.Parse(forget.Stdout).RootElement.GetProperty("removed").GetBoolean());
         var uuid = Guid.Parse(vm.Uuid);
-        await using var store = new CatalogStore(database.ConnectionString);
+        await using var store = new CatalogStore(Database.ConnectionString);
         Assert.Equal(points[..2].Order(), (await store.ListPointsAsync(uuid, null, CancellationToken.None)).Select(p => p.Id).Order());
         using (var repo = BackupRepository.Open(Repository))
             Assert.Equal(points[..2].Order(), repo.ListPoints(vm.Uuid).Select(p => p.PointId).Order());
@@ -50,7 +37,7 @@ public sealed class ForgetTests(PostgresDatabase database) : IClassFixture<Postg
         Assert.True(verify.ExitCode == 0, verify.Stdout + verify.Stderr);
 
         // The second point is now the newest: its files are the repository's mirrors, and they restore exactly.
-        var restored = Path.Combine(_config.Directory, "restored");
+        var restored = Path.Combine(Config.Directory, "restored");
         var restore = await Backupd("restore", "--domain", vm.Name, "--to", restored, "--json");
         Assert.True(restore.ExitCode == 0, restore.Stderr);
         Assert.Equal(points[1], JsonDocument.Parse(restore.Stdout).RootElement.GetProperty("pointId").GetString());
@@ -76,12 +63,12 @@ public sealed class ForgetTests(PostgresDatabase database) : IClassFixture<Postg
         Assert.True(run.ExitCode == 0, run.Stderr);
         var point = JsonDocument.Parse(run.Stdout).RootElement.GetProperty("restorePointId").GetString()!;
         var uuid = Guid.Parse(vm.Uuid);
-        await using (await DomainLock.AcquireAsync(database.ConnectionString, uuid, vm.Name, ProcessIdentity.Current, CancellationToken.None))
+        await using (await DomainLock.AcquireAsync(Database.ConnectionString, uuid, vm.Name, ProcessIdentity.Current, CancellationToken.None))
         {
             var busy = await Backupd("forget", point);
             Assert.Equal(4, busy.ExitCode);
         }
-        await using var store = new CatalogStore(database.ConnectionString);
+        await using var store = new CatalogStore(Database.ConnectionString);
         Assert.Single(await store.ListPointsAsync(uuid, null, CancellationToken.None));
         using (var repo = BackupRepository.Open(Repository))
             Assert.Single(repo.ListPoints(vm.Uuid));
