@@ -137,13 +137,17 @@ public sealed class BackupWorkflowTests : IDisposable
         Assert.Empty(new RunJournal(Options.StateDirectory).OpenEntries());
     }
 
+    /// <summary>What libvirt reports when QEMU's LUKS key set-up measured 0 ms of CPU time.</summary>
+    private static LibvirtException LuksBenchmarkFailure() =>
+        new LibvirtException("virDomainSnapshotCreateXML", 9, 10, "operation failed: failed to format image: 'Unable to get accurate CPU usage'");
+
     [Fact]
     public async Task A_snapshot_that_fails_in_QEMUs_LUKS_benchmark_is_rolled_back_and_retried()
     {
         hv.AddDisk("vda");
         var failures = 2;
         hv.SnapshotFails = _ => failures-- > 0
-            ? new LibvirtException("virDomainSnapshotCreateXML", 9, 10, "operation failed: failed to format image: 'Unable to get accurate CPU usage'")
+            ? LuksBenchmarkFailure()
             : null;
 
         var result = await Run(QuiesceMode.Off);
@@ -156,7 +160,7 @@ public sealed class BackupWorkflowTests : IDisposable
     public async Task A_LUKS_benchmark_failure_that_keeps_coming_back_fails_the_run_after_a_few_attempts()
     {
         hv.AddDisk("vda");
-        hv.SnapshotFails = _ => new LibvirtException("virDomainSnapshotCreateXML", 9, 10, "operation failed: failed to format image: 'Unable to get accurate CPU usage'");
+        hv.SnapshotFails = _ => LuksBenchmarkFailure();
 
         var result = await Run(QuiesceMode.Off);
 

@@ -112,25 +112,7 @@ public class CrashSafetyTests
         v.Add(TempRepository.Edit(2, v[0], TestFiles.Edit.InPlace));
         v.Add(TempRepository.Edit(3, v[1], TestFiles.Edit.Grow));
         v.Add(TempRepository.Edit(4, v[2], TestFiles.Edit.InPlace));
-        var points = new List<RestorePointInfo>();
-        foreach (var x in v)
-        {
-            points.Add(await t.BackupAsync("g", ("f", x)));
-        }
-        t.Repo.FaultHook = CrashAt(phase, 1);
-        Assert.Throws<SimulatedCrashException>(() => t.Repo.DeletePoint(points[1].PointId));
-
-        var repo = t.Reopen();
-        Assert.Equal(deleted ? 3 : 4, repo.ListPoints().Count);
-        for (var i = 0; i < v.Count; i++)
-        {
-            if (i == 1 && deleted)
-            {
-                continue;
-            }
-            Assert.Equal(v[i], await t.RestoreAsync(points[i].PointId, "f"));
-        }
-        Assert.True((await repo.VerifyAsync(null, null, null, CancellationToken.None)).Ok);
+        await CrashDeletionThenCheckAsync(t, v, victim: 1, phase, deleted);
     }
 
     [Theory]
@@ -143,23 +125,38 @@ public class CrashSafetyTests
         var v = new List<byte[]> { TempRepository.Content(5, 20, 9) };
         v.Add(TempRepository.Edit(6, v[0], TestFiles.Edit.Grow));
         v.Add(TempRepository.Edit(7, v[1], TestFiles.Edit.Relocate));
+        var points = await CrashDeletionThenCheckAsync(t, v, victim: 2, phase, deleted);
+
+        var next = await t.BackupAsync("g", ("f", v[0]));
+        Assert.Equal(v[0], await t.RestoreAsync(next.PointId, "f"));
+        Assert.Equal(v[1], await t.RestoreAsync(points[1].PointId, "f"));
+    }
+
+    /// <summary>
+    /// Backs up each version of "f", crashes the deletion of point <paramref name="victim"/> at <paramref name="phase"/>,
+    /// reopens, and checks that exactly the points that should remain restore their bytes and verify.
+    /// </summary>
+    private static async Task<List<RestorePointInfo>> CrashDeletionThenCheckAsync(TempRepository t, List<byte[]> v, int victim, string phase, bool deleted)
+    {
         var points = new List<RestorePointInfo>();
         foreach (var x in v)
         {
             points.Add(await t.BackupAsync("g", ("f", x)));
         }
         t.Repo.FaultHook = CrashAt(phase, 1);
-        Assert.Throws<SimulatedCrashException>(() => t.Repo.DeletePoint(points[2].PointId));
+        Assert.Throws<SimulatedCrashException>(() => t.Repo.DeletePoint(points[victim].PointId));
 
         var repo = t.Reopen();
-        Assert.Equal(deleted ? 2 : 3, repo.ListPoints().Count);
-        for (var i = 0; i < (deleted ? 2 : 3); i++)
+        Assert.Equal(deleted ? v.Count - 1 : v.Count, repo.ListPoints().Count);
+        for (var i = 0; i < v.Count; i++)
         {
+            if (i == victim && deleted)
+            {
+                continue;
+            }
             Assert.Equal(v[i], await t.RestoreAsync(points[i].PointId, "f"));
         }
         Assert.True((await repo.VerifyAsync(null, null, null, CancellationToken.None)).Ok);
-        var next = await t.BackupAsync("g", ("f", v[0]));
-        Assert.Equal(v[0], await t.RestoreAsync(next.PointId, "f"));
-        Assert.Equal(v[1], await t.RestoreAsync(points[1].PointId, "f"));
+        return points;
     }
 }
