@@ -47,9 +47,24 @@ public sealed class QuartzSchedulerTests : IAsyncLifetime, IAsyncDisposable
         Assert.Equal("web", job.Key.Name);
         Assert.Equal(["web#0", "web#1"], triggers.Select(t => t.Key.Name));
         Assert.Null(PolicyTriggers.BuildVerify(policy));
-        var after = new DateTimeOffset(2026, 11, 26, 12, 0, 0, TimeSpan.Zero);
-        // Quartz's own next fire time equals what `policy check` prints.
-        Assert.Equal(policy.Schedule.Entries[0].Cron.NextAfter(after, policy.Schedule.TimeZone), triggers.First().GetFireTimeAfter(after));
+        // The trigger starts when it is built, so the instant asked about is relative to that start:
+        // a fixed date would be before the start on every later day (the verdict depended on the day).
+        var start = triggers.First().StartTimeUtc;
+        foreach (var days in new[] { 1, 45, 200 })
+        {
+            var after = start.AddDays(days);
+            var fire = triggers.First().GetFireTimeAfter(after);
+            Assert.NotNull(fire);
+            // Quartz's own next fire time equals what `policy check` prints ...
+            Assert.Equal(policy.Schedule.Entries[0].Cron.NextAfter(after, policy.Schedule.TimeZone), fire);
+            // ... and it is 02:30 on the Berlin wall clock, in summer and winter time alike, within a day
+            // (on the spring-forward day 02:30 does not exist: only the "within a day" holds then).
+            var zone = policy.Schedule.TimeZone;
+            var local = TimeZoneInfo.ConvertTime(fire!.Value, zone);
+            if (!zone.IsInvalidTime(local.Date + new TimeSpan(2, 30, 0)))
+                Assert.Equal(new TimeSpan(2, 30, 0), local.TimeOfDay);
+            Assert.InRange(fire.Value - after, TimeSpan.Zero, TimeSpan.FromHours(25));
+        }
     }
 
     [Fact]
