@@ -1,13 +1,20 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 
 namespace Backupd.Daemon.Workflow;
 
 /// <summary>
-/// Test-only fault injection: BACKUPD_FAULT=&lt;step&gt;:&lt;kill|throw&gt; makes the process die with
-/// SIGKILL (no finally, no flush: like a crash) or throw <see cref="InjectedFaultException"/> at the step.
+/// Test-only fault injection: BACKUPD_FAULT=&lt;step&gt;:&lt;kill|throw|stop&gt; makes the process die with
+/// SIGKILL (no finally, no flush: like a crash), throw <see cref="InjectedFaultException"/>, or stop itself
+/// with SIGSTOP at the step (a test then knows exactly where the run is, whatever the load, and sends SIGCONT).
 /// </summary>
-public static class Faults
+public static partial class Faults
 {
+    private const int SigStop = 19;
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
+
     public const string EnvironmentVariable = "BACKUPD_FAULT";
     public const string AfterJournal = "after-journal", AfterSnapshot = "after-snapshot", MidCopy = "mid-copy",
         AfterCopy = "after-copy", MidCommit = "mid-commit", AfterPivot = "after-pivot";
@@ -21,9 +28,14 @@ public static class Faults
     {
         if (string.IsNullOrEmpty(Spec)) return;
         var parts = Spec.Split(':');
-        if (parts.Length != 2 || !Steps.Contains(parts[0]) || parts[1] is not ("kill" or "throw"))
-            throw new InvalidOperationException($"{EnvironmentVariable}='{Spec}' is not <step>:<kill|throw> with step one of {string.Join(", ", Steps)}");
+        if (parts.Length != 2 || !Steps.Contains(parts[0]) || parts[1] is not ("kill" or "throw" or "stop"))
+            throw new InvalidOperationException($"{EnvironmentVariable}='{Spec}' is not <step>:<kill|throw|stop> with step one of {string.Join(", ", Steps)}");
         if (parts[0] != step) return;
+        if (parts[1] == "stop")
+        {
+            _ = Kill(Environment.ProcessId, SigStop); // returns once a SIGCONT arrives
+            return;
+        }
         if (parts[1] == "kill")
         {
             using var self = Process.GetCurrentProcess();

@@ -14,9 +14,11 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : CatalogP
     private int? runningPid;
 
     /// <summary>Like BackupdProcess.RunAsync, but a run that hangs fails within 3 minutes with what it printed so far.</summary>
-    private async Task<(int ExitCode, string Stdout, string Stderr)> RunWithDiagnosticsAsync(params string[] args)
+    private Task<(int ExitCode, string Stdout, string Stderr)> RunWithDiagnosticsAsync(params string[] args) => RunWithDiagnosticsAsync(null, args);
+
+    private async Task<(int ExitCode, string Stdout, string Stderr)> RunWithDiagnosticsAsync(IDictionary<string, string>? environment, params string[] args)
     {
-        using var process = Process.Start(BackupdProcess.StartInfo(null, ["--config", Config.Path, .. args]))!;
+        using var process = Process.Start(BackupdProcess.StartInfo(environment, ["--config", Config.Path, .. args]))!;
         runningPid = process.Id;
         var stdout = new System.Text.StringBuilder();
         var stderr = new System.Text.StringBuilder();
@@ -40,6 +42,20 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : CatalogP
         lock (stdout) lock (stderr) return (process.ExitCode, stdout.ToString(), stderr.ToString());
     }
 
+    /// <summary>True once the process is in the stopped state ('T' in /proc/PID/stat, after the command's parentheses).</summary>
+    private static bool IsStopped(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('T');
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     [Fact]
     public async Task Two_concurrent_backups_of_one_domain_exactly_one_runs_and_the_other_names_the_holder()
     {
@@ -48,20 +64,20 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : CatalogP
         await vm.WriteAsGuestAsync("vda", 8 * MiB, 0x5a, 96 * MiB);
 
         // The overlap must not depend on how long the copy takes versus how long a second `dotnet` takes to start
-        // (on a loaded 2-core box the first run can finish first). So: the first run is frozen (SIGSTOP) once it is
-        // inside its run (its overlay exists, so it holds the domain lock), the second runs to its end meanwhile,
-        // then the first is continued.
-        var first = RunWithDiagnosticsAsync("backup", "--domain", vm.Name, "--to", Repository);
+        // (on a loaded 2-core box the first run can finish first), nor on a poll catching the overlay in time. So the
+        // first run stops itself (SIGSTOP) right after its snapshot, holding the domain lock; the second runs to its
+        // end meanwhile, then the first is continued.
+        var first = RunWithDiagnosticsAsync(new Dictionary<string, string> { [Faults.EnvironmentVariable] = $"{Faults.AfterSnapshot}:stop" },
+            "backup", "--domain", vm.Name, "--to", Repository);
+        var firstPid = runningPid!.Value;
         var deadline = DateTime.UtcNow.AddSeconds(120);
-        int? firstPid = null;
-        while (firstPid is null)
+        while (!IsStopped(firstPid))
         {
-            if (first.IsCompleted) Assert.Fail($"the first backup ended before its overlay was seen: {(await first).Stderr}");
-            Assert.True(DateTime.UtcNow < deadline, "the first backup made no overlay in 120 s");
-            if (Directory.EnumerateFiles(vm.Directory).Any(OverlayNaming.IsOverlay)) firstPid = runningPid;
-            else await Task.Delay(10);
+            if (first.IsCompleted) Assert.Fail($"the first backup ended before it reached its snapshot: {(await first).Stderr}");
+            Assert.True(DateTime.UtcNow < deadline, "the first backup did not reach its snapshot in 120 s");
+            await Task.Delay(20);
         }
-        await Tools.RunAsync("kill", "-STOP", firstPid.Value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Contains(Directory.EnumerateFiles(vm.Directory), OverlayNaming.IsOverlay);
         (int ExitCode, string Stdout, string Stderr) second;
         try
         {
@@ -69,7 +85,7 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : CatalogP
         }
         finally
         {
-            await Tools.RunAsync("kill", "-CONT", firstPid.Value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            await Tools.RunAsync("kill", "-CONT", firstPid.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
         var winner = await first;
 
