@@ -48,11 +48,18 @@ public sealed class OperatorPathsTests(PostgresDatabase database) : CatalogProce
         await vm.StartAsync();
         var killed = await Backupd(KillAt(Faults.AfterSnapshot), "backup", "--domain", vm.Name, "--to", Repository, "--json");
         Assert.Equal(137, killed.ExitCode); // SIGKILL
-        var overlays = new[] { await vm.ActiveSourceAsync("vda"), await vm.ActiveSourceAsync("vdb") };
-        Assert.All(overlays, o => Assert.True(OverlayNaming.IsOverlay(o), $"not on an overlay after the kill: {o}"));
-        // Lands in the overlay only: lost unless the merge-back happens.
-        await vm.WriteAsGuestAsync("vda", 4 * MiB, 0xb2, MiB);
-        WritePolicy("later", $"domains: [{vm.Name}]\nschedule: {FarSchedule()}\nrepository: {Repository}\n");
+        string?[] overlays;
+        // Held as a running backup holds it, so a `backupd recover` of another test on this host leaves the VM alone
+        // until the daemon starts: the recovery asserted below must be the daemon's.
+        using (var held = global::Backupd.Daemon.Workflow.DomainLock.TryAcquire(Config.StateDirectory, vm.Uuid))
+        {
+            Assert.NotNull(held);
+            overlays = [await vm.ActiveSourceAsync("vda"), await vm.ActiveSourceAsync("vdb")];
+            Assert.All(overlays, o => Assert.True(OverlayNaming.IsOverlay(o), $"not on an overlay after the kill: {o}"));
+            // Lands in the overlay only: lost unless the merge-back happens.
+            await vm.WriteAsGuestAsync("vda", 4 * MiB, 0xb2, MiB);
+            WritePolicy("later", $"domains: [{vm.Name}]\nschedule: {FarSchedule()}\nrepository: {Repository}\n");
+        }
 
         await using var daemon = await RunningDaemon.StartAsync(Config);
         // The daemon's own recovery did it (not another backupd on the host): it logs each overlay it deletes.
