@@ -50,7 +50,7 @@ public sealed class OperatorPathsTests(PostgresDatabase database) : CatalogProce
         Assert.Equal(137, killed.ExitCode); // SIGKILL
         string?[] overlays;
         // Held as a running backup holds it, so a `backupd recover` of another test on this host leaves the VM alone
-        // until the daemon starts: the recovery asserted below must be the daemon's.
+        // until just before the daemon starts (the "deleted overlay" lines below show it was the daemon's recovery).
         using (var held = global::Backupd.Daemon.Workflow.DomainLock.TryAcquire(Config.StateDirectory, vm.Uuid))
         {
             Assert.NotNull(held);
