@@ -16,7 +16,7 @@ namespace Backupd.Integration;
 /// </summary>
 public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
 {
-    private static int PointCount(string repository)
+    internal static int PointCount(string repository)
     {
         if (!File.Exists(Path.Combine(repository, "repository.json"))) return 0;
         using var repo = BackupRepository.Open(repository);
