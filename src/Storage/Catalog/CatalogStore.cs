@@ -125,7 +125,7 @@ public sealed class CatalogStore : IAsyncDisposable
     /// <summary>
     /// Start-up recovery: every `running` run whose process is gone becomes `interrupted`. A run is
     /// gone if it was started on this host and its pid + start token no longer name a live process,
-    /// or (any host) if nobody holds its domain lock, which a live run always does.
+    /// or (another host) if nobody holds its domain lock, which a live run does while it can reach the catalog.
     /// </summary>
     public Task<IReadOnlyList<long>> MarkInterruptedRunsAsync(ProcessIdentity self, CancellationToken ct) => MarkInterruptedRunsAsync(self, null, ct);
 
@@ -140,8 +140,13 @@ public sealed class CatalogStore : IAsyncDisposable
         foreach (var run in running)
         {
             string? reason = null;
-            if (run.Host == self.Host && !ProcessIdentity.IsAliveHere(run.Pid, run.ProcessStart))
+            if (run.Host == self.Host)
+            {
+                // On this host the process itself is the truth: alive, it is still running or retrying its end after
+                // losing the catalog (and with it the lock), and it writes its own final state.
+                if (ProcessIdentity.IsAliveHere(run.Pid, run.ProcessStart)) continue;
                 reason = $"process {run.Pid} on {run.Host} no longer exists";
+            }
             else if (!await DomainLock.IsHeldByAnyoneAsync(connection, run.DomainUuid, ct))
                 reason = $"no process holds the domain lock any more (was {run.Host} pid {run.Pid})";
             if (reason is null) continue;
