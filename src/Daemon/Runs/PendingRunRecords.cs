@@ -40,6 +40,14 @@ public sealed class PendingRunRecords(string stateDirectory)
 
     public void Remove(long runId) => File.Delete(PathOf(runId));
 
+    /// <summary>Renames a record that cannot be written to RUNID.json.unrecorded (no longer listed); returns the new path.</summary>
+    public string SetAside(long runId)
+    {
+        var aside = PathOf(runId) + ".unrecorded";
+        File.Move(PathOf(runId), aside, overwrite: true);
+        return aside;
+    }
+
     /// <summary>Every readable record; an unreadable file is reported through <paramref name="unreadable"/> and left in place for a human.</summary>
     public IReadOnlyList<PendingRunRecord> List(Action<string, string>? unreadable = null)
     {

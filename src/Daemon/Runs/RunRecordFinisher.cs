@@ -23,7 +23,12 @@ public static class RunRecordFinisher
     private static readonly TimeSpan AttemptTimeout = TimeSpan.FromSeconds(20);
 
     /// <summary>The errors of an unreachable or restarting catalog, worth another attempt.</summary>
-    public static bool IsOutage(Exception e) => e is Npgsql.NpgsqlException or TimeoutException or System.Net.Sockets.SocketException;
+    /// A server's answer (a constraint, a missing table) is no outage, except the states of a server shutting down or starting.
+    public static bool IsOutage(Exception e) => e switch
+    {
+        Npgsql.PostgresException pg => pg.SqlState.StartsWith("08", StringComparison.Ordinal) || pg.SqlState.StartsWith("57P", StringComparison.Ordinal) || pg.SqlState == "53300",
+        _ => e is Npgsql.NpgsqlException or TimeoutException or System.Net.Sockets.SocketException,
+    };
 
     /// <summary>Writes the record: the point and `succeeded`, or the failed/interrupted state with the step reached.</summary>
     public static async Task WriteAsync(CatalogStore catalog, PendingRunRecord record, CancellationToken ct)
@@ -99,7 +104,18 @@ public static class RunRecordFinisher
         {
             if (onlyDomain is { } only && record.DomainUuid != only) continue;
             if (record.Host == self.Host && ProcessIdentity.IsAliveHere(record.Pid, record.ProcessStart)) continue;
-            await WriteAsync(catalog, record, ct);
+            try
+            {
+                await WriteAsync(catalog, record, ct);
+            }
+            catch (CatalogException e)
+            {
+                // The run is not in this catalog (recreated since?): nothing to finish; the file stays for a human, out of the way.
+                var kept = pending!.SetAside(record.RunId);
+                log.LogError("run {RunId} of {Domain}: cannot be finished in this catalog ({Message}); its record is now {File}{Rebuild}", record.RunId, record.DomainName, e.Message, kept,
+                    record.Point is { } lost ? $"; `backupd catalog rebuild --repository {lost.Repository}` records restore point {lost.PointId}" : "");
+                continue;
+            }
             pending!.Remove(record.RunId);
             recorded.Add(record);
             log.LogWarning("run {RunId} of {Domain}: recorded as {State}{Point} (its process could not reach the catalog)", record.RunId, record.DomainName, record.State,

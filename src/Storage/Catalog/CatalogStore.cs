@@ -76,11 +76,6 @@ public sealed class CatalogStore : IAsyncDisposable
     {
         await using var connection = await OpenAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        await UpsertDomainAsync(connection, tx, point.DomainUuid, point.DomainName, null, ct);
-        // Idempotent: a retry after a commit whose answer was lost, or a point that `catalog rebuild` added meanwhile, only links the run.
-        var linked = await connection.ExecuteAsync(new CommandDefinition(
-            "update restore_points set run_id = coalesce(run_id, @runId) where id = @PointId", new { runId, point.PointId }, tx, cancellationToken: ct));
-        if (linked == 0) await InsertPointAsync(connection, tx, point, runId, ct);
         var updated = await connection.ExecuteAsync(new CommandDefinition(
             """
             update runs set state = 'succeeded', finished_at = now(), step = 'done', error = null,
@@ -92,6 +87,11 @@ public sealed class CatalogStore : IAsyncDisposable
             new { runId, stats.BytesRead, stats.BytesWritten, stats.CopyTime, stats.OverlayLifetime, stats.CommitTime, stats.Consistency },
             tx, cancellationToken: ct));
         if (updated != 1) throw new CatalogException($"run {runId} does not exist in the catalog");
+        await UpsertDomainAsync(connection, tx, point.DomainUuid, point.DomainName, null, ct);
+        // Idempotent: a retry after a commit whose answer was lost, or a point that `catalog rebuild` added meanwhile, only links the run.
+        var linked = await connection.ExecuteAsync(new CommandDefinition(
+            "update restore_points set run_id = coalesce(run_id, @runId) where id = @PointId", new { runId, point.PointId }, tx, cancellationToken: ct));
+        if (linked == 0) await InsertPointAsync(connection, tx, point, runId, ct);
         await tx.CommitAsync(ct);
     }
 

@@ -161,6 +161,30 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
     }
 
     [Fact]
+    public async Task A_kept_record_of_a_run_this_catalog_does_not_have_is_set_aside_and_blocks_nothing()
+    {
+        var workflow = new ScriptedWorkflow("vm-stranger");
+        var dead = await DeadProcessAsync();
+        var pending = new PendingRunRecords(workflow.Repository);
+        pending.Save(Pending(long.MaxValue - 7, workflow.Target, RunStates.Failed, null, dead));
+
+        var done = await RunRecordFinisher.FinishLeftOversAsync(_store, pending, ProcessIdentity.Current, workflow.Target.Uuid, null, CancellationToken.None);
+        // The runs table has no such id: FailRunAsync changes nothing, which is not an error; the file is done with.
+        Assert.Single(done.Recorded);
+        Assert.Empty(pending.List());
+
+        var point = RepositoryRecords.ToRecord((await workflow.BackupAsync(workflow.Target, 1, new SyncProgress(_ => { }), CancellationToken.None)).Point, Path.Combine(workflow.Repository, "repo"))!;
+        pending.Save(Pending(long.MaxValue - 8, workflow.Target, RunStates.Succeeded, point, dead));
+        done = await RunRecordFinisher.FinishLeftOversAsync(_store, pending, ProcessIdentity.Current, workflow.Target.Uuid, null, CancellationToken.None);
+
+        Assert.Empty(done.Recorded);
+        Assert.Empty(pending.List());
+        Assert.True(File.Exists(Path.Combine(pending.Directory, $"{long.MaxValue - 8}.json.unrecorded")));
+        var next = await new BackupRunner(_store, workflow) { Pending = pending }.RunAsync(new BackupRequest("vm-stranger", "cli", "root"), null, CancellationToken.None);
+        Assert.Equal(RunStates.Succeeded, (await _store.GetRunAsync(next.RunId, CancellationToken.None))!.State);
+    }
+
+    [Fact]
     public async Task A_busy_refusal_from_the_workflow_leaves_no_run_behind()
     {
         var workflow = new ScriptedWorkflow("vm-busy") { Failure = new Backupd.Daemon.Workflow.BackupRefusedException(Backupd.Daemon.Workflow.RefusalKind.Busy, "another backupd run is working on domain 'vm-busy'") };
