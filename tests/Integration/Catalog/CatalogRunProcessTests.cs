@@ -151,6 +151,40 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : CatalogP
         Assert.Equal(RunStates.Interrupted, (await store.GetRunAsync(run, CancellationToken.None))!.State);
     }
 
+    [Fact]
+    public async Task The_daemon_writes_the_records_that_runs_kept_while_the_catalog_was_away_when_it_starts()
+    {
+        await using var store = new CatalogStore(Database.ConnectionString);
+        using var ghost = Process.Start(new ProcessStartInfo("sleep", "300"))!;
+        var token = ProcessIdentity.StartTokenOf(ghost.Id);
+        Assert.NotNull(token);
+        ghost.Kill();
+        await ghost.WaitForExitAsync();
+        var uuid = Guid.NewGuid();
+        var run = await store.StartRunAsync(new RunStart(uuid, "vm-kept", "schedule", "backupd"), new ProcessIdentity(Environment.MachineName, ghost.Id, token), CancellationToken.None);
+        var pending = new Backupd.Daemon.Runs.PendingRunRecords(Config.StateDirectory);
+        pending.Save(new Backupd.Daemon.Runs.PendingRunRecord(run, uuid, "vm-kept", RunStates.Failed, "copy", 5, 10, "copy: No space left on device",
+            new RunStats(5, 5), null, Environment.MachineName, ghost.Id, token));
+
+        using var daemon = Process.Start(BackupdProcess.StartInfo(null, "--config", Config.Path, "daemon"))!;
+        try
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while ((await store.GetRunAsync(run, CancellationToken.None))!.State == RunStates.Running)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the daemon did not write the kept record within 60 s");
+                await Task.Delay(100);
+            }
+        }
+        finally
+        {
+            daemon.Kill(entireProcessTree: true);
+        }
+        var finished = (await store.GetRunAsync(run, CancellationToken.None))!;
+        Assert.Equal((RunStates.Failed, "copy", "copy: No space left on device"), (finished.State, finished.Step, finished.Error));
+        Assert.Empty(pending.List());
+    }
+
     /// <summary>
     /// Stopped by a signal in its copy step: the overlay is merged back as always, and the catalog calls the run what
     /// it was (`interrupted`, the stop's word), not `failed`, with no restore point.
