@@ -23,6 +23,23 @@ public sealed class ConfigLoaderTests
         Assert.Equal(TimeSpan.FromHours(6), config.MisfireGrace);
     }
 
+    [Theory]
+    [InlineData("", 120)]
+    [InlineData("catalog-retry: 30s", 30)]
+    [InlineData("catalog-retry: 0", 0)]
+    public void Catalog_retry_is_a_duration_with_a_two_minute_default(string line, int seconds)
+    {
+        var config = ConfigLoader.Parse(Minimal + "\n" + line, "/etc/backupd/backupd.yaml");
+        Assert.Equal(TimeSpan.FromSeconds(seconds), config.CatalogRetry);
+    }
+
+    [Fact]
+    public void A_bad_catalog_retry_is_reported_at_its_line()
+    {
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(Minimal + "\ncatalog-retry: forever", "/c.yaml"));
+        Assert.Contains("/c.yaml:4:16: 'catalog-retry' expects a duration like 30s, 15m, 6h or 2d, got 'forever'", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Every_problem_is_reported_at_once_with_line_and_column()
     {

@@ -22,15 +22,15 @@ public sealed class LiveBackupProcessTests(PostgresDatabase database) : IClassFi
     private static IEnumerable<string> OverlayFiles(TestVm vm) => Directory.EnumerateFiles(vm.Directory).Where(OverlayNaming.IsOverlay);
 
     /// <summary>
-    /// `backupd recover --json` until it skips nothing: other tests (and daemons they start) recover the
-    /// whole host too, and recovery skips a domain another backupd process holds. Returns every output.
+    /// `backupd recover --domain VM --json` until it skips nothing: recovery skips a domain another backupd process
+    /// holds (daemons other tests start recover the whole host at start-up). Returns every output.
     /// </summary>
-    private async Task<string> RecoverAsync()
+    private async Task<string> RecoverAsync(TestVm vm, params string[] extra)
     {
         var outputs = new List<string>();
         for (var attempt = 0; attempt < 30; attempt++)
         {
-            var run = await Backupd(null, "recover", "--json");
+            var run = await Backupd(null, ["recover", "--domain", vm.Name, "--json", .. extra]);
             Assert.True(run.ExitCode == 0, $"recover exited {run.ExitCode}: {run.Stderr}");
             outputs.Add(run.Stdout);
             if (!run.Stdout.Contains("skipped:", StringComparison.Ordinal)) break;
@@ -72,7 +72,7 @@ public sealed class LiveBackupProcessTests(PostgresDatabase database) : IClassFi
         await vm.WriteAsGuestAsync("vda", 4 * MiB, 0xb2, MiB);
         await vm.WriteAsGuestAsync("vdb", 4 * MiB, 0xc3, MiB);
 
-        await RecoverAsync();
+        await RecoverAsync(vm);
 
         Assert.Equal("running", await vm.StateAsync());
         await AssertOnBaseAsync(vm, "vda", "vdb");
@@ -102,7 +102,7 @@ public sealed class LiveBackupProcessTests(PostgresDatabase database) : IClassFi
         await vm.DestroyAsync();
         Assert.Contains(".backupd-", await vm.InactiveXmlAsync(), StringComparison.Ordinal);
 
-        await RecoverAsync(); // (any backupd recover on the host may be the one that does the offline commit)
+        await RecoverAsync(vm); // (a daemon starting elsewhere on the host may be the one that does the offline commit)
 
         Assert.Equal("shut off", await vm.StateAsync());
         await AssertOnBaseAsync(vm, "vda");
@@ -120,12 +120,65 @@ public sealed class LiveBackupProcessTests(PostgresDatabase database) : IClassFi
         await vm.DestroyAsync(); // a transient domain is gone once stopped
         Assert.Single(OverlayFiles(vm));
 
-        var recover = await RecoverAsync();
+        var recover = await RecoverAsync(vm);
 
         // Only this test's journal knows the overlay: no other recovery on the host can have done it.
         Assert.Contains("domain is gone", recover, StringComparison.Ordinal);
         Assert.Empty(OverlayFiles(vm));
         Assert.True(await TestVm.ImageMatchesAsync(vm.Disk("vda").Path, "qcow2", 6 * MiB, MiB, 0xe5));
+    }
+
+    /// <summary>`recover --domain` touches that domain only; plain `recover` takes every domain. The table says "done" for what it did.</summary>
+    [Fact]
+    public async Task Recover_domain_merges_back_only_that_domain_and_plain_recover_the_other()
+    {
+        await using var mine = await TestVm.CreateAsync(new DiskSpec("vda"));
+        await using var other = await TestVm.CreateAsync(new DiskSpec("vda"));
+        foreach (var vm in new[] { mine, other })
+        {
+            await vm.StartAsync();
+            var killed = await Backupd(new Dictionary<string, string> { [Faults.EnvironmentVariable] = "after-copy:kill" },
+                "backup", "--domain", vm.Name, "--to", Repository);
+            Assert.Equal(137, killed.ExitCode);
+            await vm.WriteAsGuestAsync("vda", 6 * MiB, 0x3e, MiB); // lands in the overlay
+        }
+        var otherOverlay = Assert.Single(OverlayFiles(other));
+
+        var recover = await Backupd(null, "recover", "--domain", mine.Name);
+
+        Assert.True(recover.ExitCode == 0, recover.Stderr);
+        Assert.Contains("done", recover.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("would do", recover.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain(other.Name, recover.Stdout, StringComparison.Ordinal);
+        await AssertOnBaseAsync(mine, "vda");
+        Assert.Equal(otherOverlay, await other.ActiveSourceAsync("vda"));
+        Assert.True(File.Exists(otherOverlay));
+
+        var dry = await Backupd(null, "recover", "--dry-run");
+        Assert.Contains("would do", dry.Stdout, StringComparison.Ordinal);
+        Assert.Equal(otherOverlay, await other.ActiveSourceAsync("vda"));
+
+        string all = "";
+        for (var attempt = 0; attempt < 30 && OverlayFiles(other).Any(); attempt++)
+        {
+            var plain = await Backupd(null, "recover", "--json");
+            Assert.True(plain.ExitCode == 0, plain.Stderr);
+            all += plain.Stdout;
+            if (OverlayFiles(other).Any()) await Task.Delay(1000); // another backupd on the host held it
+        }
+        Assert.Contains(other.Name, all, StringComparison.Ordinal);
+        await AssertOnBaseAsync(other, "vda");
+        Assert.True(await other.GuestReadMatchesAsync("vda", 6 * MiB, MiB, 0x3e));
+        Assert.True(await mine.GuestReadMatchesAsync("vda", 6 * MiB, MiB, 0x3e));
+    }
+
+    [Fact]
+    public async Task Recover_domain_of_an_unknown_domain_exits_3_and_changes_nothing()
+    {
+        var run = await Backupd(null, "recover", "--domain", "bkd-no-such-" + Guid.NewGuid().ToString("N")[..8], "--json");
+        Assert.Equal(3, run.ExitCode);
+        Assert.Equal(3, JsonDocument.Parse(run.Stdout).RootElement.GetProperty("exitCode").GetInt32());
+        Assert.Contains("no domain", run.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -20,12 +20,24 @@ public sealed class SignalGuard : IDisposable
 
     public CancellationToken Token => cts.Token;
 
+    /// <summary>The first signal received, if any.</summary>
+    public PosixSignal? Received { get; private set; }
+
     private void OnSignal(PosixSignalContext context)
     {
         context.Cancel = true; // keep the process alive until the overlays are merged back
-        Console.Error.WriteLine($"backupd: {context.Signal} received: stopping the copy and merging the overlays back");
+        Received ??= context.Signal;
+        Console.Error.WriteLine($"backupd: {context.Signal} received: stopping the copy (if it is still running) and merging the overlays back");
         cts.Cancel();
     }
+
+    /// <summary>
+    /// The stderr note of a run that succeeded although a signal came: it came after the copy, when the point
+    /// was already durable, and a commit is finished rather than stopped (docs/cli.md). Null without a signal.
+    /// </summary>
+    public string? LateSignalNote(string? pointId) => Received is { } s
+        ? $"backupd: {s} came after the copy: the commit was finished, restore point {pointId} is complete, exit 0"
+        : null;
 
     public void Dispose()
     {

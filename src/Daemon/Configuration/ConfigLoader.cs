@@ -20,7 +20,7 @@ public static class ConfigLoader
     private static readonly string[] KnownKeys =
     [
         "libvirt-uri", "catalog-connection", "catalog-connection-file", "state-directory",
-        "scratch-directory", "policies-directory", "max-parallel", "misfire-grace",
+        "scratch-directory", "policies-directory", "max-parallel", "misfire-grace", "catalog-retry",
     ];
 
     public static DaemonConfig Load(string? explicitPath)
@@ -103,6 +103,7 @@ public static class ConfigLoader
         var policies = PathValue("policies-directory", required: true);
         var maxParallel = IntValue("max-parallel", 2, 1, 64);
         var grace = DurationValue("misfire-grace", TimeSpan.FromHours(6));
+        var catalogRetry = DurationValue("catalog-retry", TimeSpan.FromMinutes(2));
 
         if (errors.Count > 0)
             throw new ConfigException(string.Join(Environment.NewLine, errors));
@@ -117,6 +118,7 @@ public static class ConfigLoader
             PoliciesDirectory = policies!,
             MaxParallel = maxParallel,
             MisfireGrace = grace,
+            CatalogRetry = catalogRetry,
         };
     }
 

@@ -17,4 +17,6 @@ public sealed record DaemonConfig
     public int MaxParallel { get; init; } = 2;
     /// <summary>A schedule missed while the daemon was down runs once at start-up if it is this recent.</summary>
     public TimeSpan MisfireGrace { get; init; } = TimeSpan.FromHours(6);
+    /// <summary>How long a finished run retries an unreachable catalog before leaving its record for the next start, run or `recover`.</summary>
+    public TimeSpan CatalogRetry { get; init; } = TimeSpan.FromMinutes(2);
 }

@@ -1,4 +1,5 @@
 using Backupd.Daemon.Configuration;
+using Backupd.Daemon.Runs;
 using Backupd.Storage.Catalog;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -7,7 +8,8 @@ namespace Backupd.Daemon.Hosting;
 
 /// <summary>
 /// At daemon start, before anything schedules a run: apply catalog migrations (safe with several
-/// daemons starting at once) and mark runs left `running` by dead processes as `interrupted`.
+/// daemons starting at once), write the final records runs kept while the catalog was away, and mark
+/// runs left `running` by dead processes as `interrupted`.
 /// A catalog that cannot be reached or migrated stops the start-up with that error.
 /// </summary>
 public sealed class CatalogStartupService(DaemonConfig config, ILogger<CatalogStartupService> logger) : IHostedService
@@ -18,9 +20,8 @@ public sealed class CatalogStartupService(DaemonConfig config, ILogger<CatalogSt
         if (result.Applied.Count > 0)
             logger.LogInformation("catalog: applied migrations {Versions}; schema version {Version}", string.Join(",", result.Applied), result.CurrentVersion);
         await using var store = new CatalogStore(config.CatalogConnectionString);
-        var marked = await store.MarkInterruptedRunsAsync(ProcessIdentity.Current, cancellationToken);
-        if (marked.Count > 0)
-            logger.LogWarning("catalog: {Count} run(s) left running by processes that no longer exist are now interrupted: {Runs}", marked.Count, string.Join(",", marked));
+        // Runs whose process lost the catalog and ended: their kept records (points included) first, then the rest become interrupted.
+        await RunRecordFinisher.FinishLeftOversAsync(store, new PendingRunRecords(config.StateDirectory), ProcessIdentity.Current, null, logger, cancellationToken);
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

@@ -51,13 +51,17 @@ public sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool imag
 
         using var repository = new RepositoryBackupTarget(repositoryDirectory, options.CopyBandwidth);
         progress.Report(new RunProgress("snapshot"));
+        var copied = new RunProgress("copy");
         var workflow = new BackupWorkflow(hypervisor, images, repository, options, logger)
         {
             OnProgress = p =>
             {
-                progress.Report(new RunProgress("copy", p.TotalBytesDone, p.TotalBytes));
+                copied = new RunProgress("copy", p.TotalBytesDone, p.TotalBytes);
+                progress.Report(copied);
                 OnProgress?.Invoke(p);
             },
+            // Written to the catalog at once (a new step): a run killed while merging back shows `commit`, not `copy`.
+            OnCommitStarting = () => progress.Report(copied with { Step = "commit" }),
         };
         var result = await workflow.RunAsync(new Workflow.BackupRequest(target.Uuid.ToString(), IncludeDisks, ExcludeDisks, Quiesce), ct);
         LastResult = result;

@@ -37,7 +37,11 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
         };
         using var copyBox = CancellationTokenSource.CreateLinkedTokenSource(ct);
         copyBox.CancelAfter(policy.CopyTimeout);
-        var runner = new BackupRunner(_catalog, workflow, loggers.CreateLogger<BackupRunner>());
+        var runner = new BackupRunner(_catalog, workflow, loggers.CreateLogger<BackupRunner>())
+        {
+            CatalogRetry = config.CatalogRetry,
+            Pending = new PendingRunRecords(config.StateDirectory),
+        };
         var result = await runner.RunAsync(new Runs.BackupRequest(domain, "schedule", "backupd daemon", policy.Name), null, copyBox.Token);
         _log.LogInformation("policy {Policy}: restore point {Point} of {Domain} in {Repository} (run {Run})",
             policy.Name, result.Point.PointId, domain, policy.Repository, result.RunId);

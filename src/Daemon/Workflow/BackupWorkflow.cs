@@ -22,6 +22,9 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
     /// <summary>Called synchronously on the copying thread.</summary>
     public Action<BackupProgress>? OnProgress { get; init; }
 
+    /// <summary>Called once before the overlays are merged back (success or not), so a run that dies in the commit says so.</summary>
+    public Action? OnCommitStarting { get; init; }
+
     /// <summary>Throws <see cref="BackupRefusedException"/> when preflight refuses (nothing was touched).</summary>
     public async Task<BackupResult> RunAsync(BackupRequest request, CancellationToken ct)
     {
@@ -308,6 +311,14 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
     private async Task<IReadOnlyDictionary<string, MergeOutcome>> MergeBackAsync(JournalEntry entry, Stopwatch overlayClock)
     {
         var outcomes = new Dictionary<string, MergeOutcome>();
+        try
+        {
+            OnCommitStarting?.Invoke();
+        }
+        catch (Exception e) when (e is not (InjectedFaultException or OutOfMemoryException))
+        {
+            logger.LogError(e, "reporting the commit step failed; committing anyway");
+        }
         try
         {
             entry.Step = RunStep.Committing;

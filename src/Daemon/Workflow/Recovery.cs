@@ -29,6 +29,11 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
     private readonly RunJournal journal = new(options.StateDirectory);
     private readonly OverlayMerger merger = new(hypervisor, images, options, logger);
 
+    /// <summary>The UUID of a domain by name or UUID, or of a gone (transient) domain with an open journal entry; null if neither.</summary>
+    public string? ResolveDomain(string nameOrUuid) =>
+        hypervisor.FindDomain(nameOrUuid)?.Uuid
+        ?? journal.OpenEntries().FirstOrDefault(e => string.Equals(e.DomainUuid, nameOrUuid, StringComparison.OrdinalIgnoreCase) || e.DomainName == nameOrUuid)?.DomainUuid;
+
     /// <summary>Every domain and every open journal entry.</summary>
     public Task<RecoveryReport> RecoverAllAsync(bool dryRun, CancellationToken ct) => RecoverAsync(null, dryRun, ct);
 

@@ -43,7 +43,8 @@ public sealed class CatalogStore : IAsyncDisposable
         await connection.ExecuteAsync(new CommandDefinition(
             """
             update runs set state = 'interrupted', finished_at = now(),
-                   error = coalesce(error, 'the process running it ended before it finished (found by a later run holding the domain lock)')
+                   error = coalesce(error, 'the process running it ended before it finished (found by a later run holding the domain lock)'
+                     || case when step = 'commit' then '; it died while merging the overlays back, after its repository commit: `backupd catalog rebuild --repository DIR` records its restore point' else '' end)
             where domain_uuid = @uuid and state = 'running'
             """, new { uuid = start.DomainUuid }, tx, cancellationToken: ct));
         var id = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
@@ -75,8 +76,6 @@ public sealed class CatalogStore : IAsyncDisposable
     {
         await using var connection = await OpenAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
-        await UpsertDomainAsync(connection, tx, point.DomainUuid, point.DomainName, null, ct);
-        await InsertPointAsync(connection, tx, point, runId, ct);
         var updated = await connection.ExecuteAsync(new CommandDefinition(
             """
             update runs set state = 'succeeded', finished_at = now(), step = 'done', error = null,
@@ -88,6 +87,11 @@ public sealed class CatalogStore : IAsyncDisposable
             new { runId, stats.BytesRead, stats.BytesWritten, stats.CopyTime, stats.OverlayLifetime, stats.CommitTime, stats.Consistency },
             tx, cancellationToken: ct));
         if (updated != 1) throw new CatalogException($"run {runId} does not exist in the catalog");
+        await UpsertDomainAsync(connection, tx, point.DomainUuid, point.DomainName, null, ct);
+        // Idempotent: a retry after a commit whose answer was lost, or a point that `catalog rebuild` added meanwhile, only links the run.
+        var linked = await connection.ExecuteAsync(new CommandDefinition(
+            "update restore_points set run_id = coalesce(run_id, @runId) where id = @PointId", new { runId, point.PointId }, tx, cancellationToken: ct));
+        if (linked == 0) await InsertPointAsync(connection, tx, point, runId, ct);
         await tx.CommitAsync(ct);
     }
 
@@ -109,26 +113,46 @@ public sealed class CatalogStore : IAsyncDisposable
             cancellationToken: ct));
     }
 
+    /// <summary>Removes a run that was refused before it did anything (another process holds the domain): a refusal leaves no run behind.</summary>
+    public async Task DiscardRunAsync(long runId, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "delete from runs where id = @runId and state = 'running' and not exists (select 1 from restore_points where run_id = @runId)",
+            new { runId }, cancellationToken: ct));
+    }
+
     /// <summary>
     /// Start-up recovery: every `running` run whose process is gone becomes `interrupted`. A run is
     /// gone if it was started on this host and its pid + start token no longer name a live process,
-    /// or (any host) if nobody holds its domain lock, which a live run always does.
+    /// or (another host) if nobody holds its domain lock, which a live run does while it can reach the catalog.
     /// </summary>
-    public async Task<IReadOnlyList<long>> MarkInterruptedRunsAsync(ProcessIdentity self, CancellationToken ct)
+    public Task<IReadOnlyList<long>> MarkInterruptedRunsAsync(ProcessIdentity self, CancellationToken ct) => MarkInterruptedRunsAsync(self, null, ct);
+
+    /// <summary><see cref="MarkInterruptedRunsAsync(ProcessIdentity, CancellationToken)"/> for the runs of one domain only (`recover --domain`), or all when null.</summary>
+    public async Task<IReadOnlyList<long>> MarkInterruptedRunsAsync(ProcessIdentity self, Guid? onlyDomain, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
-        var running = await connection.QueryAsync<(long Id, Guid DomainUuid, string Host, int Pid, string ProcessStart)>(new CommandDefinition(
-            "select r.id, r.domain_uuid, h.name, r.pid, r.process_start from runs r join hosts h on h.id = r.host_id where r.state = 'running'",
-            cancellationToken: ct));
+        var running = await connection.QueryAsync<(long Id, Guid DomainUuid, string Host, int Pid, string ProcessStart, string Step)>(new CommandDefinition(
+            "select r.id, r.domain_uuid, h.name, r.pid, r.process_start, r.step from runs r join hosts h on h.id = r.host_id where r.state = 'running' and (@onlyDomain::uuid is null or r.domain_uuid = @onlyDomain)",
+            new { onlyDomain }, cancellationToken: ct));
         var marked = new List<long>();
         foreach (var run in running)
         {
             string? reason = null;
-            if (run.Host == self.Host && !ProcessIdentity.IsAliveHere(run.Pid, run.ProcessStart))
+            if (run.Host == self.Host)
+            {
+                // On this host the process itself is the truth: alive, it is still running or retrying its end after
+                // losing the catalog (and with it the lock), and it writes its own final state.
+                if (ProcessIdentity.IsAliveHere(run.Pid, run.ProcessStart)) continue;
                 reason = $"process {run.Pid} on {run.Host} no longer exists";
+            }
             else if (!await DomainLock.IsHeldByAnyoneAsync(connection, run.DomainUuid, ct))
                 reason = $"no process holds the domain lock any more (was {run.Host} pid {run.Pid})";
             if (reason is null) continue;
+            // The repository commit comes before the overlay commit: a run that died there may have a durable point.
+            if (run.Step == "commit")
+                reason += "; it died while merging the overlays back, after its repository commit: `backupd catalog rebuild --repository DIR` records its restore point";
             var n = await connection.ExecuteAsync(new CommandDefinition(
                 "update runs set state = 'interrupted', finished_at = now(), error = coalesce(error, @reason) where id = @id and state = 'running'",
                 new { id = run.Id, reason = "interrupted: " + reason }, cancellationToken: ct));

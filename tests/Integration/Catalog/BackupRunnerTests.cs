@@ -105,6 +105,95 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
         Assert.Contains("no-such-vm", error.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>The identity of a process that existed and is gone now (its pid + start token name nobody).</summary>
+    private static async Task<ProcessIdentity> DeadProcessAsync()
+    {
+        using var ghost = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("sleep", "300"))!;
+        var token = ProcessIdentity.StartTokenOf(ghost.Id);
+        Assert.NotNull(token);
+        ghost.Kill();
+        await ghost.WaitForExitAsync();
+        return new ProcessIdentity(Environment.MachineName, ghost.Id, token);
+    }
+
+    private static PendingRunRecord Pending(long runId, BackupTarget target, string state, RestorePointRecord? point, ProcessIdentity writer) =>
+        new(runId, target.Uuid, target.Name, state, point is null ? "copy" : "done", 40, 100, point is null ? "copy: lost" : null, new RunStats(7, 3), point, writer.Host, writer.Pid, writer.StartToken);
+
+    [Fact]
+    public async Task A_record_kept_by_a_process_that_ended_is_written_by_the_next_run_of_its_domain_with_its_point()
+    {
+        var workflow = new ScriptedWorkflow("vm-kept");
+        var dead = await DeadProcessAsync();
+        var lost = await _store.StartRunAsync(new RunStart(workflow.Target.Uuid, "vm-kept", "schedule", "backupd"), dead, CancellationToken.None);
+        var outcome = await workflow.BackupAsync(workflow.Target, lost, new SyncProgress(_ => { }), CancellationToken.None); // its repository commit returned
+        var point = RepositoryRecords.ToRecord(outcome.Point, outcome.RepositoryDirectory, "crash-consistent")!;
+        var pending = new PendingRunRecords(workflow.Repository);
+        pending.Save(Pending(lost, workflow.Target, RunStates.Succeeded, point, dead));
+
+        var next = await new BackupRunner(_store, workflow) { Pending = pending }.RunAsync(new BackupRequest("vm-kept", "cli", "root"), null, CancellationToken.None);
+
+        var kept = (await _store.GetRunAsync(lost, CancellationToken.None))!;
+        Assert.Equal((RunStates.Succeeded, point.PointId), (kept.State, kept.RestorePointId));
+        Assert.Equal([next.Point.PointId, point.PointId], (await _store.ListPointsAsync(workflow.Target.Uuid, null, CancellationToken.None)).Select(p => p.Id));
+        Assert.Empty(pending.List());
+    }
+
+    [Fact]
+    public async Task Left_over_records_of_a_live_writer_wait_and_a_dead_writers_failure_is_written_with_its_step()
+    {
+        var live = new ScriptedWorkflow("vm-live");
+        var gone = new ScriptedWorkflow("vm-gone");
+        var dead = await DeadProcessAsync();
+        var liveRun = await _store.StartRunAsync(new RunStart(live.Target.Uuid, "vm-live", "cli", "root"), ProcessIdentity.Current, CancellationToken.None);
+        var goneRun = await _store.StartRunAsync(new RunStart(gone.Target.Uuid, "vm-gone", "cli", "root"), dead, CancellationToken.None);
+        var pending = new PendingRunRecords(live.Repository);
+        pending.Save(Pending(liveRun, live.Target, RunStates.Failed, null, ProcessIdentity.Current)); // still retrying: not ours to write
+        pending.Save(Pending(goneRun, gone.Target, RunStates.Failed, null, dead));
+
+        var done = await RunRecordFinisher.FinishLeftOversAsync(_store, pending, ProcessIdentity.Current, null, null, CancellationToken.None);
+
+        Assert.Equal([goneRun], done.Recorded.Select(r => r.RunId));
+        var failed = (await _store.GetRunAsync(goneRun, CancellationToken.None))!;
+        Assert.Equal((RunStates.Failed, "copy", "copy: lost", 40L), (failed.State, failed.Step, failed.Error, failed.ProgressBytes));
+        Assert.Equal(RunStates.Running, (await _store.GetRunAsync(liveRun, CancellationToken.None))!.State);
+        Assert.Equal([liveRun], pending.List().Select(r => r.RunId));
+        await _store.FailRunAsync(liveRun, RunStates.Failed, "test done", null, CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task A_kept_record_of_a_run_this_catalog_does_not_have_is_set_aside_and_blocks_nothing()
+    {
+        var workflow = new ScriptedWorkflow("vm-stranger");
+        var dead = await DeadProcessAsync();
+        var pending = new PendingRunRecords(workflow.Repository);
+        pending.Save(Pending(long.MaxValue - 7, workflow.Target, RunStates.Failed, null, dead));
+
+        var done = await RunRecordFinisher.FinishLeftOversAsync(_store, pending, ProcessIdentity.Current, workflow.Target.Uuid, null, CancellationToken.None);
+        // The runs table has no such id: FailRunAsync changes nothing, which is not an error; the file is done with.
+        Assert.Single(done.Recorded);
+        Assert.Empty(pending.List());
+
+        var point = RepositoryRecords.ToRecord((await workflow.BackupAsync(workflow.Target, 1, new SyncProgress(_ => { }), CancellationToken.None)).Point, Path.Combine(workflow.Repository, "repo"))!;
+        pending.Save(Pending(long.MaxValue - 8, workflow.Target, RunStates.Succeeded, point, dead));
+        done = await RunRecordFinisher.FinishLeftOversAsync(_store, pending, ProcessIdentity.Current, workflow.Target.Uuid, null, CancellationToken.None);
+
+        Assert.Empty(done.Recorded);
+        Assert.Empty(pending.List());
+        Assert.True(File.Exists(Path.Combine(pending.Directory, $"{long.MaxValue - 8}.json.unrecorded")));
+        var next = await new BackupRunner(_store, workflow) { Pending = pending }.RunAsync(new BackupRequest("vm-stranger", "cli", "root"), null, CancellationToken.None);
+        Assert.Equal(RunStates.Succeeded, (await _store.GetRunAsync(next.RunId, CancellationToken.None))!.State);
+    }
+
+    [Fact]
+    public async Task A_busy_refusal_from_the_workflow_leaves_no_run_behind()
+    {
+        var workflow = new ScriptedWorkflow("vm-busy") { Failure = new Backupd.Daemon.Workflow.BackupRefusedException(Backupd.Daemon.Workflow.RefusalKind.Busy, "another backupd run is working on domain 'vm-busy'") };
+
+        await Assert.ThrowsAsync<Backupd.Daemon.Workflow.BackupRefusedException>(() => new BackupRunner(_store, workflow).RunAsync(new BackupRequest("vm-busy", "cli", "root"), null, CancellationToken.None));
+
+        Assert.Empty(await _store.ListRunsAsync(workflow.Target.Uuid, 10, CancellationToken.None));
+    }
+
     private sealed class SyncProgress(Action<RunProgress> action) : IProgress<RunProgress>
     {
         public void Report(RunProgress value) => action(value);

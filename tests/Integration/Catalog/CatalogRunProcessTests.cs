@@ -7,7 +7,10 @@ using Backupd.Storage.Catalog;
 
 namespace Backupd.Integration.Catalog;
 
-/// <summary>`backupd backup --domain` (through the catalog by default) as separate processes: domain exclusivity across processes, a kill mid-run, and a SIGTERM mid-copy.</summary>
+/// <summary>
+/// `backupd backup --domain` (through the catalog by default) as separate processes: domain exclusivity across processes
+/// (also against a --no-catalog run), kills mid-run and mid-commit, SIGTERM in the copy and in the commit.
+/// </summary>
 public sealed class CatalogRunProcessTests(PostgresDatabase database) : CatalogProcessTestBase(database)
 {
     /// <summary>The pid of the process <see cref="RunWithDiagnosticsAsync"/> started last.</summary>
@@ -164,6 +167,40 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : CatalogP
         Assert.Equal(RunStates.Interrupted, (await store.GetRunAsync(run, CancellationToken.None))!.State);
     }
 
+    [Fact]
+    public async Task The_daemon_writes_the_records_that_runs_kept_while_the_catalog_was_away_when_it_starts()
+    {
+        await using var store = new CatalogStore(Database.ConnectionString);
+        using var ghost = Process.Start(new ProcessStartInfo("sleep", "300"))!;
+        var token = ProcessIdentity.StartTokenOf(ghost.Id);
+        Assert.NotNull(token);
+        ghost.Kill();
+        await ghost.WaitForExitAsync();
+        var uuid = Guid.NewGuid();
+        var run = await store.StartRunAsync(new RunStart(uuid, "vm-kept", "schedule", "backupd"), new ProcessIdentity(Environment.MachineName, ghost.Id, token), CancellationToken.None);
+        var pending = new Backupd.Daemon.Runs.PendingRunRecords(Config.StateDirectory);
+        pending.Save(new Backupd.Daemon.Runs.PendingRunRecord(run, uuid, "vm-kept", RunStates.Failed, "copy", 5, 10, "copy: No space left on device",
+            new RunStats(5, 5), null, Environment.MachineName, ghost.Id, token));
+
+        using var daemon = Process.Start(BackupdProcess.StartInfo(null, "--config", Config.Path, "daemon"))!;
+        try
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while ((await store.GetRunAsync(run, CancellationToken.None))!.State == RunStates.Running)
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the daemon did not write the kept record within 60 s");
+                await Task.Delay(100);
+            }
+        }
+        finally
+        {
+            daemon.Kill(entireProcessTree: true);
+        }
+        var finished = (await store.GetRunAsync(run, CancellationToken.None))!;
+        Assert.Equal((RunStates.Failed, "copy", "copy: No space left on device"), (finished.State, finished.Step, finished.Error));
+        Assert.Empty(pending.List());
+    }
+
     /// <summary>
     /// Stopped by a signal in its copy step: the overlay is merged back as always, and the catalog calls the run what
     /// it was (`interrupted`, the stop's word), not `failed`, with no restore point.
@@ -198,5 +235,90 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : CatalogP
         Assert.Equal(vm.Disk("vda").Path, await vm.ActiveSourceAsync("vda"));
         Assert.DoesNotContain(Directory.EnumerateFiles(vm.Directory), OverlayNaming.IsOverlay);
         Assert.Equal("running", await vm.StateAsync());
+    }
+
+    [Fact]
+    public async Task A_run_killed_in_the_commit_shows_step_commit_and_recover_domain_finishes_it_interrupted_naming_catalog_rebuild()
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
+        await vm.StartAsync();
+        await vm.WriteAsGuestAsync("vda", 2 * MiB, 0x61, MiB);
+
+        var killed = await Backupd(new Dictionary<string, string> { [Faults.EnvironmentVariable] = $"{Faults.MidCommit}:kill" },
+            "backup", "--domain", vm.Name, "--to", Repository, "--json");
+        Assert.Equal(137, killed.ExitCode);
+
+        var uuid = Guid.Parse(vm.Uuid);
+        await using var store = new CatalogStore(Database.ConnectionString);
+        var left = Assert.Single(await store.ListRunsAsync(uuid, 10, CancellationToken.None));
+        Assert.Equal((RunStates.Running, "commit"), (left.State, left.Step));
+
+        // `recover` knows the catalog from the configuration: the overlay is merged back and the dead run is finished.
+        var recover = await Backupd("recover", "--domain", vm.Name, "--json");
+        Assert.True(recover.ExitCode == 0, recover.Stderr);
+        var catalog = JsonDocument.Parse(recover.Stdout).RootElement.GetProperty("catalog");
+        Assert.Equal([left.Id], catalog.GetProperty("interrupted").EnumerateArray().Select(e => e.GetInt64()));
+        var finished = (await store.GetRunAsync(left.Id, CancellationToken.None))!;
+        Assert.Equal((RunStates.Interrupted, "commit"), (finished.State, finished.Step));
+        Assert.Contains("backupd catalog rebuild", finished.Error, StringComparison.Ordinal);
+        Assert.Equal(vm.Disk("vda").Path, await vm.ActiveSourceAsync("vda"));
+        Assert.DoesNotContain(Directory.EnumerateFiles(vm.Directory), OverlayNaming.IsOverlay);
+        Assert.True(await vm.GuestReadMatchesAsync("vda", 2 * MiB, MiB, 0x61));
+    }
+
+    /// <summary>
+    /// A signal after the copy: the point is durable and a commit is finished, not stopped, so the run is what it is,
+    /// `succeeded` with its point, exit 0; stderr says when the signal came.
+    /// </summary>
+    [Fact]
+    public async Task Sigterm_during_the_commit_finishes_it_records_the_point_and_exits_0_with_a_note()
+    {
+        await using var vm = await SlowCommitRun.CreateVmAsync();
+        var uuid = Guid.Parse(vm.Uuid);
+        await using var store = new CatalogStore(Database.ConnectionString);
+        using var run = await SlowCommitRun.StartAsync(vm, Config.Path, Repository, store);
+        await run.WaitForAsync(r => r is { Step: "commit" }, "the commit step");
+
+        await Tools.RunAsync("kill", "-TERM", run.Process.Id.ToString(CultureInfo.InvariantCulture));
+
+        Assert.True(await run.ExitCodeAsync() == 0, run.AllOutput);
+        Assert.Contains("SIGTERM came after the copy: the commit was finished", run.AllOutput, StringComparison.Ordinal);
+        var recorded = Assert.Single(await store.ListRunsAsync(uuid, 10, CancellationToken.None));
+        var point = Assert.Single(await store.ListPointsAsync(uuid, null, CancellationToken.None));
+        Assert.Equal((RunStates.Succeeded, point.Id), (recorded.State, recorded.RestorePointId));
+        Assert.Equal(vm.Disk("vda").Path, await vm.ActiveSourceAsync("vda"));
+        Assert.DoesNotContain(Directory.EnumerateFiles(vm.Directory), OverlayNaming.IsOverlay);
+        Assert.True(await vm.GuestReadMatchesAsync("vda", SlowCommitRun.GuestOffset, SlowCommitRun.GuestBytes, SlowCommitRun.GuestPattern));
+    }
+
+    /// <summary>A --no-catalog run takes no catalog lock but holds the host's domain lock: a catalog run meanwhile is refused like any busy domain.</summary>
+    [Fact]
+    public async Task A_catalog_run_while_a_no_catalog_run_holds_the_domain_is_refused_with_exit_4_and_records_nothing()
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda", SizeBytes: 64 * MiB, FillPattern: null));
+        await TestVm.WritePatternAsync(vm.Disk("vda").Path, "qcow2", 0, 64 * MiB, 0x5a);
+        await vm.StartAsync();
+        using var first = BackupdProcess.StartCollecting(null, out var output,
+            "--config", Config.Path, "backup", "--domain", vm.Name, "--to", Repository, "--bandwidth", "4MiB/s", "--no-catalog", "--json");
+        try
+        {
+            await Eventually.WaitUntilAsync(() => Directory.EnumerateFiles(vm.Directory).Any(OverlayNaming.IsOverlay) || first.HasExited,
+                TimeSpan.FromSeconds(90), "the --no-catalog run's overlay", output);
+            Assert.False(first.HasExited, string.Join('\n', output));
+
+            var second = await Backupd("backup", "--domain", vm.Name, "--to", Repository, "--json");
+
+            Assert.True(second.ExitCode == 4, $"exit {second.ExitCode}: {second.Stderr}");
+            Assert.Contains("another backupd run is working on domain", second.Stderr, StringComparison.Ordinal);
+            Assert.True(first.HasExited is false, "the --no-catalog run should still be copying");
+            await using var store = new CatalogStore(Database.ConnectionString);
+            Assert.Empty(await store.ListRunsAsync(Guid.Parse(vm.Uuid), 10, CancellationToken.None));
+            await first.WaitForExitAsync();
+            Assert.True(first.ExitCode == 0, string.Join('\n', output));
+        }
+        finally
+        {
+            if (!first.HasExited) first.Kill(entireProcessTree: true);
+        }
     }
 }

@@ -37,22 +37,35 @@ public static class BackupCommand
         DefaultValueFactory = _ => QuiesceMode.Preferred,
     };
 
-    /// <summary>--bandwidth RATE (bytes per second, at least 1 MiB/s like a policy's rates); null when not given.</summary>
-    public static readonly Option<long?> Bandwidth = new("--bandwidth")
+    /// <summary>--bandwidth RATE: the copy's reads (bytes per second, at least 1 MiB/s like a policy's rates); null when not given.</summary>
+    public static readonly Option<long?> Bandwidth = RateOption("--bandwidth",
+        "Limit the copy's reads to RATE (50M or 50MiB/s = 50 MiB/s; at least 1M); default unlimited. The commit has its own --commit-bandwidth");
+
+    /// <summary>--commit-bandwidth RATE: the active block commit's rate; unlimited by default, like a policy without bandwidth.commit.</summary>
+    public static readonly Option<long?> CommitBandwidth = RateOption("--commit-bandwidth",
+        "Limit each disk's active commit (the merge of guest writes back into the image) to RATE; default unlimited, so the VM leaves its overlay as soon as possible");
+
+    private static Option<long?> RateOption(string name, string description) => new(name)
     {
-        Description = "Limit the copy's reads and the active commit to RATE each (50M or 50MiB/s = 50 MiB/s; at least 1M); default unlimited",
+        Description = description,
         HelpName = "RATE",
         CustomParser = r =>
         {
             if (Policies.Loading.Units.TryParseRate(r.Tokens[0].Value, out var rate) && rate >= 1 << 20) return rate;
-            r.AddError($"--bandwidth expects a rate of at least 1MiB/s like 50M, 50MiB/s or 1GiB/s, got '{r.Tokens[0].Value}'");
+            r.AddError($"{name} expects a rate of at least 1MiB/s like 50M, 50MiB/s or 1GiB/s, got '{r.Tokens[0].Value}'");
             return null;
         },
     };
 
-    /// <summary>The workflow options with --bandwidth applied to both the copy and the commit (unchanged without it).</summary>
-    public static WorkflowOptions WithBandwidth(ParseResult parse, WorkflowOptions options) =>
-        parse.GetValue(Bandwidth) is { } rate ? options with { CopyBandwidth = rate, CommitBandwidth = rate } : options;
+    /// <summary>
+    /// The workflow options with --bandwidth on the copy and --commit-bandwidth on the commit (each unchanged when not given).
+    /// Separate because a throttled commit keeps the guest on its overlay for as long as its writes take to merge.
+    /// </summary>
+    public static WorkflowOptions WithBandwidth(ParseResult parse, WorkflowOptions options) => options with
+    {
+        CopyBandwidth = parse.GetValue(Bandwidth) ?? options.CopyBandwidth,
+        CommitBandwidth = parse.GetValue(CommitBandwidth) ?? options.CommitBandwidth,
+    };
 
     public static Command Create()
     {
@@ -63,6 +76,7 @@ public static class BackupCommand
         command.Options.Add(ExcludeDisk);
         command.Options.Add(Quiesce);
         command.Options.Add(Bandwidth);
+        command.Options.Add(CommitBandwidth);
         command.Options.Add(GlobalOptions.Json);
         FileBackupHandler.AddOptions(command);
         CatalogBackupHandler.AddOptions(command);

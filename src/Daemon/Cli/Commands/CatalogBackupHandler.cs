@@ -80,7 +80,11 @@ internal static class CatalogBackupHandler
                 bar.Value = p.TotalBytesDone;
             },
         };
-        var runner = new BackupRunner(store, workflow, loggers.CreateLogger<BackupRunner>());
+        var runner = new BackupRunner(store, workflow, loggers.CreateLogger<BackupRunner>())
+        {
+            CatalogRetry = config.CatalogRetry,
+            Pending = new PendingRunRecords(config.StateDirectory),
+        };
         var request = new Runs.BackupRequest(domainName, "cli", Environment.UserName);
         BackupRunResult result;
         try
@@ -123,6 +127,7 @@ internal static class CatalogBackupHandler
             AnsiConsole.MarkupLine($"read {CatalogCli.Size(result.Stats.BytesRead)}, wrote {CatalogCli.Size(result.Stats.BytesWritten)}; copy {CatalogCli.Duration(result.Stats.CopyTime)}, " +
                 $"overlay lived {CatalogCli.Duration(result.Stats.OverlayLifetime)}, commit {CatalogCli.Duration(result.Stats.CommitTime)}");
         }
+        if (signals.LateSignalNote(result.Point.PointId) is { } note) await Console.Error.WriteLineAsync(note);
         return ExitCodes.Ok;
     });
 

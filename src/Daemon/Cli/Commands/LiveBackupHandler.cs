@@ -73,6 +73,7 @@ public static class LiveBackupHandler
 
                 if (json) Console.WriteLine(JsonSerializer.Serialize(result, JsonOptions));
                 else PrintHuman(result);
+                if (result.Outcome == RunOutcome.Succeeded && signals.LateSignalNote(result.RestorePointId) is { } note) await Console.Error.WriteLineAsync(note);
                 return result.Outcome switch
                 {
                     RunOutcome.Succeeded => ExitCodes.Ok,
