@@ -72,6 +72,8 @@ public sealed class BlockDeviceBackupTests : IDisposable
         }
     }
 
+    private static string ModeOf(string path) => OperatingSystem.IsWindows() ? "" : Convert.ToString((int)File.GetUnixFileMode(path), 8);
+
     private static async Task<string?> LiveSourceDevAsync(TestVm vm, string target) =>
         XDocument.Parse(await vm.LiveXmlAsync()).Descendants("disk").Single(d => (string?)d.Element("target")?.Attribute("dev") == target)
             .Element("source")?.Attribute("dev")?.Value;
@@ -124,6 +126,7 @@ public sealed class BlockDeviceBackupTests : IDisposable
         Assert.True(hooked.SawDuringCopy, "the guest must have written while the copy ran");
         // The overlay of a block disk is a file in the state directory, never in /dev.
         Assert.Equal(Path.Combine(Options.StateDirectory, "overlays"), Path.GetDirectoryName(overlay));
+        Assert.Equal("711", ModeOf(Path.GetDirectoryName(overlay)!)); // QEMU can open it under any umask
         Assert.Equal(result.RunId, OverlayNaming.RunIdOf(overlay));
         Assert.False(File.Exists(overlay), "the overlay is deleted after the pivot");
         Assert.Equal(lv.Path, await LiveSourceDevAsync(vm, "vdb"));

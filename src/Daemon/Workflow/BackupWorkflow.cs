@@ -126,7 +126,9 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         foreach (var dir in plans.Select(p => Path.GetDirectoryName(p.Journal.OverlayPath)!).Distinct())
         {
             // Our own default for block devices is created on demand; a configured scratch directory must exist.
-            if (options.ScratchDirectory is null && dir == Path.Combine(options.StateDirectory, "overlays")) Directory.CreateDirectory(dir);
+            // QEMU (not root) opens the overlay by its path: the directory must be searchable whatever the umask
+            // (the unit's UMask=0077 made it 0700), yet not listable.
+            if (options.ScratchDirectory is null && dir == Path.Combine(options.StateDirectory, "overlays")) CreateOverlayDirectory(dir);
             if (!Directory.Exists(dir))
                 throw new BackupRefusedException(RefusalKind.BadRequest, $"overlay directory '{dir}' does not exist");
             var free = new DriveInfo(dir).AvailableFreeSpace;
@@ -139,6 +141,18 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
             if (File.Exists(p.Journal.OverlayPath))
                 throw new BackupRefusedException(RefusalKind.NeedsRecovery, $"overlay file '{p.Journal.OverlayPath}' already exists");
         }
+    }
+
+    private static void CreateOverlayDirectory(string dir)
+    {
+        const UnixFileMode searchable = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(dir);
+            return;
+        }
+        Directory.CreateDirectory(dir, searchable);
+        File.SetUnixFileMode(dir, searchable); // CreateDirectory's mode is filtered by the umask
     }
 
     // ---------------------------------------------------------------- 2-4. running domain
