@@ -178,6 +178,22 @@ public sealed class BlockDeviceBackupTests : IDisposable
     }
 
     [Fact]
+    public async Task Our_virDomainGetBlockInfo_binding_reports_what_virsh_domblkinfo_does_for_a_block_disk()
+    {
+        await using var loop = await LoopDevice.CreateAsync(48 * MiB);
+        await using var vm = await VmWithBlockDiskAsync(loop.Path, "raw");
+        using var hypervisor = LibvirtHypervisor.Open("qemu:///system");
+
+        var sizes = hypervisor.GetBlockSizes(vm.Uuid, "vdb");
+
+        var virsh = (await Tools.Virsh("domblkinfo", vm.Name, "vdb")).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split(':', 2)).ToDictionary(p => p[0].Trim(), p => ulong.Parse(p[1].Trim(), System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(new BlockSizes(virsh["Capacity"], virsh["Allocation"], virsh["Physical"]), sizes);
+        Assert.Equal((ulong)(48 * MiB), sizes.Capacity);
+        Assert.Equal((ulong)(48 * MiB), sizes.Physical);
+    }
+
+    [Fact]
     public async Task In_place_restore_writes_the_staged_verified_image_onto_the_device_of_a_shut_off_domain()
     {
         await using var loop = await LoopDevice.CreateAsync(32 * MiB);
