@@ -231,6 +231,40 @@ public sealed class BlockDeviceBackupTests : IDisposable
             .Single(d => (string?)d.Element("target")?.Attribute("dev") == "vdb").Attribute("type"));
     }
 
+    [Fact]
+    public async Task Restore_in_place_through_the_catalog_puts_the_point_back_onto_the_logical_volume()
+    {
+        var database = new PostgresDatabase();
+        await database.InitializeAsync();
+        try
+        {
+            using var config = new TempConfig(database.ConnectionString);
+            await using var lv = await LogicalVolume.CreateAsync(32 * MiB);
+            await TestVm.WritePatternAsync(lv.Path, "raw", 0, 4 * MiB, 0x5b);
+            await TestVm.WritePatternAsync(lv.Path, "raw", 31 * MiB, MiB, 0xb5);
+            await using var vm = await VmWithBlockDiskAsync(lv.Path, "raw");
+            var backedUp = Path.Combine(work, "lv-backed-up.img");
+            File.Copy(lv.Path, backedUp);
+            var backup = await BackupdProcess.RunAsync("--config", config.Path, "backup", "--domain", vm.Name, "--to", Repository, "--json");
+            Assert.True(backup.ExitCode == 0, backup.Stderr);
+            await TestVm.WritePatternAsync(lv.Path, "raw", 2 * MiB, 20 * MiB, 0xee); // damage after the backup
+
+            var restore = await BackupdProcess.RunAsync("--config", config.Path, "restore", "--domain", vm.Name, "--in-place", "--force", "--json");
+
+            Assert.True(restore.ExitCode == 0, restore.Stderr);
+            await AssertSameBytesAsync(backedUp, lv.Path);
+            var staging = Path.Combine(config.StateDirectory, "restore-staging");
+            Assert.True(Directory.Exists(staging), "the default staging directory is the state directory's");
+            Assert.Empty(Directory.GetFileSystemEntries(staging));
+            Assert.Equal(lv.Path, (string?)XDocument.Parse(await vm.InactiveXmlAsync()).Descendants("disk")
+                .Single(d => (string?)d.Element("target")?.Attribute("dev") == "vdb").Element("source")?.Attribute("dev"));
+        }
+        finally
+        {
+            await database.DisposeAsync();
+        }
+    }
+
     /// <summary>The restore plan for one disk, from the point's manifest (the catalog holds the same rows).</summary>
     private IReadOnlyList<PlannedDisk> PlanOf(string pointId, string disk)
     {
