@@ -20,6 +20,12 @@ public sealed record DomainInfo(string Uuid, string Name, DomainRunState State, 
     public bool IsActive => Id is not null;
 }
 
+/// <summary>
+/// virDomainGetBlockInfo of a disk's active image: Capacity is the guest-visible size, Physical the size of
+/// the file or device holding it, Allocation the bytes in use (a sparse file's blocks; qcow2's highest offset).
+/// </summary>
+public sealed record BlockSizes(ulong Capacity, ulong Allocation, ulong Physical);
+
 /// <summary>virDomainBlockJobType.</summary>
 public enum BlockJobType
 {

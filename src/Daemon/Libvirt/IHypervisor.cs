@@ -18,6 +18,9 @@ public interface IHypervisor : IDisposable
     /// <summary>Redefines a persistent domain; pass XML obtained with <see cref="DomainXmlKind.Persistent"/> only.</summary>
     void DefineXml(string xml);
 
+    /// <summary>Sizes of the disk's active image as libvirt sees them (virDomainGetBlockInfo); works for shut-off domains too.</summary>
+    BlockSizes GetBlockSizes(string uuid, string target);
+
     /// <summary>One atomic external disk-only snapshot without libvirt metadata (NO_METADATA|DISK_ONLY|ATOMIC [+QUIESCE]).</summary>
     void CreateDiskOnlySnapshot(string uuid, string snapshotXml, bool quiesce);
 

@@ -163,6 +163,13 @@ public sealed class LibvirtHypervisor : IHypervisor
         using var h = LibvirtErrors.Check(Interop.virDomainDefineXML(Conn, xml));
     }
 
+    public BlockSizes GetBlockSizes(string uuid, string target)
+    {
+        using var h = Lookup(uuid);
+        LibvirtErrors.Check(Interop.virDomainGetBlockInfo(h, target, out var info, 0));
+        return new BlockSizes(info.Capacity, info.Allocation, info.Physical);
+    }
+
     public void CreateDiskOnlySnapshot(string uuid, string snapshotXml, bool quiesce)
     {
         using var h = Lookup(uuid);

@@ -49,6 +49,8 @@ public sealed class DomainRestore(IRestoreSource source)
         else
         {
             var parent = Path.GetDirectoryName(plan[0].Top.SourcePath) ?? throw new RestoreException(ExitCodes.Failed, $"cannot tell where {plan[0].Top.SourcePath} lived");
+            if (parent == "/dev" || parent.StartsWith("/dev/", StringComparison.Ordinal))
+                throw new RestoreException(ExitCodes.UsageOrConfig, $"{plan[0].Top.SourcePath} is a block device: choose where the new domain's image files go with --images-dir");
             directory = Path.Combine(parent, newName);
             if (Path.Exists(directory))
                 throw new RestoreException(ExitCodes.UsageOrConfig, $"{directory} already exists; refusing to write the new domain's images into it (choose one with --images-dir)");
@@ -71,8 +73,9 @@ public sealed class DomainRestore(IRestoreSource source)
         return restored with { Mode = "as-domain", NewDomainName = newName, NewDomainUuid = definition.Uuid, Notes = definition.Notes };
     }
 
+    /// <param name="deviceStaging">Where the image of a disk on a block device is staged and verified before it is written onto the device.</param>
     public async Task<RestoreOutcome> InPlaceAsync(IHypervisor hypervisor, Guid domainUuid, string pointId, IReadOnlyList<PlannedDisk> plan, bool keepOld,
-        IProgress<long>? progress, CancellationToken ct)
+        IProgress<long>? progress, CancellationToken ct, string? deviceStaging = null)
     {
         var domain = hypervisor.FindDomain(domainUuid.ToString())
             ?? throw new RestoreException(ExitCodes.NotFound, $"domain {domainUuid} is not defined on this host; use --as-domain or --to");
@@ -87,7 +90,7 @@ public sealed class DomainRestore(IRestoreSource source)
                 throw new RestoreException(ExitCodes.UsageOrConfig,
                     $"disk {disk.Disk} of '{domain.Name}' now uses {now.SourcePath}, the restore point was taken from {disk.Top.SourcePath}; restore it with --to");
         }
-        var files = await new InPlaceRestorer(source).RestoreAsync(pointId, plan, keepOld, progress, ct);
+        var files = await new InPlaceRestorer(source, deviceStaging).RestoreAsync(pointId, plan, keepOld, progress, ct);
         // The domain did not start meanwhile? If it did, it ran on images being swapped: say so loudly.
         if (hypervisor.FindDomain(domain.Uuid) is { IsActive: true })
             throw new RestoreException(ExitCodes.NeedsAttention, $"domain '{domain.Name}' was started while its images were being restored; shut it down and restore again");

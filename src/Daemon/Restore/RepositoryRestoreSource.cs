@@ -7,4 +7,7 @@ public sealed class RepositoryRestoreSource(BackupRepository repository) : IRest
 {
     public Task RestoreFileAsync(string pointId, string fileKey, string targetPath, IProgress<long>? progress, CancellationToken ct) =>
         repository.RestoreFileAsync(pointId, fileKey, targetPath, progress, ct);
+
+    public Task<bool> MatchesAsync(string pointId, string fileKey, string path, CancellationToken ct) =>
+        repository.MatchesAsync(pointId, fileKey, path, null, ct);
 }

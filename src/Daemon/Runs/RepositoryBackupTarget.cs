@@ -52,7 +52,7 @@ public sealed class RepositoryBackupTarget(string directory, long? copyBytesPerS
         public async Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, CancellationToken ct)
         {
             var v = await session.AddFileAsync(fileKey, image.Path, new SourceFileInfo(image.Path, image.Format, image.BackingFile, image.VirtualSize), progress, ct, owner._limiter is { } l ? l.WaitAsync : null);
-            return new StoredFile(v.FileKey, v.BytesRead, v.BytesWritten, v.Digest, v.Elapsed);
+            return new StoredFile(v.FileKey, v.BytesRead, v.BytesWritten, v.Digest, v.Elapsed, v.FileSize);
         }
 
         public void AttachMetadata(string name, string content) => session.AttachMetadata(name, content);

@@ -38,7 +38,8 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
 
     // ---------------------------------------------------------------- 1. preflight
 
-    private sealed record DiskPlan(DomainDisk Disk, IReadOnlyList<ChainImage> Chain, JournalDisk Journal);
+    /// <summary><paramref name="Sizes"/>: libvirt's sizes of the active image before the snapshot (afterwards they describe the overlay).</summary>
+    private sealed record DiskPlan(DomainDisk Disk, IReadOnlyList<ChainImage> Chain, JournalDisk Journal, BlockSizes Sizes);
 
     private sealed record Plan(
         string RunId, DomainInfo Domain, DateTimeOffset StartedAt, string DefinitionXml, string SnapshotXml,
@@ -75,9 +76,15 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
             {
                 throw new BackupRefusedException(RefusalKind.BadRequest, $"disk '{disk.Target}': cannot read the image chain of '{disk.SourcePath}': {e.Message}");
             }
+            BlockSizes sizes;
+            try { sizes = hypervisor.GetBlockSizes(domain.Uuid, disk.Target); }
+            catch (LibvirtException e)
+            {
+                throw new BackupRefusedException(RefusalKind.BadRequest, $"disk '{disk.Target}': libvirt cannot report the size of '{disk.SourcePath}' ({e.LibvirtMessage}), so a complete copy could not be checked");
+            }
             var diskBase = new DiskBase(disk.Type, disk.SourcePath!, disk.Format ?? chain[0].Format);
             var overlay = OverlayNaming.OverlayPath(disk.SourcePath!, disk.Type, runId, domain.Uuid, disk.Target, options.ScratchDirectory, options.StateDirectory);
-            plans.Add(new DiskPlan(disk, chain, new JournalDisk(disk.Target, diskBase, overlay)));
+            plans.Add(new DiskPlan(disk, chain, new JournalDisk(disk.Target, diskBase, overlay), sizes));
         }
 
         target.EnsureWritable();
@@ -122,7 +129,9 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         foreach (var dir in plans.Select(p => Path.GetDirectoryName(p.Journal.OverlayPath)!).Distinct())
         {
             // Our own default for block devices is created on demand; a configured scratch directory must exist.
-            if (options.ScratchDirectory is null && dir == Path.Combine(options.StateDirectory, "overlays")) Directory.CreateDirectory(dir);
+            // QEMU (not root) opens the overlay by its path: the directory must be searchable whatever the umask
+            // (the unit's UMask=0077 made it 0700), yet not listable.
+            if (options.ScratchDirectory is null && dir == Path.Combine(options.StateDirectory, "overlays")) CreateOverlayDirectory(dir);
             if (!Directory.Exists(dir))
                 throw new BackupRefusedException(RefusalKind.BadRequest, $"overlay directory '{dir}' does not exist");
             var free = new DriveInfo(dir).AvailableFreeSpace;
@@ -135,6 +144,18 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
             if (File.Exists(p.Journal.OverlayPath))
                 throw new BackupRefusedException(RefusalKind.NeedsRecovery, $"overlay file '{p.Journal.OverlayPath}' already exists");
         }
+    }
+
+    private static void CreateOverlayDirectory(string dir)
+    {
+        const UnixFileMode searchable = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(dir);
+            return;
+        }
+        Directory.CreateDirectory(dir, searchable);
+        File.SetUnixFileMode(dir, searchable); // CreateDirectory's mode is filtered by the umask
     }
 
     // ---------------------------------------------------------------- 2-4. running domain
@@ -273,6 +294,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         {
             var diskClock = Stopwatch.StartNew();
             var files = new List<CopiedFile>();
+            var storedSizes = new List<long>();
             for (var depth = 0; depth < disk.Chain.Count; depth++)
             {
                 var image = disk.Chain[depth];
@@ -280,19 +302,23 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
                 var progress = new CopyProgress(key, doneBefore, total, OnProgress);
                 var stored = await session.AddFileAsync(key, image, progress, ct);
                 doneBefore += stored.BytesRead;
+                storedSizes.Add(stored.FileSize);
                 files.Add(new CopiedFile(key, image.Path, image.Format, image.VirtualSize, stored.BytesRead, stored.BytesWritten, stored.Digest, stored.Elapsed));
                 if (checkStillShutOff) EnsureStillShutOff(plan.Domain);
             }
+            if (StoredSizeCheck.Problem(disk.Disk.Target, disk.Disk.Encrypted, disk.Sizes, disk.Chain, storedSizes) is { } problem)
+                throw new IncompleteCopyException(problem);
             perDisk[disk.Disk.Target] = (files, diskClock.Elapsed);
         }
         var pointId = session.Commit();
         return new Copy(pointId, perDisk, clock.Elapsed);
     }
 
+    /// <summary>For the progress total only (a block device's inode says 0 bytes, so ask the device).</summary>
     private static long FileLength(string path)
     {
-        try { return new FileInfo(path).Length; }
-        catch (IOException) { return 0; }
+        try { return Storage.Repository.SourceLength.Of(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return 0; }
     }
 
     /// <summary>Synchronous progress: reports to the UI and is where the mid-copy fault fires.</summary>

@@ -28,4 +28,5 @@ public interface IBackupSession : IDisposable
     string Commit();
 }
 
-public sealed record StoredFile(string FileKey, long BytesRead, long BytesWritten, string Digest, TimeSpan Elapsed);
+/// <summary><paramref name="FileSize"/>: the stored file's size in bytes, as the copy measured the source.</summary>
+public sealed record StoredFile(string FileKey, long BytesRead, long BytesWritten, string Digest, TimeSpan Elapsed, long FileSize);

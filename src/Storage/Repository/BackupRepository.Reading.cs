@@ -13,9 +13,7 @@ public sealed partial class BackupRepository
     /// </summary>
     public async Task RestoreFileAsync(string pointId, string fileKey, string targetPath, IProgress<long>? progress, CancellationToken ct)
     {
-        var point = FindPointDocument(pointId) ?? throw new RestorePointNotFoundException($"restore point {pointId} does not exist in {Directory}");
-        var file = point.Files.FirstOrDefault(f => f.FileKey == fileKey)
-            ?? throw new RestorePointNotFoundException($"restore point {pointId} has no file '{fileKey}' (it has: {string.Join(", ", point.Files.Select(f => f.FileKey))})");
+        var (point, file) = FindFile(pointId, fileKey);
         targetPath = Path.GetFullPath(targetPath);
         if (File.Exists(targetPath) || System.IO.Directory.Exists(targetPath))
         {
@@ -25,6 +23,41 @@ public sealed partial class BackupRepository
         var chain = VersionChain(LoadPoints(point.GroupId), fileKey);
         var undoPaths = UndoPathsFor(point.GroupId, fileKey, chain, file.VersionId);
         await Task.Run(() => Restore(point, file, undoPaths, targetPath, progress, ct), ct);
+    }
+
+    private (PointDocument Point, PointFileDocument File) FindFile(string pointId, string fileKey)
+    {
+        var point = FindPointDocument(pointId) ?? throw new RestorePointNotFoundException($"restore point {pointId} does not exist in {Directory}");
+        var file = point.Files.FirstOrDefault(f => f.FileKey == fileKey)
+            ?? throw new RestorePointNotFoundException($"restore point {pointId} has no file '{fileKey}' (it has: {string.Join(", ", point.Files.Select(f => f.FileKey))})");
+        return (point, file);
+    }
+
+    /// <summary>
+    /// True when the file or block device at <paramref name="path"/> holds exactly the content of
+    /// <paramref name="fileKey"/> at <paramref name="pointId"/> (same length, same digest). Reads it once, front
+    /// to back; used after a restored image was copied onto a device, where no digest-checked restore can write.
+    /// </summary>
+    public async Task<bool> MatchesAsync(string pointId, string fileKey, string path, IProgress<long>? progress, CancellationToken ct)
+    {
+        var (_, file) = FindFile(pointId, fileKey);
+        using var source = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        var length = SourceLength.Of(source, path);
+        if (length != file.FileSize)
+        {
+            return false;
+        }
+        var blockSize = file.BlockSize;
+        var builder = new SignatureBuilder(blockSize, Hasher.KeyId, expectedBlocks: Signature.BlockCountFor(length, blockSize));
+        await SourceScan.RunAsync(source, length, blockSize, Hasher, chunk =>
+        {
+            for (var i = 0; i < chunk.Blocks; i++)
+            {
+                builder.Add(chunk.Zero[i], chunk.Tags[i], 0, (int)Math.Min(blockSize, length - chunk.Offset - ((long)i * blockSize)));
+            }
+            progress?.Report(chunk.Offset + chunk.Length);
+        }, ct);
+        return builder.Build().Digest() == file.Digest;
     }
 
     private void Restore(PointDocument point, PointFileDocument file, List<string> undoPaths, string targetPath, IProgress<long>? progress, CancellationToken ct)

@@ -61,7 +61,7 @@ public sealed class BackupSession : IDisposable
         }
         var watch = Stopwatch.StartNew();
         using var source = File.OpenHandle(sourcePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        var length = RandomAccess.GetLength(source);
+        var length = SourceLength.Of(source, sourcePath);
         var previous = BackupRepository.VersionChain(_repo.LoadPoints(_groupId), fileKey).LastOrDefault();
         var hadMirror = previous is not null;
         var fileDir = L.File(_groupId, fileKey);

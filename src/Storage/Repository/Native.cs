@@ -4,7 +4,7 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Backupd.Storage.Repository;
 
-/// <summary>The few Linux calls .NET does not expose: SEEK_DATA/SEEK_HOLE, hole punching, directory fsync.</summary>
+/// <summary>The few Linux calls .NET does not expose: SEEK_DATA/SEEK_HOLE, hole punching, directory fsync, block device type and size.</summary>
 internal static partial class Native
 {
     private const int SeekData = 3;
@@ -14,6 +14,13 @@ internal static partial class Native
     private const int ENXIO = 6;
     private const int OpenReadOnly = 0;
     private const int OpenDirectory = 0x10000;
+    private const int AtEmptyPath = 0x1000;
+    private const uint StatxType = 0x1;
+    private const int StatxModeOffset = 28; // struct statx: u32 mask, u32 blksize, u64 attributes, u32 nlink, uid, gid; u16 mode
+    private const int FileTypeMask = 0xF000; // S_IFMT
+    private const int BlockDeviceType = 0x6000; // S_IFBLK
+    private const int RegularFileType = 0x8000; // S_IFREG
+    private const nuint BlkGetSize64 = 0x80081272; // _IOR(0x12, 114, size_t)
 
     [LibraryImport("libc", EntryPoint = "lseek64", SetLastError = true)]
     private static partial long LSeek(SafeFileHandle fd, long offset, int whence);
@@ -29,6 +36,41 @@ internal static partial class Native
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int Close(int fd);
+
+    // statx rather than fstat: its struct has the same layout on every architecture.
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static unsafe partial int Statx(SafeFileHandle dirfd, string path, int flags, uint mask, byte* buffer);
+
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    private static partial int IoctlU64(SafeFileHandle fd, nuint request, out ulong value);
+
+    /// <summary>True when the open file is a block device (S_ISBLK): its size is not its inode's st_size.</summary>
+    public static bool IsBlockDevice(SafeFileHandle file, string path) => FileType(file, path) == BlockDeviceType;
+
+    /// <summary>True when the open file is a regular file (S_ISREG).</summary>
+    public static bool IsRegularFile(SafeFileHandle file, string path) => FileType(file, path) == RegularFileType;
+
+    /// <summary>The S_IFMT bits of the open file's mode.</summary>
+    private static unsafe int FileType(SafeFileHandle file, string path)
+    {
+        var buffer = stackalloc byte[256];
+        if (Statx(file, "", AtEmptyPath, StatxType, buffer) != 0)
+        {
+            throw new IOException($"statx of {path} failed: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
+        }
+        return *(ushort*)(buffer + StatxModeOffset) & FileTypeMask;
+    }
+
+    /// <summary>A block device's size in bytes (ioctl BLKGETSIZE64).</summary>
+    public static long BlockDeviceSize(SafeFileHandle device, string path)
+    {
+        if (IoctlU64(device, BlkGetSize64, out var size) != 0)
+        {
+            throw new IOException($"ioctl(BLKGETSIZE64) on {path} failed: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
+        }
+        return checked((long)size);
+    }
+
 
     /// <summary>Next offset ≥ <paramref name="from"/> holding data, or -1 when only a hole follows.</summary>
     public static long NextData(SafeFileHandle file, long from)

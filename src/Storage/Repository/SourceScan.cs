@@ -205,13 +205,14 @@ internal static class SourceScan
 
 /// <summary>
 /// The data extents of a file, found with SEEK_DATA/SEEK_HOLE as the reader moves forward. Where the file
-/// system (or a device) does not support them, the whole file counts as data.
+/// system does not support them, and always on a block device (whose answers depend on the kernel and
+/// driver; a wrong "hole" would lose data), the whole file counts as data.
 /// </summary>
 internal sealed class DataExtents(SafeFileHandle file, long length)
 {
     private long _start = -1;
     private long _end = -1;
-    private bool _unsupported;
+    private bool _unsupported = Native.IsBlockDevice(file, "the source");
 
     /// <summary>Data ranges intersecting [from, to), clipped to it; calls must move forward.</summary>
     public IEnumerable<(long Start, long End)> Within(long from, long to)

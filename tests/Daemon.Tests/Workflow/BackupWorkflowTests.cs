@@ -220,6 +220,7 @@ public sealed class BackupWorkflowTests : IDisposable
         var template = Path.Combine(dir, "template.qcow2");
         File.WriteAllText(template, "t");
         images.Chains[vda.Chain[0].Path] = [new(vda.Chain[0].Path, "qcow2", template, 64 << 20), new(template, "qcow2", null, 64 << 20)];
+        vda.Sizes = new BlockSizes(64 << 20, 3 << 20, 3 << 20); // libvirt's capacity is the chain's virtual size
 
         var result = await Run();
 

@@ -15,6 +15,8 @@ public sealed class FakeDisk(string target, string path, string format = "qcow2"
     public string PersistentSource { get; set; } = path;
     public string PersistentFormat { get; set; } = format;
     public BlockJobType? Job { get; set; }
+    /// <summary>What GetBlockSizes reports; null: capacity = physical = allocation = the active image's file length.</summary>
+    public BlockSizes? Sizes { get; set; }
 }
 
 /// <summary>One domain whose XML is generated from a small model; records every call in order.</summary>
@@ -100,6 +102,14 @@ public sealed class FakeHypervisor(string directory) : IHypervisor
         }
     }
 
+    public BlockSizes GetBlockSizes(string uuid, string target)
+    {
+        var disk = Disk(target);
+        if (disk.Sizes is { } sizes) return sizes;
+        var length = (ulong)new FileInfo(disk.Chain[0].Path).Length;
+        return new BlockSizes(length, length, length);
+    }
+
     public void CreateDiskOnlySnapshot(string uuid, string snapshotXml, bool quiesce)
     {
         Calls.Add(quiesce ? "snapshot+quiesce" : "snapshot");
@@ -175,6 +185,8 @@ public sealed class FakeTarget(List<string> calls) : IBackupTarget
 {
     public bool Writable { get; set; } = true;
     public Action<string>? OnAdd { get; set; }
+    /// <summary>The size each "stored" file gets (the copy's own measure of its source); default its virtual size.</summary>
+    public Func<ChainImage, long> StoredSize { get; set; } = image => image.VirtualSize;
     public bool Committed { get; private set; }
 
     public string Description => "fake";
@@ -195,7 +207,7 @@ public sealed class FakeTarget(List<string> calls) : IBackupTarget
             await Task.Yield();
             ct.ThrowIfCancellationRequested();
             progress?.Report(image.VirtualSize);
-            return new StoredFile(fileKey, image.VirtualSize, image.VirtualSize / 2, "sha256:00", TimeSpan.FromMilliseconds(1));
+            return new StoredFile(fileKey, image.VirtualSize, image.VirtualSize / 2, "sha256:00", TimeSpan.FromMilliseconds(1), owner.StoredSize(image));
         }
 
         public void AttachMetadata(string name, string content) => calls.Add($"metadata {name}");

@@ -125,5 +125,12 @@ public sealed class DiskRestorerTests : IDisposable
             await input.CopyToAsync(output, ct);
             progress?.Report(output.Length);
         }
+
+        public async Task<bool> MatchesAsync(string pointId, string fileKey, string path, CancellationToken ct)
+        {
+            var expected = await File.ReadAllBytesAsync(files[fileKey], ct);
+            var actual = await File.ReadAllBytesAsync(path, ct);
+            return expected.AsSpan().SequenceEqual(actual);
+        }
     }
 }

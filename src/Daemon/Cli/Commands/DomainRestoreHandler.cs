@@ -23,10 +23,14 @@ internal static class DomainRestoreHandler
     public static readonly Option<bool> InPlace = new("--in-place") { Description = "Put the point's images back where they were taken from (shut-off domain only; needs --force)" };
     public static readonly Option<bool> Force = new("--force") { Description = "Confirm --in-place" };
     public static readonly Option<bool> KeepOld = new("--keep-old") { Description = "With --in-place: keep the replaced images as *.before-restore-TIME" };
+    public static readonly Option<string?> StagingDir = new("--staging-dir")
+    {
+        Description = "With --in-place: where the image of a disk on a block device is staged and verified before it is written onto the device (default: STATE_DIRECTORY/restore-staging)",
+    };
 
     public static void AddOptions(Command command)
     {
-        foreach (var option in new Option[] { Domain, At, Disk, Flatten, AsDomain, ImagesDir, InPlace, Force, KeepOld })
+        foreach (var option in new Option[] { Domain, At, Disk, Flatten, AsDomain, ImagesDir, InPlace, Force, KeepOld, StagingDir })
             command.Options.Add(option);
     }
 
@@ -64,7 +68,7 @@ internal static class DomainRestoreHandler
             using var hypervisor = LibvirtHypervisor.Open(config.LibvirtUri);
             outcome = asDomain is not null
                 ? await RepositoryCli.WithProgressAsync(label, total, json, p => restore.AsDomainAsync(hypervisor, point.Id, detail.DomainXml, plan, asDomain, flatten, parse.GetValue(ImagesDir), p, ct))
-                : await RepositoryCli.WithProgressAsync(label, total, json, p => restore.InPlaceAsync(hypervisor, domain.Uuid, point.Id, plan, parse.GetValue(KeepOld), p, ct));
+                : await RepositoryCli.WithProgressAsync(label, total, json, p => restore.InPlaceAsync(hypervisor, domain.Uuid, point.Id, plan, parse.GetValue(KeepOld), p, ct, DeviceStaging(parse, config.StateDirectory)));
         }
         Print(outcome, domain, json);
         return ExitCodes.Ok;
@@ -87,6 +91,15 @@ internal static class DomainRestoreHandler
             throw new CliFailureException(ExitCodes.UsageOrConfig, "--images-dir only applies to --as-domain (--to DIR already names where the files go)");
         if (parse.GetValue(KeepOld) && !inPlace)
             throw new CliFailureException(ExitCodes.UsageOrConfig, "--keep-old only applies to --in-place");
+        if (parse.GetValue(StagingDir) is not null && !inPlace)
+            throw new CliFailureException(ExitCodes.UsageOrConfig, "--staging-dir only applies to --in-place");
+    }
+
+    /// <summary>The given directory, or the state directory's restore-staging (created: it is ours).</summary>
+    private static string DeviceStaging(ParseResult parse, string stateDirectory)
+    {
+        if (parse.GetValue(StagingDir) is { } given) return Path.GetFullPath(given);
+        return Directory.CreateDirectory(Path.Combine(stateDirectory, "restore-staging")).FullName;
     }
 
     private static async Task<RestorePointSummary> SelectPointAsync(CatalogStore store, DomainRow domain, string? pointId, string? at, CancellationToken ct)

@@ -33,8 +33,13 @@ internal static class FileBackupHandler
         }
         if (!file.Exists)
         {
-            return RepositoryCli.Fail("backup", $"{file.FullName} does not exist or is not a regular file", ExitCodes.NotFound);
+            return RepositoryCli.Fail("backup", $"{file.FullName} does not exist or is not a regular file or block device", ExitCodes.NotFound);
         }
+        if (SourceLength.KindOf(file.FullName) == SourceKind.Other)
+        {
+            return RepositoryCli.Fail("backup", $"{file.FullName} is neither a regular file nor a block device (a character device, socket or pipe has no size to back up)", ExitCodes.UsageOrConfig);
+        }
+        var length = SourceLength.Of(file.FullName); // a block device's inode says 0 bytes
         using var repo = BackupRepository.Open(to.FullName);
         if (parse.GetValue(BlockSize) is { } blockSize)
         {
@@ -44,8 +49,8 @@ internal static class FileBackupHandler
         var key = FileKeyFor(file.Name);
         var (format, backing) = DetectFormat(file.FullName);
         using var session = repo.BeginBackup(RepositoryCli.FilesGroup, "file-level backups");
-        var version = await RepositoryCli.WithProgressAsync($"backup {file.Name}", file.Length, json, progress =>
-            session.AddFileAsync(key, file.FullName, new SourceFileInfo(file.FullName, format, backing, file.Length), progress, ct));
+        var version = await RepositoryCli.WithProgressAsync($"backup {file.Name}", length, json, progress =>
+            session.AddFileAsync(key, file.FullName, new SourceFileInfo(file.FullName, format, backing, length), progress, ct));
         var point = session.Commit();
         if (json)
         {

@@ -50,6 +50,19 @@ internal static unsafe partial class Interop
 
     [LibraryImport(Libraries.Libvirt, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial DomainHandle virDomainDefineXML(ConnectionHandle conn, string xml);
+
+    /// <summary>virDomainBlockInfo: unsigned long long capacity, allocation, physical (24 bytes).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct VirDomainBlockInfo
+    {
+        public ulong Capacity;
+        public ulong Allocation;
+        public ulong Physical;
+    }
+
+    /// <summary>Sizes of one disk's active image (target name or source path); 0 on success, -1 on error.</summary>
+    [LibraryImport(Libraries.Libvirt, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int virDomainGetBlockInfo(DomainHandle domain, string disk, out VirDomainBlockInfo info, uint flags);
 }
 
 internal static unsafe partial class Interop
