@@ -12,8 +12,8 @@ namespace Backupd.Daemon.Configuration;
 /// </summary>
 public static class ConfigLoader
 {
-    /// <summary>The configuration and the connection-string file are a few lines; anything larger is not one.</summary>
-    public const int MaxFileBytes = 64 * 1024;
+    /// <summary>The configuration and the connection-string file are a few lines; the policy files' limit is generous for them.</summary>
+    public const int MaxFileBytes = PolicyLoader.MaxFileBytes;
 
     public const string EnvironmentVariable = "BACKUPD_CONFIG";
     public const string DefaultPath = "/etc/backupd/backupd.yaml";
