@@ -88,6 +88,51 @@ public sealed class ConfigLoaderTests
     }
 
     [Fact]
+    public void Deep_nesting_is_a_positioned_error_not_a_stack_overflow()
+    {
+        var text = Minimal + "\nscratch-directory: " + new string('[', 100_000) + new string(']', 100_000) + "\n";
+
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(text, "/c.yaml"));
+
+        Assert.Equal($"/c.yaml:4:{20 + YamlTreeDepth}: nesting deeper than {YamlTreeDepth} levels", e.Message);
+    }
+
+    private const int YamlTreeDepth = Backupd.Policies.Yaml.YamlTree.MaxDepth;
+
+    [Fact]
+    public async Task Only_a_regular_file_of_bounded_size_is_read_as_the_configuration()
+    {
+        var dir = Directory.CreateTempSubdirectory("bkd-cfg-").FullName;
+        try
+        {
+            var fifo = Path.Combine(dir, "fifo.yaml");
+            using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [fifo])) await mkfifo.WaitForExitAsync();
+            var fifoError = await Task.Run(() => Assert.Throws<ConfigException>(() => ConfigLoader.Load(fifo))).WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal($"{fifo}: is a FIFO (named pipe), not a regular file; only regular files are read", fifoError.Message);
+
+            var zero = Path.Combine(dir, "zero.yaml");
+            File.CreateSymbolicLink(zero, "/dev/zero");
+            Assert.Contains("is a character device", Assert.Throws<ConfigException>(() => ConfigLoader.Load(zero)).Message, StringComparison.Ordinal);
+
+            Assert.Contains("is a directory", Assert.Throws<ConfigException>(() => ConfigLoader.Load(dir)).Message, StringComparison.Ordinal);
+
+            var big = Path.Combine(dir, "big.yaml");
+            File.WriteAllText(big, Minimal + "\n#" + new string('x', ConfigLoader.MaxFileBytes));
+            Assert.Equal($"{big}: file is {new FileInfo(big).Length} bytes; at most {ConfigLoader.MaxFileBytes} bytes are read", Assert.Throws<ConfigException>(() => ConfigLoader.Load(big)).Message);
+
+            // The connection-string file is read the same way.
+            var withFifo = Path.Combine(dir, "b.yaml");
+            File.WriteAllText(withFifo, "catalog-connection-file: fifo.yaml\nstate-directory: s\npolicies-directory: p\n");
+            var connectionError = await Task.Run(() => Assert.Throws<ConfigException>(() => ConfigLoader.Load(withFifo))).WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal($"{withFifo}:1:26: 'catalog-connection-file' cannot be read: {fifo}: is a FIFO (named pipe), not a regular file; only regular files are read", connectionError.Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public void The_shipped_example_configuration_is_valid()
     {
         var path = Path.Combine(RepoRoot(), "config", "backupd.yaml");

@@ -13,7 +13,10 @@ public sealed class PolicyCommandTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static async Task<(int Code, string Stdout, string Stderr)> Backupd(params string[] args)
+    private static Task<(int Code, string Stdout, string Stderr)> Backupd(params string[] args) => Backupd(TimeSpan.FromMinutes(5), args);
+
+    /// <summary>Runs backupd; past <paramref name="limit"/> it is killed and the test fails (a hang must not hang the test run).</summary>
+    private static async Task<(int Code, string Stdout, string Stderr)> Backupd(TimeSpan limit, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "backupd.dll"));
@@ -22,7 +25,16 @@ public sealed class PolicyCommandTests : IDisposable
         using var p = Process.Start(info)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
+        using var timeout = new CancellationTokenSource(limit);
+        try
+        {
+            await p.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            p.Kill(entireProcessTree: true);
+            Assert.Fail($"backupd {string.Join(' ', args)} still ran after {limit}");
+        }
         return (p.ExitCode, await stdout, await stderr);
     }
 
@@ -80,6 +92,42 @@ public sealed class PolicyCommandTests : IDisposable
         Assert.Equal("databases", policy.GetProperty("name").GetString());
         Assert.Equal(["2026-11-26T18:00:00+00:00", "2026-11-27T00:00:00+00:00", "2026-11-27T06:00:00+00:00"],
             policy.GetProperty("nextFireTimes").EnumerateArray().Select(t => t.GetString()));
+    }
+
+    [Fact]
+    public async Task Fifos_devices_and_directories_named_like_policies_are_reported_promptly()
+    {
+        var policies = Directory.CreateDirectory(Path.Combine(_dir, "policies.d")).FullName;
+        var fifo = Path.Combine(policies, "a-fifo.yaml");
+        using (var mkfifo = Process.Start("mkfifo", [fifo])) await mkfifo.WaitForExitAsync();
+        File.CreateSymbolicLink(Path.Combine(policies, "b-zero.yaml"), "/dev/zero");
+        Directory.CreateDirectory(Path.Combine(policies, "c-dir.yaml"));
+        File.WriteAllText(Path.Combine(policies, "d-ok.yaml"), "name: ok\ndomains: [a]\nschedule: hourly\nrepository: /srv/a\n");
+        var clock = Stopwatch.StartNew();
+
+        // Generous for a loaded machine; a FIFO used to block forever, /dev/zero to grow the process to gigabytes.
+        var (code, stdout, _) = await Backupd(TimeSpan.FromSeconds(60), "policy", "check", policies, "--json");
+
+        Assert.Equal(2, code);
+        var errors = JsonDocument.Parse(stdout).RootElement.GetProperty("errors").EnumerateArray()
+            .ToDictionary(e => Path.GetFileName(e.GetProperty("file").GetString()!), e => e.GetProperty("message").GetString());
+        Assert.Equal("is a FIFO (named pipe), not a regular file; only regular files are read", errors["a-fifo.yaml"]);
+        Assert.Equal("is a character device, not a regular file; only regular files are read", errors["b-zero.yaml"]);
+        Assert.Equal("is a directory, not a regular file; only regular files are read", errors["c-dir.yaml"]);
+        Assert.Equal(3, errors.Count);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"took {clock.Elapsed}");
+    }
+
+    [Fact]
+    public async Task A_configuration_nested_100000_deep_is_an_error_not_a_crash()
+    {
+        var config = Write("backupd.yaml", "state-directory: /x\npolicies-directory: " + new string('[', 100_000) + new string(']', 100_000) + "\n");
+
+        var (code, _, stderr) = await Backupd(TimeSpan.FromSeconds(60), "--config", config, "policy", "check");
+
+        Assert.Equal(2, code); // not 134 (SIGABRT after a stack overflow)
+        Assert.Contains($"{config}:2:", stderr, StringComparison.Ordinal);
+        Assert.Contains("nesting deeper than 64 levels", stderr, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -203,6 +203,7 @@ public sealed class LibvirtReconnectTests : IDisposable
         public string GetXml(string uuid, DomainXmlKind kind) => inner.GetXml(uuid, kind);
         public void DefineXml(string xml) => inner.DefineXml(xml);
         public BlockSizes GetBlockSizes(string uuid, string target) => inner.GetBlockSizes(uuid, target);
+        public string GetHostEmulator(string? virtType, string? arch, string? machine) => inner.GetHostEmulator(virtType, arch, machine);
         public void CreateDiskOnlySnapshot(string uuid, string snapshotXml, bool quiesce) => inner.CreateDiskOnlySnapshot(uuid, snapshotXml, quiesce);
         public void StartActiveCommit(string uuid, string target, long? bytesPerSecond = null) => inner.StartActiveCommit(uuid, target, bytesPerSecond);
         public BlockJobStatus? GetBlockJob(string uuid, string target) => inner.GetBlockJob(uuid, target);

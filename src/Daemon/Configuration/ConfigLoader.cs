@@ -1,16 +1,20 @@
 using System.Globalization;
 using Backupd.Policies.Loading;
-using YamlDotNet.Core;
-using YamlDotNet.RepresentationModel;
+using Backupd.Policies.Yaml;
 
 namespace Backupd.Daemon.Configuration;
 
 /// <summary>
 /// Reads the daemon configuration (a flat YAML mapping). Reports every problem at once with
 /// file:line:column, rejects unknown keys, and resolves relative paths against the file's directory.
+/// Files are read like policy files (<see cref="RegularFile"/>: regular files only, size-limited) and
+/// parsed by the same bounded parser (<see cref="YamlTree"/>).
 /// </summary>
 public static class ConfigLoader
 {
+    /// <summary>The configuration and the connection-string file are a few lines; the policy files' limit is generous for them.</summary>
+    public const int MaxFileBytes = PolicyLoader.MaxFileBytes;
+
     public const string EnvironmentVariable = "BACKUPD_CONFIG";
     public const string DefaultPath = "/etc/backupd/backupd.yaml";
 
@@ -27,48 +31,45 @@ public static class ConfigLoader
     {
         var path = explicitPath ?? Environment.GetEnvironmentVariable(EnvironmentVariable) ?? DefaultPath;
         path = Path.GetFullPath(path);
-        if (!File.Exists(path))
-            throw new ConfigException($"{path}: configuration file not found (set --config or ${EnvironmentVariable})");
         string text;
-        try { text = File.ReadAllText(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        { throw new ConfigException($"{path}: cannot read: {e.Message}", e); }
+        try { text = RegularFile.ReadAllText(path, MaxFileBytes); }
+        catch (FileRefusedException e) when (e.Refusal == FileRefusal.NotFound)
+        { throw new ConfigException($"{path}: configuration file not found (set --config or ${EnvironmentVariable})", e); }
+        catch (FileRefusedException e)
+        { throw new ConfigException(e.Message, e); }
         return Parse(text, path);
     }
 
     public static DaemonConfig Parse(string text, string path)
     {
         var errors = new List<string>();
-        var values = new Dictionary<string, (string Value, Mark Start)>();
-        var stream = new YamlStream();
-        try { stream.Load(new StringReader(text)); }
-        catch (YamlException e)
-        {
-            throw new ConfigException($"{path}:{e.Start.Line}:{e.Start.Column}: not valid YAML: {e.InnerException?.Message ?? e.Message}", e);
-        }
-        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
+        var values = new Dictionary<string, (string Value, YNode Start)>();
+        var (documents, problem) = YamlTree.Parse(text);
+        if (problem is not null)
+            throw new ConfigException($"{path}:{problem.Line}:{problem.Column}: {problem.Message}");
+        if (documents.Count == 0 || documents[0] is not YMapping root)
             throw new ConfigException($"{path}:1:1: expected a mapping of configuration keys (e.g. 'state-directory: /var/lib/backupd')");
 
-        foreach (var (keyNode, valueNode) in root.Children)
+        foreach (var (keyNode, valueNode) in root.Entries)
         {
-            var key = (keyNode as YamlScalarNode)?.Value ?? "";
+            var key = keyNode.Value;
             if (!KnownKeys.Contains(key))
             {
                 var hint = Suggest(key);
-                errors.Add($"{At(path, keyNode.Start)}: unknown key '{key}'{(hint is null ? "" : $" (did you mean '{hint}'?)")}; known keys: {string.Join(", ", KnownKeys)}");
+                errors.Add($"{At(path, keyNode)}: unknown key '{key}'{(hint is null ? "" : $" (did you mean '{hint}'?)")}; known keys: {string.Join(", ", KnownKeys)}");
                 continue;
             }
-            if (valueNode is not YamlScalarNode scalar)
+            if (valueNode is not YScalar scalar)
             {
-                errors.Add($"{At(path, valueNode.Start)}: '{key}' expects a single value, not a list or mapping");
+                errors.Add($"{At(path, valueNode)}: '{key}' expects a single value, not a list or mapping");
                 continue;
             }
             if (values.ContainsKey(key))
             {
-                errors.Add($"{At(path, keyNode.Start)}: '{key}' is given twice");
+                errors.Add($"{At(path, keyNode)}: '{key}' is given twice");
                 continue;
             }
-            values[key] = (scalar.Value ?? "", scalar.Start);
+            values[key] = (scalar.Value, scalar);
         }
 
         var baseDir = Path.GetDirectoryName(path)!;
@@ -127,13 +128,13 @@ public static class ConfigLoader
     /// configuration, or the configuration itself. A file keeps the password off the command line and
     /// out of a world-readable configuration.
     /// </summary>
-    private static string? ResolveConnection(Dictionary<string, (string Value, Mark Start)> values, string path, string baseDir, List<string> errors)
+    private static string? ResolveConnection(Dictionary<string, (string Value, YNode Start)> values, string path, string baseDir, List<string> errors)
     {
         var credentials = Environment.GetEnvironmentVariable("CREDENTIALS_DIRECTORY");
         if (!string.IsNullOrEmpty(credentials))
         {
             var credential = Path.Combine(credentials, CatalogCredentialName);
-            if (File.Exists(credential)) return File.ReadAllText(credential).Trim();
+            if (File.Exists(credential)) return ReadSecret(credential);
         }
         var hasInline = values.TryGetValue("catalog-connection", out var inline);
         var hasFile = values.TryGetValue("catalog-connection-file", out var file);
@@ -145,8 +146,8 @@ public static class ConfigLoader
         if (hasFile)
         {
             var full = Path.GetFullPath(file.Value, baseDir);
-            try { return File.ReadAllText(full).Trim(); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            try { return RegularFile.ReadAllText(full, MaxFileBytes).Trim(); }
+            catch (FileRefusedException e)
             {
                 errors.Add($"{At(path, file.Start)}: 'catalog-connection-file' cannot be read: {e.Message}");
                 return null;
@@ -157,7 +158,13 @@ public static class ConfigLoader
         return null;
     }
 
-    private static string At(string path, Mark mark) => $"{path}:{mark.Line}:{mark.Column}";
+    private static string ReadSecret(string path)
+    {
+        try { return RegularFile.ReadAllText(path, MaxFileBytes).Trim(); }
+        catch (FileRefusedException e) { throw new ConfigException($"systemd credential {e.Message}", e); }
+    }
+
+    private static string At(string path, YNode node) => $"{path}:{node.Line}:{node.Column}";
 
     private static string? Suggest(string key) => KeySuggestions.Suggest(key, KnownKeys);
 }

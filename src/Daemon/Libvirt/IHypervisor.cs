@@ -15,6 +15,13 @@ public interface IHypervisor : IDisposable
 
     string GetXml(string uuid, DomainXmlKind kind);
 
+    /// <summary>
+    /// The emulator binary this host uses for domains of <paramref name="virtType"/> (qemu, kvm) on
+    /// <paramref name="arch"/> and <paramref name="machine"/> (null: the host's default), from its domain
+    /// capabilities; throws when the host has none for them.
+    /// </summary>
+    string GetHostEmulator(string? virtType, string? arch, string? machine);
+
     /// <summary>Redefines a persistent domain; pass XML obtained with <see cref="DomainXmlKind.Persistent"/> only.</summary>
     void DefineXml(string xml);
 

@@ -158,6 +158,17 @@ public sealed class LibvirtHypervisor : IHypervisor
         return OwnedStrings.Take(raw)!;
     }
 
+    public unsafe string GetHostEmulator(string? virtType, string? arch, string? machine)
+    {
+        var raw = Interop.virConnectGetDomainCapabilities(Conn, null, arch, machine, virtType, 0);
+        if (raw == null) throw LibvirtErrors.Last("virConnectGetDomainCapabilities");
+        var xml = OwnedStrings.Take(raw)!;
+        var path = System.Xml.Linq.XElement.Parse(xml).Element("path")?.Value;
+        return string.IsNullOrWhiteSpace(path)
+            ? throw new LibvirtException("virConnectGetDomainCapabilities", 0, 0, "the domain capabilities name no emulator <path>")
+            : path.Trim();
+    }
+
     public void DefineXml(string xml)
     {
         using var h = LibvirtErrors.Check(Interop.virDomainDefineXML(Conn, xml));

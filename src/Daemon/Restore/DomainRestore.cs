@@ -10,7 +10,7 @@ public sealed record RestoreOutcome(
     IReadOnlyList<RestoredDiskResult> Disks,
     string? NewDomainName = null,
     Guid? NewDomainUuid = null,
-    IReadOnlyList<string>? Notes = null,
+    IReadOnlyList<XmlChange>? Changes = null,
     IReadOnlyList<InPlaceFile>? InPlace = null);
 
 /// <summary>
@@ -31,10 +31,12 @@ public sealed class DomainRestore(IRestoreSource source)
     /// <summary>
     /// Restores into <paramref name="imagesDirectory"/> (checked like --to: may exist, no file in it is
     /// overwritten, no symlink in its path), or by default into a new <c>&lt;directory of the first disk's
-    /// image&gt;/&lt;newName&gt;/</c>, and defines the new domain (not started).
+    /// image&gt;/&lt;newName&gt;/</c>, and defines the new domain (not started). The saved XML is sanitised
+    /// (<see cref="SavedXmlSanitiser"/>) unless <paramref name="trustSavedXml"/>; the host's emulator is looked
+    /// up first, so a host that cannot run the domain is refused before anything is written.
     /// </summary>
     public async Task<RestoreOutcome> AsDomainAsync(IHypervisor hypervisor, string pointId, string? savedXml, IReadOnlyList<PlannedDisk> plan, string newName, bool flatten,
-        string? imagesDirectory, IProgress<long>? progress, CancellationToken ct)
+        string? imagesDirectory, bool trustSavedXml, IProgress<long>? progress, CancellationToken ct)
     {
         NewDomainXml.ValidateName(newName);
         if (savedXml is null)
@@ -55,9 +57,11 @@ public sealed class DomainRestore(IRestoreSource source)
             if (Path.Exists(directory))
                 throw new RestoreException(ExitCodes.UsageOrConfig, $"{directory} already exists; refusing to write the new domain's images into it (choose one with --images-dir)");
         }
+        var emulator = trustSavedXml ? null : HostEmulator(hypervisor, savedXml);
         var createdDirectory = !Directory.Exists(directory);
         var restored = await ToDirectoryAsync(pointId, plan, directory, flatten, progress, ct);
-        var definition = NewDomainXml.Rewrite(savedXml, newName, restored.Disks.ToDictionary(d => d.Disk, d => new RestoredDisk(d.ImagePath, d.Format)));
+        var definition = NewDomainXml.Rewrite(savedXml, newName, restored.Disks.ToDictionary(d => d.Disk, d => new RestoredDisk(d.ImagePath, d.Format)),
+            new SavedXmlPolicy(directory, emulator, trustSavedXml));
         try
         {
             hypervisor.DefineXml(definition.Xml);
@@ -70,8 +74,31 @@ public sealed class DomainRestore(IRestoreSource source)
             if (createdDirectory && !Directory.EnumerateFileSystemEntries(directory).Any()) Directory.Delete(directory);
             throw;
         }
-        return restored with { Mode = "as-domain", NewDomainName = newName, NewDomainUuid = definition.Uuid, Notes = definition.Notes };
+        return restored with { Mode = "as-domain", NewDomainName = newName, NewDomainUuid = definition.Uuid, Changes = definition.Changes };
     }
+
+    /// <summary>The host's emulator for the saved domain's type, arch and machine; a machine type the host lacks falls back to the arch's default.</summary>
+    private static string HostEmulator(IHypervisor hypervisor, string savedXml)
+    {
+        var (type, arch, machine) = NewDomainXml.EmulatorQuery(savedXml);
+        try
+        {
+            return hypervisor.GetHostEmulator(type, arch, machine);
+        }
+        catch (LibvirtException) when (machine is not null)
+        {
+            try { return hypervisor.GetHostEmulator(type, arch, null); }
+            catch (LibvirtException e) { throw NoEmulator(type, arch, machine, e); }
+        }
+        catch (LibvirtException e)
+        {
+            throw NoEmulator(type, arch, machine, e);
+        }
+    }
+
+    private static RestoreException NoEmulator(string? type, string? arch, string? machine, LibvirtException e) =>
+        new(ExitCodes.Failed, $"this host has no emulator for a domain of type {type ?? "(default)"}, arch {arch ?? "(default)"}, machine {machine ?? "(default)"} " +
+            $"({e.Message}); the saved <emulator> is never used unless --trust-saved-xml is given");
 
     /// <param name="deviceStaging">Where the image of a disk on a block device is staged and verified before it is written onto the device.</param>
     public async Task<RestoreOutcome> InPlaceAsync(IHypervisor hypervisor, Guid domainUuid, string pointId, IReadOnlyList<PlannedDisk> plan, bool keepOld,

@@ -29,7 +29,16 @@ public sealed class SchedulingService(
         var dispatcher = new PolicyDispatcher(runner, domains, gate, config.LibvirtUri, state, logger) { Verifier = runner as IRestorePointVerifier };
         await using var scheduler = new PolicyScheduler(dispatcher, state, config.MisfireGrace, logger);
         await scheduler.StartAsync(stoppingToken);
-        await ReloadAsync(scheduler, stoppingToken);
+        try
+        {
+            await ReloadAsync(scheduler, stoppingToken);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            logger.LogInformation("stopping during the first policy load");
+            await scheduler.StopAsync();
+            return;
+        }
         scheduler.CatchUp(DateTimeOffset.UtcNow); // logs each catch-up it starts
 
         var watchdog = WatchdogAsync(stoppingToken);
@@ -89,10 +98,14 @@ public sealed class SchedulingService(
         }
     }
 
+    /// <summary>
+    /// Loads on a pool thread and stops waiting when the daemon stops: files are opened without blocking
+    /// (a FIFO is refused, not waited on), and a read stuck anyway (a hung NFS mount) must not hold up SIGTERM.
+    /// </summary>
     private async Task ReloadAsync(PolicyScheduler scheduler, CancellationToken ct)
     {
         var files = Directory.Exists(config.PoliciesDirectory)
-            ? PolicyLoader.PolicyFilesIn(config.PoliciesDirectory).Select(PolicyLoader.LoadFile).ToList()
+            ? await Task.Run(() => PolicyLoader.PolicyFilesIn(config.PoliciesDirectory).Select(PolicyLoader.LoadFile).ToList(), ct).WaitAsync(ct)
             : [];
         if (!Directory.Exists(config.PoliciesDirectory)) logger.LogWarning("policies directory {Directory} does not exist: nothing is scheduled", config.PoliciesDirectory);
         var outcome = await scheduler.ApplyAsync(files, ct);

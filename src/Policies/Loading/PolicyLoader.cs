@@ -27,9 +27,12 @@ public static class PolicyLoader
         return LoadFiles(PolicyFilesIn(directory));
     }
 
-    /// <summary>The policy files of a directory, in load order.</summary>
+    /// <summary>
+    /// The policy files of a directory, in load order. Every entry with a policy name counts, directories
+    /// and FIFOs included, so that <see cref="LoadFile"/> reports them instead of their being silently skipped.
+    /// </summary>
     public static IReadOnlyList<string> PolicyFilesIn(string directory) =>
-        Directory.EnumerateFiles(Path.GetFullPath(directory))
+        Directory.EnumerateFileSystemEntries(Path.GetFullPath(directory))
             .Where(f => (f.EndsWith(".yaml", StringComparison.Ordinal) || f.EndsWith(".yml", StringComparison.Ordinal))
                         && !Path.GetFileName(f).StartsWith('.'))
             .Order(StringComparer.Ordinal)
@@ -61,20 +64,20 @@ public static class PolicyLoader
         return new PolicySetResult(results);
     }
 
-    /// <summary>Reads and parses one file. Missing, unreadable and oversized files are reported as errors, not thrown.</summary>
+    /// <summary>
+    /// Reads and parses one file. Missing, unreadable, oversized files and anything but a regular file
+    /// (a FIFO, a device, a directory, also behind a symlink) are reported as errors, not thrown, and never block.
+    /// </summary>
     public static PolicyFileResult LoadFile(string path)
     {
         byte[] bytes;
         try
         {
-            var info = new FileInfo(path);
-            if (!info.Exists) return Fail(path, 1, 1, "file not found");
-            if (info.Length > MaxFileBytes) return TooLarge(path, info.Length);
-            bytes = File.ReadAllBytes(path);
+            bytes = RegularFile.ReadAll(path, MaxFileBytes);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (FileRefusedException e)
         {
-            return Fail(path, 1, 1, $"cannot read: {e.Message}");
+            return e.Refusal == FileRefusal.TooLarge ? TooLarge(path, e.Size) : Fail(path, 1, 1, e.Problem);
         }
         return Parse(bytes, path);
     }

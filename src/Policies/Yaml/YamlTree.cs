@@ -8,24 +8,25 @@ namespace Backupd.Policies.Yaml;
 /// parser. Unlike YamlStream it keeps duplicate keys (so the loader can report them with both
 /// positions), resolves aliases without copying, and bounds nesting depth.
 /// </summary>
-internal abstract record YNode(int Line, int Column);
+public abstract record YNode(int Line, int Column);
 
-internal sealed record YScalar(string Value, bool Quoted, int Line, int Column) : YNode(Line, Column)
+public sealed record YScalar(string Value, bool Quoted, int Line, int Column) : YNode(Line, Column)
 {
     /// <summary>A plain (unquoted) null: empty, '~' or 'null'.</summary>
     public bool IsNull => !Quoted && Value is "" or "~" or "null" or "Null" or "NULL";
 }
 
-internal sealed record YSequence(IReadOnlyList<YNode> Items, int Line, int Column) : YNode(Line, Column);
+public sealed record YSequence(IReadOnlyList<YNode> Items, int Line, int Column) : YNode(Line, Column);
 
-internal sealed record YMapping(IReadOnlyList<KeyValuePair<YScalar, YNode>> Entries, int Line, int Column) : YNode(Line, Column);
+public sealed record YMapping(IReadOnlyList<KeyValuePair<YScalar, YNode>> Entries, int Line, int Column) : YNode(Line, Column);
 
 /// <summary>A YAML problem with its 1-based position.</summary>
-internal sealed record YamlProblem(int Line, int Column, string Message);
+public sealed record YamlProblem(int Line, int Column, string Message);
 
-internal static class YamlTree
+/// <summary>The one YAML parser of policies and the daemon configuration: positions kept, nesting bounded (no stack overflow on hostile input).</summary>
+public static class YamlTree
 {
-    private const int MaxDepth = 64;
+    public const int MaxDepth = 64;
 
     /// <summary>Parses all documents of <paramref name="text"/>; on a syntax error returns the problem instead.</summary>
     public static (IReadOnlyList<YNode> Documents, YamlProblem? Problem) Parse(string text)

@@ -37,7 +37,7 @@ public sealed class NewDomainXmlTests
     public void The_new_domain_gets_a_new_name_uuid_macs_and_the_restored_disk_paths()
     {
         var result = NewDomainXml.Rewrite(Saved, "web1-restored", new Dictionary<string, RestoredDisk> { ["vda"] = new("/restore/vda.qcow2", "qcow2") },
-            () => [0x01, 0x02, 0x03]);
+            new SavedXmlPolicy("/restore", "/usr/bin/qemu-system-x86_64"), () => [0x01, 0x02, 0x03]);
 
         var root = XElement.Parse(result.Xml);
         Assert.Equal("web1-restored", root.Element("name")!.Value);
@@ -53,19 +53,19 @@ public sealed class NewDomainXmlTests
     [Fact]
     public void Writable_disks_not_restored_and_the_nvram_are_left_out_but_read_only_media_stay()
     {
-        var result = NewDomainXml.Rewrite(Saved, "copy", new Dictionary<string, RestoredDisk> { ["vda"] = new("/r/vda.qcow2", "qcow2") });
+        var result = NewDomainXml.Rewrite(Saved, "copy", new Dictionary<string, RestoredDisk> { ["vda"] = new("/r/vda.qcow2", "qcow2") }, new SavedXmlPolicy("/r", "/usr/bin/qemu-system-x86_64"));
 
         var targets = XElement.Parse(result.Xml).Descendants("disk").Select(d => d.Element("target")!.Attribute("dev")!.Value).ToList();
         Assert.Equal(["vda", "hdc"], targets);
-        Assert.Contains(result.Notes, n => n.Contains("vdb", StringComparison.Ordinal));
-        Assert.Contains(result.Notes, n => n.Contains("nvram", StringComparison.Ordinal));
+        Assert.Contains(result.Changes, n => n.Element.Contains("vdb", StringComparison.Ordinal));
+        Assert.Contains(result.Changes, n => n.Element.Contains("nvram", StringComparison.Ordinal));
         Assert.DoesNotContain("web1_VARS", result.Xml, StringComparison.Ordinal);
     }
 
     [Fact]
     public void Hostile_names_are_stored_as_text_never_as_markup()
     {
-        var result = NewDomainXml.Rewrite(Saved, "x<\\name><evil\\>'\"&", new Dictionary<string, RestoredDisk> { ["vda"] = new("/r/a'b\"c&d.qcow2", "qcow2") });
+        var result = NewDomainXml.Rewrite(Saved, "x<\\name><evil\\>'\"&", new Dictionary<string, RestoredDisk> { ["vda"] = new("/r/a'b\"c&d.qcow2", "qcow2") }, new SavedXmlPolicy("/r", null));
 
         var root = XElement.Parse(result.Xml);
         Assert.Equal("x<\\name><evil\\>'\"&", root.Element("name")!.Value);
@@ -80,7 +80,7 @@ public sealed class NewDomainXmlTests
     [InlineData("..")]
     public void Names_libvirt_cannot_take_are_refused(string name)
     {
-        var error = Assert.Throws<RestoreException>(() => NewDomainXml.Rewrite(Saved, name, new Dictionary<string, RestoredDisk>()));
+        var error = Assert.Throws<RestoreException>(() => NewDomainXml.Rewrite(Saved, name, new Dictionary<string, RestoredDisk>(), new SavedXmlPolicy("/r", null)));
         Assert.Equal(ExitCodes.UsageOrConfig, error.ExitCode);
     }
 }

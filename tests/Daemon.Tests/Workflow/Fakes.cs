@@ -91,6 +91,14 @@ public sealed class FakeHypervisor(string directory) : IHypervisor
         return new XElement("domain", new XAttribute("type", "qemu"), new XElement("name", Name), new XElement("uuid", Uuid), devices).ToString();
     }
 
+    public string HostEmulator { get; set; } = "/usr/bin/qemu-system-x86_64";
+
+    public string GetHostEmulator(string? virtType, string? arch, string? machine)
+    {
+        Calls.Add($"emulator {virtType} {arch} {machine}");
+        return HostEmulator;
+    }
+
     public void DefineXml(string xml)
     {
         Calls.Add("define");

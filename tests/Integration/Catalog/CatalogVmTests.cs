@@ -230,6 +230,60 @@ public sealed class CatalogVmTests(ThreePointsFixture f) : IClassFixture<ThreePo
     }
 
     [Fact]
+    public async Task As_domain_never_runs_an_emulator_planted_in_the_saved_xml_unless_trusted()
+    {
+        // An executable that leaves a marker wherever libvirt runs it (it probes an emulator at define time, runs it at start).
+        var evilDir = Directory.CreateTempSubdirectory("bkd-evil-").FullName;
+        var marker = Path.Combine(evilDir, "marker");
+        var evil = Path.Combine(evilDir, "evil-emulator");
+        await File.WriteAllTextAsync(evil, $"#!/bin/sh\ntouch {marker}\nexec /usr/bin/qemu-system-x86_64 \"$@\"\n");
+        await Tools.RunAsync("chmod", "0755", evil);
+        await Tools.RunAsync("chmod", "0777", evilDir);
+        var name = $"bkd-{Guid.NewGuid():N}"[..12] + "-evil";
+        var trusted = name + "-trusted";
+        await using var catalog = new Npgsql.NpgsqlConnection(f.ConnectionString);
+        var original = await Dapper.SqlMapper.QuerySingleAsync<string>(catalog, "select domain_xml from restore_points where id = @id", new { id = f.Points[0] });
+        Assert.Contains("<emulator>", original, StringComparison.Ordinal);
+        var edited = System.Text.RegularExpressions.Regex.Replace(original, "<emulator>[^<]*</emulator>", $"<emulator>{evil}</emulator>");
+        async Task SetXml(string xml) => await Dapper.SqlMapper.ExecuteAsync(catalog, "update restore_points set domain_xml = @xml where id = @id", new { xml, id = f.Points[0] });
+        try
+        {
+            await SetXml(edited);
+            var hostEmulator = System.Xml.Linq.XElement.Parse(await Tools.Virsh("domcapabilities", "--virttype", "qemu", "--arch", "x86_64", "--machine", "pc")).Element("path")!.Value;
+
+            var run = await f.Backupd("restore", "--domain", f.Vm.Name, "--point", f.Points[0], "--as-domain", name, "--json");
+
+            Assert.True(run.ExitCode == 0, run.Stderr);
+            var changes = JsonDocument.Parse(run.Stdout).RootElement.GetProperty("changes").EnumerateArray().ToList();
+            var replaced = Assert.Single(changes, c => c.GetProperty("element").GetString()!.Contains(evil, StringComparison.Ordinal));
+            Assert.Equal("replaced", replaced.GetProperty("action").GetString());
+            var defined = System.Xml.Linq.XElement.Parse(await Tools.Virsh("dumpxml", "--inactive", name));
+            Assert.Equal(hostEmulator, defined.Element("devices")!.Element("emulator")!.Value);
+            await Tools.Virsh("start", name);
+            Assert.Equal("running", (await Tools.Virsh("domstate", name)).Trim());
+            Assert.False(File.Exists(marker), "the planted emulator ran");
+
+            // The same point with --trust-saved-xml: the emulator is the planted one, and libvirt runs it as soon as
+            // the domain is defined (which shows the marker above could have appeared).
+            var trust = await f.Backupd("restore", "--domain", f.Vm.Name, "--point", f.Points[0], "--as-domain", trusted,
+                "--images-dir", Path.Combine(_out, "trusted"), "--trust-saved-xml", "--json");
+            Assert.True(trust.ExitCode == 0, trust.Stderr);
+            Assert.Contains(evil, await Tools.Virsh("dumpxml", "--inactive", trusted), StringComparison.Ordinal);
+            Assert.True(File.Exists(marker), "libvirt did not run the emulator of a trusted XML: the check above proves nothing");
+        }
+        finally
+        {
+            await SetXml(original);
+            foreach (var n in new[] { name, trusted })
+            {
+                await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "destroy", n);
+                await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "undefine", n);
+            }
+            Directory.Delete(evilDir, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task In_place_restores_a_shut_off_domain_and_refuses_a_running_one()
     {
         var vda = f.Vm.Disk("vda").Path;

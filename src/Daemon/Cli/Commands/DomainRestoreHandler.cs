@@ -20,6 +20,10 @@ internal static class DomainRestoreHandler
     public static readonly Option<bool> Flatten = new("--flatten") { Description = "One standalone image per disk instead of the chain" };
     public static readonly Option<string?> AsDomain = new("--as-domain") { Description = "Define a new domain NEWNAME from the saved XML using the restored images (not started)" };
     public static readonly Option<string?> ImagesDir = new("--images-dir") { Description = "With --as-domain: write the new domain's images into DIR (created if missing; nothing in it is overwritten). Default: NEWNAME/ beside the original first disk image" };
+    public static readonly Option<bool> TrustSavedXml = new("--trust-saved-xml")
+    {
+        Description = "With --as-domain: define the saved XML as it is (its emulator, host devices, host files, QEMU arguments); by default those are dropped or replaced",
+    };
     public static readonly Option<bool> InPlace = new("--in-place") { Description = "Put the point's images back where they were taken from (shut-off domain only; needs --force)" };
     public static readonly Option<bool> Force = new("--force") { Description = "Confirm --in-place" };
     public static readonly Option<bool> KeepOld = new("--keep-old") { Description = "With --in-place: keep the replaced images as *.before-restore-TIME" };
@@ -30,7 +34,7 @@ internal static class DomainRestoreHandler
 
     public static void AddOptions(Command command)
     {
-        foreach (var option in new Option[] { Domain, At, Disk, Flatten, AsDomain, ImagesDir, InPlace, Force, KeepOld, StagingDir })
+        foreach (var option in new Option[] { Domain, At, Disk, Flatten, AsDomain, ImagesDir, TrustSavedXml, InPlace, Force, KeepOld, StagingDir })
             command.Options.Add(option);
     }
 
@@ -67,7 +71,7 @@ internal static class DomainRestoreHandler
         {
             using var hypervisor = LibvirtHypervisor.Open(config.LibvirtUri);
             outcome = asDomain is not null
-                ? await RepositoryCli.WithProgressAsync(label, total, json, p => restore.AsDomainAsync(hypervisor, point.Id, detail.DomainXml, plan, asDomain, flatten, parse.GetValue(ImagesDir), p, ct))
+                ? await RepositoryCli.WithProgressAsync(label, total, json, p => restore.AsDomainAsync(hypervisor, point.Id, detail.DomainXml, plan, asDomain, flatten, parse.GetValue(ImagesDir), parse.GetValue(TrustSavedXml), p, ct))
                 : await RepositoryCli.WithProgressAsync(label, total, json, p => restore.InPlaceAsync(hypervisor, domain.Uuid, point.Id, plan, parse.GetValue(KeepOld), p, ct, DeviceStaging(parse, config.StateDirectory)));
         }
         Print(outcome, domain, json);
@@ -89,6 +93,8 @@ internal static class DomainRestoreHandler
             throw new CliFailureException(ExitCodes.UsageOrConfig, "--flatten applies to --to and --as-domain; --in-place restores the chain as it was");
         if (parse.GetValue(ImagesDir) is not null && asDomain is null)
             throw new CliFailureException(ExitCodes.UsageOrConfig, "--images-dir only applies to --as-domain (--to DIR already names where the files go)");
+        if (parse.GetValue(TrustSavedXml) && asDomain is null)
+            throw new CliFailureException(ExitCodes.UsageOrConfig, "--trust-saved-xml only applies to --as-domain (the other modes define no domain)");
         if (parse.GetValue(KeepOld) && !inPlace)
             throw new CliFailureException(ExitCodes.UsageOrConfig, "--keep-old only applies to --in-place");
         if (parse.GetValue(StagingDir) is not null && !inPlace)
@@ -126,15 +132,16 @@ internal static class DomainRestoreHandler
     {
         if (json)
         {
-            JsonOutput.Write(new { domain = domain.Name, domainUuid = domain.Uuid, outcome.PointId, outcome.Mode, outcome.Disks, outcome.NewDomainName, outcome.NewDomainUuid, outcome.Notes, outcome.InPlace });
+            JsonOutput.Write(new { domain = domain.Name, domainUuid = domain.Uuid, outcome.PointId, outcome.Mode, outcome.Disks, outcome.NewDomainName, outcome.NewDomainUuid, outcome.Changes, outcome.InPlace });
             return;
         }
         foreach (var d in outcome.Disks)
             Console.WriteLine($"{d.Disk}: {d.ImagePath}{(d.Files.Count > 1 ? $" (chain of {d.Files.Count}: {string.Join(", ", d.Files.Skip(1))})" : "")}");
         if (outcome.NewDomainName is not null)
             Console.WriteLine($"defined domain '{outcome.NewDomainName}' ({outcome.NewDomainUuid}), not started");
-        foreach (var n in outcome.Notes ?? [])
-            Console.WriteLine($"note: {n}");
+        // Every change to the saved XML, so the operator sees what the new domain lacks before starting it.
+        foreach (var c in outcome.Changes ?? [])
+            Console.WriteLine($"{c.Action}: {c.Element}: {c.Reason}");
         foreach (var f in outcome.InPlace ?? [])
             if (f.KeptAside is not null) Console.WriteLine($"kept the replaced image as {f.KeptAside}");
         AnsiConsole.MarkupLine($"restored [bold]{Markup.Escape(domain.Name)}[/] point {Markup.Escape(outcome.PointId)} ({outcome.Mode}), digests verified");

@@ -14,6 +14,13 @@ internal static partial class Interop
 
     [LibraryImport(Libraries.Libvirt)]
     internal static partial int virConnectGetLibVersion(ConnectionHandle conn, out CULong libVer);
+
+    /// <summary>
+    /// The host's capabilities for one kind of domain (any argument may be null: the host's default); the
+    /// caller frees the XML (<see cref="OwnedStrings"/>). Its &lt;path&gt; is the emulator libvirt would use.
+    /// </summary>
+    [LibraryImport(Libraries.Libvirt, StringMarshalling = StringMarshalling.Utf8)]
+    internal static unsafe partial byte* virConnectGetDomainCapabilities(ConnectionHandle conn, string? emulatorbin, string? arch, string? machine, string? virttype, uint flags);
 }
 
 /// <summary>Liveness of a connection (libvirt-host.h).</summary>
