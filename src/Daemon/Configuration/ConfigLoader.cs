@@ -21,6 +21,7 @@ public static class ConfigLoader
     [
         "libvirt-uri", "catalog-connection", "catalog-connection-file", "state-directory",
         "scratch-directory", "policies-directory", "max-parallel", "misfire-grace",
+        "reader-wait", "scrub-cycle",
     ];
 
     public static DaemonConfig Load(string? explicitPath)
@@ -103,6 +104,8 @@ public static class ConfigLoader
         var policies = PathValue("policies-directory", required: true);
         var maxParallel = IntValue("max-parallel", 2, 1, 64);
         var grace = DurationValue("misfire-grace", TimeSpan.FromHours(6));
+        var readerWait = DurationValue("reader-wait", Storage.Repository.BackupRepository.DefaultReaderWait);
+        var scrubCycle = IntValue("scrub-cycle", Storage.Repository.BackupRepository.DefaultScrubCycle, 0, 1 << 20);
 
         if (errors.Count > 0)
             throw new ConfigException(string.Join(Environment.NewLine, errors));
@@ -117,6 +120,8 @@ public static class ConfigLoader
             PoliciesDirectory = policies!,
             MaxParallel = maxParallel,
             MisfireGrace = grace,
+            ReaderWait = readerWait,
+            ScrubCycle = scrubCycle,
         };
     }
 

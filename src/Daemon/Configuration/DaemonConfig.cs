@@ -17,4 +17,8 @@ public sealed record DaemonConfig
     public int MaxParallel { get; init; } = 2;
     /// <summary>A schedule missed while the daemon was down runs once at start-up if it is this recent.</summary>
     public TimeSpan MisfireGrace { get; init; } = TimeSpan.FromHours(6);
+    /// <summary>How long a backup waits, before its snapshot, for restores and verifies of the same group to end.</summary>
+    public TimeSpan ReaderWait { get; init; } = Storage.Repository.BackupRepository.DefaultReaderWait;
+    /// <summary>Each backup re-checks 1/N of the mirror's unchanged blocks, all of them every N runs; 0 turns it off.</summary>
+    public int ScrubCycle { get; init; } = Storage.Repository.BackupRepository.DefaultScrubCycle;
 }

@@ -28,4 +28,14 @@ public interface IBackupSession : IDisposable
     string Commit();
 }
 
-public sealed record StoredFile(string FileKey, long BytesRead, long BytesWritten, string Digest, TimeSpan Elapsed);
+public sealed record StoredFile(string FileKey, long BytesRead, long BytesWritten, string Digest, TimeSpan Elapsed)
+{
+    /// <summary>Mirror blocks the backup re-read and checked against their signature (the scrub sample and verify's list).</summary>
+    public long ScrubbedBlocks { get; init; }
+
+    /// <summary>Damaged mirror blocks rewritten from the source.</summary>
+    public int HealedBlocks { get; init; }
+
+    /// <summary>What was healed and which points could not be restored before; null when the scrub found nothing.</summary>
+    public string? Healing { get; init; }
+}

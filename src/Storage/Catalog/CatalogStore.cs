@@ -91,6 +91,18 @@ public sealed class CatalogStore : IAsyncDisposable
         await tx.CommitAsync(ct);
     }
 
+    /// <summary>
+    /// Removes a run that was refused before it touched the domain (e.g. its repository group stayed busy with a restore):
+    /// like a refusal at the domain lock, it leaves no row. Only a still-running run without a restore point goes.
+    /// </summary>
+    public async Task DiscardRunAsync(long runId, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "delete from runs r where r.id = @runId and r.state = 'running' and not exists (select 1 from restore_points p where p.run_id = r.id)",
+            new { runId }, cancellationToken: ct));
+    }
+
     /// <summary>Marks the run failed (or interrupted) with its error; it gets no restore point.</summary>
     public async Task FailRunAsync(long runId, string state, string error, RunStats? stats, CancellationToken ct)
     {

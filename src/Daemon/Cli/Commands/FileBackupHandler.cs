@@ -36,6 +36,7 @@ internal static class FileBackupHandler
             return RepositoryCli.Fail("backup", $"{file.FullName} does not exist or is not a regular file", ExitCodes.NotFound);
         }
         using var repo = BackupRepository.Open(to.FullName);
+        RepositoryRunOptions.Apply(parse, repo);
         if (parse.GetValue(BlockSize) is { } blockSize)
         {
             Storage.Delta.BlockHasher.ValidateBlockSize(blockSize);
@@ -64,6 +65,9 @@ internal static class FileBackupHandler
                 blockSize = version.BlockSize,
                 seconds = Math.Round(version.Elapsed.TotalSeconds, 3),
                 digest = version.Digest,
+                scrubbedBlocks = version.Scrub?.BlocksChecked ?? 0,
+                healedBlocks = version.Scrub?.HealedBlocks.Count ?? 0,
+                healing = version.Scrub?.Describe(key),
             });
         }
         else
@@ -72,6 +76,10 @@ internal static class FileBackupHandler
             if (!Console.IsOutputRedirected)
             {
                 Console.Error.WriteLine($"{key}: read {RepositoryCli.Size(version.BytesRead)}, {version.BlocksChanged} blocks changed, wrote {RepositoryCli.Size(version.BytesWritten)} in {version.Elapsed.TotalSeconds:F2} s");
+            }
+            if (version.Scrub?.Describe(key) is { } healing)
+            {
+                Console.Error.WriteLine($"backupd backup: {healing}");
             }
         }
         return ExitCodes.Ok;
