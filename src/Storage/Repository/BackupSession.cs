@@ -311,7 +311,8 @@ public sealed class BackupSession : IDisposable
             throw;
         }
         Dispose();
-        return doc.ToInfo();
+        var info = doc.ToInfo();
+        return info with { Files = [.. info.Files.Select(f => _scrubs.TryGetValue(f.FileKey, out var s) && _added.ContainsKey(f.FileKey) ? f with { Scrub = s } : f)] };
     }
 
     private void WriteJournal()

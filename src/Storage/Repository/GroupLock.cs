@@ -36,11 +36,12 @@ internal sealed partial class GroupLock : IDisposable
     /// <summary>A reader's lock: shared with other readers, refused at once while a writer holds the group.</summary>
     public static GroupLock Shared(string groupDirectory, string purpose)
     {
-        var handle = Open(groupDirectory, "lock", purpose);
+        var busy = $"{groupDirectory} is being updated by a backup or deletion ({purpose} refused; try again when it ends)";
+        var handle = Open(groupDirectory, "lock", busy);
         if (!TryFlock(handle, LockShared))
         {
             handle.Dispose();
-            throw new RepositoryBusyException($"{groupDirectory} is being updated by a backup or deletion ({purpose} refused; try again when it ends)");
+            throw new RepositoryBusyException(busy);
         }
         return new GroupLock(handle, null);
     }
@@ -51,15 +52,16 @@ internal sealed partial class GroupLock : IDisposable
     /// </summary>
     public static GroupLock Exclusive(string groupDirectory, string purpose, TimeSpan readerWait)
     {
-        var writer = Open(groupDirectory, "writer.lock", purpose);
+        var busy = $"{groupDirectory} is in use by another backup, deletion or recovery ({purpose} refused; try again when it ends)";
+        var writer = Open(groupDirectory, "writer.lock", busy);
         SafeFileHandle? handle = null;
         try
         {
             if (!TryFlock(writer, LockExclusive))
             {
-                throw new RepositoryBusyException($"{groupDirectory} is in use by another backup, deletion or recovery ({purpose} refused; try again when it ends)");
+                throw new RepositoryBusyException(busy);
             }
-            handle = Open(groupDirectory, "lock", purpose);
+            handle = Open(groupDirectory, "lock", busy);
             var clock = Stopwatch.StartNew();
             while (!TryFlock(handle, LockExclusive))
             {
@@ -81,7 +83,8 @@ internal sealed partial class GroupLock : IDisposable
         }
     }
 
-    private static SafeFileHandle Open(string groupDirectory, string name, string purpose)
+    /// <summary><paramref name="busy"/>: the message when the file is held exclusively (then .NET's own shared flock at open fails).</summary>
+    private static SafeFileHandle Open(string groupDirectory, string name, string busy)
     {
         var path = Path.Combine(groupDirectory, name);
         try
@@ -91,7 +94,7 @@ internal sealed partial class GroupLock : IDisposable
         }
         catch (IOException e) when (File.Exists(path))
         {
-            throw new RepositoryBusyException($"{groupDirectory} is locked by another backupd process ({purpose} refused)", e);
+            throw new RepositoryBusyException(busy, e);
         }
     }
 
