@@ -77,10 +77,10 @@ internal static class FileBackupHandler
             {
                 Console.Error.WriteLine($"{key}: read {RepositoryCli.Size(version.BytesRead)}, {version.BlocksChanged} blocks changed, wrote {RepositoryCli.Size(version.BytesWritten)} in {version.Elapsed.TotalSeconds:F2} s");
             }
-            if (version.Scrub?.Describe(key) is { } healing)
-            {
-                Console.Error.WriteLine($"backupd backup: {healing}");
-            }
+        }
+        if (version.Scrub?.Describe(key) is { } healing)
+        {
+            Console.Error.WriteLine($"backupd backup: {healing}"); // also with --json: stdout stays one object
         }
         return ExitCodes.Ok;
     });
