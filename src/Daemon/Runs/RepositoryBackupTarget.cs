@@ -40,12 +40,12 @@ public sealed class RepositoryBackupTarget(string directory, long? copyBytesPerS
         }
     }
 
-    public IBackupSession Begin(string groupId, string groupName)
+    public IBackupSession Begin(string groupId, string groupName, CancellationToken ct = default)
     {
         EnsureWritable();
         try
         {
-            return new Session(this, Repository.BeginBackup(groupId, groupName));
+            return new Session(this, Repository.BeginBackup(groupId, groupName, ct));
         }
         catch (RepositoryBusyException e)
         {

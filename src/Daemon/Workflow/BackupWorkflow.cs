@@ -32,7 +32,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         var plan = await PreflightAsync(domain, request, started, ct);
         // The repository's writer lock before the snapshot: a restore or verify of the group delays the run (bounded)
         // or refuses it with nothing done (Busy), never fails it midway with the guest on an overlay.
-        using var session = target.Begin(plan.Domain.Uuid, plan.Domain.Name);
+        using var session = target.Begin(plan.Domain.Uuid, plan.Domain.Name, ct);
         return domain.IsActive ? await RunLiveAsync(plan, session, ct) : await RunShutOffAsync(plan, session, ct);
     }
 

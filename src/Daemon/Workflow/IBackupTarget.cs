@@ -12,8 +12,11 @@ public interface IBackupTarget
     /// <summary>Throws <see cref="BackupRefusedException"/> (TargetUnavailable) when nothing could be written.</summary>
     void EnsureWritable();
 
-    /// <summary>One restore point for one domain. Throws <see cref="BackupRefusedException"/> (Busy) if another run holds the group.</summary>
-    IBackupSession Begin(string groupId, string groupName);
+    /// <summary>
+    /// One restore point for one domain. Throws <see cref="BackupRefusedException"/> (Busy) if another run holds the group,
+    /// or if restores/verifies of it outlast the reader wait; <paramref name="ct"/> ends that wait.
+    /// </summary>
+    IBackupSession Begin(string groupId, string groupName, CancellationToken ct = default);
 }
 
 /// <summary>A restore point being written. Dispose without <see cref="Commit"/> rolls it back.</summary>

@@ -143,12 +143,12 @@ public sealed partial class BackupRepository : IDisposable
     /// Starts a backup of a group: takes the group's writer lock, refused (<see cref="RepositoryBusyException"/>) at once if
     /// another writer holds it, after <see cref="ReaderWait"/> if restores or verifies of the group are still reading.
     /// </summary>
-    public BackupSession BeginBackup(string groupId, string groupName)
+    public BackupSession BeginBackup(string groupId, string groupName, CancellationToken ct = default)
     {
         Names.Validate(groupId, nameof(groupId));
         ArgumentNullException.ThrowIfNull(groupName);
         Durable.CreateDirectory(_layout.Group(groupId));
-        var groupLock = GroupLock.Exclusive(_layout.Group(groupId), "backup", ReaderWait);
+        var groupLock = GroupLock.Exclusive(_layout.Group(groupId), "backup", ReaderWait, ct);
         try
         {
             if (File.Exists(_layout.Journal(groupId)))

@@ -50,7 +50,7 @@ internal sealed partial class GroupLock : IDisposable
     /// A writer's lock. Refused at once if another writer holds the group; otherwise waits up to <paramref name="readerWait"/>
     /// for restores and verifies of the group to end, and is refused (nothing changed) if they do not.
     /// </summary>
-    public static GroupLock Exclusive(string groupDirectory, string purpose, TimeSpan readerWait)
+    public static GroupLock Exclusive(string groupDirectory, string purpose, TimeSpan readerWait, CancellationToken ct = default)
     {
         var busy = $"{groupDirectory} is in use by another backup, deletion or recovery ({purpose} refused; try again when it ends)";
         var writer = Open(groupDirectory, "writer.lock", busy);
@@ -71,7 +71,8 @@ internal sealed partial class GroupLock : IDisposable
                     throw new RepositoryBusyException(
                         $"{groupDirectory} is being read by a restore or verify; waited {Format(readerWait)} for it to end ({purpose} refused, nothing was done; try again when it ends)");
                 }
-                Thread.Sleep(left < PollInterval ? left : PollInterval);
+                ct.WaitHandle.WaitOne(left < PollInterval ? left : PollInterval);
+                ct.ThrowIfCancellationRequested(); // a stopping daemon does not sit out the wait
             }
             return new GroupLock(handle, writer);
         }

@@ -94,6 +94,26 @@ public sealed class GroupLockTests
     }
 
     [Fact]
+    public async Task Cancellation_ends_the_wait_for_readers_with_nothing_changed()
+    {
+        using var t = new TempRepository();
+        var p1 = await t.BackupAsync("g", ("f", TempRepository.Content(6, 40)));
+        var (restore, held, _) = await HoldRestoreAsync(t, p1.PointId);
+        using var __ = held;
+        t.Repo.ReaderWait = TimeSpan.FromMinutes(10);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
+
+        var clock = Stopwatch.StartNew();
+        Assert.ThrowsAny<OperationCanceledException>(() => t.Repo.BeginBackup("g", "vm-g", cts.Token));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"took {clock.Elapsed}: a stopping daemon must not sit out the reader wait");
+
+        held.Release();
+        await restore;
+        using var next = t.Repo.BeginBackup("g", "vm-g"); // the writer lock was released
+        Assert.Single(t.Repo.ListPoints("g"));
+    }
+
+    [Fact]
     public async Task Restores_and_verifies_of_one_group_run_side_by_side()
     {
         using var t = new TempRepository();

@@ -44,7 +44,7 @@ internal static class FileBackupHandler
         }
         var key = FileKeyFor(file.Name);
         var (format, backing) = DetectFormat(file.FullName);
-        using var session = repo.BeginBackup(RepositoryCli.FilesGroup, "file-level backups");
+        using var session = repo.BeginBackup(RepositoryCli.FilesGroup, "file-level backups", ct);
         var version = await RepositoryCli.WithProgressAsync($"backup {file.Name}", file.Length, json, progress =>
             session.AddFileAsync(key, file.FullName, new SourceFileInfo(file.FullName, format, backing, file.Length), progress, ct));
         var point = session.Commit();
