@@ -41,6 +41,20 @@ public sealed class ConfigLoaderTests
     }
 
     [Fact]
+    public void Reader_wait_and_scrub_cycle_default_reach_the_workflow_and_can_be_set()
+    {
+        var defaults = Backupd.Daemon.Workflow.LiveBackupSettings.From(ConfigLoader.Parse(Minimal, "/etc/backupd/backupd.yaml")).ToOptions();
+        Assert.Equal((TimeSpan.FromMinutes(5), 64), (defaults.ReaderWait, defaults.ScrubCycle));
+
+        var set = Backupd.Daemon.Workflow.LiveBackupSettings.From(ConfigLoader.Parse(Minimal + "\nreader-wait: 30s\nscrub-cycle: 0", "/etc/backupd/backupd.yaml")).ToOptions();
+        Assert.Equal((TimeSpan.FromSeconds(30), 0), (set.ReaderWait, set.ScrubCycle));
+
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(Minimal + "\nscrub-cycle: -1\nreader-wait: later", "/c.yaml"));
+        Assert.Contains("'scrub-cycle' expects a whole number from 0 to 1048576, got '-1'", e.Message);
+        Assert.Contains("'reader-wait' expects a duration", e.Message);
+    }
+
+    [Fact]
     public void Every_problem_is_reported_at_once_with_line_and_column()
     {
         const string text = """

@@ -12,7 +12,7 @@ internal sealed class HookedTarget(IBackupTarget inner) : IBackupTarget
 
     public string Description => inner.Description;
     public void EnsureWritable() => inner.EnsureWritable();
-    public IBackupSession Begin(string groupId, string groupName) => new Session(this, inner.Begin(groupId, groupName));
+    public IBackupSession Begin(string groupId, string groupName, CancellationToken ct = default) => new Session(this, inner.Begin(groupId, groupName, ct));
 
     private sealed class Session(HookedTarget owner, IBackupSession inner) : IBackupSession
     {

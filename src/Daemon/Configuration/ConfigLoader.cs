@@ -25,6 +25,7 @@ public static class ConfigLoader
     [
         "libvirt-uri", "catalog-connection", "catalog-connection-file", "state-directory",
         "scratch-directory", "policies-directory", "max-parallel", "misfire-grace", "catalog-retry",
+        "reader-wait", "scrub-cycle",
     ];
 
     public static DaemonConfig Load(string? explicitPath)
@@ -105,6 +106,8 @@ public static class ConfigLoader
         var maxParallel = IntValue("max-parallel", 2, 1, 64);
         var grace = DurationValue("misfire-grace", TimeSpan.FromHours(6));
         var catalogRetry = DurationValue("catalog-retry", TimeSpan.FromMinutes(2));
+        var readerWait = DurationValue("reader-wait", Storage.Repository.BackupRepository.DefaultReaderWait);
+        var scrubCycle = IntValue("scrub-cycle", Storage.Repository.BackupRepository.DefaultScrubCycle, 0, 1 << 20);
 
         if (errors.Count > 0)
             throw new ConfigException(string.Join(Environment.NewLine, errors));
@@ -120,6 +123,8 @@ public static class ConfigLoader
             MaxParallel = maxParallel,
             MisfireGrace = grace,
             CatalogRetry = catalogRetry,
+            ReaderWait = readerWait,
+            ScrubCycle = scrubCycle,
         };
     }
 

@@ -19,4 +19,8 @@ public sealed record DaemonConfig
     public TimeSpan MisfireGrace { get; init; } = TimeSpan.FromHours(6);
     /// <summary>How long a finished run retries an unreachable catalog before leaving its record for the next start, run or `recover`.</summary>
     public TimeSpan CatalogRetry { get; init; } = TimeSpan.FromMinutes(2);
+    /// <summary>How long a backup waits, before its snapshot, for restores and verifies of the same group to end.</summary>
+    public TimeSpan ReaderWait { get; init; } = Storage.Repository.BackupRepository.DefaultReaderWait;
+    /// <summary>Each backup re-checks 1/N of the mirror's unchanged blocks, all of them every N runs; 0 turns it off.</summary>
+    public int ScrubCycle { get; init; } = Storage.Repository.BackupRepository.DefaultScrubCycle;
 }

@@ -80,6 +80,15 @@ public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, I
             _log.LogWarning("run {RunId}: refused, nothing done: {Message}", runId, e.Message);
             throw;
         }
+        catch (Workflow.BackupRefusedException e)
+        {
+            // Refused before the domain was touched (nothing was done): no run to show, as for a busy domain lock.
+            await recorder.DisposeAsync();
+            try { await catalog.DiscardRunAsync(runId, CancellationToken.None); }
+            catch (Npgsql.NpgsqlException dbError) { _log.LogError(dbError, "run {RunId}: could not remove the refused run from the catalog", runId); }
+            _log.LogWarning("run {RunId}: backup of {Domain} refused, nothing was done: {Reason}", runId, target.Name, e.Message);
+            throw;
+        }
         catch (Exception e)
         {
             await recorder.DisposeAsync();

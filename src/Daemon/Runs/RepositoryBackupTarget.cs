@@ -15,6 +15,12 @@ public sealed class RepositoryBackupTarget(string directory, long? copyBytesPerS
 
     public string Description => Path.GetFullPath(directory);
 
+    /// <summary>See <see cref="BackupRepository.ReaderWait"/>.</summary>
+    public TimeSpan ReaderWait { get; init; } = BackupRepository.DefaultReaderWait;
+
+    /// <summary>See <see cref="BackupRepository.ScrubCycle"/>.</summary>
+    public int ScrubCycle { get; init; } = BackupRepository.DefaultScrubCycle;
+
     /// <summary>What the last successful commit returned.</summary>
     public RestorePointInfo? LastCommitted { get; private set; }
 
@@ -25,6 +31,8 @@ public sealed class RepositoryBackupTarget(string directory, long? copyBytesPerS
         try
         {
             _repository ??= BackupRepository.Open(Description);
+            _repository.ReaderWait = ReaderWait;
+            _repository.ScrubCycle = ScrubCycle;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or RepositoryException)
         {
@@ -32,12 +40,12 @@ public sealed class RepositoryBackupTarget(string directory, long? copyBytesPerS
         }
     }
 
-    public IBackupSession Begin(string groupId, string groupName)
+    public IBackupSession Begin(string groupId, string groupName, CancellationToken ct = default)
     {
         EnsureWritable();
         try
         {
-            return new Session(this, Repository.BeginBackup(groupId, groupName));
+            return new Session(this, Repository.BeginBackup(groupId, groupName, ct));
         }
         catch (RepositoryBusyException e)
         {
@@ -52,7 +60,12 @@ public sealed class RepositoryBackupTarget(string directory, long? copyBytesPerS
         public async Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, CancellationToken ct)
         {
             var v = await session.AddFileAsync(fileKey, image.Path, new SourceFileInfo(image.Path, image.Format, image.BackingFile, image.VirtualSize), progress, ct, owner._limiter is { } l ? l.WaitAsync : null);
-            return new StoredFile(v.FileKey, v.BytesRead, v.BytesWritten, v.Digest, v.Elapsed, v.FileSize);
+            return new StoredFile(v.FileKey, v.BytesRead, v.BytesWritten, v.Digest, v.Elapsed, v.FileSize)
+            {
+                ScrubbedBlocks = v.Scrub?.BlocksChecked ?? 0,
+                HealedBlocks = v.Scrub?.HealedBlocks.Count ?? 0,
+                Healing = v.Scrub?.Describe(fileKey),
+            };
         }
 
         public void AttachMetadata(string name, string content) => session.AttachMetadata(name, content);

@@ -49,7 +49,7 @@ public sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool imag
         if (!recovery.AllResolved)
             throw new BackupFailedException($"'{target.Name}' is still on an overlay from an earlier run and recovery could not fix it; see `backupd recover`", needsAttention: true);
 
-        using var repository = new RepositoryBackupTarget(repositoryDirectory, options.CopyBandwidth);
+        using var repository = BackupTargets.Open(repositoryDirectory, options);
         progress.Report(new RunProgress("snapshot"));
         var copied = new RunProgress("copy");
         var workflow = new BackupWorkflow(hypervisor, images, repository, options, logger)

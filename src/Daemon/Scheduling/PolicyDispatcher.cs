@@ -105,6 +105,12 @@ public sealed class PolicyDispatcher(IBackupRunner runner, IDomainSource domains
             outcomes[domain] = DomainOutcome.Succeeded;
             logger.LogInformation("policy {Policy}: {Domain} done", policy.Name, domain);
         }
+        catch (Workflow.BackupRefusedException e) when (e.Kind == Workflow.RefusalKind.Busy)
+        {
+            // e.g. a long verify or restore of the VM's group outlasted the reader wait: nothing was done; the next fire tries again.
+            outcomes[domain] = DomainOutcome.Skipped;
+            logger.LogWarning("policy {Policy}: skipping {Domain}: {Reason}", policy.Name, domain, e.Message);
+        }
         catch (Exception e) when (ct.IsCancellationRequested && Runs.BackupFailedException.IsInterruption(e))
         {
             outcomes[domain] = DomainOutcome.Cancelled;

@@ -53,12 +53,23 @@ public sealed record WorkflowOptions
     public long? CopyBandwidth { get; init; }
     /// <summary>Active-commit rate limit in bytes per second (per disk, applied by QEMU); null is unlimited.</summary>
     public long? CommitBandwidth { get; init; }
+    /// <summary>How long the repository's writer lock waits, before the snapshot, for restores/verifies of the group; then the run is refused (Busy).</summary>
+    public TimeSpan ReaderWait { get; init; } = Storage.Repository.BackupRepository.DefaultReaderWait;
+    /// <summary>Mirror scrub: each backup re-checks 1/N of the unchanged blocks (docs/repository-format.md); 0 = off.</summary>
+    public int ScrubCycle { get; init; } = Storage.Repository.BackupRepository.DefaultScrubCycle;
 }
 
 public sealed record SkippedDisk(string Target, string Reason);
 
 /// <summary>One file of a disk's frozen chain as stored: fileKey is &lt;target&gt;.&lt;depth&gt; (0 = the image right below the overlay).</summary>
-public sealed record CopiedFile(string FileKey, string SourcePath, string Format, long VirtualSize, long BytesRead, long BytesWritten, string Digest, TimeSpan Elapsed);
+public sealed record CopiedFile(string FileKey, string SourcePath, string Format, long VirtualSize, long BytesRead, long BytesWritten, string Digest, TimeSpan Elapsed)
+{
+    /// <summary>See <see cref="StoredFile.ScrubbedBlocks"/>.</summary>
+    public long ScrubbedBlocks { get; init; }
+    public int HealedBlocks { get; init; }
+    /// <summary>See <see cref="StoredFile.Healing"/>.</summary>
+    public string? Healing { get; init; }
+}
 
 public sealed record DiskResult(
     string Target,

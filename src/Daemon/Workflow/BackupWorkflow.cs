@@ -33,7 +33,10 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
             ?? throw new BackupRefusedException(RefusalKind.DomainNotFound, $"domain '{request.Domain}' does not exist");
         using var domainLock = DomainLock.Acquire(options.StateDirectory, domain.Uuid, domain.Name);
         var plan = await PreflightAsync(domain, request, started, ct);
-        return domain.IsActive ? await RunLiveAsync(plan, ct) : await RunShutOffAsync(plan, ct);
+        // The repository's writer lock before the snapshot: a restore or verify of the group delays the run (bounded)
+        // or refuses it with nothing done (Busy), never fails it midway with the guest on an overlay.
+        using var session = target.Begin(plan.Domain.Uuid, plan.Domain.Name, ct);
+        return domain.IsActive ? await RunLiveAsync(plan, session, ct) : await RunShutOffAsync(plan, session, ct);
     }
 
     // ---------------------------------------------------------------- 1. preflight
@@ -160,7 +163,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
 
     // ---------------------------------------------------------------- 2-4. running domain
 
-    private async Task<BackupResult> RunLiveAsync(Plan plan, CancellationToken ct)
+    private async Task<BackupResult> RunLiveAsync(Plan plan, IBackupSession session, CancellationToken ct)
     {
         var entry = new JournalEntry
         {
@@ -190,7 +193,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
 
             entry.Step = RunStep.Copying;
             journal.Write(entry);
-            copy = await CopyAsync(plan, checkStillShutOff: false, consistency.Value, ct);
+            copy = await CopyAsync(plan, session, checkStillShutOff: false, consistency.Value, ct);
             entry.Step = RunStep.Copied;
             journal.Write(entry);
             Faults.Hit(Faults.AfterCopy);
@@ -281,13 +284,13 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
 
     private sealed record Copy(string PointId, IReadOnlyDictionary<string, (List<CopiedFile> Files, TimeSpan Elapsed)> PerDisk, TimeSpan Elapsed);
 
-    private async Task<Copy> CopyAsync(Plan plan, bool checkStillShutOff, Consistency consistency, CancellationToken ct)
+    /// <summary>Copies into the session taken before the snapshot; a failure leaves it uncommitted (rolled back when the run disposes it).</summary>
+    private async Task<Copy> CopyAsync(Plan plan, IBackupSession session, bool checkStillShutOff, Consistency consistency, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
         var total = plan.Disks.Sum(d => d.Chain.Sum(c => FileLength(c.Path)));
         long doneBefore = 0;
         var perDisk = new Dictionary<string, (List<CopiedFile>, TimeSpan)>();
-        using var session = target.Begin(plan.Domain.Uuid, plan.Domain.Name);
         session.AttachMetadata("domain.xml", plan.DefinitionXml);
         session.AttachMetadata("consistency", System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(consistency.ToString())); // for `catalog rebuild`
         foreach (var disk in plan.Disks)
@@ -303,7 +306,13 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
                 var stored = await session.AddFileAsync(key, image, progress, ct);
                 doneBefore += stored.BytesRead;
                 storedSizes.Add(stored.FileSize);
-                files.Add(new CopiedFile(key, image.Path, image.Format, image.VirtualSize, stored.BytesRead, stored.BytesWritten, stored.Digest, stored.Elapsed));
+                files.Add(new CopiedFile(key, image.Path, image.Format, image.VirtualSize, stored.BytesRead, stored.BytesWritten, stored.Digest, stored.Elapsed)
+                {
+                    ScrubbedBlocks = stored.ScrubbedBlocks,
+                    HealedBlocks = stored.HealedBlocks,
+                    Healing = stored.Healing,
+                });
+                if (stored.Healing is not null) logger.LogWarning("{Domain}: {Healing}", plan.Domain.Name, stored.Healing);
                 if (checkStillShutOff) EnsureStillShutOff(plan.Domain);
             }
             if (StoredSizeCheck.Problem(disk.Disk.Target, disk.Disk.Encrypted, disk.Sizes, disk.Chain, storedSizes) is { } problem)
@@ -445,13 +454,13 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
 
     // ---------------------------------------------------------------- shut-off domain
 
-    private async Task<BackupResult> RunShutOffAsync(Plan plan, CancellationToken ct)
+    private async Task<BackupResult> RunShutOffAsync(Plan plan, IBackupSession session, CancellationToken ct)
     {
         Copy? copy = null;
         Exception? failure = null;
         try
         {
-            copy = await CopyAsync(plan, checkStillShutOff: true, Consistency.ShutOff, ct);
+            copy = await CopyAsync(plan, session, checkStillShutOff: true, Consistency.ShutOff, ct);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

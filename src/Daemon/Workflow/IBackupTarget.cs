@@ -12,8 +12,11 @@ public interface IBackupTarget
     /// <summary>Throws <see cref="BackupRefusedException"/> (TargetUnavailable) when nothing could be written.</summary>
     void EnsureWritable();
 
-    /// <summary>One restore point for one domain. Throws <see cref="BackupRefusedException"/> (Busy) if another run holds the group.</summary>
-    IBackupSession Begin(string groupId, string groupName);
+    /// <summary>
+    /// One restore point for one domain. Throws <see cref="BackupRefusedException"/> (Busy) if another run holds the group,
+    /// or if restores/verifies of it outlast the reader wait; <paramref name="ct"/> ends that wait.
+    /// </summary>
+    IBackupSession Begin(string groupId, string groupName, CancellationToken ct = default);
 }
 
 /// <summary>A restore point being written. Dispose without <see cref="Commit"/> rolls it back.</summary>
@@ -29,4 +32,14 @@ public interface IBackupSession : IDisposable
 }
 
 /// <summary><paramref name="FileSize"/>: the stored file's size in bytes, as the copy measured the source.</summary>
-public sealed record StoredFile(string FileKey, long BytesRead, long BytesWritten, string Digest, TimeSpan Elapsed, long FileSize);
+public sealed record StoredFile(string FileKey, long BytesRead, long BytesWritten, string Digest, TimeSpan Elapsed, long FileSize)
+{
+    /// <summary>Mirror blocks the backup re-read and checked against their signature (the scrub sample and verify's list).</summary>
+    public long ScrubbedBlocks { get; init; }
+
+    /// <summary>Damaged mirror blocks rewritten from the source.</summary>
+    public int HealedBlocks { get; init; }
+
+    /// <summary>What was healed and which points could not be restored before; null when the scrub found nothing.</summary>
+    public string? Healing { get; init; }
+}

@@ -13,7 +13,14 @@ public sealed record LiveBackupSettings(string LibvirtUri, string StateDirectory
 
     public static LiveBackupSettings Defaults => new("qemu:///system", DefaultStateDirectory, null);
 
-    public static LiveBackupSettings From(DaemonConfig config) => new(config.LibvirtUri, config.StateDirectory, config.ScratchDirectory);
+    public static LiveBackupSettings From(DaemonConfig config) => new(config.LibvirtUri, config.StateDirectory, config.ScratchDirectory)
+    {
+        ReaderWait = config.ReaderWait,
+        ScrubCycle = config.ScrubCycle,
+    };
+
+    public TimeSpan ReaderWait { get; init; } = Storage.Repository.BackupRepository.DefaultReaderWait;
+    public int ScrubCycle { get; init; } = Storage.Repository.BackupRepository.DefaultScrubCycle;
 
     /// <summary>Loads the named configuration (errors are errors); falls back to defaults only when none exists.</summary>
     public static LiveBackupSettings Resolve(string? explicitPath, Func<string?, DaemonConfig> load)
@@ -23,5 +30,5 @@ public sealed record LiveBackupSettings(string LibvirtUri, string StateDirectory
         return From(load(named));
     }
 
-    public WorkflowOptions ToOptions() => new() { StateDirectory = StateDirectory, ScratchDirectory = ScratchDirectory };
+    public WorkflowOptions ToOptions() => new() { StateDirectory = StateDirectory, ScratchDirectory = ScratchDirectory, ReaderWait = ReaderWait, ScrubCycle = ScrubCycle };
 }

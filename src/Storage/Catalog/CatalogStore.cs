@@ -95,6 +95,18 @@ public sealed class CatalogStore : IAsyncDisposable
         await tx.CommitAsync(ct);
     }
 
+    /// <summary>
+    /// Removes a run that was refused before it touched the domain (another process holds the domain, or its repository
+    /// group stayed busy with a restore): a refusal leaves no row. Only a still-running run without a restore point goes.
+    /// </summary>
+    public async Task DiscardRunAsync(long runId, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await connection.ExecuteAsync(new CommandDefinition(
+            "delete from runs r where r.id = @runId and r.state = 'running' and not exists (select 1 from restore_points p where p.run_id = r.id)",
+            new { runId }, cancellationToken: ct));
+    }
+
     /// <summary>Marks the run failed (or interrupted) with its error; it gets no restore point.</summary>
     public async Task FailRunAsync(long runId, string state, string error, RunStats? stats, CancellationToken ct)
     {
@@ -111,15 +123,6 @@ public sealed class CatalogStore : IAsyncDisposable
             """,
             new { runId, state, error, stats.BytesRead, stats.BytesWritten, stats.CopyTime, stats.OverlayLifetime, stats.CommitTime, stats.Consistency },
             cancellationToken: ct));
-    }
-
-    /// <summary>Removes a run that was refused before it did anything (another process holds the domain): a refusal leaves no run behind.</summary>
-    public async Task DiscardRunAsync(long runId, CancellationToken ct)
-    {
-        await using var connection = await OpenAsync(ct);
-        await connection.ExecuteAsync(new CommandDefinition(
-            "delete from runs where id = @runId and state = 'running' and not exists (select 1 from restore_points where run_id = @runId)",
-            new { runId }, cancellationToken: ct));
     }
 
     /// <summary>

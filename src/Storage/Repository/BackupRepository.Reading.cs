@@ -19,7 +19,7 @@ public sealed partial class BackupRepository
         {
             throw new RepositoryException($"{targetPath} already exists; refusing to overwrite it (choose a new path or remove it first)");
         }
-        using var groupLock = GroupLock.Acquire(_layout.Group(point.GroupId), exclusive: false, "restore");
+        using var groupLock = GroupLock.Shared(_layout.Group(point.GroupId), "restore");
         var chain = VersionChain(LoadPoints(point.GroupId), fileKey);
         var undoPaths = UndoPathsFor(point.GroupId, fileKey, chain, file.VersionId);
         await Task.Run(() => Restore(point, file, undoPaths, targetPath, progress, ct), ct);
@@ -183,7 +183,7 @@ public sealed partial class BackupRepository
             var relay = progress is null ? null : new Progress<long>(p => progress.Report(done + p));
             foreach (var g in groups)
             {
-                using var groupLock = GroupLock.Acquire(_layout.Group(g), exclusive: false, "verify");
+                using var groupLock = GroupLock.Shared(_layout.Group(g), "verify");
                 if (File.Exists(_layout.Journal(g)))
                 {
                     problems.Add($"group {g}: an interrupted update is pending (open the repository for writing to recover it)");
@@ -212,6 +212,20 @@ public sealed partial class BackupRepository
         }, ct);
     }
 
+    /// <summary>Lists the bad mirror blocks for the next backup to re-check and heal (a hint: verify stays read-only for restore points).</summary>
+    private string RecordDamage(string g, string key, PointFileDocument version, List<long> bad)
+    {
+        try
+        {
+            DamageList.Write(_layout, g, key, version.VersionId, version.BlockSize, bad);
+            return "recorded in damage.json: the next backup re-checks these blocks and rewrites them from the source where it still has that content";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"could not record them for the next backup ({e.Message}); its rotating scrub still reaches them within a cycle";
+        }
+    }
+
     private string? VerifyVersion(string g, string key, List<PointFileDocument> chain, PointFileDocument version, IProgress<long>? progress, CancellationToken ct)
     {
         var where = $"group {g}, file '{key}', version {version.VersionId}";
@@ -229,17 +243,19 @@ public sealed partial class BackupRepository
             {
                 return $"{where}: length {reader.Length}, recorded {version.FileSize}";
             }
-            long firstBad = -1;
+            var bad = new List<long>();
             var computed = ReadVersion(reader, version.BlockSize, null, progress, ct, (block, zero, tag) =>
             {
-                if (firstBad < 0 && stored is not null && !stored.Matches(block, zero, tag, stored.BlockLength(block)))
+                if (stored is not null && bad.Count < DamageList.MaxBlocks && !stored.Matches(block, zero, tag, stored.BlockLength(block)))
                 {
-                    firstBad = block;
+                    bad.Add(block);
                 }
             });
-            if (firstBad >= 0)
+            if (bad.Count > 0)
             {
-                return $"{where} (the mirror): block {firstBad} (bytes {firstBad * version.BlockSize} to {Math.Min((firstBad + 1) * version.BlockSize, version.FileSize) - 1}) does not match its signature";
+                var firstBad = bad[0];
+                return $"{where} (the mirror): block {firstBad} (bytes {firstBad * version.BlockSize} to {Math.Min((firstBad + 1) * version.BlockSize, version.FileSize) - 1}) does not match its signature" +
+                    $"{(bad.Count > 1 ? $" ({bad.Count} bad blocks in all)" : "")}; {RecordDamage(g, key, version, bad)}";
             }
             var digest = computed.Digest();
             return digest == version.Digest ? null : $"{where}: digest {digest}, recorded {version.Digest}";

@@ -177,7 +177,7 @@ public sealed partial class BackupRepository
     {
         var doc = FindPointDocument(pointId) ?? throw new RestorePointNotFoundException($"restore point {pointId} does not exist in {Directory}");
         var g = doc.GroupId;
-        using var groupLock = GroupLock.Acquire(_layout.Group(g), exclusive: true, "delete");
+        using var groupLock = GroupLock.Exclusive(_layout.Group(g), "delete", ReaderWait);
         Recover(g);
         var points = LoadPoints(g);
         if (points.All(p => p.PointId != pointId))

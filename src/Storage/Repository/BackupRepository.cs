@@ -26,6 +26,21 @@ public sealed partial class BackupRepository : IDisposable
     /// <summary>Block size for files backed up for the first time (a file keeps the block size of its first backup).</summary>
     public int BlockSize { get; set; } = DefaultBlockSize;
 
+    /// <summary>How long a backup or deletion waits for restores and verifies of its group to end before it is refused.</summary>
+    public TimeSpan ReaderWait { get; set; } = DefaultReaderWait;
+
+    public static readonly TimeSpan DefaultReaderWait = TimeSpan.FromMinutes(5);
+
+    /// <summary>Each backup re-reads and checks 1/ScrubCycle of a mirror's unchanged blocks, all of them every ScrubCycle runs; 0 checks only the blocks verify listed.</summary>
+    public int ScrubCycle
+    {
+        get => _scrubCycle;
+        set => _scrubCycle = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "the scrub cycle is a number of runs, 0 or more");
+    }
+
+    public const int DefaultScrubCycle = 64;
+    private int _scrubCycle = DefaultScrubCycle;
+
     internal BlockHasher Hasher { get; }
     internal RepositoryLayout Layout => _layout;
 
@@ -108,7 +123,7 @@ public sealed partial class BackupRepository : IDisposable
             }
             try
             {
-                using var l = GroupLock.Acquire(_layout.Group(g), exclusive: true, "recovery");
+                using var l = GroupLock.Exclusive(_layout.Group(g), "recovery", TimeSpan.Zero);
                 Recover(g);
             }
             catch (RepositoryBusyException)
@@ -124,13 +139,16 @@ public sealed partial class BackupRepository : IDisposable
             ? System.IO.Directory.EnumerateDirectories(_layout.Groups).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal)
             : [];
 
-    /// <summary>Starts a backup of a group: takes the group's writer lock (throws <see cref="RepositoryBusyException"/> if held).</summary>
-    public BackupSession BeginBackup(string groupId, string groupName)
+    /// <summary>
+    /// Starts a backup of a group: takes the group's writer lock, refused (<see cref="RepositoryBusyException"/>) at once if
+    /// another writer holds it, after <see cref="ReaderWait"/> if restores or verifies of the group are still reading.
+    /// </summary>
+    public BackupSession BeginBackup(string groupId, string groupName, CancellationToken ct = default)
     {
         Names.Validate(groupId, nameof(groupId));
         ArgumentNullException.ThrowIfNull(groupName);
         Durable.CreateDirectory(_layout.Group(groupId));
-        var groupLock = GroupLock.Acquire(_layout.Group(groupId), exclusive: true, "backup");
+        var groupLock = GroupLock.Exclusive(_layout.Group(groupId), "backup", ReaderWait, ct);
         try
         {
             if (File.Exists(_layout.Journal(groupId)))

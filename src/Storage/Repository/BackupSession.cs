@@ -19,6 +19,7 @@ public sealed class BackupSession : IDisposable
     private readonly DateTimeOffset _createdAt = DateTimeOffset.UtcNow;
     private readonly Dictionary<string, PointFileDocument> _added = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _metadata = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ScrubReport> _scrubs = new(StringComparer.Ordinal);
     private readonly JournalDocument _journal;
     private bool _journalWritten;
     private bool _broken;
@@ -86,7 +87,7 @@ public sealed class BackupSession : IDisposable
             var result = await WriteVersionAsync(fileKey, sourcePath, info, source, length, previous, blockSize, progress, watch, readThrottle, ct);
             _added[fileKey] = result;
             _broken = false;
-            return result.ToInfo();
+            return result.ToInfo() with { Scrub = _scrubs.GetValueOrDefault(fileKey) };
         }
         catch (SimulatedCrashException)
         {
@@ -136,6 +137,9 @@ public sealed class BackupSession : IDisposable
             {
                 Native.FsyncDirectory(fileDir);
             }
+            var scrub = oldSig is null ? null : new MirrorScrub(mirrorFile, oldSig, hasher, _sequence, _repo.ScrubCycle,
+                DamageList.Read(L, _groupId, fileKey, blockSize, oldSig.BlockCount), SourceScan.MaxChunkBytes(blockSize));
+            var unchangedBlocks = new bool[SourceScan.MaxChunkBytes(blockSize) / blockSize];
 
             var builder = new SignatureBuilder(blockSize, hasher.KeyId, expectedBlocks: Signature.BlockCountFor(length, blockSize));
             long changed = 0, mirrorBytes = 0;
@@ -169,7 +173,8 @@ public sealed class BackupSession : IDisposable
                     var zero = chunk.Zero[i];
                     var tag = chunk.Tags[i];
                     builder.Add(zero, tag, 0, n);
-                    if (oldSig is not null && oldSig.Matches(offset / blockSize, zero, tag, n))
+                    unchangedBlocks[i] = oldSig is not null && oldSig.Matches(offset / blockSize, zero, tag, n);
+                    if (unchangedBlocks[i])
                     {
                         FlushRun(i);
                         continue;
@@ -191,6 +196,7 @@ public sealed class BackupSession : IDisposable
                     }
                 }
                 FlushRun(chunk.Blocks);
+                scrub?.Check(chunk, unchangedBlocks.AsSpan(0, chunk.Blocks));
                 progress?.Report(chunk.Offset + chunk.Length);
             }, ct, readThrottle);
 
@@ -203,8 +209,12 @@ public sealed class BackupSession : IDisposable
             {
                 RandomAccess.SetLength(mirror, length);
             }
-            mirrorFile.Flush();
+            mirrorFile.Flush(); // healed blocks too: durable before the point that relies on them is published
             Fault("mirror-written");
+            if (scrub is not null)
+            {
+                _scrubs[fileKey] = ScrubReportFor(fileKey, scrub, blockSize);
+            }
 
             var signature = builder.Build();
             var pendingSig = L.PendingSignature(_groupId, fileKey, PointId);
@@ -247,6 +257,14 @@ public sealed class BackupSession : IDisposable
         }
     }
 
+    private ScrubReport ScrubReportFor(string fileKey, MirrorScrub scrub, int blockSize)
+    {
+        var damaged = scrub.Healed.Concat(scrub.Superseded).ToList();
+        var points = damaged.Count == 0 ? [] : _repo.LoadPoints(_groupId);
+        var reach = DamageReach.PointsReadingMirror(L, _groupId, fileKey, points, BackupRepository.VersionChain(points, fileKey), damaged, blockSize);
+        return new ScrubReport(scrub.BlocksChecked, scrub.Healed, scrub.Superseded, reach);
+    }
+
     /// <summary>Stores a small named document with the point (e.g. "domain.xml").</summary>
     public void AttachMetadata(string name, string content)
     {
@@ -278,6 +296,10 @@ public sealed class BackupSession : IDisposable
             Durable.WriteFile(L.Point(_groupId, PointId), Json.Serialize(doc));
             _committed = true; // the restore point exists from here on
             Fault("manifest-written");
+            foreach (var key in _scrubs.Keys)
+            {
+                DamageList.Clear(L, _groupId, key); // every listed block was re-checked; a crash before this only repeats the checks
+            }
             if (_journalWritten)
             {
                 _repo.Recover(_groupId); // rolls forward: publishes the new signatures, removes the journal
@@ -289,7 +311,8 @@ public sealed class BackupSession : IDisposable
             throw;
         }
         Dispose();
-        return doc.ToInfo();
+        var info = doc.ToInfo();
+        return info with { Files = [.. info.Files.Select(f => _scrubs.TryGetValue(f.FileKey, out var s) && _added.ContainsKey(f.FileKey) ? f with { Scrub = s } : f)] };
     }
 
     private void WriteJournal()

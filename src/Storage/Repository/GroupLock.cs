@@ -1,47 +1,119 @@
+using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace Backupd.Storage.Repository;
 
 /// <summary>
-/// The per-group lock: flock on groups/ID/lock. Writers take it exclusively, readers shared; both never wait
-/// (a held lock → <see cref="RepositoryBusyException"/>). The kernel drops it when the process dies, so a
-/// held lock always means a live writer and a journal under a free lock means an interrupted update.
+/// The per-group locks (docs/repository-format.md, "Locks"), both flocks, dropped by the kernel when the process dies:
+/// <list type="bullet">
+/// <item><c>groups/ID/lock</c>: readers (restore, verify) take it shared, writers exclusive. Readers never wait: a
+/// writer holding it refuses them (<see cref="RepositoryBusyException"/>).</item>
+/// <item><c>groups/ID/writer.lock</c>: writers (backup, deletion, recovery) take it exclusively first, without waiting,
+/// so a second writer is refused at once; the holder then waits, bounded, for the readers of <c>lock</c> to finish.</item>
+/// </list>
+/// A held <c>lock</c> exclusive always means a live writer, so a journal under a free lock means an interrupted update.
 /// </summary>
 internal sealed partial class GroupLock : IDisposable
 {
     private const int LockShared = 1;
     private const int LockExclusive = 2;
     private const int LockNonBlocking = 4;
+    private const int EWouldBlock = 11;
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
     private readonly SafeFileHandle _handle;
+    private readonly SafeFileHandle? _writer;
 
-    private GroupLock(SafeFileHandle handle) => _handle = handle;
+    private GroupLock(SafeFileHandle handle, SafeFileHandle? writer)
+    {
+        _handle = handle;
+        _writer = writer;
+    }
 
     [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
     private static partial int Flock(SafeFileHandle fd, int operation);
 
-    public static GroupLock Acquire(string groupDirectory, bool exclusive, string purpose)
+    /// <summary>A reader's lock: shared with other readers, refused at once while a writer holds the group.</summary>
+    public static GroupLock Shared(string groupDirectory, string purpose)
     {
-        var path = Path.Combine(groupDirectory, "lock");
-        SafeFileHandle handle;
+        var busy = $"{groupDirectory} is being updated by a backup or deletion ({purpose} refused; try again when it ends)";
+        var handle = Open(groupDirectory, "lock", busy);
+        if (!TryFlock(handle, LockShared))
+        {
+            handle.Dispose();
+            throw new RepositoryBusyException(busy);
+        }
+        return new GroupLock(handle, null);
+    }
+
+    /// <summary>
+    /// A writer's lock. Refused at once if another writer holds the group; otherwise waits up to <paramref name="readerWait"/>
+    /// for restores and verifies of the group to end, and is refused (nothing changed) if they do not.
+    /// </summary>
+    public static GroupLock Exclusive(string groupDirectory, string purpose, TimeSpan readerWait, CancellationToken ct = default)
+    {
+        var busy = $"{groupDirectory} is in use by another backup, deletion or recovery ({purpose} refused; try again when it ends)";
+        var writer = Open(groupDirectory, "writer.lock", busy);
+        SafeFileHandle? handle = null;
         try
         {
-            // FileShare.ReadWrite: .NET's own advisory lock stays shared; ours below decides.
-            handle = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite);
+            if (!TryFlock(writer, LockExclusive))
+            {
+                throw new RepositoryBusyException(busy);
+            }
+            handle = Open(groupDirectory, "lock", busy);
+            var clock = Stopwatch.StartNew();
+            while (!TryFlock(handle, LockExclusive))
+            {
+                var left = readerWait - clock.Elapsed;
+                if (left <= TimeSpan.Zero)
+                {
+                    throw new RepositoryBusyException(
+                        $"{groupDirectory} is being read by a restore or verify; waited {Format(readerWait)} for it to end ({purpose} refused, nothing was done; try again when it ends)");
+                }
+                ct.WaitHandle.WaitOne(left < PollInterval ? left : PollInterval);
+                ct.ThrowIfCancellationRequested(); // a stopping daemon does not sit out the wait
+            }
+            return new GroupLock(handle, writer);
+        }
+        catch
+        {
+            handle?.Dispose();
+            writer.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary><paramref name="busy"/>: the message when the file is held exclusively (then .NET's own shared flock at open fails).</summary>
+    private static SafeFileHandle Open(string groupDirectory, string name, string busy)
+    {
+        var path = Path.Combine(groupDirectory, name);
+        try
+        {
+            // FileShare.ReadWrite: .NET's own advisory lock stays shared; ours decides.
+            return File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite);
         }
         catch (IOException e) when (File.Exists(path))
         {
-            throw new RepositoryBusyException($"{groupDirectory} is locked by another backupd process ({purpose} refused)", e);
+            throw new RepositoryBusyException(busy, e);
         }
-        if (Flock(handle, (exclusive ? LockExclusive : LockShared) | LockNonBlocking) != 0)
-        {
-            handle.Dispose();
-            throw new RepositoryBusyException(exclusive
-                ? $"{groupDirectory} is in use by another backup, deletion or restore ({purpose} refused; try again when it ends)"
-                : $"{groupDirectory} is being updated by a backup or deletion ({purpose} refused; try again when it ends)");
-        }
-        return new GroupLock(handle);
     }
 
-    public void Dispose() => _handle.Dispose();
+    private static bool TryFlock(SafeFileHandle handle, int mode)
+    {
+        if (Flock(handle, mode | LockNonBlocking) == 0)
+        {
+            return true;
+        }
+        var errno = Marshal.GetLastPInvokeError();
+        return errno == EWouldBlock ? false : throw new IOException($"flock failed (errno {errno})");
+    }
+
+    private static string Format(TimeSpan t) => t.TotalSeconds < 120 ? $"{t.TotalSeconds:0.#} s" : $"{t.TotalMinutes:0.#} min";
+
+    public void Dispose()
+    {
+        _handle.Dispose(); // reverse order of taking them
+        _writer?.Dispose();
+    }
 }

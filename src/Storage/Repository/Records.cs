@@ -22,6 +22,40 @@ public sealed record FileVersionInfo(
 
     /// <summary>Of <see cref="BytesWritten"/>: the undo record (old bytes of the changed ranges); the rest is the signature.</summary>
     public long UndoBytesWritten { get; init; }
+
+    /// <summary>What the backup's mirror scrub found (null when the file had no mirror yet).</summary>
+    public ScrubReport? Scrub { get; init; }
+}
+
+/// <summary>
+/// The mirror scrub of one file in one backup (docs/repository-format.md, "Mirror scrub"). <see cref="HealedBlocks"/> were
+/// damaged in the mirror and rewritten from the source; <see cref="SupersededBlocks"/> were listed as damaged by verify but
+/// changed in the source, so the damaged bytes now sit in the previous version's undo record. <see cref="PointsAffected"/>:
+/// the points (oldest first) whose version read a damaged block from the mirror, i.e. could not be restored before
+/// (healed blocks: they can now; superseded ones: they still cannot).
+/// </summary>
+public sealed record ScrubReport(long BlocksChecked, IReadOnlyList<long> HealedBlocks, IReadOnlyList<long> SupersededBlocks, IReadOnlyList<string> PointsAffected)
+{
+    /// <summary>One line for logs and command output, or null when nothing was found.</summary>
+    public string? Describe(string fileKey)
+    {
+        if (HealedBlocks.Count == 0 && SupersededBlocks.Count == 0)
+        {
+            return null;
+        }
+        var points = PointsAffected.Count switch
+        {
+            0 => "no restore point read them",
+            1 => $"restore point {PointsAffected[0]} could not be restored at those blocks",
+            _ => $"the {PointsAffected.Count} restore points {PointsAffected[0]} .. {PointsAffected[^1]} could not be restored at those blocks",
+        };
+        var healed = HealedBlocks.Count > 0 ? $"healed {HealedBlocks.Count} damaged mirror block(s) of '{fileKey}' from the source (first: block {HealedBlocks[0]})" : null;
+        var superseded = SupersededBlocks.Count > 0
+            ? $"{SupersededBlocks.Count} block(s) of '{fileKey}' that verify found damaged had changed in the source and could not be healed (first: block {SupersededBlocks[0]})"
+            : null;
+        var state = SupersededBlocks.Count > 0 ? "those points stay damaged there (forget them or restore an older point)" : "they restore again from now on";
+        return $"{string.Join("; ", new[] { healed, superseded }.OfType<string>())}; {points} before this backup; {state}";
+    }
 }
 
 public sealed record RestorePointInfo(

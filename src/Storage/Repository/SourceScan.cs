@@ -34,10 +34,13 @@ internal static class SourceScan
     private const int Buffers = 3;
 
     /// <param name="throttle">Awaited with the byte count of each window's data before it is read (a bandwidth limit); holes cost nothing.</param>
+    /// <summary>The largest window <see cref="RunAsync"/> delivers for <paramref name="blockSize"/>.</summary>
+    public static int MaxChunkBytes(int blockSize) => Math.Max(ChunkBytes, blockSize);
+
     public static async Task<long> RunAsync(SafeFileHandle file, long length, int blockSize, BlockHasher hasher, Action<ScanChunk> consume, CancellationToken ct,
         Func<long, CancellationToken, ValueTask>? throttle = null)
     {
-        var chunkBytes = Math.Max(ChunkBytes, blockSize);
+        var chunkBytes = MaxChunkBytes(blockSize);
         var maxBlocks = chunkBytes / blockSize;
         var free = Channel.CreateBounded<ScanChunk>(Buffers);
         var full = Channel.CreateBounded<ScanChunk>(Buffers);

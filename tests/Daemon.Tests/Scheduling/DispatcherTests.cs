@@ -83,6 +83,17 @@ public sealed class DispatcherTests : IDisposable
     }
 
     [Fact]
+    public async Task A_domain_refused_as_busy_is_skipped_not_failed()
+    {
+        _runner.RefuseFor = d => d == "web-3";
+        _dispatcher.SetPolicies([TestPolicies.One(TestPolicies.Yaml("web", "['web-*']", maxParallel: 5))]);
+        var result = await _dispatcher.FireAsync("web", DateTimeOffset.UtcNow, default);
+        Assert.Equal(DomainOutcome.Skipped, result.Domains["web-3"]);
+        Assert.Equal(4, result.Domains.Values.Count(o => o == DomainOutcome.Succeeded));
+        Assert.Equal(0, _gate.ClaimedDomains);
+    }
+
+    [Fact]
     public async Task Cancellation_reaches_running_backups_and_they_finish()
     {
         _runner.Duration = TimeSpan.FromSeconds(30);

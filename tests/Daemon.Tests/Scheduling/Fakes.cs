@@ -18,6 +18,8 @@ internal sealed class FakeRunner : IBackupRunner
     public Task? Hold { get; set; }
     public int Running { get { lock (_lock) return _running; } }
     public Func<string, bool> FailFor { get; set; } = _ => false;
+    /// <summary>Domains whose run is refused as busy before it touches anything (e.g. a verify outlasted the reader wait).</summary>
+    public Func<string, bool> RefuseFor { get; set; } = _ => false;
     public ConcurrentQueue<string> CancelledRuns { get; } = new();
     private readonly Lock _lock = new();
 
@@ -45,6 +47,7 @@ internal sealed class FakeRunner : IBackupRunner
                 throw;
             }
             if (FailFor(domain)) throw new InvalidOperationException($"backup of {domain} failed");
+            if (RefuseFor(domain)) throw new Backupd.Daemon.Workflow.BackupRefusedException(Backupd.Daemon.Workflow.RefusalKind.Busy, $"the group of {domain} is being read by a restore or verify");
         }
         finally
         {

@@ -204,7 +204,7 @@ public sealed class FakeTarget(List<string> calls) : IBackupTarget
         if (!Writable) throw new BackupRefusedException(RefusalKind.TargetUnavailable, "repository directory '/nope' is not writable");
     }
 
-    public IBackupSession Begin(string groupId, string groupName) => new Session(this, calls);
+    public IBackupSession Begin(string groupId, string groupName, CancellationToken ct = default) => new Session(this, calls);
 
     private sealed class Session(FakeTarget owner, List<string> calls) : IBackupSession
     {

@@ -233,7 +233,7 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
             await File.WriteAllBytesAsync(source, Enumerable.Repeat((byte)runId, 256 << 10).ToArray(), ct);
             using var repo = BackupRepository.Open(Path.Combine(Repository, "repo"));
             RestorePointInfo point;
-            using (var session = repo.BeginBackup(target.Uuid.ToString(), target.Name))
+            using (var session = repo.BeginBackup(target.Uuid.ToString(), target.Name, ct))
             {
                 await session.AddFileAsync("vda.0", source, new SourceFileInfo(source, "raw", null, 256 << 10), null, ct);
                 session.AttachMetadata(RepositoryRecords.DomainXmlMetadata, $"<domain><name>{target.Name}</name></domain>");

@@ -80,6 +80,7 @@ public static class BackupCommand
         command.Options.Add(GlobalOptions.Json);
         FileBackupHandler.AddOptions(command);
         CatalogBackupHandler.AddOptions(command);
+        RepositoryRunOptions.AddOptions(command);
         command.SetAction(async (parse, ct) =>
         {
             if (parse.GetValue(Domain) is not null && FileBackupHandler.Applies(parse))

@@ -68,7 +68,7 @@ internal static class CatalogBackupHandler
         using var signals = new SignalGuard(ct);
         ct = signals.Token;
         ProgressTask? bar = null;
-        var workflow = new WorkflowDomainBackup(hypervisor, new QemuImg(), BackupCommand.WithBandwidth(parse, LiveBackupSettings.From(config).ToOptions()), to, loggers.CreateLogger("backupd.backup"))
+        var workflow = new WorkflowDomainBackup(hypervisor, new QemuImg(), RepositoryRunOptions.Apply(parse, BackupCommand.WithBandwidth(parse, LiveBackupSettings.From(config).ToOptions())), to, loggers.CreateLogger("backupd.backup"))
         {
             IncludeDisks = parse.GetValue(BackupCommand.Disk) ?? [],
             ExcludeDisks = parse.GetValue(BackupCommand.ExcludeDisk) ?? [],
@@ -153,6 +153,7 @@ internal static class CatalogBackupHandler
         if (r.Error is not null) AnsiConsole.MarkupLine($"error: {Markup.Escape(r.Error)}");
         foreach (var d in r.Disks.Where(d => !d.BackOnBase)) AnsiConsole.MarkupLine($"[red]{Markup.Escape(d.Target)} is NOT back on its base image[/]: {Markup.Escape(d.Problem ?? "")}");
         foreach (var s in r.Skipped) AnsiConsole.MarkupLine($"skipped {Markup.Escape(s.Target)}: {Markup.Escape(s.Reason)}");
+        LiveBackupHandler.PrintHealing(r);
     }
 
     /// <summary>The words the JSON uses (crash-consistent, needs-attention), not the C# enum names.</summary>

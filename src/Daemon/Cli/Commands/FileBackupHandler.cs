@@ -41,6 +41,7 @@ internal static class FileBackupHandler
         }
         var length = SourceLength.Of(file.FullName); // a block device's inode says 0 bytes
         using var repo = BackupRepository.Open(to.FullName);
+        RepositoryRunOptions.Apply(parse, repo);
         if (parse.GetValue(BlockSize) is { } blockSize)
         {
             Storage.Delta.BlockHasher.ValidateBlockSize(blockSize);
@@ -48,7 +49,7 @@ internal static class FileBackupHandler
         }
         var key = FileKeyFor(file.Name);
         var (format, backing) = DetectFormat(file.FullName);
-        using var session = repo.BeginBackup(RepositoryCli.FilesGroup, "file-level backups");
+        using var session = repo.BeginBackup(RepositoryCli.FilesGroup, "file-level backups", ct);
         var version = await RepositoryCli.WithProgressAsync($"backup {file.Name}", length, json, progress =>
             session.AddFileAsync(key, file.FullName, new SourceFileInfo(file.FullName, format, backing, length), progress, ct));
         var point = session.Commit();
@@ -69,6 +70,9 @@ internal static class FileBackupHandler
                 blockSize = version.BlockSize,
                 seconds = Math.Round(version.Elapsed.TotalSeconds, 3),
                 digest = version.Digest,
+                scrubbedBlocks = version.Scrub?.BlocksChecked ?? 0,
+                healedBlocks = version.Scrub?.HealedBlocks.Count ?? 0,
+                healing = version.Scrub?.Describe(key),
             });
         }
         else
@@ -78,6 +82,10 @@ internal static class FileBackupHandler
             {
                 Console.Error.WriteLine($"{key}: read {RepositoryCli.Size(version.BytesRead)}, {version.BlocksChanged} blocks changed, wrote {RepositoryCli.Size(version.BytesWritten)} in {version.Elapsed.TotalSeconds:F2} s");
             }
+        }
+        if (version.Scrub?.Describe(key) is { } healing)
+        {
+            Console.Error.WriteLine($"backupd backup: {healing}"); // also with --json: stdout stays one object
         }
         return ExitCodes.Ok;
     });

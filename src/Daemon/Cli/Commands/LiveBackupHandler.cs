@@ -20,7 +20,7 @@ public static class LiveBackupHandler
             return Fail(ExitCodes.UsageOrConfig, "--domain needs --to REPOSITORY_DIR (where the restore point goes)");
 
         var settings = LiveBackupSettings.Resolve(parse.GetValue(GlobalOptions.Config), _ => GlobalOptions.LoadConfig(parse));
-        var options = BackupCommand.WithBandwidth(parse, settings.ToOptions());
+        var options = RepositoryRunOptions.Apply(parse, BackupCommand.WithBandwidth(parse, settings.ToOptions()));
         using var loggers = CliLogging.Create();
         var logger = loggers.CreateLogger("backupd.backup");
         var request = new BackupRequest(domainName, parse.GetValue(BackupCommand.Disk) ?? [], parse.GetValue(BackupCommand.ExcludeDisk) ?? [], parse.GetValue(BackupCommand.Quiesce));
@@ -45,7 +45,7 @@ public static class LiveBackupHandler
                 }
 
                 BackupResult result;
-                using var target = BackupTargets.Open(to, options.CopyBandwidth);
+                using var target = BackupTargets.Open(to, options);
                 if (!json && !Console.IsOutputRedirected)
                 {
                     result = await AnsiConsole.Progress()
@@ -137,6 +137,14 @@ public static class LiveBackupHandler
         }
         AnsiConsole.Write(table);
         foreach (var s in r.Skipped) AnsiConsole.MarkupLine($"skipped {s.Target}: {Markup.Escape(s.Reason)}");
+        PrintHealing(r);
+    }
+
+    /// <summary>The mirror scrub's findings (docs/repository-format.md, "Mirror scrub"), one line per file that had any.</summary>
+    internal static void PrintHealing(BackupResult r)
+    {
+        foreach (var f in r.Disks.SelectMany(d => d.Files).Where(f => f.Healing is not null))
+            AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(f.Healing!)}[/]");
     }
 
     private static string Kebab<T>(T value) where T : struct, Enum => JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
