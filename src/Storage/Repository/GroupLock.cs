@@ -20,19 +20,9 @@ internal sealed partial class GroupLock : IDisposable
     [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
     private static partial int Flock(SafeFileHandle fd, int operation);
 
-    public static GroupLock Acquire(string groupDirectory, bool exclusive, string purpose)
+    public static GroupLock Acquire(RepositoryDirectory beneath, string groupDirectory, bool exclusive, string purpose)
     {
-        var path = Path.Combine(groupDirectory, "lock");
-        SafeFileHandle handle;
-        try
-        {
-            // FileShare.ReadWrite: .NET's own advisory lock stays shared; ours below decides.
-            handle = File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite);
-        }
-        catch (IOException e) when (File.Exists(path))
-        {
-            throw new RepositoryBusyException($"{groupDirectory} is locked by another backupd process ({purpose} refused)", e);
-        }
+        var handle = beneath.OpenFile(Path.Combine(groupDirectory, "lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite);
         if (Flock(handle, (exclusive ? LockExclusive : LockShared) | LockNonBlocking) != 0)
         {
             handle.Dispose();

@@ -4,7 +4,7 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Backupd.Storage.Repository;
 
-/// <summary>The few Linux calls .NET does not expose: SEEK_DATA/SEEK_HOLE, hole punching, directory fsync.</summary>
+/// <summary>The few Linux calls .NET does not expose: SEEK_DATA/SEEK_HOLE, hole punching (directory access: RepositoryDirectory).</summary>
 internal static partial class Native
 {
     private const int SeekData = 3;
@@ -12,23 +12,12 @@ internal static partial class Native
     private const int FallocKeepSize = 0x01;
     private const int FallocPunchHole = 0x02;
     private const int ENXIO = 6;
-    private const int OpenReadOnly = 0;
-    private const int OpenDirectory = 0x10000;
 
     [LibraryImport("libc", EntryPoint = "lseek64", SetLastError = true)]
     private static partial long LSeek(SafeFileHandle fd, long offset, int whence);
 
     [LibraryImport("libc", EntryPoint = "fallocate64", SetLastError = true)]
     private static partial int FAllocate(SafeFileHandle fd, int mode, long offset, long length);
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    private static partial int FSync(int fd);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
 
     /// <summary>Next offset ≥ <paramref name="from"/> holding data, or -1 when only a hole follows.</summary>
     public static long NextData(SafeFileHandle file, long from)
@@ -60,25 +49,4 @@ internal static partial class Native
     /// <summary>Deallocates a range (reads as zeros). False when the file system cannot punch holes.</summary>
     public static bool PunchHole(SafeFileHandle file, long offset, long length) =>
         FAllocate(file, FallocPunchHole | FallocKeepSize, offset, length) == 0;
-
-    /// <summary>Makes a directory's entries (created, renamed, removed files) durable.</summary>
-    public static void FsyncDirectory(string path)
-    {
-        var fd = Open(path, OpenReadOnly | OpenDirectory);
-        if (fd < 0)
-        {
-            throw new IOException($"cannot open directory {path} to fsync it: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
-        }
-        try
-        {
-            if (FSync(fd) != 0)
-            {
-                throw new IOException($"fsync of directory {path} failed: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
-            }
-        }
-        finally
-        {
-            _ = Close(fd);
-        }
-    }
 }
