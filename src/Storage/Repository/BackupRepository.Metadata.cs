@@ -26,7 +26,7 @@ public sealed partial class BackupRepository
             {
                 throw new RepositoryCorruptException($"{path} is {(kind == EntryKind.Link ? "a symbolic link" : "not a directory")}; a group is a plain directory, so it is not followed");
             }
-            Names.Require(NameKind.GroupId, name, _layout.Groups, $"entry '{name}'");
+            Names.RequireEntry(NameKind.GroupId, name, _layout.Groups);
             ids.Add(name);
         }
         ids.Sort(StringComparer.Ordinal);
@@ -55,7 +55,7 @@ public sealed partial class BackupRepository
                     throw new RepositoryCorruptException($"{dir}/{name} is {(kind == EntryKind.Link ? "a symbolic link" : "not a regular file")}; a point document is a plain file, so it is not followed");
                 }
                 var pointId = name[..^".json".Length];
-                Names.Require(NameKind.PointId, pointId, dir, $"entry '{name}'");
+                Names.RequireEntry(NameKind.PointId, pointId, dir);
                 points.Add(ReadPoint(groupId, pointId));
             }
             catch (RepositoryCorruptException e) when (problems is not null)

@@ -50,6 +50,15 @@ public static class Names
         }
     }
 
+    /// <summary>For a directory entry of the repository: throws <see cref="RepositoryCorruptException"/> naming the directory unless <paramref name="name"/> is a valid <paramref name="kind"/>.</summary>
+    public static void RequireEntry(NameKind kind, string name, string directory)
+    {
+        if (Problem(kind, name) is { } problem)
+        {
+            throw new RepositoryCorruptException($"{directory}: entry {problem}; a {kind} is expected there, so it is refused (nothing was changed)");
+        }
+    }
+
     /// <summary>Whether <paramref name="name"/> is a valid <paramref name="kind"/>.</summary>
     public static bool IsValid(NameKind kind, string? name) => name is not null && Problem(kind, name) is null;
 

@@ -34,14 +34,14 @@ internal sealed class RepositoryDirectory : IDisposable
     private const int FGetFl = 3;
     private const int FSetFl = 4;
     private readonly SafeFileHandle _root;
-
-    /// <summary>Test hook: behave as on a kernel without openat2 (the per-component fallback).</summary>
-    internal static bool ForceComponentWalk { get; set; }
-
+    private readonly bool _componentWalk;
     private static bool _noOpenat2;
 
-    public RepositoryDirectory(string root)
+    /// <param name="root">The repository directory.</param>
+    /// <param name="componentWalk">Tests: behave as on a kernel without openat2 (the per-component fallback).</param>
+    public RepositoryDirectory(string root, bool componentWalk = false)
     {
+        _componentWalk = componentWalk;
         Root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root));
         // The root itself is the operator's choice (it may be reached through links); everything below is not.
         var fd = Openat(-100 /* AT_FDCWD */, Root, OPath | ODirectory | OCloExec, 0);
@@ -147,7 +147,7 @@ internal sealed class RepositoryDirectory : IDisposable
         int dir;
         try
         {
-            dir = Open(Parent(path), parts[..^1], OPath | ODirectory, 0);
+            dir = Open(path, parts[..^1], OPath | ODirectory, 0);
         }
         catch (FileNotFoundException)
         {
@@ -247,7 +247,7 @@ internal sealed class RepositoryDirectory : IDisposable
     {
         var parts = Components(path);
         var leaf = parts[^1];
-        var dir = Open(Parent(path), parts[..^1], ORdOnly | ODirectory, 0);
+        var dir = Open(path, parts[..^1], ORdOnly | ODirectory, 0);
         try
         {
             var temp = $".{leaf}.{Guid.NewGuid():N}.tmp";
@@ -286,10 +286,10 @@ internal sealed class RepositoryDirectory : IDisposable
     {
         var fromParts = Components(from);
         var toParts = Components(to);
-        var fromDir = Open(Parent(from), fromParts[..^1], ORdOnly | ODirectory, 0);
+        var fromDir = Open(from, fromParts[..^1], ORdOnly | ODirectory, 0);
         try
         {
-            var toDir = Open(Parent(to), toParts[..^1], ORdOnly | ODirectory, 0);
+            var toDir = Open(to, toParts[..^1], ORdOnly | ODirectory, 0);
             try
             {
                 if (Renameat(fromDir, fromParts[^1], toDir, toParts[^1]) != 0)
@@ -320,7 +320,7 @@ internal sealed class RepositoryDirectory : IDisposable
         int dir;
         try
         {
-            dir = Open(Parent(path), parts[..^1], ORdOnly | ODirectory, 0);
+            dir = Open(path, parts[..^1], ORdOnly | ODirectory, 0);
         }
         catch (FileNotFoundException)
         {
@@ -363,7 +363,7 @@ internal sealed class RepositoryDirectory : IDisposable
             case var k:
                 throw NotPlain(path, k);
         }
-        var dir = Open(Parent(path), parts[..^1], ORdOnly | ODirectory, 0);
+        var dir = Open(path, parts[..^1], ORdOnly | ODirectory, 0);
         try
         {
             RemoveTree(dir, parts[^1], path, 0);
@@ -486,7 +486,7 @@ internal sealed class RepositoryDirectory : IDisposable
     private int Open(string path, string[] parts, int flags, uint mode)
     {
         var relative = parts.Length == 0 ? "." : string.Join('/', parts);
-        if (!_noOpenat2 && !ForceComponentWalk)
+        if (!_noOpenat2 && !_componentWalk)
         {
             var how = new OpenHow
             {
