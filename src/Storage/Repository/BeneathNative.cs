@@ -8,6 +8,7 @@ namespace Backupd.Storage.Repository;
 /// </summary>
 internal static partial class BeneathNative
 {
+    public const int EPERM = 1;
     public const int ENOENT = 2;
     public const int EEXIST = 17;
     public const int ENOTDIR = 20;
@@ -15,8 +16,6 @@ internal static partial class BeneathNative
     public const int ELOOP = 40;
     public const int EXDEV = 18;
     public const int ENOSYS = 38;
-    public const int E2BIG = 7;
-    public const int EINTR = 4;
 
     public const int ORdOnly = 0;
     public const int OWrOnly = 1;

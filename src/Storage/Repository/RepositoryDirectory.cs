@@ -500,11 +500,11 @@ internal sealed class RepositoryDirectory : IDisposable
                 return fd;
             }
             var errno = Marshal.GetLastPInvokeError();
-            if (errno != ENOSYS)
+            if (errno is not (ENOSYS or EPERM))
             {
                 throw Failure("open", path, errno);
             }
-            _noOpenat2 = true; // Linux < 5.6
+            _noOpenat2 = true; // Linux < 5.6, or a seccomp filter that does not know the call (older container runtimes say EPERM)
         }
         var current = RootFd;
         try

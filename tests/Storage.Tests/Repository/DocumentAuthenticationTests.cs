@@ -69,6 +69,17 @@ public class DocumentAuthenticationTests
     }
 
     [Fact]
+    public void An_edited_repository_document_is_refused_at_open()
+    {
+        using var t = new TempRepository();
+        var path = Path.Combine(t.RepoDir, "repository.json");
+        HostileRepository.EditJson(path, o => o["defaultBlockSize"] = 4096);
+
+        var e = Assert.Throws<RepositoryCorruptException>(() => t.Reopen());
+        Assert.Contains("repository.json: its MAC does not match", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_document_without_its_mac_is_refused()
     {
         using var h = new HostileRepository();
