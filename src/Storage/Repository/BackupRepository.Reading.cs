@@ -19,7 +19,7 @@ public sealed partial class BackupRepository
         {
             throw new RepositoryException($"{targetPath} already exists; refusing to overwrite it (choose a new path or remove it first)");
         }
-        using var groupLock = GroupLock.Shared(_layout.Group(point.GroupId), "restore");
+        using var groupLock = GroupLock.Shared(Beneath, _layout.Group(point.GroupId), "restore");
         var chain = VersionChain(LoadPoints(point.GroupId), fileKey);
         var undoPaths = UndoPathsFor(point.GroupId, fileKey, chain, file.VersionId);
         await Task.Run(() => Restore(point, file, undoPaths, targetPath, progress, ct), ct);
@@ -65,7 +65,7 @@ public sealed partial class BackupRepository
         var created = false;
         try
         {
-            using var reader = new VersionReader(_layout.Mirror(point.GroupId, file.FileKey), undoPaths);
+            using var reader = new VersionReader(Beneath, _layout.Mirror(point.GroupId, file.FileKey), undoPaths);
             if (reader.Length != file.FileSize)
             {
                 throw new RepositoryCorruptException($"'{file.FileKey}' at {point.PointId}: reconstructed length {reader.Length}, recorded {file.FileSize}");
@@ -167,8 +167,8 @@ public sealed partial class BackupRepository
         }
         if (groupId is not null)
         {
-            Names.Validate(groupId, nameof(groupId));
-            if (!System.IO.Directory.Exists(_layout.Group(groupId)))
+            Names.Validate(NameKind.GroupId, groupId, nameof(groupId));
+            if (!Beneath.DirectoryExists(_layout.Group(groupId)))
             {
                 throw new RestorePointNotFoundException($"group {groupId} does not exist in {Directory}");
             }
@@ -183,12 +183,18 @@ public sealed partial class BackupRepository
             var relay = progress is null ? null : new Progress<long>(p => progress.Report(done + p));
             foreach (var g in groups)
             {
-                using var groupLock = GroupLock.Shared(_layout.Group(g), "verify");
-                if (File.Exists(_layout.Journal(g)))
+                using var groupLock = GroupLock.Shared(Beneath, _layout.Group(g), "verify");
+                if (Beneath.FileExists(_layout.Journal(g)))
                 {
                     problems.Add($"group {g}: an interrupted update is pending (open the repository for writing to recover it)");
                 }
-                var points = LoadPoints(g);
+                var before = problems.Count;
+                var points = VerifyDocuments(g, problems);
+                if (problems.Count > before)
+                {
+                    problems.Add($"group {g}: its data was not checked, because documents it depends on are refused");
+                    continue;
+                }
                 var keys = (onlyPoint?.Files ?? points.SelectMany(p => p.Files)).Select(f => f.FileKey).Distinct().Order(StringComparer.Ordinal);
                 foreach (var key in keys)
                 {
@@ -217,7 +223,7 @@ public sealed partial class BackupRepository
     {
         try
         {
-            DamageList.Write(_layout, g, key, version.VersionId, version.BlockSize, bad);
+            DamageList.Write(Beneath, _layout, g, key, version.VersionId, version.BlockSize, bad);
             return "recorded in damage.json: the next backup re-checks these blocks and rewrites them from the source where it still has that content";
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -235,10 +241,10 @@ public sealed partial class BackupRepository
             Signature? stored = null;
             if (isMirror)
             {
-                using var sigStream = OpenRead(_layout.Signature(g, key));
+                using var sigStream = Beneath.OpenRead(_layout.Signature(g, key));
                 stored = SignatureFormat.Read(sigStream, Hasher.KeyId);
             }
-            using var reader = new VersionReader(_layout.Mirror(g, key), UndoPathsFor(g, key, chain, version.VersionId));
+            using var reader = new VersionReader(Beneath, _layout.Mirror(g, key), UndoPathsFor(g, key, chain, version.VersionId));
             if (reader.Length != version.FileSize)
             {
                 return $"{where}: length {reader.Length}, recorded {version.FileSize}";
@@ -261,6 +267,10 @@ public sealed partial class BackupRepository
             return digest == version.Digest ? null : $"{where}: digest {digest}, recorded {version.Digest}";
         }
         catch (CorruptDataException e)
+        {
+            return $"{where}: {e.Message}";
+        }
+        catch (RepositoryCorruptException e)
         {
             return $"{where}: {e.Message}";
         }

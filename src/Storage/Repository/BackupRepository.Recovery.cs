@@ -12,21 +12,21 @@ public sealed partial class BackupRepository
     internal void Recover(string groupId)
     {
         var journalPath = _layout.Journal(groupId);
-        if (!File.Exists(journalPath))
+        if (!Beneath.FileExists(journalPath))
         {
             return;
         }
         JournalDocument journal;
         try
         {
-            journal = Json.Read<JournalDocument>(journalPath);
+            journal = ReadJournal(groupId);
         }
         catch (RepositoryCorruptException e)
         {
             // Journals are published by rename, so a damaged one is not a crash artefact: stop, do not guess.
             throw new RepositoryCorruptException($"cannot recover group {groupId}: {e.Message}", e);
         }
-        var committed = File.Exists(_layout.Point(groupId, journal.PointId));
+        var committed = Beneath.FileExists(_layout.Point(groupId, journal.PointId));
         switch (journal.Operation)
         {
             case JournalDocument.Backup when committed:
@@ -38,7 +38,7 @@ public sealed partial class BackupRepository
             case JournalDocument.Delete when committed:
                 foreach (var m in journal.Merges.Where(m => m.MergeInto is not null))
                 {
-                    Durable.Delete(_layout.MergedUndo(groupId, m.FileKey, m.MergeInto!));
+                    Beneath.Delete(_layout.MergedUndo(groupId, m.FileKey, m.MergeInto!));
                 }
                 break;
             case JournalDocument.Delete:
@@ -47,7 +47,7 @@ public sealed partial class BackupRepository
             default:
                 throw new RepositoryCorruptException($"{journalPath}: unknown operation '{journal.Operation}'");
         }
-        Durable.Delete(journalPath);
+        Beneath.Delete(journalPath);
     }
 
     private void FinishBackup(string groupId, JournalDocument journal)
@@ -55,9 +55,9 @@ public sealed partial class BackupRepository
         foreach (var f in journal.Files)
         {
             var pending = _layout.PendingSignature(groupId, f.FileKey, journal.PointId);
-            if (File.Exists(pending))
+            if (Beneath.FileExists(pending))
             {
-                Durable.Rename(pending, _layout.Signature(groupId, f.FileKey));
+                Beneath.Rename(pending, _layout.Signature(groupId, f.FileKey));
             }
         }
     }
@@ -71,18 +71,14 @@ public sealed partial class BackupRepository
             if (!f.HadMirror)
             {
                 // The whole directory belongs to the aborted backup.
-                if (System.IO.Directory.Exists(fileDir))
-                {
-                    System.IO.Directory.Delete(fileDir, recursive: true);
-                    Native.FsyncDirectory(_layout.Files(groupId));
-                }
+                Beneath.DeleteTree(fileDir);
                 continue;
             }
             var undoPath = _layout.Undo(groupId, f.FileKey, f.UndoName!);
-            if (File.Exists(undoPath))
+            if (Beneath.FileExists(undoPath))
             {
-                using (var undo = new FileStream(undoPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20))
-                using (var mirror = File.OpenHandle(_layout.Mirror(groupId, f.FileKey), FileMode.Open, FileAccess.ReadWrite, FileShare.Read))
+                using (var undo = Beneath.OpenRead(undoPath))
+                using (var mirror = Beneath.OpenFile(_layout.Mirror(groupId, f.FileKey), FileMode.Open, FileAccess.ReadWrite))
                 {
                     var target = new HandleFile(mirror);
                     try
@@ -95,9 +91,9 @@ public sealed partial class BackupRepository
                         // Header unreadable: it is synced before the mirror is touched, so the mirror is unchanged.
                     }
                 }
-                Durable.Delete(undoPath);
+                Beneath.Delete(undoPath);
             }
-            Durable.Delete(_layout.PendingSignature(groupId, f.FileKey, journal.PointId));
+            Beneath.Delete(_layout.PendingSignature(groupId, f.FileKey, journal.PointId));
         }
     }
 
@@ -112,21 +108,16 @@ public sealed partial class BackupRepository
             if (m.MergeInto is not null)
             {
                 var merged = _layout.MergedUndo(groupId, m.FileKey, m.MergeInto);
-                if (File.Exists(merged))
+                if (Beneath.FileExists(merged))
                 {
-                    Durable.Rename(merged, _layout.Undo(groupId, m.FileKey, m.MergeInto));
+                    Beneath.Rename(merged, _layout.Undo(groupId, m.FileKey, m.MergeInto));
                 }
             }
-            Durable.Delete(_layout.Undo(groupId, m.FileKey, m.Remove));
+            Beneath.Delete(_layout.Undo(groupId, m.FileKey, m.Remove));
         }
         foreach (var f in journal.Files)
         {
-            var dir = _layout.File(groupId, f.FileKey);
-            if (System.IO.Directory.Exists(dir))
-            {
-                System.IO.Directory.Delete(dir, recursive: true);
-                Native.FsyncDirectory(_layout.Files(groupId));
-            }
+            Beneath.DeleteTree(_layout.File(groupId, f.FileKey));
         }
     }
 
@@ -139,33 +130,33 @@ public sealed partial class BackupRepository
     private void RollMirrorBack(string groupId, JournalRollback r)
     {
         var undoPath = _layout.Undo(groupId, r.FileKey, r.UndoName);
-        if (!File.Exists(undoPath))
+        if (!Beneath.FileExists(undoPath))
         {
             return; // finished before a crash
         }
         var mirrorPath = _layout.Mirror(groupId, r.FileKey);
-        using (var undo = OpenRead(undoPath))
-        using (var mirror = File.OpenHandle(mirrorPath, FileMode.Open, FileAccess.ReadWrite, FileShare.Read))
+        using (var undo = Beneath.OpenRead(undoPath))
+        using (var mirror = Beneath.OpenFile(mirrorPath, FileMode.Open, FileAccess.ReadWrite))
         {
             var target = new HandleFile(mirror);
             UndoRecord.Apply(undo, target);
             target.Flush();
         }
-        var signature = ReadVersion(new VersionReader(mirrorPath, []), r.BlockSize, null, null, CancellationToken.None);
+        var signature = ReadVersion(new VersionReader(Beneath, mirrorPath, []), r.BlockSize, null, null, CancellationToken.None);
         if (signature.Digest() != r.Digest)
         {
             throw new RepositoryCorruptException(
                 $"'{r.FileKey}' in group {groupId}: after removing its newest version the mirror has digest {signature.Digest()}, but version {r.UndoName} recorded {r.Digest}; the undo record {undoPath} is kept (run verify)");
         }
         var pending = _layout.PendingSignature(groupId, r.FileKey, r.UndoName);
-        using (var output = new FileStream(pending, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+        using (var output = Beneath.OpenStream(pending, FileMode.Create, FileAccess.Write, 1 << 16))
         {
             SignatureFormat.Write(signature, output);
             output.Flush(flushToDisk: true);
         }
-        Durable.Rename(pending, _layout.Signature(groupId, r.FileKey));
+        Beneath.Rename(pending, _layout.Signature(groupId, r.FileKey));
         Fault("rollback-signed");
-        Durable.Delete(undoPath);
+        Beneath.Delete(undoPath);
     }
 
     /// <summary>
@@ -177,7 +168,7 @@ public sealed partial class BackupRepository
     {
         var doc = FindPointDocument(pointId) ?? throw new RestorePointNotFoundException($"restore point {pointId} does not exist in {Directory}");
         var g = doc.GroupId;
-        using var groupLock = GroupLock.Exclusive(_layout.Group(g), "delete", ReaderWait);
+        using var groupLock = GroupLock.Exclusive(Beneath, _layout.Group(g), "delete", ReaderWait);
         Recover(g);
         var points = LoadPoints(g);
         if (points.All(p => p.PointId != pointId))
@@ -216,7 +207,7 @@ public sealed partial class BackupRepository
             var path = _layout.Undo(g, r.FileKey, r.UndoName);
             try
             {
-                using var record = OpenRead(path);
+                using var record = Beneath.OpenRead(path);
                 UndoRecord.Verify(record);
             }
             catch (CorruptDataException e)
@@ -225,24 +216,24 @@ public sealed partial class BackupRepository
             }
         }
         var journal = new JournalDocument(JournalDocument.Delete, pointId, removeFiles, merges, rollbacks.Count > 0 ? rollbacks : null);
-        Durable.WriteFile(_layout.Journal(g), Json.Serialize(journal));
+        Documents.Write(_layout.Journal(g), journal);
         try
         {
             Fault("delete-journal-written");
             foreach (var m in merges.Where(m => m.MergeInto is not null))
             {
                 var mergedPath = _layout.MergedUndo(g, m.FileKey, m.MergeInto!);
-                using (var newer = OpenRead(_layout.Undo(g, m.FileKey, m.Remove)))
-                using (var older = OpenRead(_layout.Undo(g, m.FileKey, m.MergeInto!)))
-                using (var output = new FileStream(mergedPath, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+                using (var newer = Beneath.OpenRead(_layout.Undo(g, m.FileKey, m.Remove)))
+                using (var older = Beneath.OpenRead(_layout.Undo(g, m.FileKey, m.MergeInto!)))
+                using (var output = Beneath.OpenStream(mergedPath, FileMode.Create, FileAccess.Write))
                 {
                     UndoRecord.Merge(newer, older, output);
                     output.Flush(flushToDisk: true);
                 }
-                Native.FsyncDirectory(Path.GetDirectoryName(mergedPath)!);
+                Beneath.FsyncDirectory(Path.GetDirectoryName(mergedPath)!);
             }
             Fault("merged-written");
-            Durable.Delete(_layout.Point(g, pointId)); // the deletion takes effect here
+            Beneath.Delete(_layout.Point(g, pointId)); // the deletion takes effect here
             Fault("manifest-deleted");
         }
         catch (SimulatedCrashException)
@@ -260,6 +251,4 @@ public sealed partial class BackupRepository
         }
         Recover(g);
     }
-
-    private static FileStream OpenRead(string path) => new(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
 }

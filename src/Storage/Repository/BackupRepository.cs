@@ -14,10 +14,12 @@ public sealed partial class BackupRepository : IDisposable
     public const int DefaultBlockSize = 64 * 1024;
     private readonly RepositoryLayout _layout;
 
-    private BackupRepository(string directory, byte[] key)
+    private BackupRepository(string directory, RepositoryDirectory beneath, byte[] key)
     {
         Directory = directory;
         _layout = new RepositoryLayout(directory);
+        Beneath = beneath;
+        Documents = new RepositoryDocuments(beneath, key);
         Hasher = new BlockHasher(key);
     }
 
@@ -44,6 +46,12 @@ public sealed partial class BackupRepository : IDisposable
     internal BlockHasher Hasher { get; }
     internal RepositoryLayout Layout => _layout;
 
+    /// <summary>Every access to the repository's files goes through here (no links followed, nothing outside).</summary>
+    internal RepositoryDirectory Beneath { get; }
+
+    /// <summary>The authenticated JSON documents.</summary>
+    internal RepositoryDocuments Documents { get; }
+
     /// <summary>Test hook: called at every write phase with the phase name; throwing from it simulates a crash there.</summary>
     internal Action<string>? FaultHook { get; set; }
 
@@ -67,49 +75,62 @@ public sealed partial class BackupRepository : IDisposable
             {
                 throw new RepositoryException($"{directory} is not empty and has no repository.json: not a backupd repository (refusing to create one over other files)");
             }
-            Create(layout);
+            System.IO.Directory.CreateDirectory(directory); // the root is the operator's path; everything below goes through Beneath
+            using var fresh = new RepositoryDirectory(directory);
+            Create(layout, fresh);
         }
-        var doc = Json.Read<RepositoryDocument>(layout.Document);
-        if (doc.Format != RepositoryDocument.FormatName || doc.Version != RepositoryDocument.CurrentVersion)
+        var beneath = new RepositoryDirectory(directory);
+        try
         {
-            throw new RepositoryException($"{layout.Document}: format '{doc.Format}' version {doc.Version} is not supported (expected '{RepositoryDocument.FormatName}' version {RepositoryDocument.CurrentVersion})");
+            var doc = Json.Parse<RepositoryDocument>(layout.Document, beneath.ReadAll(layout.Document, RepositoryDocuments.MaxDocumentBytes));
+            if (doc.Format != RepositoryDocument.FormatName || doc.Version is not (RepositoryDocument.CurrentVersion or RepositoryDocument.UnauthenticatedVersion))
+            {
+                throw new RepositoryException($"{layout.Document}: format '{doc.Format}' version {doc.Version} is not supported (expected '{RepositoryDocument.FormatName}' version {RepositoryDocument.CurrentVersion}, or {RepositoryDocument.UnauthenticatedVersion} to upgrade)");
+            }
+            if (doc.HashAlgorithm != RepositoryDocument.BlockHashAlgorithm)
+            {
+                throw new RepositoryException($"{layout.Document}: block hash '{doc.HashAlgorithm}' is not supported (expected '{RepositoryDocument.BlockHashAlgorithm}')");
+            }
+            var key = beneath.ReadAll(layout.KeyFile, BlockHasher.KeyLength + 1);
+            if (key.Length != BlockHasher.KeyLength)
+            {
+                throw new RepositoryCorruptException($"{layout.KeyFile}: {key.Length} bytes, expected {BlockHasher.KeyLength}");
+            }
+            var repository = new BackupRepository(directory, beneath, key) { BlockSize = doc.DefaultBlockSize };
+            repository.FaultHook = KillHookFromEnvironment();
+            if (doc.Version == RepositoryDocument.UnauthenticatedVersion)
+            {
+                repository.Upgrade(doc);
+            }
+            else
+            {
+                _ = repository.Documents.Read<RepositoryDocument>(layout.Document); // its MAC
+            }
+            repository.RecoverAll();
+            return repository;
         }
-        if (doc.HashAlgorithm != RepositoryDocument.BlockHashAlgorithm)
+        catch
         {
-            throw new RepositoryException($"{layout.Document}: block hash '{doc.HashAlgorithm}' is not supported (expected '{RepositoryDocument.BlockHashAlgorithm}')");
+            beneath.Dispose();
+            throw;
         }
-        var key = File.ReadAllBytes(layout.KeyFile);
-        if (key.Length != BlockHasher.KeyLength)
-        {
-            throw new RepositoryCorruptException($"{layout.KeyFile}: {key.Length} bytes, expected {BlockHasher.KeyLength}");
-        }
-        var repository = new BackupRepository(directory, key) { BlockSize = doc.DefaultBlockSize };
-        repository.FaultHook = KillHookFromEnvironment();
-        repository.RecoverAll();
-        return repository;
     }
 
-    private static void Create(RepositoryLayout layout)
+    private static void Create(RepositoryLayout layout, RepositoryDirectory beneath)
     {
-        Durable.CreateDirectory(layout.Root);
-        if (!File.Exists(layout.KeyFile))
+        byte[] key;
+        if (beneath.FileExists(layout.KeyFile))
         {
-            var key = RandomNumberGenerator.GetBytes(BlockHasher.KeyLength);
-            var temp = layout.KeyFile + ".tmp";
-            using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
-            {
-                if (!OperatingSystem.IsWindows())
-                {
-                    File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-                }
-                fs.Write(key);
-                fs.Flush(true);
-            }
-            Durable.Rename(temp, layout.KeyFile);
+            key = beneath.ReadAll(layout.KeyFile, BlockHasher.KeyLength + 1);
         }
-        Durable.CreateDirectory(layout.Groups);
+        else
+        {
+            key = RandomNumberGenerator.GetBytes(BlockHasher.KeyLength);
+            beneath.WriteFile(layout.KeyFile, key, createMode: 0x180 /* 0600 */);
+        }
+        beneath.CreateDirectory(layout.Groups);
         var doc = new RepositoryDocument(RepositoryDocument.FormatName, RepositoryDocument.CurrentVersion, DateTimeOffset.UtcNow, "key", RepositoryDocument.BlockHashAlgorithm, DefaultBlockSize);
-        Durable.WriteFile(layout.Document, Json.Serialize(doc));
+        new RepositoryDocuments(beneath, key).Write(layout.Document, doc);
     }
 
     private void RecoverAll()
@@ -117,13 +138,13 @@ public sealed partial class BackupRepository : IDisposable
         var busy = new List<string>();
         foreach (var g in GroupIds())
         {
-            if (!File.Exists(_layout.Journal(g)))
+            if (!Beneath.FileExists(_layout.Journal(g)))
             {
                 continue;
             }
             try
             {
-                using var l = GroupLock.Exclusive(_layout.Group(g), "recovery", TimeSpan.Zero);
+                using var l = GroupLock.Exclusive(Beneath, _layout.Group(g), "recovery", TimeSpan.Zero);
                 Recover(g);
             }
             catch (RepositoryBusyException)
@@ -134,10 +155,6 @@ public sealed partial class BackupRepository : IDisposable
         BusyGroupsAtOpen = busy;
     }
 
-    internal IEnumerable<string> GroupIds() =>
-        System.IO.Directory.Exists(_layout.Groups)
-            ? System.IO.Directory.EnumerateDirectories(_layout.Groups).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal)
-            : [];
 
     /// <summary>
     /// Starts a backup of a group: takes the group's writer lock, refused (<see cref="RepositoryBusyException"/>) at once if
@@ -145,23 +162,22 @@ public sealed partial class BackupRepository : IDisposable
     /// </summary>
     public BackupSession BeginBackup(string groupId, string groupName, CancellationToken ct = default)
     {
-        Names.Validate(groupId, nameof(groupId));
+        Names.Validate(NameKind.GroupId, groupId, nameof(groupId));
         ArgumentNullException.ThrowIfNull(groupName);
-        Durable.CreateDirectory(_layout.Group(groupId));
-        var groupLock = GroupLock.Exclusive(_layout.Group(groupId), "backup", ReaderWait, ct);
+        Beneath.CreateDirectory(_layout.Group(groupId));
+        var groupLock = GroupLock.Exclusive(Beneath, _layout.Group(groupId), "backup", ReaderWait, ct);
         try
         {
-            if (File.Exists(_layout.Journal(groupId)))
+            if (Beneath.FileExists(_layout.Journal(groupId)))
             {
                 Recover(groupId);
             }
-            var docPath = _layout.GroupDocument(groupId);
-            if (!File.Exists(docPath) || Json.Read<GroupDocument>(docPath).GroupName != groupName)
+            if (ReadGroup(groupId)?.GroupName != groupName)
             {
-                Durable.WriteFile(docPath, Json.Serialize(new GroupDocument(groupId, groupName)));
+                Documents.Write(_layout.GroupDocument(groupId), new GroupDocument(groupId, groupName));
             }
-            Durable.CreateDirectory(_layout.Points(groupId));
-            Durable.CreateDirectory(_layout.Files(groupId));
+            Beneath.CreateDirectory(_layout.Points(groupId));
+            Beneath.CreateDirectory(_layout.Files(groupId));
             var points = LoadPoints(groupId);
             var sequence = points.Count == 0 ? 1 : points.Max(p => p.Sequence) + 1;
             var pointId = NewPointId();
@@ -183,9 +199,9 @@ public sealed partial class BackupRepository : IDisposable
         var groups = groupId is null ? GroupIds() : [groupId];
         if (groupId is not null)
         {
-            Names.Validate(groupId, nameof(groupId));
+            Names.Validate(NameKind.GroupId, groupId, nameof(groupId));
         }
-        return groups.SelectMany(LoadPoints)
+        return groups.SelectMany(g => LoadPoints(g))
             .OrderByDescending(p => p.CreatedAt).ThenByDescending(p => p.Sequence)
             .Select(p => p.ToInfo()).ToList();
     }
@@ -194,36 +210,18 @@ public sealed partial class BackupRepository : IDisposable
 
     internal PointDocument? FindPointDocument(string pointId)
     {
-        try
-        {
-            Names.Validate(pointId, nameof(pointId));
-        }
-        catch (ArgumentException)
+        if (!Names.IsValid(NameKind.PointId, pointId))
         {
             return null; // cannot name a point (and must not name a path)
         }
         foreach (var g in GroupIds())
         {
-            var path = _layout.Point(g, pointId);
-            if (File.Exists(path))
+            if (Beneath.FileExists(_layout.Point(g, pointId)))
             {
-                return Json.Read<PointDocument>(path);
+                return ReadPoint(g, pointId);
             }
         }
         return null;
-    }
-
-    internal List<PointDocument> LoadPoints(string groupId)
-    {
-        var dir = _layout.Points(groupId);
-        if (!System.IO.Directory.Exists(dir))
-        {
-            return [];
-        }
-        return System.IO.Directory.EnumerateFiles(dir, "*.json")
-            .Where(p => !Path.GetFileName(p).StartsWith('.'))
-            .Select(Json.Read<PointDocument>)
-            .OrderBy(p => p.Sequence).ToList();
     }
 
     /// <summary>The versions of one file, oldest first: the last one is the mirror.</summary>
@@ -271,5 +269,9 @@ public sealed partial class BackupRepository : IDisposable
         };
     }
 
-    public void Dispose() => Hasher.Dispose();
+    public void Dispose()
+    {
+        Hasher.Dispose();
+        Beneath.Dispose();
+    }
 }

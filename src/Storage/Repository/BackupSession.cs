@@ -54,7 +54,7 @@ public sealed class BackupSession : IDisposable
         Func<long, CancellationToken, ValueTask>? readThrottle = null)
     {
         EnsureOpen();
-        Names.Validate(fileKey, nameof(fileKey));
+        Names.Validate(NameKind.FileKey, fileKey, nameof(fileKey));
         ArgumentNullException.ThrowIfNull(info);
         if (_added.ContainsKey(fileKey))
         {
@@ -67,13 +67,13 @@ public sealed class BackupSession : IDisposable
         var hadMirror = previous is not null;
         var fileDir = L.File(_groupId, fileKey);
         var mirrorPath = L.Mirror(_groupId, fileKey);
-        if (hadMirror && !File.Exists(mirrorPath))
+        if (hadMirror && !_repo.Beneath.FileExists(mirrorPath))
         {
             throw new RepositoryCorruptException($"{mirrorPath} is missing although restore points reference version {previous!.VersionId} of '{fileKey}'");
         }
-        if (!hadMirror && Directory.Exists(fileDir))
+        if (!hadMirror)
         {
-            Directory.Delete(fileDir, recursive: true); // leftovers of a never-committed backup
+            _repo.Beneath.DeleteTree(fileDir); // leftovers of a never-committed backup
         }
         var blockSize = previous?.BlockSize ?? _repo.BlockSize;
         BlockHasher.ValidateBlockSize(blockSize);
@@ -103,15 +103,15 @@ public sealed class BackupSession : IDisposable
     {
         var hasher = _repo.Hasher;
         var fileDir = L.File(_groupId, fileKey);
-        Durable.CreateDirectory(fileDir);
+        _repo.Beneath.CreateDirectory(fileDir);
         Signature? oldSig = null;
         if (previous is not null)
         {
-            using var sigStream = new FileStream(L.Signature(_groupId, fileKey), FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            using var sigStream = _repo.Beneath.OpenRead(L.Signature(_groupId, fileKey), 1 << 16);
             oldSig = SignatureFormat.Read(sigStream, hasher.KeyId);
         }
 
-        using var mirror = File.OpenHandle(L.Mirror(_groupId, fileKey), previous is null ? FileMode.CreateNew : FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+        using var mirror = _repo.Beneath.OpenFile(L.Mirror(_groupId, fileKey), previous is null ? FileMode.CreateNew : FileMode.Open, FileAccess.ReadWrite);
         var mirrorFile = new HandleFile(mirror);
         if (oldSig is not null && oldSig.Length != mirrorFile.Length)
         {
@@ -124,21 +124,21 @@ public sealed class BackupSession : IDisposable
         {
             if (previous is not null)
             {
-                Durable.CreateDirectory(L.UndoDirectory(_groupId, fileKey));
-                undoStream = new FileStream(L.Undo(_groupId, fileKey, previous.VersionId), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 20);
+                _repo.Beneath.CreateDirectory(L.UndoDirectory(_groupId, fileKey));
+                undoStream = _repo.Beneath.OpenStream(L.Undo(_groupId, fileKey, previous.VersionId), FileMode.CreateNew, FileAccess.ReadWrite);
                 var stream = undoStream;
                 undo = new UndoRecordWriter(undoStream, oldSig!.Length, () => stream.Flush(flushToDisk: true));
                 undo.Sync();
-                Native.FsyncDirectory(L.UndoDirectory(_groupId, fileKey));
+                _repo.Beneath.FsyncDirectory(L.UndoDirectory(_groupId, fileKey));
                 Fault("undo-created");
                 patcher = new InPlacePatcher(mirrorFile, undo, undoStream, _repo.BatchBytes, () => Fault("undo-synced"));
             }
             else
             {
-                Native.FsyncDirectory(fileDir);
+                _repo.Beneath.FsyncDirectory(fileDir);
             }
             var scrub = oldSig is null ? null : new MirrorScrub(mirrorFile, oldSig, hasher, _sequence, _repo.ScrubCycle,
-                DamageList.Read(L, _groupId, fileKey, blockSize, oldSig.BlockCount), SourceScan.MaxChunkBytes(blockSize));
+                DamageList.Read(_repo.Beneath, L, _groupId, fileKey, blockSize, oldSig.BlockCount), SourceScan.MaxChunkBytes(blockSize));
             var unchangedBlocks = new bool[SourceScan.MaxChunkBytes(blockSize) / blockSize];
 
             var builder = new SignatureBuilder(blockSize, hasher.KeyId, expectedBlocks: Signature.BlockCountFor(length, blockSize));
@@ -219,13 +219,13 @@ public sealed class BackupSession : IDisposable
             var signature = builder.Build();
             var pendingSig = L.PendingSignature(_groupId, fileKey, PointId);
             long sigBytes;
-            using (var sigOut = new FileStream(pendingSig, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+            using (var sigOut = _repo.Beneath.OpenStream(pendingSig, FileMode.Create, FileAccess.Write, 1 << 16))
             {
                 SignatureFormat.Write(signature, sigOut);
                 sigOut.Flush(flushToDisk: true);
                 sigBytes = sigOut.Length;
             }
-            Native.FsyncDirectory(fileDir);
+            _repo.Beneath.FsyncDirectory(fileDir);
             Fault("signature-written");
 
             var undoBytes = undo?.BytesWritten ?? 0;
@@ -235,8 +235,8 @@ public sealed class BackupSession : IDisposable
             if (unchanged)
             {
                 // Same content as the previous version: keep referring to it, keep no empty undo record.
-                Durable.Delete(L.Undo(_groupId, fileKey, previous!.VersionId));
-                Durable.Delete(pendingSig);
+                _repo.Beneath.Delete(L.Undo(_groupId, fileKey, previous!.VersionId));
+                _repo.Beneath.Delete(pendingSig);
                 mirrorBytes = undoBytes = sigBytes = 0;
             }
             return new PointFileDocument(
@@ -261,7 +261,7 @@ public sealed class BackupSession : IDisposable
     {
         var damaged = scrub.Healed.Concat(scrub.Superseded).ToList();
         var points = damaged.Count == 0 ? [] : _repo.LoadPoints(_groupId);
-        var reach = DamageReach.PointsReadingMirror(L, _groupId, fileKey, points, BackupRepository.VersionChain(points, fileKey), damaged, blockSize);
+        var reach = DamageReach.PointsReadingMirror(_repo.Beneath, L, _groupId, fileKey, points, BackupRepository.VersionChain(points, fileKey), damaged, blockSize);
         return new ScrubReport(scrub.BlocksChecked, scrub.Healed, scrub.Superseded, reach);
     }
 
@@ -269,7 +269,7 @@ public sealed class BackupSession : IDisposable
     public void AttachMetadata(string name, string content)
     {
         EnsureOpen();
-        Names.Validate(name, nameof(name));
+        Names.Validate(NameKind.MetadataName, name, nameof(name));
         ArgumentNullException.ThrowIfNull(content);
         _metadata[name] = content;
     }
@@ -293,12 +293,12 @@ public sealed class BackupSession : IDisposable
         try
         {
             Fault("before-manifest");
-            Durable.WriteFile(L.Point(_groupId, PointId), Json.Serialize(doc));
+            _repo.Documents.Write(L.Point(_groupId, PointId), doc);
             _committed = true; // the restore point exists from here on
             Fault("manifest-written");
             foreach (var key in _scrubs.Keys)
             {
-                DamageList.Clear(L, _groupId, key); // every listed block was re-checked; a crash before this only repeats the checks
+                DamageList.Clear(_repo.Beneath, L, _groupId, key); // every listed block was re-checked; a crash before this only repeats the checks
             }
             if (_journalWritten)
             {
@@ -317,7 +317,7 @@ public sealed class BackupSession : IDisposable
 
     private void WriteJournal()
     {
-        Durable.WriteFile(L.Journal(_groupId), Json.Serialize(_journal));
+        _repo.Documents.Write(L.Journal(_groupId), _journal);
         _journalWritten = true;
     }
 
@@ -357,7 +357,7 @@ public sealed class BackupSession : IDisposable
         try
         {
             // A simulated crash leaves everything as a dead process would; the next Open recovers it.
-            if (!_crashed && _journalWritten && File.Exists(L.Journal(_groupId)))
+            if (!_crashed && _journalWritten && _repo.Beneath.FileExists(L.Journal(_groupId)))
             {
                 _repo.Recover(_groupId);
             }

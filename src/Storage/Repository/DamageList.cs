@@ -18,36 +18,36 @@ internal static class DamageList
     public static string PathOf(RepositoryLayout layout, string groupId, string fileKey) => Path.Combine(layout.File(groupId, fileKey), "damage.json");
 
     /// <summary>Records the bad blocks of the mirror of <paramref name="versionId"/>, durably (replacing an older list).</summary>
-    public static void Write(RepositoryLayout layout, string groupId, string fileKey, string versionId, int blockSize, IReadOnlyCollection<long> blocks)
+    public static void Write(RepositoryDirectory beneath, RepositoryLayout layout, string groupId, string fileKey, string versionId, int blockSize, IReadOnlyCollection<long> blocks)
     {
         var doc = new DamageDocument(1, versionId, blockSize, DateTimeOffset.UtcNow, [.. blocks.Order().Take(MaxBlocks)]);
-        Durable.WriteFile(PathOf(layout, groupId, fileKey), JsonSerializer.SerializeToUtf8Bytes(doc, DamageJsonContext.Default.DamageDocument));
+        beneath.WriteFile(PathOf(layout, groupId, fileKey), JsonSerializer.SerializeToUtf8Bytes(doc, DamageJsonContext.Default.DamageDocument));
     }
 
     /// <summary>The listed blocks for a mirror of <paramref name="blockSize"/>; empty when there is no usable list.</summary>
-    public static IReadOnlyList<long> Read(RepositoryLayout layout, string groupId, string fileKey, int blockSize, long blockCount)
+    public static IReadOnlyList<long> Read(RepositoryDirectory beneath, RepositoryLayout layout, string groupId, string fileKey, int blockSize, long blockCount)
     {
         var path = PathOf(layout, groupId, fileKey);
         try
         {
-            var info = new FileInfo(path);
-            if (!info.Exists || info.Length > MaxFileBytes || info.LinkTarget is not null)
+            if (!beneath.FileExists(path))
             {
                 return [];
             }
-            var doc = JsonSerializer.Deserialize(File.ReadAllBytes(path), DamageJsonContext.Default.DamageDocument);
+            var doc = JsonSerializer.Deserialize(beneath.ReadAll(path, MaxFileBytes), DamageJsonContext.Default.DamageDocument);
             return doc is { Version: 1, Blocks: not null } && doc.BlockSize == blockSize
                 ? doc.Blocks.Where(b => b >= 0 && b < blockCount).Distinct().Order().ToList()
                 : [];
         }
-        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException or RepositoryCorruptException)
         {
             return []; // damaged or unreadable: the sample still covers every block over a cycle
         }
     }
 
     /// <summary>After a committed backup re-checked every listed block.</summary>
-    public static void Clear(RepositoryLayout layout, string groupId, string fileKey) => Durable.Delete(PathOf(layout, groupId, fileKey));
+    public static void Clear(RepositoryDirectory beneath, RepositoryLayout layout, string groupId, string fileKey) =>
+        beneath.Delete(PathOf(layout, groupId, fileKey));
 }
 
 internal sealed record DamageDocument(int Version, string VersionId, int BlockSize, DateTimeOffset RecordedAt, List<long>? Blocks);

@@ -12,7 +12,7 @@ internal static class DamageReach
 {
     /// <summary>Point ids, oldest first, whose version of the file read at least one of <paramref name="blocks"/> from the mirror.</summary>
     public static IReadOnlyList<string> PointsReadingMirror(
-        RepositoryLayout layout, string groupId, string fileKey, IReadOnlyList<PointDocument> points, IReadOnlyList<PointFileDocument> chain,
+        RepositoryDirectory beneath, RepositoryLayout layout, string groupId, string fileKey, IReadOnlyList<PointDocument> points, IReadOnlyList<PointFileDocument> chain,
         IReadOnlyCollection<long> blocks, int blockSize)
     {
         if (blocks.Count == 0 || chain.Count == 0)
@@ -24,7 +24,7 @@ internal static class DamageReach
         var oldestReading = pending.ToDictionary(b => b, _ => 0);
         for (var k = chain.Count - 2; k >= 0 && pending.Count > 0; k--)
         {
-            var covered = Coverage(layout.Undo(groupId, fileKey, chain[k].VersionId));
+            var covered = Coverage(beneath, layout.Undo(groupId, fileKey, chain[k].VersionId));
             var still = new List<long>();
             foreach (var b in pending)
             {
@@ -46,11 +46,11 @@ internal static class DamageReach
     }
 
     /// <summary>The byte ranges a record restores, merged and clipped to its target length; null if it cannot be read (then it covers nothing).</summary>
-    private static List<(long Start, long End)>? Coverage(string undoPath)
+    private static List<(long Start, long End)>? Coverage(RepositoryDirectory beneath, string undoPath)
     {
         try
         {
-            using var stream = new FileStream(undoPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            using var stream = beneath.OpenRead(undoPath, 1 << 16);
             using var reader = new UndoRecordReader(stream);
             var ranges = new List<(long Start, long End)>();
             void Add(long start, long end)
@@ -72,7 +72,7 @@ internal static class DamageReach
             Add(reader.TargetLength, long.MaxValue);
             return ranges;
         }
-        catch (Exception e) when (e is IOException or CorruptDataException)
+        catch (Exception e) when (e is IOException or CorruptDataException or RepositoryCorruptException)
         {
             return null;
         }

@@ -34,10 +34,10 @@ internal sealed partial class GroupLock : IDisposable
     private static partial int Flock(SafeFileHandle fd, int operation);
 
     /// <summary>A reader's lock: shared with other readers, refused at once while a writer holds the group.</summary>
-    public static GroupLock Shared(string groupDirectory, string purpose)
+    public static GroupLock Shared(RepositoryDirectory beneath, string groupDirectory, string purpose)
     {
         var busy = $"{groupDirectory} is being updated by a backup or deletion ({purpose} refused; try again when it ends)";
-        var handle = Open(groupDirectory, "lock", busy);
+        var handle = Open(beneath, groupDirectory, "lock");
         if (!TryFlock(handle, LockShared))
         {
             handle.Dispose();
@@ -50,10 +50,10 @@ internal sealed partial class GroupLock : IDisposable
     /// A writer's lock. Refused at once if another writer holds the group; otherwise waits up to <paramref name="readerWait"/>
     /// for restores and verifies of the group to end, and is refused (nothing changed) if they do not.
     /// </summary>
-    public static GroupLock Exclusive(string groupDirectory, string purpose, TimeSpan readerWait, CancellationToken ct = default)
+    public static GroupLock Exclusive(RepositoryDirectory beneath, string groupDirectory, string purpose, TimeSpan readerWait, CancellationToken ct = default)
     {
         var busy = $"{groupDirectory} is in use by another backup, deletion or recovery ({purpose} refused; try again when it ends)";
-        var writer = Open(groupDirectory, "writer.lock", busy);
+        var writer = Open(beneath, groupDirectory, "writer.lock");
         SafeFileHandle? handle = null;
         try
         {
@@ -61,7 +61,7 @@ internal sealed partial class GroupLock : IDisposable
             {
                 throw new RepositoryBusyException(busy);
             }
-            handle = Open(groupDirectory, "lock", busy);
+            handle = Open(beneath, groupDirectory, "lock");
             var clock = Stopwatch.StartNew();
             while (!TryFlock(handle, LockExclusive))
             {
@@ -84,20 +84,9 @@ internal sealed partial class GroupLock : IDisposable
         }
     }
 
-    /// <summary><paramref name="busy"/>: the message when the file is held exclusively (then .NET's own shared flock at open fails).</summary>
-    private static SafeFileHandle Open(string groupDirectory, string name, string busy)
-    {
-        var path = Path.Combine(groupDirectory, name);
-        try
-        {
-            // FileShare.ReadWrite: .NET's own advisory lock stays shared; ours decides.
-            return File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite);
-        }
-        catch (IOException e) when (File.Exists(path))
-        {
-            throw new RepositoryBusyException(busy, e);
-        }
-    }
+    /// <summary>Opened beneath the repository root, never through a link (our raw open takes no lock of its own: the flocks decide).</summary>
+    private static SafeFileHandle Open(RepositoryDirectory beneath, string groupDirectory, string name) =>
+        beneath.OpenFile(Path.Combine(groupDirectory, name), FileMode.OpenOrCreate, FileAccess.ReadWrite);
 
     private static bool TryFlock(SafeFileHandle handle, int mode)
     {

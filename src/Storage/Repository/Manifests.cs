@@ -9,11 +9,12 @@ internal static class Json
 {
     public static byte[] Serialize<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, Info<T>());
 
-    public static T Read<T>(string path)
+    /// <summary>The document <paramref name="content"/> read from <paramref name="path"/> (named in errors).</summary>
+    public static T Parse<T>(string path, byte[] content)
     {
         try
         {
-            return JsonSerializer.Deserialize(File.ReadAllBytes(path), Info<T>())
+            return JsonSerializer.Deserialize(content, Info<T>())
                 ?? throw new RepositoryCorruptException($"{path}: empty document");
         }
         catch (JsonException e)
@@ -39,13 +40,33 @@ internal sealed partial class RepositoryJsonContext : JsonSerializerContext
 }
 
 internal sealed record RepositoryDocument(string Format, int Version, DateTimeOffset CreatedAt, string KeyFile, string HashAlgorithm, int DefaultBlockSize)
+    : IRepositoryDocument<RepositoryDocument>
 {
     public const string FormatName = "backupd-repository";
-    public const int CurrentVersion = 1;
+
+    /// <summary>2: every document carries a MAC. Version 1 (none) is upgraded at the first open.</summary>
+    public const int CurrentVersion = 2;
+    public const int UnauthenticatedVersion = 1;
     public const string BlockHashAlgorithm = "aes256-gmac-128";
+
+    public string? Mac { get; init; }
+
+    public RepositoryDocument WithMac(string? mac) => this with { Mac = mac };
+
+    public void CheckNames(string path)
+    {
+        // Names nothing: the key file is always REPO/key (keyFile is informational).
+    }
 }
 
-internal sealed record GroupDocument(string GroupId, string GroupName);
+internal sealed record GroupDocument(string GroupId, string GroupName) : IRepositoryDocument<GroupDocument>
+{
+    public string? Mac { get; init; }
+
+    public GroupDocument WithMac(string? mac) => this with { Mac = mac };
+
+    public void CheckNames(string path) => Names.Require(NameKind.GroupId, GroupId, path, "groupId");
+}
 
 internal sealed record PointFileDocument(
     string FileKey, string VersionId, long VersionSequence, string SourcePath, string Format, string? BackingFile,
@@ -66,8 +87,31 @@ internal sealed record PointFileDocument(
 
 internal sealed record PointDocument(
     int Version, string PointId, string GroupId, string GroupName, long Sequence, DateTimeOffset CreatedAt,
-    List<PointFileDocument> Files, Dictionary<string, string> Metadata)
+    List<PointFileDocument> Files, Dictionary<string, string> Metadata) : IRepositoryDocument<PointDocument>
 {
+    public string? Mac { get; init; }
+
+    public PointDocument WithMac(string? mac) => this with { Mac = mac };
+
+    public void CheckNames(string path)
+    {
+        Names.Require(NameKind.PointId, PointId, path, "pointId");
+        Names.Require(NameKind.GroupId, GroupId, path, "groupId");
+        if (Files is null || Metadata is null)
+        {
+            throw new RepositoryCorruptException($"{path}: field '{(Files is null ? "files" : "metadata")}' is missing; the document is refused (nothing was changed)");
+        }
+        for (var i = 0; i < Files.Count; i++)
+        {
+            Names.Require(NameKind.FileKey, Files[i]?.FileKey, path, $"files[{i}].fileKey");
+            Names.Require(NameKind.PointId, Files[i].VersionId, path, $"files[{i}].versionId");
+        }
+        foreach (var name in Metadata.Keys)
+        {
+            Names.Require(NameKind.MetadataName, name, path, $"metadata key '{name}'");
+        }
+    }
+
     public RestorePointInfo ToInfo() =>
         new(PointId, GroupId, GroupName, CreatedAt, Files.Select(f => f.ToInfo()).ToList(), new Dictionary<string, string>(Metadata))
         {
@@ -89,7 +133,43 @@ internal sealed record JournalRollback(string FileKey, string UndoName, string D
 
 /// <summary>The in-progress update of a group; present only while an update runs (or after a crash).</summary>
 internal sealed record JournalDocument(string Operation, string PointId, List<JournalFile> Files, List<JournalMerge> Merges, List<JournalRollback>? Rollbacks = null)
+    : IRepositoryDocument<JournalDocument>
 {
     public const string Backup = "backup";
     public const string Delete = "delete";
+
+    public string? Mac { get; init; }
+
+    public JournalDocument WithMac(string? mac) => this with { Mac = mac };
+
+    public void CheckNames(string path)
+    {
+        Names.Require(NameKind.PointId, PointId, path, "pointId");
+        if (Files is null || Merges is null)
+        {
+            throw new RepositoryCorruptException($"{path}: field '{(Files is null ? "files" : "merges")}' is missing; the document is refused (nothing was changed)");
+        }
+        for (var i = 0; i < Files.Count; i++)
+        {
+            Names.Require(NameKind.FileKey, Files[i]?.FileKey, path, $"files[{i}].fileKey");
+            if (Files[i].UndoName is not null)
+            {
+                Names.Require(NameKind.PointId, Files[i].UndoName, path, $"files[{i}].undoName");
+            }
+        }
+        for (var i = 0; i < Merges.Count; i++)
+        {
+            Names.Require(NameKind.FileKey, Merges[i]?.FileKey, path, $"merges[{i}].fileKey");
+            Names.Require(NameKind.PointId, Merges[i].Remove, path, $"merges[{i}].remove");
+            if (Merges[i].MergeInto is not null)
+            {
+                Names.Require(NameKind.PointId, Merges[i].MergeInto, path, $"merges[{i}].mergeInto");
+            }
+        }
+        for (var i = 0; i < (Rollbacks?.Count ?? 0); i++)
+        {
+            Names.Require(NameKind.FileKey, Rollbacks![i]?.FileKey, path, $"rollbacks[{i}].fileKey");
+            Names.Require(NameKind.PointId, Rollbacks[i].UndoName, path, $"rollbacks[{i}].undoName");
+        }
+    }
 }

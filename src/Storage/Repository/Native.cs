@@ -4,7 +4,7 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Backupd.Storage.Repository;
 
-/// <summary>The few Linux calls .NET does not expose: SEEK_DATA/SEEK_HOLE, hole punching, directory fsync, block device type and size.</summary>
+/// <summary>The few Linux calls .NET does not expose: SEEK_DATA/SEEK_HOLE, hole punching, block device type and size (directory access: RepositoryDirectory).</summary>
 internal static partial class Native
 {
     private const int SeekData = 3;
@@ -12,8 +12,6 @@ internal static partial class Native
     private const int FallocKeepSize = 0x01;
     private const int FallocPunchHole = 0x02;
     private const int ENXIO = 6;
-    private const int OpenReadOnly = 0;
-    private const int OpenDirectory = 0x10000;
     private const int AtEmptyPath = 0x1000;
     private const uint StatxType = 0x1;
     private const int StatxModeOffset = 28; // struct statx: u32 mask, u32 blksize, u64 attributes, u32 nlink, uid, gid; u16 mode
@@ -27,15 +25,6 @@ internal static partial class Native
 
     [LibraryImport("libc", EntryPoint = "fallocate64", SetLastError = true)]
     private static partial int FAllocate(SafeFileHandle fd, int mode, long offset, long length);
-
-    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Open(string path, int flags);
-
-    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
-    private static partial int FSync(int fd);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
 
     // statx rather than fstat: its struct has the same layout on every architecture.
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
@@ -71,7 +60,6 @@ internal static partial class Native
         return checked((long)size);
     }
 
-
     /// <summary>Next offset ≥ <paramref name="from"/> holding data, or -1 when only a hole follows.</summary>
     public static long NextData(SafeFileHandle file, long from)
     {
@@ -102,25 +90,4 @@ internal static partial class Native
     /// <summary>Deallocates a range (reads as zeros). False when the file system cannot punch holes.</summary>
     public static bool PunchHole(SafeFileHandle file, long offset, long length) =>
         FAllocate(file, FallocPunchHole | FallocKeepSize, offset, length) == 0;
-
-    /// <summary>Makes a directory's entries (created, renamed, removed files) durable.</summary>
-    public static void FsyncDirectory(string path)
-    {
-        var fd = Open(path, OpenReadOnly | OpenDirectory);
-        if (fd < 0)
-        {
-            throw new IOException($"cannot open directory {path} to fsync it: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
-        }
-        try
-        {
-            if (FSync(fd) != 0)
-            {
-                throw new IOException($"fsync of directory {path} failed: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
-            }
-        }
-        finally
-        {
-            _ = Close(fd);
-        }
-    }
 }

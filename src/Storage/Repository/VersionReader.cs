@@ -17,17 +17,18 @@ internal sealed class VersionReader : IDisposable
     private long _dataStart = -1;
     private long _dataEnd = -1;
 
+    /// <param name="beneath">The repository's files (no links followed).</param>
     /// <param name="mirrorPath">The newest version.</param>
     /// <param name="undoPathsNewestFirst">Undo records to apply: the newest one first, the wanted version's own last.</param>
-    public VersionReader(string mirrorPath, IReadOnlyList<string> undoPathsNewestFirst)
+    public VersionReader(RepositoryDirectory beneath, string mirrorPath, IReadOnlyList<string> undoPathsNewestFirst)
     {
-        _mirror = File.OpenHandle(mirrorPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        _mirror = beneath.OpenFile(mirrorPath, FileMode.Open, FileAccess.Read);
         _mirrorLength = RandomAccess.GetLength(_mirror);
         try
         {
             foreach (var path in undoPathsNewestFirst)
             {
-                _cursors.Add(new Cursor(path));
+                _cursors.Add(new Cursor(beneath, path));
             }
         }
         catch
@@ -163,9 +164,9 @@ internal sealed class VersionReader : IDisposable
         private UndoEntry _current;
         private bool _has;
 
-        public Cursor(string path)
+        public Cursor(RepositoryDirectory beneath, string path)
         {
-            _stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            _stream = beneath.OpenRead(path, 1 << 16);
             try
             {
                 Reader = new UndoRecordReader(_stream);

@@ -4,7 +4,7 @@ using Backupd.Storage.Repository;
 namespace Backupd.Daemon.Tests.Cli;
 
 /// <summary>Runs the real `backupd` binary (as a child process) against a temporary repository.</summary>
-public sealed class RepositoryCommandsTests : IDisposable
+public sealed partial class RepositoryCommandsTests : IDisposable
 {
     private readonly string _root = Path.Combine(Path.GetTempPath(), $"bkd-test-{Guid.NewGuid().ToString("N")[..8]}");
 

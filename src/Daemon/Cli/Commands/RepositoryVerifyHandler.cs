@@ -27,10 +27,17 @@ internal static class RepositoryVerifyHandler
         }
         using var repo = BackupRepository.Open(dir.FullName);
         var pointId = parse.GetValue(Point);
-        var points = repo.ListPoints();
-        var total = pointId is null
-            ? points.SelectMany(p => p.Files.Select(f => (p.GroupId, f.FileKey, f.VersionId, f.FileSize))).Distinct().Sum(x => x.FileSize)
-            : repo.FindPoint(pointId)?.Files.Sum(f => f.FileSize) ?? 0;
+        long total;
+        try
+        {
+            total = pointId is null
+                ? repo.ListPoints().SelectMany(p => p.Files.Select(f => (p.GroupId, f.FileKey, f.VersionId, f.FileSize))).Distinct().Sum(x => x.FileSize)
+                : repo.FindPoint(pointId)?.Files.Sum(f => f.FileSize) ?? 0;
+        }
+        catch (RepositoryCorruptException)
+        {
+            total = 0; // only the progress bar's total: the verification below reports the refused document
+        }
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var report = await RepositoryCli.WithProgressAsync("verify", total, json, progress => repo.VerifyAsync(null, pointId, progress, ct));
         if (json)
