@@ -11,7 +11,7 @@ internal static class FileBackupHandler
     public static readonly Option<FileInfo?> File = new("--file") { Description = "File to back up (a disk image or any file)" };
     public static readonly Option<int?> BlockSize = new("--block-size")
     {
-        Description = "Block size in bytes for a file's first backup: a power of two from 4096 to 4194304 (default 65536)",
+        Description = $"Block size in bytes for a file's first backup: {Storage.Delta.BlockHasher.BlockSizeRange} (default 65536)",
     };
 
     public static void AddOptions(Command command)
