@@ -26,7 +26,7 @@ public static class CliErrors
         ConfigException c => new(ExitCodes.UsageOrConfig, "config", c.Message),
         BackupRefusedException r => new(LiveBackupHandler.ExitFor(r.Kind), Kebab(r.Kind), r.Message),
         DomainBusyException b => new(ExitCodes.Busy, "busy", b.Message),
-        DomainNotFoundException n => new(ExitCodes.NotFound, "not-found", n.Message),
+        DomainNotFoundException n => new(ExitCodes.NotFound, "domain-not-found", n.Message),
         CatalogException c => new(ExitCodes.Failed, "catalog", c.Message),
         Restore.RestoreException r => new(r.ExitCode, KindFor(r.ExitCode), r.Message),
         BackupFailedException f => f.NeedsAttention ? new(ExitCodes.NeedsAttention, "needs-attention", f.Message) : new(ExitCodes.Failed, "failed", f.Message),
