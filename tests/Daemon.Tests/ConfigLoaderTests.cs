@@ -101,6 +101,42 @@ public sealed class ConfigLoaderTests
         }
     }
 
+    [Theory]
+    [InlineData("Host=remote;Password=s3cret\n", "Host=remote;Password=s3cret")]
+    // systemd/backupd.service passes one newline (SetCredential=) when /etc/backupd/catalog.conn is missing.
+    [InlineData("\n", "Host=/run/postgresql;Database=backupd")]
+    [InlineData(null, "Host=/run/postgresql;Database=backupd")]
+    public void A_systemd_credential_wins_unless_it_is_blank_or_missing(string? credential, string expected)
+    {
+        var dir = Directory.CreateTempSubdirectory("bkd-cred-").FullName;
+        try
+        {
+            if (credential is not null) File.WriteAllText(Path.Combine(dir, ConfigLoader.CatalogCredentialName), credential);
+            var config = ConfigLoader.Parse(Minimal, "/etc/backupd/backupd.yaml", dir);
+            Assert.Equal(expected, config.CatalogConnectionString);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void A_blank_credential_and_no_connection_in_the_file_is_the_usual_missing_key_error()
+    {
+        var dir = Directory.CreateTempSubdirectory("bkd-cred-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, ConfigLoader.CatalogCredentialName), "\n");
+            var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse("state-directory: s\npolicies-directory: p", "/c.yaml", dir));
+            Assert.Contains("/c.yaml: missing required key 'catalog-connection'", e.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Fact]
     public void Deep_nesting_is_a_positioned_error_not_a_stack_overflow()
     {

@@ -50,6 +50,41 @@ public class ConfigExamplesTests
     }
 
     [Theory]
+    [InlineData("2KiB")]
+    [InlineData("4KiB")]
+    [InlineData("4096")]
+    [InlineData("'4096'")]
+    [InlineData("100KiB")]
+    [InlineData("1MiB")]
+    [InlineData("1024K")]
+    [InlineData("4MiB")]
+    [InlineData("4194304")]
+    [InlineData("8MiB")]
+    [InlineData("64MiB")]
+    [InlineData("67108864")]
+    public void Schema_loader_and_repository_accept_the_same_block_sizes(string value)
+    {
+        var text = $"name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\nblock-size: {value}\n";
+        Assert.True(Units.TryParseSize(value.Trim('\''), out var bytes));
+        var repositoryAccepts = Backupd.Storage.Delta.BlockHasher.IsValidBlockSize(bytes);
+
+        var loaded = PolicyLoader.ParseText(text, "p.yaml");
+        Assert.Equal(repositoryAccepts, loaded.IsValid);
+        if (repositoryAccepts) Assert.Equal(bytes, loaded.Policies[0].BlockSize);
+        Assert.Equal(repositoryAccepts, SchemaErrors(YamlJson.Convert(text)[0]).Count == 0);
+    }
+
+    [Fact]
+    public void The_schema_lists_exactly_the_repository_block_sizes()
+    {
+        var schema = JsonNode.Parse(File.ReadAllText(Path.Combine(ConfigDir, "policy.schema.json")))!;
+        var listed = schema["$defs"]!["policy"]!["properties"]!["block-size"]!["oneOf"]![0]!["enum"]!.AsArray().Select(n => n!.GetValue<long>()).ToList();
+        var expected = new List<long>();
+        for (long b = Backupd.Storage.Delta.BlockHasher.MinBlockSize; b <= Backupd.Storage.Delta.BlockHasher.MaxBlockSize; b *= 2) expected.Add(b);
+        Assert.Equal(expected, listed);
+    }
+
+    [Theory]
     [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\ncolour: red\n")]
     [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\nretention: {keep-daily: -1}\n")]
     [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\nquiesce: always\n")]

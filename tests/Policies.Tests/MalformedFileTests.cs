@@ -156,10 +156,10 @@ public class MalformedFileTests
                 "5:10: 'quiesce' expects one of: required, preferred, off; got 'always'",
             ],
             ["block size not a power of two"] = [
-                "5:13: 'block-size' expects a power of two from 4KiB to 64MiB (e.g. 64KiB, 1MiB), got '100KiB'",
+                "5:13: 'block-size' expects a power of two from 4KiB to 4MiB (e.g. 64KiB, 1MiB), got '100KiB'",
             ],
             ["block size too small"] = [
-                "5:13: 'block-size' expects a power of two from 4KiB to 64MiB (e.g. 64KiB, 1MiB), got '1KiB'",
+                "5:13: 'block-size' expects a power of two from 4KiB to 4MiB (e.g. 64KiB, 1MiB), got '1KiB'",
             ],
             ["negative retention"] = [
                 "5:25: 'keep-daily' expects a whole number from 0 to 100000, got '-1'",

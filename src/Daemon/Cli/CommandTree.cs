@@ -13,39 +13,80 @@ public static class CommandTree
 {
     public static async Task<int> RunAsync(string[] args)
     {
+        // With --json, stdout always gets exactly one JSON object, errors included (docs/cli.md): every failure
+        // is reported here, and a command that ends non-zero without printing gets the error object for its code.
+        var (originalOut, originalError) = (Console.Out, Console.Error);
+        var stdout = new TrackingWriter(originalOut);
+        var stderr = new TrackingWriter(originalError);
+        Console.SetOut(stdout);
+        Console.SetError(stderr);
+        try
+        {
+            return await RunAsync(args, args.Contains(GlobalOptions.Json.Name), stdout, stderr);
+        }
+        finally
+        {
+            Console.SetOut(originalOut);
+            Console.SetError(originalError);
+        }
+    }
+
+    private static async Task<int> RunAsync(string[] args, bool json, TrackingWriter stdout, TrackingWriter stderr)
+    {
         var root = Build();
         var parse = root.Parse(args);
+        var name = CommandPath(parse);
         if (parse.Errors.Count > 0)
         {
             // Bad usage changes nothing and gets its own documented exit code (System.CommandLine would say 1).
             foreach (var error in parse.Errors)
                 await Console.Error.WriteLineAsync($"backupd: {error.Message}");
-            var command = parse.CommandResult.Command == root ? "" : $" {parse.CommandResult.Command.Name}";
-            await Console.Error.WriteLineAsync($"see 'backupd{command} --help'");
+            await Console.Error.WriteLineAsync($"see 'backupd{(name.Length > 0 ? " " + name : "")} --help'");
+            if (json) CliErrors.WriteJson(new CliErrors.Failure(ExitCodes.UsageOrConfig, "usage", string.Join("; ", parse.Errors.Select(e => e.Message))));
             return ExitCodes.UsageOrConfig;
         }
         try
         {
-            // Our own handler below maps configuration errors to exit code 2; anything else is a crash with a stack trace.
-            return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            // Our own handlers below; anything unclassified is a crash with a stack trace under BACKUPD_DEBUG.
+            var code = await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            if (json && code != ExitCodes.Ok && !stdout.Written)
+                CliErrors.WriteJson(new CliErrors.Failure(code, CliErrors.KindFor(code), StripPrefix(stderr.LastLine) ?? $"exit code {code}"));
+            return code;
         }
-        catch (ConfigException e)
+        catch (Exception e) when (CliErrors.Classify(e) is { } failure)
         {
-            await Console.Error.WriteLineAsync($"backupd: {e.Message}");
-            return ExitCodes.UsageOrConfig;
+            return await ReportAsync(failure, (e as Catalog.CliFailureException)?.Command ?? name, json && !stdout.Written);
         }
         catch (OperationCanceledException)
         {
-            await Console.Error.WriteLineAsync("backupd: cancelled");
-            return 130;
+            return await ReportAsync(new CliErrors.Failure(ExitCodes.Cancelled, "cancelled", "cancelled"), name, json && !stdout.Written);
         }
         catch (Exception e) when (Environment.GetEnvironmentVariable("BACKUPD_DEBUG") is null)
         {
             // One line for the operator; BACKUPD_DEBUG=1 lets the exception escape with its stack trace.
-            await Console.Error.WriteLineAsync($"backupd: error: {e.Message}");
-            return ExitCodes.Failed;
+            return await ReportAsync(new CliErrors.Failure(ExitCodes.Failed, "failed", $"error: {e.Message}"), name, json && !stdout.Written);
         }
     }
+
+    private static async Task<int> ReportAsync(CliErrors.Failure failure, string command, bool writeJson)
+    {
+        await Console.Error.WriteLineAsync($"backupd{(command.Length > 0 ? " " + command : "")}: {failure.Message}");
+        if (writeJson) CliErrors.WriteJson(failure);
+        return failure.ExitCode;
+    }
+
+    /// <summary>"backup", "catalog verify": the command as the user typed it, without the root.</summary>
+    private static string CommandPath(ParseResult parse)
+    {
+        var names = new List<string>();
+        for (var r = parse.CommandResult; r is not null && r.Parent is not null; r = r.Parent as System.CommandLine.Parsing.CommandResult)
+            names.Insert(0, r.Command.Name);
+        return string.Join(' ', names);
+    }
+
+    /// <summary>"backupd backup: no such domain" → "no such domain" (the JSON message has no prefix).</summary>
+    private static string? StripPrefix(string? line) =>
+        line is not null && line.StartsWith("backupd", StringComparison.Ordinal) && line.IndexOf(": ", StringComparison.Ordinal) is > 0 and var i ? line[(i + 2)..] : line;
 
     public static RootCommand Build()
     {

@@ -16,4 +16,6 @@ public static class ExitCodes
     public const int Damaged = 5;
     /// <summary>The run failed and left something for the operator (an overlay that could not be pivoted).</summary>
     public const int NeedsAttention = 6;
+    /// <summary>Stopped by a signal before the command had anything to report (128 + SIGINT, as shells count).</summary>
+    public const int Cancelled = 130;
 }

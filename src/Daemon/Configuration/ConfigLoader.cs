@@ -41,7 +41,11 @@ public static class ConfigLoader
         return Parse(text, path);
     }
 
-    public static DaemonConfig Parse(string text, string path)
+    public static DaemonConfig Parse(string text, string path) =>
+        Parse(text, path, Environment.GetEnvironmentVariable("CREDENTIALS_DIRECTORY"));
+
+    /// <summary><see cref="Parse(string, string)"/> with systemd's credentials directory given (null: none).</summary>
+    internal static DaemonConfig Parse(string text, string path, string? credentialsDirectory)
     {
         var errors = new List<string>();
         var values = new Dictionary<string, (string Value, YNode Start)>();
@@ -99,7 +103,7 @@ public static class ConfigLoader
         }
 
         var uri = values.TryGetValue("libvirt-uri", out var u) ? u.Value : "qemu:///system";
-        var connection = ResolveConnection(values, path, baseDir, errors);
+        var connection = ResolveConnection(values, path, baseDir, credentialsDirectory, errors);
         var state = PathValue("state-directory", required: true);
         var scratch = PathValue("scratch-directory", required: false);
         var policies = PathValue("policies-directory", required: true);
@@ -133,13 +137,13 @@ public static class ConfigLoader
     /// configuration, or the configuration itself. A file keeps the password off the command line and
     /// out of a world-readable configuration.
     /// </summary>
-    private static string? ResolveConnection(Dictionary<string, (string Value, YNode Start)> values, string path, string baseDir, List<string> errors)
+    private static string? ResolveConnection(Dictionary<string, (string Value, YNode Start)> values, string path, string baseDir, string? credentials, List<string> errors)
     {
-        var credentials = Environment.GetEnvironmentVariable("CREDENTIALS_DIRECTORY");
         if (!string.IsNullOrEmpty(credentials))
         {
+            // The unit passes a blank default when /etc/backupd/catalog.conn is missing: blank is "not given".
             var credential = Path.Combine(credentials, CatalogCredentialName);
-            if (File.Exists(credential)) return ReadSecret(credential);
+            if (File.Exists(credential) && ReadSecret(credential).Trim() is { Length: > 0 } fromCredential) return fromCredential;
         }
         var hasInline = values.TryGetValue("catalog-connection", out var inline);
         var hasFile = values.TryGetValue("catalog-connection-file", out var file);

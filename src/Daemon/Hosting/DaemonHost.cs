@@ -1,5 +1,6 @@
 using Backupd.Daemon.Configuration;
 using Backupd.Daemon.Scheduling;
+using Backupd.Daemon.Workflow;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Hosting.Systemd;
@@ -9,9 +10,6 @@ namespace Backupd.Daemon.Hosting;
 /// <summary>Builds the daemon's generic host: systemd integration (notify READY/STOPPING, journal log format) and services.</summary>
 public static class DaemonHost
 {
-    /// <summary>Longer than a policy's commit time-box (default 10 min), shorter than the unit's TimeoutStopSec.</summary>
-    public static readonly TimeSpan ShutdownTimeout = TimeSpan.FromMinutes(14);
-
     public static async Task RunAsync(DaemonConfig config, CancellationToken ct)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
@@ -29,8 +27,9 @@ public static class DaemonHost
             builder.Services.AddSingleton<IHostLifetime, SystemdLifetime>();
         }
         // A stop cancels copies but waits for every running backup to commit and pivot back. The host's
-        // default 30 s would abandon a merge-back; stay just under systemd's TimeoutStopSec=15min.
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = ShutdownTimeout);
+        // default 30 s would abandon a merge-back: the wait is the loaded policies' worst merge-back
+        // (ShutdownBudget), set here for no policies and again by SchedulingService at every (re)load.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = ShutdownBudget.For([], LiveBackupSettings.From(config).ToOptions()).Wait);
         builder.Services.AddSingleton(config);
         builder.Services.AddHostedService<CatalogStartupService>();
         builder.Services.AddHostedService<DaemonService>();

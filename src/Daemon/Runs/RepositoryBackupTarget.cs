@@ -7,8 +7,10 @@ namespace Backupd.Daemon.Runs;
 /// The workflow's <see cref="IBackupTarget"/> over the versioned repository (issue 3), remembering the
 /// <see cref="RestorePointInfo"/> each commit returned so the runner can record exactly that in the catalog.
 /// With <paramref name="copyBytesPerSecond"/>, every read of the run waits on one shared <see cref="BandwidthLimiter"/>.
+/// <paramref name="blockSize"/> (a policy's block-size) applies to files backed up for the first time; a file
+/// already in the repository keeps its own. Null: the repository's default.
 /// </summary>
-public sealed class RepositoryBackupTarget(string directory, long? copyBytesPerSecond = null) : IBackupTarget, IDisposable
+public sealed class RepositoryBackupTarget(string directory, long? copyBytesPerSecond = null, int? blockSize = null) : IBackupTarget, IDisposable
 {
     private BackupRepository? _repository;
     private readonly BandwidthLimiter? _limiter = BandwidthLimiter.Create(copyBytesPerSecond);
@@ -30,9 +32,14 @@ public sealed class RepositoryBackupTarget(string directory, long? copyBytesPerS
     {
         try
         {
-            _repository ??= BackupRepository.Open(Description);
-            _repository.ReaderWait = ReaderWait;
-            _repository.ScrubCycle = ScrubCycle;
+            if (_repository is null)
+            {
+                var repository = BackupRepository.Open(Description);
+                if (blockSize is { } size) repository.BlockSize = size;
+                repository.ReaderWait = ReaderWait;
+                repository.ScrubCycle = ScrubCycle;
+                _repository = repository;
+            }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or RepositoryException)
         {

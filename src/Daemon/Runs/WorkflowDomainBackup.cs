@@ -28,6 +28,8 @@ public sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool imag
     public IReadOnlyList<string> IncludeDisks { get; init; } = [];
     public IReadOnlyList<string> ExcludeDisks { get; init; } = [];
     public QuiesceMode Quiesce { get; init; } = QuiesceMode.Preferred;
+    /// <summary>Block size for files new to the repository (a policy's block-size); null: the repository's default.</summary>
+    public int? BlockSize { get; init; }
 
     /// <summary>Forwarded from the workflow (for a progress bar), besides the catalog's progress records.</summary>
     public Action<BackupProgress>? OnProgress { get; init; }
@@ -49,7 +51,7 @@ public sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool imag
         if (!recovery.AllResolved)
             throw new BackupFailedException($"'{target.Name}' is still on an overlay from an earlier run and recovery could not fix it; see `backupd recover`", needsAttention: true);
 
-        using var repository = BackupTargets.Open(repositoryDirectory, options);
+        using var repository = BackupTargets.Open(repositoryDirectory, options, BlockSize);
         progress.Report(new RunProgress("snapshot"));
         var copied = new RunProgress("copy");
         var workflow = new BackupWorkflow(hypervisor, images, repository, options, logger)

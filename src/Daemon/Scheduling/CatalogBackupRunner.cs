@@ -28,6 +28,7 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
         var workflow = new WorkflowDomainBackup(hypervisor, new QemuImg(), options, policy.Repository, loggers.CreateLogger("backupd.backup"))
         {
             IncludeDisks = DisksFor(policy, hypervisor.GetXml(info.Uuid, DomainXmlKind.Live)),
+            BlockSize = policy.BlockSize,
             Quiesce = policy.Quiesce switch
             {
                 Policies.Model.QuiesceMode.Required => Workflow.QuiesceMode.Required,

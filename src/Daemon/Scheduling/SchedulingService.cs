@@ -6,6 +6,8 @@ using Backupd.Policies.Loading;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Backupd.Daemon.Hosting;
 
 namespace Backupd.Daemon.Scheduling;
 
@@ -16,7 +18,8 @@ namespace Backupd.Daemon.Scheduling;
 /// commit and pivot, and are awaited.
 /// </summary>
 public sealed class SchedulingService(
-    DaemonConfig config, IBackupRunner runner, IDomainSource domains, ILogger<SchedulingService> logger, ISystemdNotifier? notifier = null) : BackgroundService
+    DaemonConfig config, IBackupRunner runner, IDomainSource domains, ILogger<SchedulingService> logger, ISystemdNotifier? notifier = null,
+    IOptions<HostOptions>? hostOptions = null) : BackgroundService
 {
     public static readonly TimeSpan ReloadQuiet = TimeSpan.FromMilliseconds(500);
 
@@ -109,7 +112,23 @@ public sealed class SchedulingService(
             : [];
         if (!Directory.Exists(config.PoliciesDirectory)) logger.LogWarning("policies directory {Directory} does not exist: nothing is scheduled", config.PoliciesDirectory);
         var outcome = await scheduler.ApplyAsync(files, ct);
+        ApplyShutdownBudget(outcome.Active);
         Notify($"STATUS={outcome.Active.Count} policies scheduled{(outcome.Errors.Count > 0 ? $", {outcome.Errors.Count} policy errors (see the journal)" : "")}");
+    }
+
+    /// <summary>
+    /// The host's stop waits for the worst merge-back of the policies now in force (the host reads the value
+    /// when the stop begins), and a unit stop timeout shorter than that is logged as a warning at every load.
+    /// </summary>
+    private void ApplyShutdownBudget(IReadOnlyList<Policies.Model.PolicyDefinition> active)
+    {
+        var (wait, worst) = ShutdownBudget.For(active, LiveBackupSettings.From(config).ToOptions());
+        if (hostOptions is not null) hostOptions.Value.ShutdownTimeout = wait;
+        // Only under systemd (it sets INVOCATION_ID): elsewhere there is no stop timeout to compare with.
+        if (Environment.GetEnvironmentVariable("INVOCATION_ID") is not { Length: > 0 }) return;
+        var unit = ShutdownBudget.CurrentUnit();
+        if (ShutdownBudget.Warning(wait, worst, ShutdownBudget.ReadUnitStopTimeout(unit), unit) is { } warning)
+            logger.LogWarning("{Warning}", warning);
     }
 
     private FileSystemWatcher? WatchPolicies(ReloadSignal reload)

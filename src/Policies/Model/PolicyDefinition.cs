@@ -20,7 +20,7 @@ public sealed record PolicyDefinition
     public QuiesceMode Quiesce { get; init; } = QuiesceMode.Preferred;
     /// <summary>Absolute repository directory (relative paths are resolved against the policy file's directory).</summary>
     public required string Repository { get; init; }
-    /// <summary>Delta block size in bytes: a power of two from 4 KiB to 64 MiB; default 64 KiB (the qcow2 cluster size).</summary>
+    /// <summary>Delta block size in bytes for a file's first backup (the repository's range, <see cref="Storage.Delta.BlockHasher.BlockSizeRange"/>); default 64 KiB (the qcow2 cluster size).</summary>
     public int BlockSize { get; init; } = PolicyDefaults.BlockSize;
     public RetentionRules Retention { get; init; } = RetentionRules.KeepAll;
     public VerifyOptions Verify { get; init; } = VerifyOptions.None;
@@ -40,8 +40,9 @@ public sealed record PolicyDefinition
 public static class PolicyDefaults
 {
     public const int BlockSize = 64 * 1024;
-    public const int MinBlockSize = 4 * 1024;
-    public const int MaxBlockSize = 64 * 1024 * 1024;
+    // The repository's range is the only one (a policy that passes here is never refused by the repository).
+    public const int MinBlockSize = Storage.Delta.BlockHasher.MinBlockSize;
+    public const int MaxBlockSize = Storage.Delta.BlockHasher.MaxBlockSize;
     public const int MaxParallelLimit = 64;
     public const string TimeZone = "UTC";
     public static readonly TimeSpan CopyTimeout = TimeSpan.FromHours(6);

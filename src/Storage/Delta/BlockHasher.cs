@@ -54,12 +54,26 @@ public sealed class BlockHasher : IDisposable
 
     public static bool IsZero(ReadOnlySpan<byte> block) => !block.ContainsAnyExcept((byte)0);
 
-    /// <summary>Checks a block size: a power of two from 4 KiB to 4 MiB.</summary>
+    /// <summary>
+    /// The one accepted block-size range (policies, `backup --file --block-size`, the repository, signatures).
+    /// 4 MiB at most: a block must fit one undo entry and one delta literal (both 4 MiB), and a scan window
+    /// (8 MiB) holds at least two blocks, so the scan's memory stays three 8 MiB windows.
+    /// </summary>
+    public const int MinBlockSize = 4 << 10;
+    public const int MaxBlockSize = 4 << 20;
+
+    /// <summary>The range in words, for messages: "a power of two from 4 KiB to 4 MiB".</summary>
+    public const string BlockSizeRange = "a power of two from 4 KiB (4096) to 4 MiB (4194304)";
+
+    public static bool IsValidBlockSize(long blockSize) =>
+        blockSize is >= MinBlockSize and <= MaxBlockSize && (blockSize & (blockSize - 1)) == 0;
+
+    /// <summary>Checks a block size: <see cref="BlockSizeRange"/>.</summary>
     public static void ValidateBlockSize(int blockSize)
     {
-        if (blockSize < 4096 || blockSize > 4 << 20 || (blockSize & (blockSize - 1)) != 0)
+        if (!IsValidBlockSize(blockSize))
         {
-            throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize, "block size must be a power of two from 4096 (4 KiB) to 4194304 (4 MiB)");
+            throw new ArgumentOutOfRangeException(nameof(blockSize), blockSize, $"block size must be {BlockSizeRange}");
         }
     }
 }

@@ -56,9 +56,9 @@ public static class SignatureFormat
         var algorithm = fields[20];
         var weak = (fields[21] & 1) != 0;
         var keyId = BinaryPrimitives.ReadUInt64LittleEndian(fields.AsSpan(22));
-        if (blockSize < 4096 || blockSize > 4 << 20 || (blockSize & (blockSize - 1)) != 0)
+        if (!BlockHasher.IsValidBlockSize(blockSize))
         {
-            throw new CorruptDataException(What, 16, $"block size {blockSize} is not a power of two from 4 KiB to 4 MiB");
+            throw new CorruptDataException(What, 16, $"block size {blockSize} is not {BlockHasher.BlockSizeRange}");
         }
         if (length < 0 || blockCount != Signature.BlockCountFor(length, blockSize))
         {

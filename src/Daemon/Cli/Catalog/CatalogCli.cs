@@ -45,40 +45,11 @@ public static class CatalogCli
             }
         });
 
-    /// <summary>Maps the errors every catalog command can meet to an exit code and one line on stderr (and a JSON object with --json).</summary>
-    public static async Task<int> GuardAsync(ParseResult parse, Func<Task<int>> body)
-    {
-        try
-        {
-            return await body();
-        }
-        catch (Exception e) when (Classify(e) is { } failure)
-        {
-            await Console.Error.WriteLineAsync($"backupd: {failure.Message}");
-            if (parse.GetValue(GlobalOptions.Json))
-                JsonOutput.Write(new { error = failure.Message, exitCode = failure.Code });
-            return failure.Code;
-        }
-    }
-
-    private static (int Code, string Message)? Classify(Exception e) => e switch
-    {
-        CliFailureException f => (f.ExitCode, f.Message),
-        ConfigException c => (ExitCodes.UsageOrConfig, c.Message),
-        DomainBusyException b => (ExitCodes.Busy, b.Message),
-        DomainNotFoundException n => (ExitCodes.NotFound, n.Message),
-        CatalogException c => (ExitCodes.Failed, c.Message),
-        Restore.RestoreException r => (r.ExitCode, r.Message),
-        Runs.BackupFailedException f => (f.NeedsAttention ? ExitCodes.NeedsAttention : ExitCodes.Failed, f.Message),
-        Runs.PointNotRecordedException p => (ExitCodes.Failed, p.Message),
-        Storage.Repository.RepositoryBusyException b => (ExitCodes.Busy, b.Message),
-        Storage.Repository.RestorePointNotFoundException n => (ExitCodes.NotFound, n.Message),
-        Storage.Repository.RepositoryCorruptException c => (ExitCodes.Damaged, c.Message),
-        Storage.Delta.CorruptDataException c => (ExitCodes.Damaged, c.Message),
-        Libvirt.LibvirtException l => (ExitCodes.Failed, $"libvirt: {l.Message}"),
-        NpgsqlException n => (ExitCodes.Failed, $"catalog: {n.Message} (check 'catalog-connection' in the configuration and that PostgreSQL runs; `backupd doctor`)"),
-        _ => null,
-    };
+    /// <summary>
+    /// Runs a catalog command's body. Its failures (catalog, configuration, lock, libvirt errors) go up to
+    /// <see cref="CommandTree"/>, which maps them in one place (<see cref="CliErrors"/>): exit code, stderr, JSON.
+    /// </summary>
+    public static Task<int> GuardAsync(ParseResult parse, Func<Task<int>> body) => body();
 
     private static async Task RequireMigratedAsync(CatalogStore store, CancellationToken ct)
     {

@@ -84,22 +84,47 @@ public static class BackupCommand
         command.SetAction(async (parse, ct) =>
         {
             if (parse.GetValue(Domain) is not null && FileBackupHandler.Applies(parse))
-            {
-                await Console.Error.WriteLineAsync("backupd backup: give either --domain or --file, not both");
-                return ExitCodes.UsageOrConfig;
-            }
+                throw Usage("give either --domain or --file, not both");
             if (parse.GetValue(Domain) is not null)
             {
+                RefuseOptionsOfOtherForms(parse, "--domain");
                 // Through the catalog (lock, run rows, restore point) whenever a daemon configuration exists.
                 var (useCatalog, note) = CatalogBackupHandler.Choose(parse);
                 if (useCatalog) return await CatalogBackupHandler.RunAsync(parse, ct);
                 await Console.Error.WriteLineAsync(note);
                 return await LiveBackupHandler.RunAsync(parse, ct);
             }
-            if (FileBackupHandler.Applies(parse)) return await FileBackupHandler.RunAsync(parse, ct);
-            await Console.Error.WriteLineAsync("backupd backup: say what to back up: --domain NAME --to REPOSITORY_DIR, or --file PATH --to REPOSITORY_DIR (see backupd backup --help)");
-            return ExitCodes.UsageOrConfig;
+            if (FileBackupHandler.Applies(parse))
+            {
+                RefuseOptionsOfOtherForms(parse, "--file");
+                return await FileBackupHandler.RunAsync(parse, ct);
+            }
+            throw Usage("say what to back up: --domain NAME --to REPOSITORY_DIR, or --file PATH --to REPOSITORY_DIR (see backupd backup --help)");
         });
         return command;
     }
+
+    /// <summary>
+    /// The options only one form takes, by the form's defining option (--to, --json and --config go with every
+    /// form). An option given to the other form would be silently ignored: it is refused instead (docs/cli.md).
+    /// </summary>
+    internal static IReadOnlyList<(string Form, Option[] Options)> FormOptions { get; } =
+    [
+        ("--domain", [Disk, ExcludeDisk, Quiesce, Bandwidth, CommitBandwidth, CatalogBackupHandler.NoCatalog]),
+        ("--file", [FileBackupHandler.BlockSize]),
+    ];
+
+    /// <summary>Throws a usage error naming the first option given on the command line that belongs to another form than <paramref name="form"/>.</summary>
+    internal static void RefuseOptionsOfOtherForms(ParseResult parse, string form)
+    {
+        foreach (var (owner, options) in FormOptions)
+        {
+            if (owner == form) continue;
+            // Implicit: not on the command line, only its default (--quiesce preferred).
+            if (options.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false }) is { } given)
+                throw Usage($"{given.Name} does not apply to a backup with {form}; it is an option of backup {owner}");
+        }
+    }
+
+    private static Catalog.CliFailureException Usage(string message) => new(ExitCodes.UsageOrConfig, message, "usage");
 }

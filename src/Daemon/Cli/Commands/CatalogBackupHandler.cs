@@ -106,10 +106,6 @@ internal static class CatalogBackupHandler
                     });
             }
         }
-        catch (BackupRefusedException e)
-        {
-            throw new CliFailureException(LiveBackupHandler.ExitFor(e.Kind), e.Message);
-        }
         catch (BackupFailedException e) when (workflow.LastResult is not null)
         {
             // The workflow's own result says what happened per disk: print it once (not the generic error object too).

@@ -9,9 +9,17 @@ namespace Backupd.Daemon.Cli.Commands;
 internal static class FileBackupHandler
 {
     public static readonly Option<FileInfo?> File = new("--file") { Description = "File to back up (a disk image or any file)" };
+    /// <summary>--block-size SIZE: bytes or a size like a policy's block-size (64KiB, 1MiB); null when not given.</summary>
     public static readonly Option<int?> BlockSize = new("--block-size")
     {
-        Description = "Block size in bytes for a file's first backup: a power of two from 4096 to 4194304 (default 65536)",
+        Description = $"Block size for a file's first backup (65536, 64KiB, 1MiB): {Storage.Delta.BlockHasher.BlockSizeRange}; default 64KiB",
+        HelpName = "SIZE",
+        CustomParser = r =>
+        {
+            if (Policies.Loading.Units.TryParseSize(r.Tokens[0].Value, out var bytes) && Storage.Delta.BlockHasher.IsValidBlockSize(bytes)) return (int)bytes;
+            r.AddError($"--block-size expects {Storage.Delta.BlockHasher.BlockSizeRange}, like 65536, 64KiB or 1MiB; got '{r.Tokens[0].Value}'");
+            return null;
+        },
     };
 
     public static void AddOptions(Command command)

@@ -33,62 +33,52 @@ public static class LiveBackupHandler
         using (hypervisor)
         {
             var images = new QemuImg();
-            try
+            // A refusal (BackupRefusedException) or a libvirt error goes up to CommandTree, which reports it with its kind.
+            // A run that died earlier may have left this domain on an overlay: fix that first.
+            var domain = hypervisor.FindDomain(domainName);
+            if (domain is not null)
             {
-                // A run that died earlier may have left this domain on an overlay: fix that first.
-                var domain = hypervisor.FindDomain(domainName);
-                if (domain is not null)
-                {
-                    var recovery = await new Recovery(hypervisor, images, options, logger).RecoverDomainAsync(domain.Uuid, dryRun: false, ct);
-                    if (!recovery.AllResolved)
-                        return Fail(ExitCodes.NeedsAttention, $"'{domainName}' is still on an overlay from an earlier run and recovery could not fix it; see 'backupd recover' and docs/operations.md");
-                }
+                var recovery = await new Recovery(hypervisor, images, options, logger).RecoverDomainAsync(domain.Uuid, dryRun: false, ct);
+                if (!recovery.AllResolved)
+                    return Fail(ExitCodes.NeedsAttention, $"'{domainName}' is still on an overlay from an earlier run and recovery could not fix it; see 'backupd recover' and docs/operations.md");
+            }
 
-                BackupResult result;
-                using var target = BackupTargets.Open(to, options);
-                if (!json && !Console.IsOutputRedirected)
-                {
-                    result = await AnsiConsole.Progress()
-                        .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
-                        .StartAsync(async context =>
+            BackupResult result;
+            using var target = BackupTargets.Open(to, options);
+            if (!json && !Console.IsOutputRedirected)
+            {
+                result = await AnsiConsole.Progress()
+                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
+                    .StartAsync(async context =>
+                    {
+                        var bar = context.AddTask($"backup {Markup.Escape(domainName)}", maxValue: 1);
+                        var workflow = new BackupWorkflow(hypervisor, images, target, options, logger)
                         {
-                            var bar = context.AddTask($"backup {Markup.Escape(domainName)}", maxValue: 1);
-                            var workflow = new BackupWorkflow(hypervisor, images, target, options, logger)
+                            OnProgress = p =>
                             {
-                                OnProgress = p =>
-                                {
-                                    bar.MaxValue = Math.Max(1, p.TotalBytes);
-                                    bar.Value = p.TotalBytesDone;
-                                },
-                            };
-                            var r = await workflow.RunAsync(request, ct);
-                            bar.Value = bar.MaxValue;
-                            return r;
-                        });
-                }
-                else
-                {
-                    result = await new BackupWorkflow(hypervisor, images, target, options, logger).RunAsync(request, ct);
-                }
+                                bar.MaxValue = Math.Max(1, p.TotalBytes);
+                                bar.Value = p.TotalBytesDone;
+                            },
+                        };
+                        var r = await workflow.RunAsync(request, ct);
+                        bar.Value = bar.MaxValue;
+                        return r;
+                    });
+            }
+            else
+            {
+                result = await new BackupWorkflow(hypervisor, images, target, options, logger).RunAsync(request, ct);
+            }
 
-                if (json) Console.WriteLine(JsonSerializer.Serialize(result, JsonOptions));
-                else PrintHuman(result);
-                if (result.Outcome == RunOutcome.Succeeded && signals.LateSignalNote(result.RestorePointId) is { } note) await Console.Error.WriteLineAsync(note);
-                return result.Outcome switch
-                {
-                    RunOutcome.Succeeded => ExitCodes.Ok,
-                    RunOutcome.NeedsAttention => ExitCodes.NeedsAttention,
-                    _ => ExitCodes.Failed,
-                };
-            }
-            catch (BackupRefusedException e)
+            if (json) Console.WriteLine(JsonSerializer.Serialize(result, JsonOptions));
+            else PrintHuman(result);
+            if (result.Outcome == RunOutcome.Succeeded && signals.LateSignalNote(result.RestorePointId) is { } note) await Console.Error.WriteLineAsync(note);
+            return result.Outcome switch
             {
-                return Fail(ExitFor(e.Kind), e.Message);
-            }
-            catch (LibvirtException e)
-            {
-                return Fail(ExitCodes.Failed, e.Message);
-            }
+                RunOutcome.Succeeded => ExitCodes.Ok,
+                RunOutcome.NeedsAttention => ExitCodes.NeedsAttention,
+                _ => ExitCodes.Failed,
+            };
         }
     }
 
@@ -102,11 +92,8 @@ public static class LiveBackupHandler
         _ => ExitCodes.Failed,
     };
 
-    private static int Fail(int code, string message)
-    {
-        Console.Error.WriteLine($"backupd backup: {message}");
-        return code;
-    }
+    /// <summary>Ends the command; <see cref="CommandTree"/> prints the message (and the JSON error object with --json).</summary>
+    private static int Fail(int code, string message) => throw new Catalog.CliFailureException(code, message);
 
     /// <summary>The shared JSON style, with durations as seconds (numbers scripts can compare).</summary>
     internal static readonly JsonSerializerOptions JsonOptions = new(JsonOutput.Options)

@@ -71,6 +71,10 @@ public static class PolicyCommand
         var set = PolicyLoader.LoadFiles(files);
         var after = parse.GetValue(After) ?? DateTimeOffset.UtcNow;
         var report = PolicyCheckReport.Build(set, after, defaultUri ?? "qemu:///system", ListDomains);
+        // The installed unit's stop timeout against these policies' worst merge-back (the daemon warns too, at load).
+        var (wait, worst) = Hosting.ShutdownBudget.For(set.Policies, new Workflow.WorkflowOptions { StateDirectory = "" });
+        if (Hosting.ShutdownBudget.Warning(wait, worst, Hosting.ShutdownBudget.ReadUnitStopTimeout("backupd.service"), "backupd.service") is { } warning)
+            Console.Error.WriteLine($"backupd policy check: warning: {warning}");
         if (parse.GetValue(GlobalOptions.Json)) Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(report, ReadableJson));
         else PrintText(report);
         return report.Valid ? ExitCodes.Ok : ExitCodes.UsageOrConfig;

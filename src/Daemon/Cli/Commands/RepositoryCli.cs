@@ -1,3 +1,4 @@
+using Backupd.Daemon.Cli.Catalog;
 using Backupd.Storage.Delta;
 using Backupd.Storage.Repository;
 using Spectre.Console;
@@ -12,48 +13,35 @@ internal static class RepositoryCli
 
     public static bool IsRepository(string dir) => BackupRepository.Exists(dir);
 
-    /// <summary>Runs a repository operation, turning its failures into a message on stderr and an exit code.</summary>
+    /// <summary>
+    /// Runs a repository operation; its failures become <see cref="CliFailureException"/>s with the exit code
+    /// the repository commands document, which <see cref="CommandTree"/> reports (stderr, JSON) like any other.
+    /// </summary>
     public static async Task<int> GuardAsync(string command, Func<Task<int>> action)
     {
         try
         {
             return await action();
         }
-        catch (RepositoryBusyException e)
+        catch (Exception e) when (ExitFor(e) is { } code)
         {
-            return Fail(command, e.Message, ExitCodes.Busy);
-        }
-        catch (RestorePointNotFoundException e)
-        {
-            return Fail(command, e.Message, ExitCodes.NotFound);
-        }
-        catch (RepositoryCorruptException e)
-        {
-            return Fail(command, e.Message, ExitCodes.Damaged);
-        }
-        catch (CorruptDataException e)
-        {
-            return Fail(command, e.Message, ExitCodes.Damaged);
-        }
-        catch (ArgumentException e)
-        {
-            return Fail(command, e.Message, ExitCodes.UsageOrConfig);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            return Fail(command, e.Message, ExitCodes.NotFound);
-        }
-        catch (Exception e) when (e is RepositoryException or IOException or UnauthorizedAccessException)
-        {
-            return Fail(command, e.Message, ExitCodes.Failed);
+            throw new CliFailureException(code, e.Message) { Command = command };
         }
     }
 
-    public static int Fail(string command, string message, int code)
+    private static int? ExitFor(Exception e) => e switch
     {
-        Console.Error.WriteLine($"backupd {command}: {message}");
-        return code;
-    }
+        CliFailureException => null,
+        RepositoryBusyException => ExitCodes.Busy,
+        RestorePointNotFoundException or FileNotFoundException or DirectoryNotFoundException => ExitCodes.NotFound,
+        RepositoryCorruptException or CorruptDataException => ExitCodes.Damaged,
+        ArgumentException => ExitCodes.UsageOrConfig,
+        RepositoryException or IOException or UnauthorizedAccessException => ExitCodes.Failed,
+        _ => null,
+    };
+
+    /// <summary>Ends the command with <paramref name="code"/> and <paramref name="message"/> (reported by <see cref="CommandTree"/>).</summary>
+    public static int Fail(string command, string message, int code) => throw new CliFailureException(code, message) { Command = command };
 
     /// <summary>Runs <paramref name="work"/> with a progress bar when stdout is a terminal (and not --json), plainly otherwise.</summary>
     public static async Task<T> WithProgressAsync<T>(string label, long total, bool json, Func<IProgress<long>?, Task<T>> work)
