@@ -21,6 +21,7 @@ internal sealed partial class GroupLock : IDisposable
     private const int LockNonBlocking = 4;
     private const int EWouldBlock = 11;
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan ForkGrace = TimeSpan.FromMilliseconds(250);
     private readonly SafeFileHandle _handle;
     private readonly SafeFileHandle? _writer;
 
@@ -38,7 +39,7 @@ internal sealed partial class GroupLock : IDisposable
     {
         var busy = $"{groupDirectory} is being updated by a backup or deletion ({purpose} refused; try again when it ends)";
         var handle = Open(beneath, groupDirectory, "lock");
-        if (!TryFlock(handle, LockShared))
+        if (!TryFlockBriefly(handle, LockShared))
         {
             handle.Dispose();
             throw new RepositoryBusyException(busy);
@@ -57,13 +58,13 @@ internal sealed partial class GroupLock : IDisposable
         SafeFileHandle? handle = null;
         try
         {
-            if (!TryFlock(writer, LockExclusive))
+            if (!TryFlockBriefly(writer, LockExclusive))
             {
                 throw new RepositoryBusyException(busy);
             }
             handle = Open(beneath, groupDirectory, "lock");
             var clock = Stopwatch.StartNew();
-            while (!TryFlock(handle, LockExclusive))
+            while (!TryFlockBriefly(handle, LockExclusive))
             {
                 var left = readerWait - clock.Elapsed;
                 if (left <= TimeSpan.Zero)
@@ -87,6 +88,25 @@ internal sealed partial class GroupLock : IDisposable
     /// <summary>Opened beneath the repository root, never through a link (our raw open takes no lock of its own: the flocks decide).</summary>
     private static SafeFileHandle Open(RepositoryDirectory beneath, string groupDirectory, string name) =>
         beneath.OpenFile(Path.Combine(groupDirectory, name), FileMode.OpenOrCreate, FileAccess.ReadWrite);
+
+    /// <summary>
+    /// <see cref="TryFlock"/>, tried again for a moment before it counts as held: a lock just released can stay held
+    /// by a child process another thread is starting (between its fork and exec the child shares every descriptor,
+    /// close-on-exec ones too), so "held" is only believed once it lasts longer than a process start.
+    /// </summary>
+    private static bool TryFlockBriefly(SafeFileHandle handle, int mode)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!TryFlock(handle, mode))
+        {
+            if (clock.Elapsed > ForkGrace)
+            {
+                return false;
+            }
+            Thread.Sleep(10);
+        }
+        return true;
+    }
 
     private static bool TryFlock(SafeFileHandle handle, int mode)
     {

@@ -86,7 +86,7 @@ public sealed class BackupFormOptionsTests : IDisposable
     public void The_table_names_every_option_of_backup_that_belongs_to_one_form_only()
     {
         // An option added to `backup` later must be placed in a form (or be common) for the refusal to cover it.
-        var common = new[] { "--domain", "--file", "--to", "--json", "--config" };
+        var common = new[] { "--domain", "--file", "--to", "--json", "--config", "--reader-wait", "--scrub-cycle" };
         var command = CommandTree.Build().Subcommands.Single(c => c.Name == "backup");
         var placed = BackupCommand.FormOptions.SelectMany(f => f.Options).Select(o => o.Name).ToHashSet();
         Assert.All(command.Options.Where(o => !o.Name.StartsWith("-h", StringComparison.Ordinal) && o.Name != "--help"), o =>
