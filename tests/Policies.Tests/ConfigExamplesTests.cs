@@ -75,6 +75,16 @@ public class ConfigExamplesTests
     }
 
     [Fact]
+    public void The_policy_block_size_range_is_the_repository_range()
+    {
+        Assert.Equal(Backupd.Storage.Delta.BlockHasher.MinBlockSize, Backupd.Policies.Model.PolicyDefaults.MinBlockSize);
+        Assert.Equal(Backupd.Storage.Delta.BlockHasher.MaxBlockSize, Backupd.Policies.Model.PolicyDefaults.MaxBlockSize);
+        for (long p = 1; p <= 1L << 30; p *= 2)
+            foreach (var b in new[] { p - 1, p, p + 1 })
+                Assert.Equal(Backupd.Storage.Delta.BlockHasher.IsValidBlockSize(b), Backupd.Policies.Model.PolicyDefaults.IsValidBlockSize(b));
+    }
+
+    [Fact]
     public void The_schema_lists_exactly_the_repository_block_sizes()
     {
         var schema = JsonNode.Parse(File.ReadAllText(Path.Combine(ConfigDir, "policy.schema.json")))!;

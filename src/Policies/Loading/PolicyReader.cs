@@ -296,7 +296,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
 
     private int BlockSize(YNode node)
     {
-        if (node is YScalar scalar && Units.TryParseSize(scalar.Value, out var bytes) && Storage.Delta.BlockHasher.IsValidBlockSize(bytes))
+        if (node is YScalar scalar && Units.TryParseSize(scalar.Value, out var bytes) && PolicyDefaults.IsValidBlockSize(bytes))
             return (int)bytes;
         errors.Add(node, $"'block-size' expects a power of two from 4KiB to 4MiB (e.g. 64KiB, 1MiB), got {Describe(node)}");
         return PolicyDefaults.BlockSize;

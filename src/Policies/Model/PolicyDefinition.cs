@@ -20,7 +20,7 @@ public sealed record PolicyDefinition
     public QuiesceMode Quiesce { get; init; } = QuiesceMode.Preferred;
     /// <summary>Absolute repository directory (relative paths are resolved against the policy file's directory).</summary>
     public required string Repository { get; init; }
-    /// <summary>Delta block size in bytes for a file's first backup (the repository's range, <see cref="Storage.Delta.BlockHasher.BlockSizeRange"/>); default 64 KiB (the qcow2 cluster size).</summary>
+    /// <summary>Delta block size in bytes for a file's first backup (the repository's range, <see cref="PolicyDefaults.MinBlockSize"/>..<see cref="PolicyDefaults.MaxBlockSize"/>); default 64 KiB (the qcow2 cluster size).</summary>
     public int BlockSize { get; init; } = PolicyDefaults.BlockSize;
     public RetentionRules Retention { get; init; } = RetentionRules.KeepAll;
     public VerifyOptions Verify { get; init; } = VerifyOptions.None;
@@ -40,9 +40,13 @@ public sealed record PolicyDefinition
 public static class PolicyDefaults
 {
     public const int BlockSize = 64 * 1024;
-    // The repository's range is the only one (a policy that passes here is never refused by the repository).
-    public const int MinBlockSize = Storage.Delta.BlockHasher.MinBlockSize;
-    public const int MaxBlockSize = Storage.Delta.BlockHasher.MaxBlockSize;
+    // The repository's range (Storage's BlockHasher). Policies and Storage do not know each other (docs: DESIGN), so the
+    // numbers stand here too and Policies.Tests proves they agree: a policy that passes here is never refused there.
+    public const int MinBlockSize = 4 * 1024;
+    public const int MaxBlockSize = 4 * 1024 * 1024;
+
+    /// <summary>A power of two within [<see cref="MinBlockSize"/>, <see cref="MaxBlockSize"/>].</summary>
+    public static bool IsValidBlockSize(long bytes) => bytes is >= MinBlockSize and <= MaxBlockSize && (bytes & (bytes - 1)) == 0;
     public const int MaxParallelLimit = 64;
     public const string TimeZone = "UTC";
     public static readonly TimeSpan CopyTimeout = TimeSpan.FromHours(6);
