@@ -32,7 +32,18 @@ internal static class RepositoryKey
     {
         if (doc.KeyFile != External)
         {
-            return ReadFrom(beneath, layout.KeyFile, checkMode: false);
+            var key = ReadFrom(beneath, layout.KeyFile, checkMode: false);
+            // A key for this id on the host: either a move-out interrupted before repository.json switched (same key),
+            // or repository.json switched back in place to a planted key, with documents MAC'd under it: refused.
+            if (doc.RepositoryId is not null && Names.IsValid(NameKind.GroupId, doc.RepositoryId) && File.Exists(ExternalPath(doc.RepositoryId)))
+            {
+                using var hostKeys = new RepositoryDirectory(KeyDirectory);
+                if (!CryptographicOperations.FixedTimeEquals(ReadFrom(hostKeys, ExternalPath(doc.RepositoryId), checkMode: true), key))
+                {
+                    throw new RepositoryCorruptException($"{layout.Document}: names the key {layout.KeyFile}, but this repository's key is {ExternalPath(doc.RepositoryId)} and differs; refused (repository.json and the key were replaced outside backupd)");
+                }
+            }
+            return key;
         }
         if (doc.RepositoryId is null)
         {

@@ -125,4 +125,35 @@ public sealed class ExternalKeyTests : IDisposable
         Assert.True(File.Exists(InRepo("key")));
         Assert.Equal("key", (string?)JsonNode.Parse(File.ReadAllText(InRepo("repository.json")))!["keyFile"]);
     }
+
+    [Fact]
+    public async Task Switching_repository_json_back_to_a_planted_key_is_refused()
+    {
+        await _t.BackupAsync("g", ("vda.0", V0));
+        _t.Repo.MoveKeyOut();
+        _t.Repo.Dispose();
+        // An attacker with write access: a key of their own beside the data and repository.json re-MAC'd under it.
+        var planted = new byte[32];
+        Random.Shared.NextBytes(planted);
+        File.WriteAllBytes(InRepo("key"), planted);
+        var doc = JsonNode.Parse(File.ReadAllText(InRepo("repository.json")))!.AsObject();
+        doc["keyFile"] = "key";
+        File.WriteAllText(InRepo("repository.json"), doc.ToJsonString());
+
+        var e = Assert.Throws<RepositoryCorruptException>(() => BackupRepository.Open(_t.RepoDir));
+        Assert.Contains("differs", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_move_out_interrupted_before_repository_json_switched_still_opens()
+    {
+        await _t.BackupAsync("g", ("vda.0", V0));
+        var id = (string)JsonNode.Parse(File.ReadAllText(InRepo("repository.json")))!["repositoryId"]!;
+        Directory.CreateDirectory(_keys);
+        File.Copy(InRepo("key"), Path.Combine(_keys, id + ".key"));
+        File.SetUnixFileMode(Path.Combine(_keys, id + ".key"), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        _t.Reopen();
+        Assert.EndsWith(id + ".key", _t.Repo.MoveKeyOut(), StringComparison.Ordinal);
+        Assert.False(File.Exists(InRepo("key")));
+    }
 }
