@@ -106,6 +106,7 @@ public static class CommandTree
         root.Subcommands.Add(PolicyCommand.Create());
         root.Subcommands.Add(PruneCommand.Create());
         root.Subcommands.Add(ForgetCommand.Create());
+        root.Subcommands.Add(KeyCommand.Create());
         return root;
     }
 

@@ -91,11 +91,7 @@ public sealed partial class BackupRepository : IDisposable
             {
                 throw new RepositoryException($"{layout.Document}: block hash '{doc.HashAlgorithm}' is not supported (expected '{RepositoryDocument.BlockHashAlgorithm}')");
             }
-            var key = beneath.ReadAll(layout.KeyFile, BlockHasher.KeyLength + 1);
-            if (key.Length != BlockHasher.KeyLength)
-            {
-                throw new RepositoryCorruptException($"{layout.KeyFile}: {key.Length} bytes, expected {BlockHasher.KeyLength}");
-            }
+            var key = RepositoryKey.Read(layout, beneath, doc);
             var repository = new BackupRepository(directory, beneath, key) { BlockSize = doc.DefaultBlockSize };
             repository.FaultHook = KillHookFromEnvironment();
             if (doc.Version == RepositoryDocument.UnauthenticatedVersion)
@@ -129,8 +125,46 @@ public sealed partial class BackupRepository : IDisposable
             beneath.WriteFile(layout.KeyFile, key, createMode: 0x180 /* 0600 */);
         }
         beneath.CreateDirectory(layout.Groups);
-        var doc = new RepositoryDocument(RepositoryDocument.FormatName, RepositoryDocument.CurrentVersion, DateTimeOffset.UtcNow, "key", RepositoryDocument.BlockHashAlgorithm, DefaultBlockSize);
+        var doc = new RepositoryDocument(RepositoryDocument.FormatName, RepositoryDocument.CurrentVersion, DateTimeOffset.UtcNow, RepositoryKey.Internal, RepositoryDocument.BlockHashAlgorithm, DefaultBlockSize)
+        {
+            RepositoryId = RepositoryKey.NewRepositoryId(),
+        };
         new RepositoryDocuments(beneath, key).Write(layout.Document, doc);
+    }
+
+    /// <summary>
+    /// Moves the key out of the repository into the host key directory (<see cref="RepositoryKey"/>), refused
+    /// (<see cref="RepositoryBusyException"/>) while any group has a writer. Crash-safe order: the external key is
+    /// written first, then repository.json switched to it, and REPO/key deleted last (an open reads the key the
+    /// document names, so a leftover REPO/key is harmless and a re-run finishes the move). Returns the key's path.
+    /// </summary>
+    public string MoveKeyOut()
+    {
+        var locks = new List<GroupLock>();
+        try
+        {
+            foreach (var g in GroupIds())
+            {
+                locks.Add(GroupLock.Exclusive(Beneath, _layout.Group(g), "key move-out", TimeSpan.Zero));
+            }
+            var doc = Documents.Read<RepositoryDocument>(_layout.Document);
+            var id = doc.RepositoryId ?? RepositoryKey.NewRepositoryId();
+            var key = RepositoryKey.Read(_layout, Beneath, doc);
+            var path = RepositoryKey.WriteExternal(id, key);
+            if (doc.KeyFile != RepositoryKey.External)
+            {
+                Documents.Write(_layout.Document, doc with { KeyFile = RepositoryKey.External, RepositoryId = id });
+            }
+            Beneath.Delete(_layout.KeyFile);
+            return path;
+        }
+        finally
+        {
+            foreach (var l in locks)
+            {
+                l.Dispose();
+            }
+        }
     }
 
     private void RecoverAll()

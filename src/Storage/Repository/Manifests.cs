@@ -51,11 +51,17 @@ internal sealed record RepositoryDocument(string Format, int Version, DateTimeOf
 
     public string? Mac { get; init; }
 
+    /// <summary>Random, names the external key (KEYDIR/ID.key); absent in repositories created before it existed until their key moves out.</summary>
+    public string? RepositoryId { get; init; }
+
     public RepositoryDocument WithMac(string? mac) => this with { Mac = mac };
 
     public void CheckNames(string path)
     {
-        // Names nothing: the key file is always REPO/key (keyFile is informational).
+        if (RepositoryId is not null)
+        {
+            Names.Require(NameKind.GroupId, RepositoryId, path, "repositoryId");
+        }
     }
 }
 

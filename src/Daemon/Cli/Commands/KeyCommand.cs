@@ -1,0 +1,60 @@
+using System.CommandLine;
+using Backupd.Storage.Repository;
+
+namespace Backupd.Daemon.Cli.Commands;
+
+/// <summary>
+/// `backupd key move-out --repository DIR`: moves the repository key from REPO/key to the host key directory
+/// (/etc/backupd/keys, or BACKUPD_KEY_DIRECTORY), so that whoever can write the repository's storage but not read
+/// that directory cannot forge its documents (docs/repository-format.md, "Threat model").
+/// </summary>
+public static class KeyCommand
+{
+    public static readonly Option<string> Repository = new("--repository") { Description = "The repository directory", Required = true };
+
+    public static Command Create()
+    {
+        var command = new Command("key", "Where a repository's key is kept");
+        var moveOut = new Command("move-out", "Move the repository key out of the repository into the host key directory (back it up separately!); exit 4 while a writer is active");
+        moveOut.Options.Add(Repository);
+        moveOut.Options.Add(GlobalOptions.Json);
+        moveOut.SetAction(async (parse, _) =>
+        {
+            var directory = Path.GetFullPath(parse.GetValue(Repository)!);
+            var json = parse.GetValue(GlobalOptions.Json);
+            string? keyPath = null;
+            string? error = null;
+            var code = await RepositoryCli.GuardAsync("key move-out", () =>
+            {
+                // Opening creates a missing repository: never do that here.
+                try
+                {
+                    if (!RepositoryCli.IsRepository(directory))
+                        throw new DirectoryNotFoundException($"{directory} holds no repository (no repository.json)");
+                    using var repository = BackupRepository.Open(directory);
+                    keyPath = repository.MoveKeyOut();
+                    return Task.FromResult(ExitCodes.Ok);
+                }
+                catch (Exception e)
+                {
+                    error = e.Message; // GuardAsync prints it and picks the exit code; --json repeats it on stdout
+                    throw;
+                }
+            });
+            if (code != ExitCodes.Ok)
+            {
+                if (json) JsonOutput.Write(new { repository = directory, exitCode = code, error });
+            }
+            else
+            {
+                if (json)
+                    JsonOutput.Write(new { repository = directory, keyFile = keyPath });
+                else
+                    Console.WriteLine($"the key of {directory} is now {keyPath}; the repository holds no key any more. Keep a copy of it elsewhere: without it, verify, restore and backup refuse the repository");
+            }
+            return code;
+        });
+        command.Subcommands.Add(moveOut);
+        return command;
+    }
+}
