@@ -22,37 +22,20 @@ public static class KeyCommand
         {
             var directory = Path.GetFullPath(parse.GetValue(Repository)!);
             var json = parse.GetValue(GlobalOptions.Json);
-            string? keyPath = null;
-            string? error = null;
-            var code = await RepositoryCli.GuardAsync("key move-out", () =>
+            // Failures leave through GuardAsync to CommandTree, which prints them (one JSON error object with --json).
+            var keyPath = await RepositoryCli.GuardAsync("key move-out", () =>
             {
                 // Opening creates a missing repository: never do that here.
-                try
-                {
-                    if (!RepositoryCli.IsRepository(directory))
-                        throw new DirectoryNotFoundException($"{directory} holds no repository (no repository.json)");
-                    using var repository = BackupRepository.Open(directory);
-                    keyPath = repository.MoveKeyOut();
-                    return Task.FromResult(ExitCodes.Ok);
-                }
-                catch (Exception e)
-                {
-                    error = e.Message; // GuardAsync prints it and picks the exit code; --json repeats it on stdout
-                    throw;
-                }
+                if (!RepositoryCli.IsRepository(directory))
+                    throw new DirectoryNotFoundException($"{directory} holds no repository (no repository.json)");
+                using var repository = BackupRepository.Open(directory);
+                return Task.FromResult(repository.MoveKeyOut());
             });
-            if (code != ExitCodes.Ok)
-            {
-                if (json) JsonOutput.Write(new { repository = directory, exitCode = code, error });
-            }
+            if (json)
+                JsonOutput.Write(new { repository = directory, keyFile = keyPath });
             else
-            {
-                if (json)
-                    JsonOutput.Write(new { repository = directory, keyFile = keyPath });
-                else
-                    Console.WriteLine($"the key of {directory} is now {keyPath}; the repository holds no key any more. Keep a copy of it elsewhere: without it, verify, restore and backup refuse the repository");
-            }
-            return code;
+                Console.WriteLine($"the key of {directory} is now {keyPath}; the repository holds no key any more. Keep a copy of it elsewhere: without it, verify, restore and backup refuse the repository");
+            return ExitCodes.Ok;
         });
         command.Subcommands.Add(moveOut);
         return command;

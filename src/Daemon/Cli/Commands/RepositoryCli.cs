@@ -17,7 +17,10 @@ internal static class RepositoryCli
     /// Runs a repository operation; its failures become <see cref="CliFailureException"/>s with the exit code
     /// the repository commands document, which <see cref="CommandTree"/> reports (stderr, JSON) like any other.
     /// </summary>
-    public static async Task<int> GuardAsync(string command, Func<Task<int>> action)
+    public static Task<int> GuardAsync(string command, Func<Task<int>> action) => GuardAsync<int>(command, action);
+
+    /// <summary>Runs <paramref name="action"/>; repository exceptions become <see cref="CliFailureException"/>s with their exit code.</summary>
+    public static async Task<T> GuardAsync<T>(string command, Func<Task<T>> action)
     {
         try
         {
