@@ -47,18 +47,18 @@ public sealed class RegularFileTests : IDisposable
     }
 
     [Fact]
-    public void A_symlink_to_dev_zero_is_refused_before_anything_is_read()
+    public async Task A_symlink_to_dev_zero_is_refused_before_anything_is_read()
     {
         var link = Path.Combine(_dir, "zero.yaml");
         File.CreateSymbolicLink(link, "/dev/zero");
 
         // Counted on the loading thread only: the process-wide count includes test classes running in parallel.
-        var (result, allocated) = Task.Run(() =>
+        var (result, allocated) = await Task.Run(() =>
         {
             var before = GC.GetAllocatedBytesForCurrentThread();
             var loaded = PolicyLoader.LoadFile(link);
             return (loaded, GC.GetAllocatedBytesForCurrentThread() - before);
-        }).WaitAsync(Deadline).GetAwaiter().GetResult();
+        }).WaitAsync(Deadline);
 
         var error = Assert.Single(result.Errors);
         Assert.Equal($"{link}:1:1: is a character device, not a regular file; only regular files are read", error.ToString());
