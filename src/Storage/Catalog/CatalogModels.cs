@@ -15,10 +15,27 @@ public static class EventKinds
     public const string Verify = "verify";
     public const string Retention = "retention";
     public const string Rebuild = "rebuild";
+    public const string Damage = "damage";
+    public const string Notify = "notify";
+    public const string Checkpoint = "checkpoint";
+    public const string Drill = "drill";
+    public const string Copy = "copy";
+    public const string Chain = "chain";
+}
+
+/// <summary>What a run does, as stored in runs.kind (migration 0002): every kind takes the domain lock.</summary>
+public static class RunKinds
+{
+    public const string Backup = "backup";
+    public const string Chain = "chain";
+    public const string MoveDisk = "move-disk";
+    public const string Drill = "drill";
+    public const string InstantRestore = "instant-restore";
+    public const string Copy = "copy";
 }
 
 /// <summary>What starts a run: the domain (by UUID, with its current name), what asked for it and who.</summary>
-public sealed record RunStart(Guid DomainUuid, string DomainName, string Trigger, string RequestedBy, string? PolicyName = null);
+public sealed record RunStart(Guid DomainUuid, string DomainName, string Trigger, string RequestedBy, string? PolicyName = null, string Kind = RunKinds.Backup);
 
 /// <summary>Counters and timings of a finished (or failed) run.</summary>
 public sealed record RunStats(

@@ -49,11 +49,11 @@ public sealed class CatalogStore : IAsyncDisposable
             """, new { uuid = start.DomainUuid }, tx, cancellationToken: ct));
         var id = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
             """
-            insert into runs (domain_uuid, domain_name, policy_id, trigger, requested_by, host_id, pid, process_start)
-            values (@DomainUuid, @DomainName, @policyId, @Trigger, @RequestedBy, @hostId, @pid, @processStart)
+            insert into runs (domain_uuid, domain_name, policy_id, trigger, requested_by, host_id, pid, process_start, kind)
+            values (@DomainUuid, @DomainName, @policyId, @Trigger, @RequestedBy, @hostId, @pid, @processStart, @Kind)
             returning id
             """,
-            new { start.DomainUuid, start.DomainName, policyId, start.Trigger, start.RequestedBy, hostId, pid = self.Pid, processStart = self.StartToken },
+            new { start.DomainUuid, start.DomainName, policyId, start.Trigger, start.RequestedBy, hostId, pid = self.Pid, processStart = self.StartToken, start.Kind },
             tx, cancellationToken: ct));
         await tx.CommitAsync(ct);
         return id;
