@@ -1,5 +1,6 @@
 using Backupd.Daemon.Configuration;
 using Backupd.Daemon.Libvirt;
+using Backupd.Daemon.Maintenance;
 using Backupd.Daemon.Runs;
 using Backupd.Daemon.Workflow;
 using Backupd.Policies.Model;

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using Backupd.Daemon.Cli.Catalog;
-using Backupd.Daemon.Scheduling;
+using Backupd.Daemon.Maintenance;
 using Backupd.Storage.Catalog;
 
 namespace Backupd.Daemon.Cli.Commands;

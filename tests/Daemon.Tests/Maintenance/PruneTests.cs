@@ -1,8 +1,10 @@
 using Backupd.Policies.Model;
+using Backupd.Daemon.Maintenance;
 using Backupd.Daemon.Scheduling;
+using Backupd.Daemon.Tests.Scheduling;
 using Backupd.Storage.Repository;
 
-namespace Backupd.Daemon.Tests.Scheduling;
+namespace Backupd.Daemon.Tests.Maintenance;
 
 /// <summary>Retention applied to a real versioned repository (no catalog here; the integration tests add it).</summary>
 public sealed class PruneTests : IDisposable
