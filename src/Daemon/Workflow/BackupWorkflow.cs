@@ -58,7 +58,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         RefuseLeftovers(domain, liveXml, persistentXml);
         var selection = DiskSelection.Select(disks, request.IncludeDisks, request.ExcludeDisks);
         foreach (var skipped in selection.Skipped)
-            logger.LogInformation("{Domain}: skipping disk {Target}: {Reason}", domain.Name, skipped.Target, skipped.Reason);
+            logger.DiskSkipped(domain.Name, skipped.Target, skipped.Reason);
 
         if (domain.IsActive)
         {
@@ -202,13 +202,13 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         {
             failure = new OperationCanceledException("canceled before the copy finished; the partial copy was discarded", e);
             entry.Error = failure.Message;
-            logger.LogWarning("{Domain}: backup run {RunId} canceled; merging the overlays back", plan.Domain.Name, plan.RunId);
+            logger.RunCanceled(plan.Domain.Name, plan.RunId);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             failure = e is LibvirtException ? new InvalidOperationException(Hints.Explain(e), e) : e;
             entry.Error = failure.Message;
-            logger.LogError(e, "{Domain}: backup run {RunId} failed: {Message}", plan.Domain.Name, plan.RunId, failure.Message);
+            logger.RunFailed(e, plan.Domain.Name, plan.RunId, failure.Message);
         }
         finally
         {
@@ -223,7 +223,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         }
         else
         {
-            logger.LogCritical("{Domain}: run {RunId} left disk(s) on their overlay, guest data is in them: {Disks}. Run 'backupd recover' (see docs/operations.md)",
+            logger.OverlayLeftBehind(
                 plan.Domain.Name, plan.RunId, string.Join("; ", leftOver.Select(m => $"{m.Key}: {m.Value.Problem}")));
         }
         var outcome = leftOver.Count > 0 ? RunOutcome.NeedsAttention : failure is null ? RunOutcome.Succeeded : RunOutcome.Failed;
@@ -242,7 +242,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
             }
             catch (LibvirtException e) when (plan.Quiesce == QuiesceMode.Preferred)
             {
-                logger.LogWarning("{Domain}: quiesced snapshot failed ({Message}); falling back to crash-consistent", plan.Domain.Name, e.Message);
+                logger.QuiesceFellBack(e, plan.Domain.Name, e.Message);
             }
         }
         CreateSnapshot(plan, quiesce: false);
@@ -271,7 +271,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
             catch (LibvirtException e) when (attempt < LuksBenchmarkAttempts && IsLuksBenchmarkFailure(e)
                 && !plan.Disks.Any(d => File.Exists(d.Journal.OverlayPath)))
             {
-                logger.LogWarning("{Domain}: snapshot attempt {Attempt} failed in QEMU's LUKS key set-up ({Message}); the snapshot was rolled back, retrying",
+                logger.SnapshotLuksRetry(
                     plan.Domain.Name, attempt, e.LibvirtMessage);
             }
         }
@@ -312,7 +312,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
                     HealedBlocks = stored.HealedBlocks,
                     Healing = stored.Healing,
                 });
-                if (stored.Healing is not null) logger.LogWarning("{Domain}: {Healing}", plan.Domain.Name, stored.Healing);
+                if (stored.Healing is not null) logger.RepositoryHealed(plan.Domain.Name, stored.Healing);
                 if (checkStillShutOff) EnsureStillShutOff(plan.Domain);
             }
             if (StoredSizeCheck.Problem(disk.Disk.Target, disk.Disk.Encrypted, disk.Sizes, disk.Chain, storedSizes) is { } problem)
@@ -352,7 +352,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         }
         catch (Exception e) when (e is not (InjectedFaultException or OutOfMemoryException))
         {
-            logger.LogError(e, "reporting the commit step failed; committing anyway");
+            logger.CommitReportFailed(e);
         }
         try
         {
@@ -361,7 +361,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         }
         catch (IOException e)
         {
-            logger.LogError(e, "cannot update the run journal before the commit; committing anyway");
+            logger.JournalBeforeCommitFailed(e);
         }
 
         var view = ReadDomainView(entry.DomainUuid);
@@ -393,7 +393,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         }
         catch (Exception e) when (e is LibvirtException or IOException or FormatException)
         {
-            logger.LogError(e, "{Domain}: the disks are back on their base, but fixing the definition or deleting an overlay failed: {Message}", entry.DomainName, e.Message);
+            logger.MergeCleanupFailed(e, entry.DomainName, e.Message);
             foreach (var disk in merged)
                 outcomes[disk.Target] = outcomes[disk.Target] with { BackOnBase = false, Problem = $"back on base, cleanup failed: {e.Message}" };
         }
@@ -416,7 +416,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         }
         catch (Exception e) when (e is LibvirtException or FormatException)
         {
-            logger.LogError("cannot read domain {Uuid} from libvirt for the commit: {Message}", uuid, e.Message);
+            logger.DomainUnreadableForCommit(e, uuid, e.Message);
             return null;
         }
     }
@@ -433,11 +433,11 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         if (view is null) return LeftAlone("libvirt could not be read; run 'backupd recover'");
         if (view.Info is null)
         {
-            logger.LogWarning("{Domain}: the domain is gone; committing {Target} offline", entry.DomainName, disk.Target);
+            logger.DomainGoneCommittingOffline(entry.DomainName, disk.Target);
             return await merger.MergeOfflineAsync(disk);
         }
         var current = (view.Info.IsActive ? view.Live : view.Persistent).FirstOrDefault(d => d.Target == disk.Target);
-        logger.LogInformation("{Domain}: merging back {Target}: {State}, source {Source}",
+        logger.MergingBack(
             entry.DomainName, disk.Target, view.Info.IsActive ? "running" : "shut off", current?.SourcePath ?? "(none)");
         if (current is null) return LeftAlone($"disk {disk.Target} is no longer in the domain definition; left for 'backupd recover'");
         if (current.SourcePath == disk.OverlayPath)
@@ -449,7 +449,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
     private void TryJournal(JournalEntry entry)
     {
         try { journal.Write(entry); }
-        catch (IOException e) { logger.LogError(e, "cannot update the run journal {RunId}", entry.RunId); }
+        catch (IOException e) { logger.JournalUpdateFailed(e, entry.RunId); }
     }
 
     // ---------------------------------------------------------------- shut-off domain
@@ -465,7 +465,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             failure = e;
-            logger.LogError(e, "{Domain}: backup of the shut-off domain failed: {Message}", plan.Domain.Name, e.Message);
+            logger.ShutOffBackupFailed(e, plan.Domain.Name, e.Message);
         }
         var outcome = failure is null ? RunOutcome.Succeeded : RunOutcome.Failed;
         return Result(plan, outcome, Consistency.ShutOff, copy, new Dictionary<string, MergeOutcome>(), null, failure);
