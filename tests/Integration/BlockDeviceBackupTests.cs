@@ -15,6 +15,7 @@ namespace Backupd.Integration;
 /// device stored as 0 bytes (its inode size) with the run reporting success. Every copy here is compared byte for
 /// byte with the device content at snapshot time.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class BlockDeviceBackupTests : IDisposable
 {
     private const long MiB = TestVm.MiB;

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Backupd.Integration;
 
 /// <summary>The commit bandwidth reaches QEMU: a limited active commit of N bytes needs about N / rate to get READY.</summary>
+[Trait("Category", "Integration")]
 public sealed class CommitBandwidthTests
 {
     [Fact]

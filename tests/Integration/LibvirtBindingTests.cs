@@ -4,6 +4,7 @@ using Backupd.Integration.Fixtures;
 namespace Backupd.Integration;
 
 /// <summary>Our own bindings against the real libvirtd: lookups, errors, XML, block jobs and BLOCK_JOB_2 events.</summary>
+[Trait("Category", "Integration")]
 public sealed class LibvirtBindingTests
 {
     [Fact]

@@ -11,6 +11,7 @@ namespace Backupd.Integration;
 /// shares those connections, so xunit runs this collection alone, after the parallel ones.
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
+[Trait("Category", "Integration")]
 public sealed class ConnectionDisruptingTests
 {
     public const string Name = "libvirt connection disrupting";
@@ -24,6 +25,7 @@ public sealed class ConnectionDisruptingTests
 /// running and committing either way; see docs/workflow.md).
 /// </summary>
 [Collection(ConnectionDisruptingTests.Name)]
+[Trait("Category", "Integration")]
 public sealed class LibvirtReconnectTests : IDisposable
 {
     private const long MiB = TestVm.MiB;

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Backupd.Integration;
 
 /// <summary>The live backup workflow in-process against real libvirtd + QEMU + qemu-img.</summary>
+[Trait("Category", "Integration")]
 public sealed class LiveBackupTests : IDisposable
 {
     private const long MiB = TestVm.MiB;

@@ -18,6 +18,7 @@ namespace Backupd.Integration;
 /// killed on the overlay, `restore --in-place --keep-old`, the network and shareable disk skip reasons, and
 /// a policy's `verify.schedule` with the real verifier finding damage the test makes.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class OperatorPathsTests(PostgresDatabase database) : CatalogProcessTestBase(database)
 {
     private static Dictionary<string, string> KillAt(string step) => new() { [Faults.EnvironmentVariable] = $"{step}:kill" };

@@ -6,6 +6,8 @@ namespace Backupd.Daemon.Tests.Workflow;
 
 // Faults.Spec is process-wide: classes that set it must not run in parallel with each other.
 [Collection("Faults")]
+// Integration: the workflow takes the real host-wide run lock in /run/lock/backupd (root-owned), which a non-root run cannot open.
+[Trait("Category", "Integration")]
 public sealed class BackupWorkflowTests : IDisposable
 {
     private readonly string dir = Directory.CreateTempSubdirectory("bkd-wf-").FullName;

@@ -105,6 +105,8 @@ public sealed class BandwidthLimiterTests
 
 /// <summary>Policy and CLI limits reach QEMU's commit (via the fake hypervisor) and the copy's reads (via a real repository).</summary>
 [Collection("Faults")]
+// Integration: the workflow takes the real host-wide run lock in /run/lock/backupd (root-owned), which a non-root run cannot open.
+[Trait("Category", "Integration")]
 public sealed class BandwidthPlumbingTests : IDisposable
 {
     private const long MiB = 1 << 20;

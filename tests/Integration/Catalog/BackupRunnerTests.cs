@@ -7,6 +7,7 @@ namespace Backupd.Integration.Catalog;
 
 /// <summary>The runner's catalog guarantees, with a real PostgreSQL and a scripted workflow.</summary>
 #pragma warning disable CA1001 // disposed in IAsyncLifetime.DisposeAsync
+[Trait("Category", "Integration")]
 public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>, IAsyncLifetime
 {
     private CatalogStore _store = null!;

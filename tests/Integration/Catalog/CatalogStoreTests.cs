@@ -8,6 +8,7 @@ namespace Backupd.Integration.Catalog;
 
 #pragma warning disable CA1001 // the store is disposed in IAsyncLifetime.DisposeAsync, which xunit calls
 /// <summary>Catalog store against a real PostgreSQL: one migrated database for the class, unique domains per test.</summary>
+[Trait("Category", "Integration")]
 public sealed class CatalogStoreTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>, IAsyncLifetime
 {
     private CatalogStore _store = null!;

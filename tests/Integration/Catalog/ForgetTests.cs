@@ -6,6 +6,7 @@ using Backupd.Storage.Repository;
 namespace Backupd.Integration.Catalog;
 
 /// <summary>`backupd forget POINT` against a real VM's points: any point goes, the newest too, from repository and catalog alike.</summary>
+[Trait("Category", "Integration")]
 public sealed class ForgetTests(PostgresDatabase database) : CatalogProcessTestBase(database)
 {
     [Fact]

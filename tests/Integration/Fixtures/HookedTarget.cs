@@ -1,6 +1,6 @@
 using Backupd.Daemon.Workflow;
 
-namespace Backupd.Integration;
+namespace Backupd.Integration.Fixtures;
 
 /// <summary>Runs test code after the snapshot, before and while the first file is copied.</summary>
 internal sealed class HookedTarget(IBackupTarget inner) : IBackupTarget
