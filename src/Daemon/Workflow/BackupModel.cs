@@ -8,7 +8,7 @@ public enum QuiesceMode
     Required,
 }
 
-/// <summary>What the copy represents.</summary>
+/// <summary>What the copy represents; <see cref="ConsistencyNames.Of"/> is its stored and printed word.</summary>
 public enum Consistency
 {
     /// <summary>Guest filesystems were frozen by the agent for the snapshot.</summary>
@@ -17,6 +17,19 @@ public enum Consistency
     CrashConsistent,
     /// <summary>The domain was shut off: the files were copied as they rest.</summary>
     ShutOff,
+}
+
+/// <summary>The one place a <see cref="Consistency"/> becomes the word the catalog, the JSON and the summary use.</summary>
+public static class ConsistencyNames
+{
+    /// <summary>"application-consistent", "crash-consistent" or "shut-off".</summary>
+    public static string Of(Consistency consistency) => consistency switch
+    {
+        Consistency.ApplicationConsistent => "application-consistent",
+        Consistency.CrashConsistent => "crash-consistent",
+        Consistency.ShutOff => "shut-off",
+        _ => throw new ArgumentOutOfRangeException(nameof(consistency), consistency, null),
+    };
 }
 
 public enum RunOutcome
@@ -99,7 +112,12 @@ public sealed record BackupResult(
     string? RestorePointId,
     IReadOnlyList<DiskResult> Disks,
     IReadOnlyList<SkippedDisk> Skipped,
-    string? Error);
+    string? Error)
+{
+    /// <summary>The committed point as the repository returned it (null unless the copy committed); not part of the JSON.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public Storage.Repository.RestorePointInfo? RestorePoint { get; init; }
+}
 
 /// <summary>Progress of the copy, for a progress bar.</summary>
 public sealed record BackupProgress(string FileKey, long FileBytesDone, long TotalBytesDone, long TotalBytes);

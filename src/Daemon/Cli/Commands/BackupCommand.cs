@@ -126,5 +126,5 @@ public static class BackupCommand
         }
     }
 
-    private static Catalog.CliFailureException Usage(string message) => new(ExitCodes.UsageOrConfig, message, "usage");
+    private static CliFailureException Usage(string message) => new(FailureKind.Usage, message);
 }

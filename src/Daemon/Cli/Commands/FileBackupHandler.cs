@@ -37,15 +37,15 @@ internal static class FileBackupHandler
         var json = parse.GetValue(GlobalOptions.Json);
         if (to is null)
         {
-            return RepositoryCli.Fail("backup", "--to REPOSITORY_DIR is required with --file", ExitCodes.UsageOrConfig);
+            return RepositoryCli.Fail("backup", "--to REPOSITORY_DIR is required with --file", FailureKind.Usage);
         }
         if (!file.Exists)
         {
-            return RepositoryCli.Fail("backup", $"{file.FullName} does not exist or is not a regular file or block device", ExitCodes.NotFound);
+            return RepositoryCli.Fail("backup", $"{file.FullName} does not exist or is not a regular file or block device", FailureKind.NotFound);
         }
         if (SourceLength.KindOf(file.FullName) == SourceKind.Other)
         {
-            return RepositoryCli.Fail("backup", $"{file.FullName} is neither a regular file nor a block device (a character device, socket or pipe has no size to back up)", ExitCodes.UsageOrConfig);
+            return RepositoryCli.Fail("backup", $"{file.FullName} is neither a regular file nor a block device (a character device, socket or pipe has no size to back up)", FailureKind.Usage);
         }
         var length = SourceLength.Of(file.FullName); // a block device's inode says 0 bytes
         using var repo = BackupRepository.Open(to.FullName);
