@@ -1,4 +1,5 @@
 using Backupd.Daemon.Cli;
+using Backupd.Daemon.Images;
 
 namespace Backupd.Daemon.Restore;
 

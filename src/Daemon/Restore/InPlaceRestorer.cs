@@ -1,4 +1,5 @@
 using Backupd.Daemon.Cli;
+using Backupd.Daemon.Images;
 using Backupd.Storage.Repository;
 
 namespace Backupd.Daemon.Restore;

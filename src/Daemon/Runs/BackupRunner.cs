@@ -66,25 +66,25 @@ public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, I
     /// <summary>Where a final record waits when the catalog stays away (STATE/catalog-pending); null keeps none.</summary>
     public PendingRunRecords? Pending { get; init; }
 
-    public async Task<BackupRun> RunAsync(string domain, RunOrigin origin, IProgress<RunProgress>? observer, CancellationToken ct)
+    public async Task<BackupRun> RunAsync(string nameOrUuid, RunOrigin origin, IProgress<RunProgress>? observer, CancellationToken ct)
     {
-        var target = workflow.Resolve(domain) ?? throw new DomainNotFoundException(domain);
+        var domain = workflow.Resolve(nameOrUuid) ?? throw new DomainNotFoundException(nameOrUuid);
         var self = ProcessIdentity.Current;
-        await using var domainLock = await DomainLock.AcquireAsync(catalog.ConnectionString, target.Uuid, target.Name, self, ct);
+        await using var domainLock = await DomainLock.AcquireAsync(catalog.ConnectionString, domain.Uuid, domain.Name, self, ct);
         // Records an earlier run of this domain could not write (its process lost the catalog and ended) go in first.
-        if (Pending is not null) await RunRecordFinisher.FinishLeftOversAsync(catalog, Pending, self, target.Uuid, _log, ct);
-        var runId = await catalog.StartRunAsync(new RunStart(target.Uuid, target.Name, origin.Trigger, origin.RequestedBy, origin.PolicyName), self, ct);
+        if (Pending is not null) await RunRecordFinisher.FinishLeftOversAsync(catalog, Pending, self, domain.Uuid, _log, ct);
+        var runId = await catalog.StartRunAsync(new RunStart(domain.Uuid, domain.Name, origin.Trigger, origin.RequestedBy, origin.PolicyName), self, ct);
         await domainLock.SetRunAsync(runId, ct);
-        _log.LogInformation("run {RunId}: backing up {Domain} ({Uuid}) for {Who} via {Trigger}", runId, target.Name, target.Uuid, origin.RequestedBy, origin.Trigger);
+        _log.RunStarted(runId, domain.Name, domain.Uuid, origin.RequestedBy, origin.Trigger);
 
         DomainBackupOutcome outcome;
         var recorder = new RunProgressRecorder(catalog, runId, observer);
         PendingRunRecord Final(string state, string step, string? error, RunStats stats, RestorePointRecord? point) =>
-            new(runId, target.Uuid, target.Name, state, step, recorder.Latest?.Bytes ?? 0, recorder.Latest?.TotalBytes, error, stats, point, self.Host, self.Pid, self.StartToken);
+            new(runId, domain.Uuid, domain.Name, state, step, recorder.Latest?.Bytes ?? 0, recorder.Latest?.TotalBytes, error, stats, point, self.Host, self.Pid, self.StartToken);
         try
         {
             recorder.Report(new RunProgress("starting"));
-            outcome = await workflow.BackupAsync(target, runId, recorder, ct);
+            outcome = await workflow.BackupAsync(domain, runId, recorder, ct);
         }
         catch (BackupRefusedException e) when (e.Kind == RefusalKind.Busy)
         {
@@ -92,8 +92,8 @@ public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, I
             // a refusal like DomainBusyException, so nothing of this attempt stays in the catalog.
             await recorder.DisposeAsync();
             try { await catalog.DiscardRunAsync(runId, CancellationToken.None); }
-            catch (Exception dbError) when (RunRecordFinisher.IsOutage(dbError)) { _log.LogError(dbError, "run {RunId}: could not remove the refused run from the catalog", runId); }
-            _log.LogWarning("run {RunId}: refused, nothing done: {Message}", runId, e.Message);
+            catch (Exception dbError) when (RunRecordFinisher.IsOutage(dbError)) { _log.RefusedRunNotRemoved(dbError, runId); }
+            _log.RunRefusedBusy(runId, e.Message);
             throw;
         }
         catch (BackupRefusedException e)
@@ -101,8 +101,8 @@ public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, I
             // Refused before the domain was touched (nothing was done): no run to show, as for a busy domain lock.
             await recorder.DisposeAsync();
             try { await catalog.DiscardRunAsync(runId, CancellationToken.None); }
-            catch (Npgsql.NpgsqlException dbError) { _log.LogError(dbError, "run {RunId}: could not remove the refused run from the catalog", runId); }
-            _log.LogWarning("run {RunId}: backup of {Domain} refused, nothing was done: {Reason}", runId, target.Name, e.Message);
+            catch (Npgsql.NpgsqlException dbError) { _log.RefusedRunNotRemoved(dbError, runId); }
+            _log.RunRefused(runId, domain.Name, e.Message);
             throw;
         }
         catch (Exception e)
@@ -112,8 +112,8 @@ public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, I
             var state = BackupFailedException.IsInterruption(e) ? RunStates.Interrupted : RunStates.Failed;
             var step = recorder.Latest?.Step ?? "starting";
             if (await RunRecordFinisher.RecordAsync(catalog, Pending, Final(state, step, $"{step}: {e.Message}", new RunStats(), null), CatalogRetry, _log) is { } dbError)
-                _log.LogError(dbError, "run {RunId}: could not record its end in the catalog", runId);
-            _log.LogError(e, "run {RunId}: backup of {Domain} {State} at step {Step}", runId, target.Name, state, step);
+                _log.RunEndNotRecorded(dbError, runId);
+            _log.RunFailed(e, runId, domain.Name, state, step);
             throw;
         }
         await recorder.DisposeAsync();
@@ -126,9 +126,9 @@ public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, I
         catch (Exception e) when (RunRecordFinisher.IsOutage(e) || e is OperationCanceledException) { }
 
         var record = RepositoryRecords.ToRecord(outcome.Point, outcome.RepositoryDirectory, outcome.Stats.Consistency);
-        if (record is null || record.DomainUuid != target.Uuid)
+        if (record is null || record.DomainUuid != domain.Uuid)
         {
-            var wrong = new InvalidOperationException($"workflow returned a restore point of group '{outcome.Point.GroupId}' for a run of domain {target.Uuid}");
+            var wrong = new InvalidOperationException($"workflow returned a restore point of group '{outcome.Point.GroupId}' for a run of domain {domain.Uuid}");
             await RunRecordFinisher.RecordAsync(catalog, Pending, Final(RunStates.Failed, "commit", wrong.Message, outcome.Stats, null), CatalogRetry, _log);
             throw wrong;
         }
@@ -138,7 +138,7 @@ public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, I
         catch (CatalogException e) { notRecorded = e; }
         if (notRecorded is not null)
             throw new PointNotRecordedException(record.PointId, record.Repository, notRecorded is CatalogException ? null : Pending?.Directory, notRecorded);
-        _log.LogInformation("run {RunId}: restore point {Point} of {Domain} recorded", runId, record.PointId, target.Name);
-        return new BackupRun(runId, target, record, outcome.Stats, outcome.Workflow);
+        _log.PointRecorded(runId, record.PointId, domain.Name);
+        return new BackupRun(runId, domain, record, outcome.Stats, outcome.Workflow);
     }
 }

@@ -1,10 +1,11 @@
 using Backupd.Daemon.Configuration;
+using Backupd.Daemon.Images;
 using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Workflow;
 using Backupd.Policies.Model;
 using Backupd.Storage.Catalog;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging;
 
 namespace Backupd.Daemon.Runs;
 
@@ -25,7 +26,7 @@ public sealed record BackupSpec(string Domain, string Repository, string Libvirt
     public IReadOnlyList<string> ExcludeDisks { get; init; } = [];
     /// <summary>A policy's disk patterns, matched against the domain's live XML once it is found; null: <see cref="IncludeDisks"/> as given.</summary>
     public Policies.Selection.NameSelection? DiskPatterns { get; init; }
-    public Workflow.QuiesceMode Quiesce { get; init; } = Workflow.QuiesceMode.Preferred;
+    public QuiesceMode Quiesce { get; init; } = QuiesceMode.Preferred;
     /// <summary>Block size for files new to the repository (a policy's block-size); null: the repository's default.</summary>
     public int? BlockSize { get; init; }
     /// <summary>Time box for the run (a policy's copy timeout; the commit and pivot still run when it expires); null: none.</summary>
@@ -40,12 +41,7 @@ public sealed record BackupSpec(string Domain, string Repository, string Libvirt
             BlockSize = policy.BlockSize,
             CopyTimeout = policy.CopyTimeout,
             Catalog = catalog,
-            Quiesce = policy.Quiesce switch
-            {
-                Policies.Model.QuiesceMode.Required => Workflow.QuiesceMode.Required,
-                Policies.Model.QuiesceMode.Off => Workflow.QuiesceMode.Off,
-                _ => Workflow.QuiesceMode.Preferred,
-            },
+            Quiesce = policy.Quiesce,
         };
 
     /// <summary>`backupd backup --domain`: the configuration's (or the defaults') settings, with the command's own options applied by <paramref name="apply"/>.</summary>

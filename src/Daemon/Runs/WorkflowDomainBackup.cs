@@ -39,12 +39,12 @@ internal sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool im
     /// <summary>The domain the service resolved (this instance backs up no other).</summary>
     public BackupDomain? Resolve(string nameOrUuid) => domain;
 
-    public async Task<DomainBackupOutcome> BackupAsync(BackupDomain target, long? catalogRunId, IProgress<RunProgress> progress, CancellationToken ct)
+    public async Task<DomainBackupOutcome> BackupAsync(BackupDomain resolved, long? catalogRunId, IProgress<RunProgress> progress, CancellationToken ct)
     {
         progress.Report(new RunProgress("recovery"));
-        var recovery = await new Recovery(hypervisor, images, spec.Options, logger).RecoverDomainAsync(target.Uuid.ToString(), dryRun: false, ct);
+        var recovery = await new Recovery(hypervisor, images, spec.Options, logger).RecoverDomainAsync(resolved.Uuid.ToString(), dryRun: false, ct);
         if (!recovery.AllResolved)
-            throw new BackupFailedException($"'{target.Name}' is still on an overlay from an earlier run and recovery could not fix it; see `backupd recover` and docs/operations.md", needsAttention: true)
+            throw new BackupFailedException($"'{resolved.Name}' is still on an overlay from an earlier run and recovery could not fix it; see `backupd recover` and docs/operations.md", needsAttention: true)
             { CatalogRunId = catalogRunId };
 
         using var repository = BackupTargets.Open(spec.Repository, spec.Options, spec.BlockSize);
@@ -61,9 +61,9 @@ internal sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool im
             // Written to the catalog at once (a new step): a run killed while merging back shows `commit`, not `copy`.
             OnCommitStarting = () => progress.Report(copied with { Step = "commit" }),
         };
-        var result = await workflow.RunAsync(new BackupRequest(target.Uuid.ToString(), includeDisks, spec.ExcludeDisks, spec.Quiesce), ct);
+        var result = await workflow.RunAsync(new BackupRequest(resolved.Uuid.ToString(), includeDisks, spec.ExcludeDisks, spec.Quiesce), ct);
         if (result.Outcome != RunOutcome.Succeeded || result.RestorePoint is null)
-            throw new BackupFailedException(result.Error ?? $"backup of '{target.Name}' ended {result.Outcome}", result.Outcome == RunOutcome.NeedsAttention,
+            throw new BackupFailedException(result.Error ?? $"backup of '{resolved.Name}' ended {result.Outcome}", result.Outcome == RunOutcome.NeedsAttention,
                 interrupted: result.Outcome == RunOutcome.Failed && ct.IsCancellationRequested) { Result = result, CatalogRunId = catalogRunId };
 
         var stats = new RunStats(

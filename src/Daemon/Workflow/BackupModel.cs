@@ -1,12 +1,6 @@
-namespace Backupd.Daemon.Workflow;
+using Backupd.Policies.Model;
 
-/// <summary>Guest-agent quiescing: required fails the run without an agent, preferred falls back to crash-consistent.</summary>
-public enum QuiesceMode
-{
-    Off,
-    Preferred,
-    Required,
-}
+namespace Backupd.Daemon.Workflow;
 
 /// <summary>What the copy represents; <see cref="ConsistencyNames.Of"/> is its stored and printed word.</summary>
 public enum Consistency
@@ -41,7 +35,7 @@ public enum RunOutcome
     NeedsAttention,
 }
 
-/// <summary>One backup of one domain. Include empty = every eligible disk.</summary>
+/// <summary>One backup of one domain. Include empty = every eligible disk. <see cref="QuiesceMode"/> is the policies' own (one enum for both).</summary>
 public sealed record BackupRequest(
     string Domain,
     IReadOnlyList<string> IncludeDisks,

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Backupd.Daemon.Libvirt;
+using Backupd.Policies.Model;
 using Microsoft.Extensions.Logging;
 
 namespace Backupd.Daemon.Workflow;

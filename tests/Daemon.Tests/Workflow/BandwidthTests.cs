@@ -1,12 +1,13 @@
 using System.Diagnostics;
-using Backupd.Daemon.Cli;
 using Backupd.Daemon.Cli.Commands;
+using Backupd.Daemon.Cli;
 using Backupd.Daemon.Runs;
 using Backupd.Daemon.Scheduling;
 using Backupd.Daemon.Tests.Scheduling;
 using Backupd.Daemon.Workflow;
-using WorkflowRequest = Backupd.Daemon.Workflow.BackupRequest;
+using Backupd.Policies.Model;
 using CsCheck;
+using WorkflowRequest = Backupd.Daemon.Workflow.BackupRequest;
 
 namespace Backupd.Daemon.Tests.Workflow;
 

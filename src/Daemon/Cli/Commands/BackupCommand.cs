@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Backupd.Daemon.Workflow;
+using Backupd.Policies.Model;
 
 namespace Backupd.Daemon.Cli.Commands;
 

@@ -2,11 +2,9 @@ using System.CommandLine;
 using System.Text.Json;
 using Backupd.Daemon.Cli.Catalog;
 using Backupd.Daemon.Configuration;
-using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Runs;
 using Backupd.Daemon.Workflow;
 using Backupd.Storage.Catalog;
-using Microsoft.Extensions.Logging;
 using Npgsql;
 using Spectre.Console;
 
