@@ -1,7 +1,8 @@
+using System.Collections.Concurrent;
+using Backupd.Daemon.Images;
 using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Workflow;
 using Backupd.Integration.Fixtures;
-using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 
 namespace Backupd.Integration;

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Xml.Linq;
+using Backupd.Daemon.Images;
 using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Workflow;
 using Backupd.Integration.Fixtures;

@@ -1,7 +1,9 @@
 using System.Security.Cryptography;
+using Backupd.Daemon.Images;
 using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Workflow;
 using Backupd.Integration.Fixtures;
+using Backupd.Policies.Model;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Backupd.Integration;

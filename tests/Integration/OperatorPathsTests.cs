@@ -52,7 +52,7 @@ public sealed class OperatorPathsTests(PostgresDatabase database) : CatalogProce
         string?[] overlays;
         // Held as a running backup holds it, so a `backupd recover` of another test on this host leaves the VM alone
         // until just before the daemon starts (the "deleted overlay" lines below show it was the daemon's recovery).
-        using (var held = global::Backupd.Daemon.Workflow.DomainLock.TryAcquire(Config.StateDirectory, vm.Uuid))
+        using (var held = global::Backupd.Daemon.Workflow.HostRunLock.TryAcquire(Config.StateDirectory, vm.Uuid))
         {
             Assert.NotNull(held);
             overlays = [await vm.ActiveSourceAsync("vda"), await vm.ActiveSourceAsync("vdb")];

@@ -11,42 +11,21 @@ using Microsoft.Extensions.Logging;
 namespace Backupd.Daemon.Scheduling;
 
 /// <summary>
-/// Runs a scheduled backup the way `backupd backup --domain` does (with a configuration): the catalog's domain
-/// lock and run records around recovery + the live workflow into the policy's versioned
-/// repository. The copy is time-boxed by the policy's copy timeout (the commit and pivot still
-/// run when it expires). Afterwards: verify of the new point if the policy asks, then retention.
+/// Runs a scheduled backup through <see cref="BackupService"/>, as `backupd backup --domain` does, with the spec
+/// <see cref="BackupSpec.ForPolicy"/> builds (catalog lock and records, the policy's repository, disks, quiesce,
+/// bandwidth and copy timeout). Afterwards: verify of the new point if the policy asks, then retention.
 /// </summary>
 public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory loggers) : IBackupRunner, IRestorePointVerifier, IAsyncDisposable
 {
     private readonly CatalogStore _catalog = new(config.CatalogConnectionString);
     private readonly ILogger _log = loggers.CreateLogger<CatalogBackupRunner>();
+    private readonly BackupService _backups = new(loggers);
 
     public async Task RunAsync(PolicyDefinition policy, string domain, IReadOnlyCollection<PolicyDefinition> peers, CancellationToken ct)
     {
-        var options = OptionsFor(policy, LiveBackupSettings.From(config).ToOptions());
-        using var hypervisor = await Task.Run(() => LibvirtHypervisor.Open(policy.Connection ?? config.LibvirtUri), ct);
-        var info = hypervisor.FindDomain(domain) ?? throw new DomainNotFoundException(domain);
-        var workflow = new WorkflowDomainBackup(hypervisor, new QemuImg(), options, policy.Repository, loggers.CreateLogger("backupd.backup"))
-        {
-            IncludeDisks = DisksFor(policy, hypervisor.GetXml(info.Uuid, DomainXmlKind.Live)),
-            BlockSize = policy.BlockSize,
-            Quiesce = policy.Quiesce switch
-            {
-                Policies.Model.QuiesceMode.Required => Workflow.QuiesceMode.Required,
-                Policies.Model.QuiesceMode.Off => Workflow.QuiesceMode.Off,
-                _ => Workflow.QuiesceMode.Preferred,
-            },
-        };
-        using var copyBox = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        copyBox.CancelAfter(policy.CopyTimeout);
-        var runner = new BackupRunner(_catalog, workflow, loggers.CreateLogger<BackupRunner>())
-        {
-            CatalogRetry = config.CatalogRetry,
-            Pending = new PendingRunRecords(config.StateDirectory),
-        };
-        var result = await runner.RunAsync(new Runs.BackupRequest(domain, "schedule", "backupd daemon", policy.Name), null, copyBox.Token);
+        var result = await _backups.RunAsync(BackupSpec.ForPolicy(config, policy, domain, CatalogRecording.For(_catalog, config)), null, ct);
         _log.LogInformation("policy {Policy}: restore point {Point} of {Domain} in {Repository} (run {Run})",
-            policy.Name, result.Point.PointId, domain, policy.Repository, result.RunId);
+            policy.Name, result.Point.PointId, domain, policy.Repository, result.CatalogRunId);
 
         if (policy.Verify.AfterBackup) await VerifyAsync(policy, result, ct);
 
@@ -58,25 +37,7 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
             _log.LogError("policy {Policy}: {Reason}", policy.Name, shared.Reason);
     }
 
-    /// <summary>The daemon's workflow options with the policy's commit time-box and bandwidth limits (null = unlimited).</summary>
-    internal static WorkflowOptions OptionsFor(PolicyDefinition policy, WorkflowOptions daemon) => daemon with
-    {
-        CommitReadyTimeout = policy.CommitTimeout,
-        CopyBandwidth = policy.CopyBandwidth,
-        CommitBandwidth = policy.CommitBandwidth,
-    };
-
-    /// <summary>The policy's disk patterns as the exact targets the workflow takes; empty (every eligible disk) when the policy names none.</summary>
-    internal static IReadOnlyList<string> DisksFor(PolicyDefinition policy, string liveXml)
-    {
-        if (policy.Disks == Policies.Selection.NameSelection.All) return [];
-        var targets = DomainXml.ParseDisks(liveXml).Where(d => DiskSelection.Ineligible(d) is null).Select(d => d.Target).Where(policy.Disks.Matches).ToList();
-        return targets.Count > 0
-            ? targets
-            : throw new BackupRefusedException(RefusalKind.BadRequest, $"no eligible disk matches the policy's disks ({string.Join(", ", policy.Disks.Include)})");
-    }
-
-    private async Task VerifyAsync(PolicyDefinition policy, BackupRunResult result, CancellationToken ct)
+    private async Task VerifyAsync(PolicyDefinition policy, BackupRun result, CancellationToken ct)
     {
         using var repo = BackupRepository.Open(policy.Repository);
         var report = await repo.VerifyAsync(result.Point.DomainUuid.ToString(), result.Point.PointId, null, ct);

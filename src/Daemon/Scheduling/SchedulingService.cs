@@ -1,13 +1,14 @@
 using System.Runtime.InteropServices;
 using Backupd.Daemon.Configuration;
+using Backupd.Daemon.Hosting;
+using Backupd.Daemon.Images;
 using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Workflow;
 using Backupd.Policies.Loading;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Hosting.Systemd;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Backupd.Daemon.Hosting;
 
 namespace Backupd.Daemon.Scheduling;
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Backupd.Daemon.Libvirt;
+using Backupd.Policies.Model;
 using Microsoft.Extensions.Logging;
 
 namespace Backupd.Daemon.Workflow;
@@ -31,7 +32,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         var started = DateTimeOffset.UtcNow;
         var domain = hypervisor.FindDomain(request.Domain)
             ?? throw new BackupRefusedException(RefusalKind.DomainNotFound, $"domain '{request.Domain}' does not exist");
-        using var domainLock = DomainLock.Acquire(options.StateDirectory, domain.Uuid, domain.Name);
+        using var domainLock = HostRunLock.Acquire(options.StateDirectory, domain.Uuid, domain.Name);
         var plan = await PreflightAsync(domain, request, started, ct);
         // The repository's writer lock before the snapshot: a restore or verify of the group delays the run (bounded)
         // or refuses it with nothing done (Busy), never fails it midway with the guest on an overlay.
@@ -282,7 +283,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
 
     // ---------------------------------------------------------------- 3. copy
 
-    private sealed record Copy(string PointId, IReadOnlyDictionary<string, (List<CopiedFile> Files, TimeSpan Elapsed)> PerDisk, TimeSpan Elapsed);
+    private sealed record Copy(Storage.Repository.RestorePointInfo Point, IReadOnlyDictionary<string, (List<CopiedFile> Files, TimeSpan Elapsed)> PerDisk, TimeSpan Elapsed);
 
     /// <summary>Copies into the session taken before the snapshot; a failure leaves it uncommitted (rolled back when the run disposes it).</summary>
     private async Task<Copy> CopyAsync(Plan plan, IBackupSession session, bool checkStillShutOff, Consistency consistency, CancellationToken ct)
@@ -319,8 +320,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
                 throw new IncompleteCopyException(problem);
             perDisk[disk.Disk.Target] = (files, diskClock.Elapsed);
         }
-        var pointId = session.Commit();
-        return new Copy(pointId, perDisk, clock.Elapsed);
+        return new Copy(session.Commit(), perDisk, clock.Elapsed);
     }
 
     /// <summary>For the progress total only (a block device's inode says 0 bytes, so ask the device).</summary>
@@ -494,6 +494,6 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         var commitTime = merges.Count == 0 ? (TimeSpan?)null : merges.Values.Aggregate(TimeSpan.Zero, (sum, m) => sum + m.Elapsed);
         return new BackupResult(plan.RunId, plan.Domain.Name, plan.Domain.Uuid, outcome, consistency,
             plan.StartedAt, DateTimeOffset.UtcNow - plan.StartedAt, overlayLifetime, copy?.Elapsed ?? TimeSpan.Zero, commitTime,
-            copy?.PointId, disks, plan.Skipped, failure?.Message);
+            copy?.Point.PointId, disks, plan.Skipped, failure?.Message) { RestorePoint = copy?.Point };
     }
 }

@@ -108,7 +108,7 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
             logger.OverlayBuried(domain.Name, d.Target, buried);
         }
         if (disks.Count == 0) return actions;
-        using var domainLock = DomainLock.TryAcquire(options.StateDirectory, domain.Uuid);
+        using var domainLock = HostRunLock.TryAcquire(options.StateDirectory, domain.Uuid);
         if (domainLock is null)
         {
             // A run is in progress: its own finally merges its overlays; touching them now would race it.
@@ -210,7 +210,7 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
     {
         foreach (var entry in entries)
         {
-            using var running = DomainLock.TryAcquire(options.StateDirectory, entry.DomainUuid);
+            using var running = HostRunLock.TryAcquire(options.StateDirectory, entry.DomainUuid);
             if (running is null) continue; // that run is still going and keeps its own journal
             if (entry.Disks.All(d => d.Merged || !File.Exists(d.OverlayPath)))
             {

@@ -1,5 +1,6 @@
 using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Workflow;
+using Backupd.Policies.Model;
 using Microsoft.Extensions.Logging;
 
 namespace Backupd.Daemon.Tests.Workflow;
@@ -360,7 +361,7 @@ public sealed class BackupWorkflowTests : IDisposable
         File.WriteAllText(overlay, "guest data");
         vda.Chain.Insert(0, (overlay, "qcow2"));
 
-        using (DomainLock.Acquire(Options.StateDirectory, hv.Uuid, hv.Name))
+        using (HostRunLock.Acquire(Options.StateDirectory, hv.Uuid, hv.Name))
         {
             var report = await new Recovery(hv, images, Options, log).RecoverAllAsync(dryRun: false, default);
             Assert.StartsWith("skipped", Assert.Single(report.Actions).Action, StringComparison.Ordinal);

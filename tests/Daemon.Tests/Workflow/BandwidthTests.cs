@@ -1,12 +1,13 @@
 using System.Diagnostics;
-using Backupd.Daemon.Cli;
 using Backupd.Daemon.Cli.Commands;
+using Backupd.Daemon.Cli;
 using Backupd.Daemon.Runs;
 using Backupd.Daemon.Scheduling;
 using Backupd.Daemon.Tests.Scheduling;
 using Backupd.Daemon.Workflow;
-using WorkflowRequest = Backupd.Daemon.Workflow.BackupRequest;
+using Backupd.Policies.Model;
 using CsCheck;
+using WorkflowRequest = Backupd.Daemon.Workflow.BackupRequest;
 
 namespace Backupd.Daemon.Tests.Workflow;
 
@@ -132,7 +133,7 @@ public sealed class BandwidthPlumbingTests : IDisposable
     public async Task The_policy_commit_limit_reaches_StartActiveCommit_for_every_disk()
     {
         var policy = TestPolicies.One("name: p\ndomains: [vm1]\nschedule: daily\nrepository: /r\nbandwidth: {copy: 200MiB/s, commit: 100MiB/s}\n");
-        var options = CatalogBackupRunner.OptionsFor(policy, Defaults);
+        var options = BackupSpec.OptionsFor(policy, Defaults);
         Assert.Equal(200 * MiB, options.CopyBandwidth);
         Assert.Equal(100 * MiB, options.CommitBandwidth);
         Assert.Equal(policy.CommitTimeout, options.CommitReadyTimeout);
@@ -146,7 +147,7 @@ public sealed class BandwidthPlumbingTests : IDisposable
     public async Task Without_a_limit_the_commit_is_unlimited()
     {
         var policy = TestPolicies.One("name: p\ndomains: [vm1]\nschedule: daily\nrepository: /r\n");
-        var options = CatalogBackupRunner.OptionsFor(policy, Defaults);
+        var options = BackupSpec.OptionsFor(policy, Defaults);
         Assert.Null(options.CopyBandwidth);
 
         var hv = await RunWorkflow(options);

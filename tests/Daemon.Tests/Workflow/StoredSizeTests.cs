@@ -1,5 +1,6 @@
 using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Workflow;
+using Backupd.Policies.Model;
 
 namespace Backupd.Daemon.Tests.Workflow;
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Backupd.Daemon.Images;
 using Backupd.Daemon.Restore;
 using Backupd.Integration.Fixtures;
 using Backupd.Storage.Catalog;

@@ -39,7 +39,7 @@ internal sealed class HookedTarget(IBackupTarget inner) : IBackupTarget
         }
 
         public void AttachMetadata(string name, string content) => inner.AttachMetadata(name, content);
-        public string Commit() => inner.Commit();
+        public Backupd.Storage.Repository.RestorePointInfo Commit() => inner.Commit();
         public void Dispose() => inner.Dispose();
     }
 

@@ -22,12 +22,12 @@ public static class ForgetCommand
         {
             var id = parse.GetValue(point)!;
             var detail = await store.GetPointAsync(id, ct)
-                ?? throw new CliFailureException(ExitCodes.NotFound,
+                ?? throw new CliFailureException(FailureKind.NotFound,
                     $"no restore point '{id}' in the catalog (`backupd list` shows them; a point written with --no-catalog needs `backupd catalog rebuild` first)");
             var p = detail.Point;
             // Opening a repository creates a missing one: never do that for a deletion.
             if (!RepositoryCli.IsRepository(p.Repository))
-                throw new CliFailureException(ExitCodes.NotFound,
+                throw new CliFailureException(FailureKind.NotFound,
                     $"restore point '{id}' is recorded in {p.Repository}, but there is no repository there any more (moved? `backupd catalog rebuild --repository DIR` records it where it is now)");
             await using (await DomainLock.AcquireAsync(config.CatalogConnectionString, p.DomainUuid, p.DomainName, ProcessIdentity.Current, ct))
             {
