@@ -70,7 +70,7 @@ public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, I
     {
         var domain = workflow.Resolve(nameOrUuid) ?? throw new DomainNotFoundException(nameOrUuid);
         var self = ProcessIdentity.Current;
-        await using var domainLock = await DomainLock.AcquireAsync(catalog.ConnectionString, domain.Uuid, domain.Name, self, ct);
+        await using var domainLock = await CatalogDomainLock.AcquireAsync(catalog.ConnectionString, domain.Uuid, domain.Name, self, ct);
         // Records an earlier run of this domain could not write (its process lost the catalog and ended) go in first.
         if (Pending is not null) await RunRecordFinisher.FinishLeftOversAsync(catalog, Pending, self, domain.Uuid, _log, ct);
         var runId = await catalog.StartRunAsync(new RunStart(domain.Uuid, domain.Name, origin.Trigger, origin.RequestedBy, origin.PolicyName), self, ct);

@@ -24,27 +24,26 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
     public async Task RunAsync(PolicyDefinition policy, string domain, IReadOnlyCollection<PolicyDefinition> peers, CancellationToken ct)
     {
         var result = await _backups.RunAsync(BackupSpec.ForPolicy(config, policy, domain, CatalogRecording.For(_catalog, config)), null, ct);
-        _log.LogInformation("policy {Policy}: restore point {Point} of {Domain} in {Repository} (run {Run})",
-            policy.Name, result.Point.PointId, domain, policy.Repository, result.CatalogRunId);
+        _log.PointRecorded(policy.Name, result.Point.PointId, domain, policy.Repository, result.CatalogRunId);
 
         if (policy.Verify.AfterBackup) await VerifyAsync(policy, result, ct);
 
         // Retention after every backup, for this domain only (other domains are pruned after their own runs).
         var decisions = await RetentionPruner.PruneAsync(policy, new RepositoryPointStore(_catalog), DateTimeOffset.UtcNow, dryRun: false, CancellationToken.None, onlyDomain: domain, peers);
         foreach (var removed in decisions.Where(d => !d.Keep))
-            _log.LogInformation("policy {Policy}: pruned restore point {Point} of {Domain}: {Reason}", policy.Name, removed.Point, domain, removed.Reason);
+            _log.PointPruned(policy.Name, removed.Point, domain, removed.Reason);
         if (decisions.FirstOrDefault(d => d.Reason.StartsWith("not pruned:", StringComparison.Ordinal)) is { } shared)
-            _log.LogError("policy {Policy}: {Reason}", policy.Name, shared.Reason);
+            _log.PruneRefusedShared(policy.Name, shared.Reason);
     }
 
     private async Task VerifyAsync(PolicyDefinition policy, BackupRun result, CancellationToken ct)
     {
         using var repo = BackupRepository.Open(policy.Repository);
         var report = await repo.VerifyAsync(result.Point.DomainUuid.ToString(), result.Point.PointId, null, ct);
-        await _catalog.RecordEventAsync("verify", result.Point.DomainUuid, result.Point.PointId, report.Ok,
+        await _catalog.RecordEventAsync(EventKinds.Verify, result.Point.DomainUuid, result.Point.PointId, report.Ok,
             report.Ok ? $"verified after backup: {report.VersionsChecked} file versions" : string.Join("; ", report.Problems), ProcessIdentity.Current, CancellationToken.None);
-        if (report.Ok) _log.LogInformation("policy {Policy}: restore point {Point} verified", policy.Name, result.Point.PointId);
-        else _log.LogError("policy {Policy}: restore point {Point} is damaged: {Problems}", policy.Name, result.Point.PointId, string.Join("; ", report.Problems));
+        if (report.Ok) _log.PointVerified(policy.Name, result.Point.PointId);
+        else _log.NewPointDamaged(policy.Name, result.Point.PointId, string.Join("; ", report.Problems));
     }
 
     /// <summary>Verifies every point of every group of the repository whose domain the policy selects; one catalog event per point.</summary>
@@ -61,9 +60,9 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
             {
                 var report = await repo.VerifyAsync(group, point.Id, null, ct);
                 ok &= report.Ok;
-                if (!report.Ok) _log.LogError("policy {Policy}: restore point {Point} of {Domain} is damaged: {Problems}", policy.Name, point.Id, domain, string.Join("; ", report.Problems));
+                if (!report.Ok) _log.KeptPointDamaged(policy.Name, point.Id, domain, string.Join("; ", report.Problems));
                 if (recorded.Contains(point.Id))
-                    await _catalog.RecordEventAsync("verify", uuid, point.Id, report.Ok,
+                    await _catalog.RecordEventAsync(EventKinds.Verify, uuid, point.Id, report.Ok,
                         report.Ok ? $"scheduled verify: {report.VersionsChecked} file versions" : string.Join("; ", report.Problems), ProcessIdentity.Current, CancellationToken.None);
             }
         }

@@ -94,7 +94,7 @@ internal static partial class SchedulingLog
 
     // ---------------------------------------------------------------- the scheduled run's catalog, retention and verify steps
     [LoggerMessage(EventId = 3301, EventName = "PointRecorded", Level = LogLevel.Information, Message = "policy {Policy}: restore point {Point} of {Domain} in {Repository} (run {Run})")]
-    public static partial void PointRecorded(this ILogger logger, string policy, string point, string domain, string repository, long run);
+    public static partial void PointRecorded(this ILogger logger, string policy, string point, string domain, string repository, long? run);
 
     [LoggerMessage(EventId = 3302, EventName = "PointPruned", Level = LogLevel.Information, Message = "policy {Policy}: pruned restore point {Point} of {Domain}: {Reason}")]
     public static partial void PointPruned(this ILogger logger, string policy, string point, string domain, string reason);

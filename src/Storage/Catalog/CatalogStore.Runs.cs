@@ -6,7 +6,7 @@ namespace Backupd.Storage.Catalog;
 public sealed partial class CatalogStore
 {
     /// <summary>
-    /// Records a new run in state running. Call only while holding the domain's <see cref="DomainLock"/>:
+    /// Records a new run in state running. Call only while holding the domain's <see cref="CatalogDomainLock"/>:
     /// any other `running` row of the domain then belongs to a dead process and is marked interrupted here.
     /// </summary>
     public async Task<long> StartRunAsync(RunStart start, ProcessIdentity self, CancellationToken ct)
@@ -126,7 +126,7 @@ public sealed partial class CatalogStore
                 if (ProcessIdentity.IsAliveHere(run.Pid, run.ProcessStart)) continue;
                 reason = $"process {run.Pid} on {run.Host} no longer exists";
             }
-            else if (!await DomainLock.IsHeldByAnyoneAsync(connection, run.DomainUuid, ct))
+            else if (!await CatalogDomainLock.IsHeldByAnyoneAsync(connection, run.DomainUuid, ct))
                 reason = $"no process holds the domain lock any more (was {run.Host} pid {run.Pid})";
             if (reason is null) continue;
             // The repository commit comes before the overlay commit: a run that died there may have a durable point.

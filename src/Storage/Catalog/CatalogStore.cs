@@ -21,7 +21,7 @@ public sealed partial class CatalogStore : IAsyncDisposable
         _dataSource = NpgsqlDataSource.Create(connectionString);
     }
 
-    /// <summary>For <see cref="DomainLock"/>, which needs its own unpooled session.</summary>
+    /// <summary>For <see cref="CatalogDomainLock"/>, which needs its own unpooled session.</summary>
     public string ConnectionString { get; }
 
     public ValueTask<NpgsqlConnection> OpenAsync(CancellationToken ct) => _dataSource.OpenConnectionAsync(ct);

@@ -59,7 +59,7 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
         Assert.Equal((RunStates.Failed, "nightly"), (run.State, run.PolicyName));
         Assert.Contains("copy: copy of vda.0 failed", run.Error, StringComparison.Ordinal);
         Assert.Empty(await _store.ListPointsAsync(workflow.Target.Uuid, null, CancellationToken.None));
-        await using var free = await DomainLock.AcquireAsync(database.ConnectionString, workflow.Target.Uuid, "vm-fail", ProcessIdentity.Current, CancellationToken.None);
+        await using var free = await CatalogDomainLock.AcquireAsync(database.ConnectionString, workflow.Target.Uuid, "vm-fail", ProcessIdentity.Current, CancellationToken.None);
         Assert.NotNull(error);
     }
 

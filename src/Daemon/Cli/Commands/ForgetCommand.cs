@@ -29,7 +29,7 @@ public static class ForgetCommand
             if (!RepositoryCli.IsRepository(p.Repository))
                 throw new CliFailureException(FailureKind.NotFound,
                     $"restore point '{id}' is recorded in {p.Repository}, but there is no repository there any more (moved? `backupd catalog rebuild --repository DIR` records it where it is now)");
-            await using (await DomainLock.AcquireAsync(config.CatalogConnectionString, p.DomainUuid, p.DomainName, ProcessIdentity.Current, ct))
+            await using (await CatalogDomainLock.AcquireAsync(config.CatalogConnectionString, p.DomainUuid, p.DomainName, ProcessIdentity.Current, ct))
             {
                 var who = Environment.UserName;
                 await new RepositoryPointStore(store).DeleteAsync(p.Repository,
