@@ -13,20 +13,21 @@ namespace Backupd.Daemon.Scheduling;
 /// <summary>
 /// Runs a scheduled backup through <see cref="BackupService"/>, as `backupd backup --domain` does, with the spec
 /// <see cref="BackupSpec.ForPolicy"/> builds (catalog lock and records, the policy's repository, disks, quiesce,
-/// bandwidth and copy timeout). Afterwards: verify of the new point if the policy asks, then retention.
+/// bandwidth and copy timeout). Afterwards: verify of the new point if the policy asks, then retention (both from Maintenance/).
 /// </summary>
 public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory loggers) : IBackupRunner, IRestorePointVerifier, IAsyncDisposable
 {
     private readonly CatalogStore _catalog = new(config.CatalogConnectionString);
     private readonly ILogger _log = loggers.CreateLogger<CatalogBackupRunner>();
     private readonly BackupService _backups = new(loggers);
+    private PointVerifier Verifier => new(_catalog, _log);
 
     public async Task RunAsync(PolicyDefinition policy, string domain, IReadOnlyCollection<PolicyDefinition> peers, CancellationToken ct)
     {
         var result = await _backups.RunAsync(BackupSpec.ForPolicy(config, policy, domain, CatalogRecording.For(_catalog, config)), null, ct);
         _log.PointRecorded(policy.Name, result.Point.PointId, domain, policy.Repository, result.CatalogRunId);
 
-        if (policy.Verify.AfterBackup) await VerifyAsync(policy, result, ct);
+        if (policy.Verify.AfterBackup) await Verifier.VerifyNewAsync(policy, result.Point.DomainUuid, result.Point.PointId, ct);
 
         // Retention after every backup, for this domain only (other domains are pruned after their own runs).
         var decisions = await RetentionPruner.PruneAsync(policy, new RepositoryPointStore(_catalog), DateTimeOffset.UtcNow, dryRun: false, CancellationToken.None, onlyDomain: domain, peers);
@@ -36,38 +37,8 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
             _log.PruneRefusedShared(policy.Name, shared.Reason);
     }
 
-    private async Task VerifyAsync(PolicyDefinition policy, BackupRun result, CancellationToken ct)
-    {
-        using var repo = BackupRepository.Open(policy.Repository);
-        var report = await repo.VerifyAsync(result.Point.DomainUuid.ToString(), result.Point.PointId, null, ct);
-        await _catalog.RecordEventAsync(EventKinds.Verify, result.Point.DomainUuid, result.Point.PointId, report.Ok,
-            report.Ok ? $"verified after backup: {report.VersionsChecked} file versions" : string.Join("; ", report.Problems), ProcessIdentity.Current, CancellationToken.None);
-        if (report.Ok) _log.PointVerified(policy.Name, result.Point.PointId);
-        else _log.NewPointDamaged(policy.Name, result.Point.PointId, string.Join("; ", report.Problems));
-    }
-
-    /// <summary>Verifies every point of every group of the repository whose domain the policy selects; one catalog event per point.</summary>
-    public async Task<bool> VerifyAsync(PolicyDefinition policy, CancellationToken ct)
-    {
-        var ok = true;
-        foreach (var (group, domain, points) in new RepositoryPointStore(_catalog).ListGroups(policy.Repository))
-        {
-            if (!policy.Domains.Matches(domain)) continue;
-            using var repo = BackupRepository.Open(policy.Repository);
-            var uuid = Guid.TryParse(group, out var g) ? g : (Guid?)null;
-            var recorded = uuid is null ? [] : (await _catalog.ListPointsAsync(uuid, null, ct)).Select(p => p.Id).ToHashSet(StringComparer.Ordinal);
-            foreach (var point in points)
-            {
-                var report = await repo.VerifyAsync(group, point.Id, null, ct);
-                ok &= report.Ok;
-                if (!report.Ok) _log.KeptPointDamaged(policy.Name, point.Id, domain, string.Join("; ", report.Problems));
-                if (recorded.Contains(point.Id))
-                    await _catalog.RecordEventAsync(EventKinds.Verify, uuid, point.Id, report.Ok,
-                        report.Ok ? $"scheduled verify: {report.VersionsChecked} file versions" : string.Join("; ", report.Problems), ProcessIdentity.Current, CancellationToken.None);
-            }
-        }
-        return ok;
-    }
+    /// <summary>Verifies every point the policy keeps (its `verify.schedule`); see <see cref="PointVerifier"/>.</summary>
+    public Task<bool> VerifyAsync(PolicyDefinition policy, CancellationToken ct) => Verifier.VerifyAsync(policy, ct);
 
     public ValueTask DisposeAsync() => _catalog.DisposeAsync();
 }
