@@ -35,6 +35,7 @@ public static class CliErrors
         Storage.Repository.RestorePointNotFoundException n => new(ExitCodes.NotFound, "not-found", n.Message),
         Storage.Repository.RepositoryCorruptException c => new(ExitCodes.Damaged, "damaged", c.Message),
         Storage.Delta.CorruptDataException c => new(ExitCodes.Damaged, "damaged", c.Message),
+        Chains.ChainRefusedException c => new(c.ExitCode, c.Kind, c.Message),
         Libvirt.LibvirtException l => new(ExitCodes.Failed, "libvirt", $"libvirt: {l.Message}"),
         NpgsqlException n => new(ExitCodes.Failed, "catalog", $"catalog: {n.Message} (check 'catalog-connection' in the configuration and that PostgreSQL runs; `backupd doctor`)"),
         _ => null,
