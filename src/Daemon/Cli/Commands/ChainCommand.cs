@@ -97,9 +97,9 @@ public static class ChainCommand
                 .AddColumns("layer", "path", "format", "virtual", "file", "allocated", "backing format", "also used by");
             foreach (var l in disk.Layers)
             {
-                table.AddRow(l.Index == 0 ? "[0] active" : l.Index == disk.Depth - 1 ? $"[{l.Index}] base" : $"[{l.Index}]",
-                    Markup.Escape(l.Path) + (l.Missing ? " [red](missing)[/]" : ""), l.Format ?? "-",
-                    Size(l.VirtualSize), Size(l.FileSize), Size(l.AllocatedBytes), l.BackingFormat ?? "-",
+                table.AddRow(Markup.Escape(l.Index == 0 ? "[0] active" : l.Index == disk.Depth - 1 ? $"[{l.Index}] base" : $"[{l.Index}]"),
+                    Markup.Escape(l.Path) + (l.Missing ? " [red](missing)[/]" : ""), Markup.Escape(l.Format ?? "-"),
+                    Size(l.VirtualSize), Size(l.FileSize), Size(l.AllocatedBytes), Markup.Escape(l.BackingFormat ?? "-"),
                     Markup.Escape(string.Join(", ", l.UsedBy.Select(u => $"{u.Domain} ({u.Definition})").Distinct())));
             }
             AnsiConsole.Write(table);
