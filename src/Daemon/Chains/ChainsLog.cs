@@ -31,4 +31,7 @@ internal static partial class ChainsLog
 
     [LoggerMessage(8008, LogLevel.Warning, "catalog record of chain run {RunId} could not be written")]
     public static partial void CatalogFailed(ILogger logger, Exception exception, long runId);
+
+    [LoggerMessage(8009, LogLevel.Warning, "policy chain maintenance of {Domain} disk {Target} not done: {Reason}")]
+    public static partial void PolicyRefused(ILogger logger, string domain, string target, string reason);
 }

@@ -32,7 +32,9 @@ public sealed class MaintenanceRun : IAsyncDisposable
     }
 
     /// <param name="catalogConnection">null: no catalog configured (the host lock alone, nothing recorded).</param>
-    public static async Task<MaintenanceRun> BeginAsync(string stateDirectory, string? catalogConnection, DomainInfo domain, string kind, string trigger, ILogger logger, CancellationToken ct)
+    /// <param name="catalogLockHeld">The caller (the daemon, right after a backup) already holds the domain's catalog lock.</param>
+    public static async Task<MaintenanceRun> BeginAsync(string stateDirectory, string? catalogConnection, DomainInfo domain, string kind, string trigger, ILogger logger, CancellationToken ct,
+        bool catalogLockHeld = false)
     {
         var hostLock = Workflow.DomainLock.Acquire(stateDirectory, domain.Uuid, domain.Name);
         if (catalogConnection is null) return new MaintenanceRun(hostLock, null, null, null, logger);
@@ -43,10 +45,10 @@ public sealed class MaintenanceRun : IAsyncDisposable
             await CatalogMigrator.MigrateAsync(catalogConnection, ct);
             var self = ProcessIdentity.Current;
             var uuid = Guid.Parse(domain.Uuid);
-            catalogLock = await Storage.Catalog.DomainLock.AcquireAsync(catalogConnection, uuid, domain.Name, self, ct);
+            if (!catalogLockHeld) catalogLock = await Storage.Catalog.DomainLock.AcquireAsync(catalogConnection, uuid, domain.Name, self, ct);
             store = new CatalogStore(catalogConnection);
             var runId = await store.StartRunAsync(new RunStart(uuid, domain.Name, trigger, Environment.UserName, Kind: kind), self, ct);
-            await catalogLock.SetRunAsync(runId, ct);
+            if (catalogLock is not null) await catalogLock.SetRunAsync(runId, ct);
             return new MaintenanceRun(hostLock, catalogLock, store, runId, logger);
         }
         catch

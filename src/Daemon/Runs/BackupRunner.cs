@@ -50,6 +50,9 @@ public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, I
     /// <summary>Where a final record waits when the catalog stays away (STATE/catalog-pending); null keeps none.</summary>
     public PendingRunRecords? Pending { get; init; }
 
+    /// <summary>Runs after a successful backup while the domain's catalog lock is still held (a policy's `chains:` maintenance).</summary>
+    public Func<BackupRunResult, CancellationToken, Task>? AfterBackupWhileLocked { get; init; }
+
     public async Task<BackupRunResult> RunAsync(BackupRequest request, IProgress<RunProgress>? observer, CancellationToken ct)
     {
         var target = workflow.Resolve(request.Domain) ?? throw new DomainNotFoundException(request.Domain);
@@ -123,6 +126,13 @@ public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, I
         if (notRecorded is not null)
             throw new PointNotRecordedException(record.PointId, record.Repository, notRecorded is CatalogException ? null : Pending?.Directory, notRecorded);
         _log.LogInformation("run {RunId}: restore point {Point} of {Domain} recorded", runId, record.PointId, target.Name);
-        return new BackupRunResult(runId, target, record, outcome.Stats);
+        var done = new BackupRunResult(runId, target, record, outcome.Stats);
+        if (AfterBackupWhileLocked is { } after)
+        {
+            // Still holding the domain lock, so nothing else starts on the domain in between; the backup stands whatever happens here.
+            try { await after(done, ct); }
+            catch (Exception e) when (e is not OperationCanceledException) { _log.LogError(e, "run {RunId}: the post-backup step for {Domain} failed", runId, target.Name); }
+        }
+        return done;
     }
 }

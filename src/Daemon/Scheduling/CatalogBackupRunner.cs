@@ -42,6 +42,9 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
         {
             CatalogRetry = config.CatalogRetry,
             Pending = new PendingRunRecords(config.StateDirectory),
+            AfterBackupWhileLocked = policy.Chains is { } chains
+                ? (_, token) => Chains.PolicyChainMaintenance.RunAsync(hypervisor, info.Uuid, chains, config.StateDirectory, config.CatalogConnectionString, loggers.CreateLogger("backupd.chain"), token)
+                : null,
         };
         var result = await runner.RunAsync(new Runs.BackupRequest(domain, "schedule", "backupd daemon", policy.Name), null, copyBox.Token);
         _log.LogInformation("policy {Policy}: restore point {Point} of {Domain} in {Repository} (run {Run})",

@@ -63,7 +63,8 @@ public sealed class ChainPlannerTests
     {
         var byIndex = ChainPlanner.Plan(Chain(4), ShortenMethod.Commit, null, "[2]", Self);
         var byPath = ChainPlanner.Plan(Chain(4), ShortenMethod.Commit, null, "/images/sn1.qcow2", Self);
-        Assert.Equal(byIndex, byPath);
+        Assert.Equal(byIndex with { MergedAway = [] }, byPath with { MergedAway = [] });
+        Assert.Equal(byIndex.MergedAway, byPath.MergedAway);
         Assert.True(byIndex.ActiveCommit);
         Assert.Equal([0, 1], byIndex.MergedAway);
         Assert.Equal(2, byIndex.DepthAfter);
