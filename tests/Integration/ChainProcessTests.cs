@@ -158,4 +158,61 @@ public sealed class ChainProcessTests(PostgresDatabase database) : IClassFixture
         Assert.True(await vm.GuestReadMatchesAsync("vda", 8 * MiB, 8 * MiB, 0x5a));
         Assert.True(await vm.GuestReadMatchesAsync("vda", 40 * MiB, MiB, 0x6b));
     }
+
+    [Fact]
+    public async Task A_shorten_holds_the_domains_run_lock_so_a_backup_of_it_is_refused_meanwhile()
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
+        await vm.StartAsync();
+        await ChainFixture.BuildFourLayersAsync(vm, "vda");
+        // SIGSTOP right after the job started: the shorten holds both locks while it is stopped.
+        using var shorten = BackupdProcess.StartCollecting(new Dictionary<string, string> { [Faults.EnvironmentVariable] = $"{Faults.ChainMidJob}:stop" },
+            out var output, "--config", config.Path, "chain", "shorten", "--domain", vm.Name, "--depth", "1", "--json");
+        try
+        {
+            await Eventually.WaitUntilAsync(() => File.ReadAllText($"/proc/{shorten.Id}/stat").Split(' ')[2] == "T", TimeSpan.FromSeconds(60), "the shorten to stop at its job", output);
+            var backup = await Backupd(null, "backup", "--domain", vm.Name, "--to", Path.Combine(config.Directory, "repo"), "--json");
+            Assert.Equal(4, backup.ExitCode);
+            Assert.Equal("busy", JsonDocument.Parse(backup.Stdout).RootElement.GetProperty("kind").GetString());
+        }
+        finally
+        {
+            await Tools.RunAsync("kill", "-CONT", shorten.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        await shorten.WaitForExitAsync();
+        Assert.Equal(0, shorten.ExitCode);
+        Assert.Equal(1, await ChainFixture.DepthAsync(vm.Disk("vda").Path));
+    }
+
+    [Fact]
+    public async Task The_daemon_shortens_a_chain_deeper_than_the_policys_max_depth_right_after_the_backup()
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
+        await vm.StartAsync();
+        var writes = await ChainFixture.BuildFourLayersAsync(vm, "vda");
+        var repository = Path.Combine(config.Directory, "repo");
+        await File.WriteAllTextAsync(Path.Combine(config.PoliciesDirectory, "chains.yaml"),
+            $"name: chains-{vm.Name}\ndomains: [{vm.Name}]\nschedule: every 5s\nrepository: {repository}\nchains: {{max-depth: 2, method: commit}}\n");
+        using var daemon = BackupdProcess.StartCollecting(null, out var output, "--config", config.Path, "daemon");
+        try
+        {
+            await Eventually.WaitUntilAsync(() => output.Any(l => l.Contains("job done, now on", StringComparison.Ordinal) && l.Contains(vm.Name, StringComparison.Ordinal)),
+                TimeSpan.FromSeconds(120), "the policy's chain maintenance", output);
+        }
+        finally
+        {
+            await Tools.RunAsync("kill", "-TERM", daemon.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            await daemon.WaitForExitAsync();
+        }
+        var cur = Path.Combine(vm.Directory, "cur.qcow2");
+        Assert.Equal(cur, await vm.ActiveSourceAsync("vda"));
+        Assert.Equal(2, await ChainFixture.DepthAsync(cur));
+        Assert.True(ScheduledDaemonTests.PointCount(repository) >= 1, "the backup came first");
+        Assert.Empty(await ChainFixture.MissingInGuestAsync(vm, "vda", writes));
+        await using var connection = new NpgsqlConnection(database.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("select count(*) from runs where domain_name = @n and kind = 'chain' and state = 'succeeded' and trigger = 'policy'", connection);
+        command.Parameters.AddWithValue("n", vm.Name);
+        Assert.True((long)(await command.ExecuteScalarAsync())! >= 1, "a succeeded run of kind chain is in the catalog");
+    }
 }
