@@ -17,7 +17,7 @@ internal static partial class ChainsLog
     [LoggerMessage(8003, LogLevel.Information, "persistent definition of {Domain} now has disk {Target} on {Active}")]
     public static partial void Redefined(ILogger logger, string domain, string target, string active);
 
-    [LoggerMessage(8004, LogLevel.Information, "deleted merged-away layer {Path}")]
+    [LoggerMessage(8004, LogLevel.Information, "deleted {Path}: merged away or moved, and no definition names it")]
     public static partial void Deleted(ILogger logger, string path);
 
     [LoggerMessage(8005, LogLevel.Information, "kept {Path}: {Reason}")]
