@@ -27,4 +27,7 @@ public enum FailureKind
     QuiesceUnavailable,
     InsufficientSpace,
     NeedsRecovery,
+    // Chain maintenance (Chains/): a layer other domains use; a request already satisfied (exit 0).
+    SharedLayer,
+    NothingToDo,
 }

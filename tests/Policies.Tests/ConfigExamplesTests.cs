@@ -104,6 +104,10 @@ public class ConfigExamplesTests
     [InlineData("policies: []\n")]
     [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\ntimeouts: {copy: forever}\n")]
     [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\nblock-size: 100\n")]
+    [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\nchains: {max-depth: 0}\n")]
+    [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\nchains: {method: pull}\n")]
+    [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\nchains: {max-depth: 3, method: merge}\n")]
+    [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\nchains: {max-depht: 3}\n")]
     public void Schema_and_loader_both_reject_malformed_files(string text)
     {
         Assert.False(PolicyLoader.ParseText(text, "p.yaml").IsValid);

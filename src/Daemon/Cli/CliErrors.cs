@@ -36,6 +36,7 @@ public static class CliErrors
         Storage.Repository.RestorePointNotFoundException n => new(FailureKind.NotFound, n.Message),
         Storage.Repository.RepositoryCorruptException c => new(FailureKind.Damaged, c.Message),
         Storage.Delta.CorruptDataException c => new(FailureKind.Damaged, c.Message),
+        Chains.ChainRefusedException c => new(c.Kind, c.Message),
         Images.QemuImgException q => new(FailureKind.Failed, q.Message),
         Libvirt.LibvirtException l => new(FailureKind.Libvirt, $"libvirt: {l.Message}"),
         NpgsqlException n => new(FailureKind.Catalog, $"catalog: {n.Message} (check 'catalog-connection' in the configuration and that PostgreSQL runs; `backupd doctor`)"),

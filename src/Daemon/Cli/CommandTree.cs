@@ -107,6 +107,8 @@ public static class CommandTree
         root.Subcommands.Add(PruneCommand.Create());
         root.Subcommands.Add(ForgetCommand.Create());
         root.Subcommands.Add(KeyCommand.Create());
+        root.Subcommands.Add(ChainCommand.Create());
+        root.Subcommands.Add(MoveDiskCommand.Create());
         return root;
     }
 

@@ -27,7 +27,8 @@ public static class ExitCodes
     /// <summary>The exit code of a failure of <paramref name="kind"/>.</summary>
     public static int For(FailureKind kind) => kind switch
     {
-        FailureKind.Usage or FailureKind.Config or FailureKind.BadRequest or FailureKind.TargetUnavailable => UsageOrConfig,
+        FailureKind.Usage or FailureKind.Config or FailureKind.BadRequest or FailureKind.TargetUnavailable or FailureKind.SharedLayer => UsageOrConfig,
+        FailureKind.NothingToDo => Ok,
         FailureKind.NotFound or FailureKind.DomainNotFound => NotFound,
         FailureKind.Busy => Busy,
         FailureKind.Damaged => Damaged,

@@ -48,6 +48,39 @@ public sealed class QemuImg : IImageTool
     public static Task ConvertAsync(string top, string topFormat, string target, string targetFormat, CancellationToken ct) =>
         RunAsync(ct, "convert", "-f", topFormat, "-O", targetFormat, top, target);
 
+    /// <summary>`info -U --backing-chain --output=json`: a JSON array, top first (fails when a backing file is missing).</summary>
+    public static Task<string> BackingChainJsonAsync(string path, CancellationToken ct) =>
+        OutputAsync(ct, "info", "-U", "--backing-chain", "--output=json", path);
+
+    /// <summary>`info -U --output=json` of one image alone (works when its backing file is missing).</summary>
+    public static Task<string> ImageJsonAsync(string path, CancellationToken ct) => OutputAsync(ct, "info", "-U", "--output=json", path);
+
+    /// <summary>Offline commit of <paramref name="top"/> and every layer between it and <paramref name="baseImage"/> into that base; -d keeps the top's data.</summary>
+    public static Task CommitIntoAsync(string top, string topFormat, string baseImage, CancellationToken ct) =>
+        RunAsync(ct, "commit", "-q", "-d", "-f", topFormat, "-b", baseImage, top);
+
+    /// <summary>
+    /// Safe rebase: copies into <paramref name="image"/> what differs from the new backing file (null: none, the image becomes
+    /// standalone), then rewrites its header. Re-running after an interruption is harmless (the header changes last).
+    /// </summary>
+    public static Task RebaseAsync(string image, string imageFormat, string? backingFile, string? backingFormat, CancellationToken ct) =>
+        backingFile is null
+            ? RunAsync(ct, "rebase", "-q", "-f", imageFormat, "-b", "", image)
+            : RunAsync(ct, "rebase", "-q", "-f", imageFormat, "-b", backingFile, "-F", backingFormat ?? "qcow2", image);
+
+    /// <summary>Header-only rebase (`rebase -u`) of an image of <paramref name="imageFormat"/>: for when the data already is in the new backing file.</summary>
+    public static Task RebaseUnsafeAsync(string image, string imageFormat, string backingFile, string backingFormat, CancellationToken ct) =>
+        RunAsync(ct, "rebase", "-q", "-u", "-f", imageFormat, "-b", backingFile, "-F", backingFormat, image);
+
+    /// <summary>
+    /// Writes the image (and its chain) into <paramref name="target"/>; with <paramref name="keepBacking"/> only the top layer,
+    /// on top of that backing file (`-B`, qcow2 targets only).
+    /// </summary>
+    public static Task ConvertAsync(string source, string sourceFormat, string target, string targetFormat, (string Path, string Format)? keepBacking, CancellationToken ct) =>
+        keepBacking is { } b
+            ? RunAsync(ct, "convert", "-q", "-f", sourceFormat, "-O", targetFormat, "-B", b.Path, "-F", b.Format, source, target)
+            : RunAsync(ct, "convert", "-q", "-f", sourceFormat, "-O", targetFormat, source, target);
+
     /// <summary>True when the guest-visible contents are equal (`qemu-img compare`, exit 0 equal, 1 different).</summary>
     public static async Task<bool> CompareAsync(string a, string b, CancellationToken ct)
     {

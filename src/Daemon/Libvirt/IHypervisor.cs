@@ -51,4 +51,21 @@ public interface IHypervisor : IDisposable
 
     /// <summary>guest-ping through the agent channel; false when the agent does not answer.</summary>
     bool PingAgent(string uuid, TimeSpan timeout);
+
+    // ---- chain maintenance (issue 13). Default bodies so fakes that do not model chains need not change. ----
+
+    /// <summary>
+    /// virDomainBlockCommit of <paramref name="top"/> (null: the active layer) into <paramref name="baseImage"/>; paths as in the live XML.
+    /// <paramref name="active"/> adds ACTIVE (the top is the active layer: the job waits READY for a pivot); an intermediate commit ends by itself.
+    /// </summary>
+    void StartCommit(string uuid, string target, string? top, string baseImage, bool active, long? bytesPerSecond) =>
+        throw new NotSupportedException("this hypervisor does not run block commits");
+
+    /// <summary>Block pull into the active layer of every layer above <paramref name="baseImage"/> (null: the whole chain: virDomainBlockPull).</summary>
+    void StartPull(string uuid, string target, string? baseImage, long? bytesPerSecond) =>
+        throw new NotSupportedException("this hypervisor does not run block pulls");
+
+    /// <summary>virDomainBlockCopy of the disk to <paramref name="destinationXml"/> (a &lt;disk&gt; element), TRANSIENT_JOB (the domain may be persistent).</summary>
+    void StartCopy(string uuid, string target, string destinationXml, bool shallow, bool reuseExternal, long? bytesPerSecond) =>
+        throw new NotSupportedException("this hypervisor does not run block copies");
 }

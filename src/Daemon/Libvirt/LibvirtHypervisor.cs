@@ -275,4 +275,41 @@ public sealed class LibvirtHypervisor : IHypervisor
             connection.Dispose();
         }
     }
+
+    // ---- chain maintenance (issue 13) ----
+
+    private static CULong Rate(long? bytesPerSecond) => new((nuint)Math.Max(0, bytesPerSecond ?? 0));
+
+    public void StartCommit(string uuid, string target, string? top, string baseImage, bool active, long? bytesPerSecond)
+    {
+        using var h = Lookup(uuid);
+        LibvirtErrors.Check(Interop.virDomainBlockCommit(h, target, baseImage, top, Rate(bytesPerSecond),
+            (active ? Interop.VIR_DOMAIN_BLOCK_COMMIT_ACTIVE : 0) | Interop.VIR_DOMAIN_BLOCK_COMMIT_BANDWIDTH_BYTES));
+    }
+
+    public void StartPull(string uuid, string target, string? baseImage, long? bytesPerSecond)
+    {
+        using var h = Lookup(uuid);
+        LibvirtErrors.Check(baseImage is null
+            ? Interop.virDomainBlockPull(h, target, Rate(bytesPerSecond), Interop.VIR_DOMAIN_BLOCK_PULL_BANDWIDTH_BYTES)
+            : Interop.virDomainBlockRebase(h, target, baseImage, Rate(bytesPerSecond), Interop.VIR_DOMAIN_BLOCK_REBASE_BANDWIDTH_BYTES));
+    }
+
+    public unsafe void StartCopy(string uuid, string target, string destinationXml, bool shallow, bool reuseExternal, long? bytesPerSecond)
+    {
+        using var h = Lookup(uuid);
+        var flags = Interop.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
+            | (shallow ? Interop.VIR_DOMAIN_BLOCK_COPY_SHALLOW : 0) | (reuseExternal ? Interop.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT : 0);
+        Interop.VirTypedParameter bandwidth = default;
+        var count = 0;
+        if (bytesPerSecond is > 0)
+        {
+            var name = System.Text.Encoding.ASCII.GetBytes(Interop.VIR_DOMAIN_BLOCK_COPY_BANDWIDTH);
+            for (var i = 0; i < name.Length; i++) bandwidth.Field[i] = name[i];
+            bandwidth.Type = Interop.VIR_TYPED_PARAM_ULLONG;
+            bandwidth.Value = (ulong)bytesPerSecond.Value;
+            count = 1;
+        }
+        LibvirtErrors.Check(Interop.virDomainBlockCopy(h, target, destinationXml, count == 0 ? null : &bandwidth, count, flags));
+    }
 }

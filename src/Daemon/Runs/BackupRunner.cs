@@ -66,6 +66,9 @@ public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, I
     /// <summary>Where a final record waits when the catalog stays away (STATE/catalog-pending); null keeps none.</summary>
     public PendingRunRecords? Pending { get; init; }
 
+    /// <summary>Runs after a successful backup while the domain's catalog lock is still held (a policy's `chains:` maintenance).</summary>
+    public Func<BackupRun, CancellationToken, Task>? AfterBackupWhileLocked { get; init; }
+
     public async Task<BackupRun> RunAsync(string nameOrUuid, RunOrigin origin, IProgress<RunProgress>? observer, CancellationToken ct)
     {
         var domain = workflow.Resolve(nameOrUuid) ?? throw new DomainNotFoundException(nameOrUuid);
@@ -139,6 +142,13 @@ public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, I
         if (notRecorded is not null)
             throw new PointNotRecordedException(record.PointId, record.Repository, notRecorded is CatalogException ? null : Pending?.Directory, notRecorded);
         _log.PointRecorded(runId, record.PointId, domain.Name);
-        return new BackupRun(runId, domain, record, outcome.Stats, outcome.Workflow);
+        var done = new BackupRun(runId, domain, record, outcome.Stats, outcome.Workflow);
+        if (AfterBackupWhileLocked is { } after)
+        {
+            // Still holding the domain lock, so nothing else starts on the domain in between; the backup stands whatever happens here.
+            try { await after(done, ct); }
+            catch (Exception e) when (e is not OperationCanceledException) { _log.PostBackupStepFailed(e, runId, domain.Name); }
+        }
+        return done;
     }
 }

@@ -32,6 +32,8 @@ public sealed record BackupSpec(string Domain, string Repository, string Libvirt
     /// <summary>Time box for the run (a policy's copy timeout; the commit and pivot still run when it expires); null: none.</summary>
     public TimeSpan? CopyTimeout { get; init; }
     public CatalogRecording? Catalog { get; init; }
+    /// <summary>Runs after a recorded backup while the domain's catalog lock is still held, on the same connection (a policy's `chains:` maintenance).</summary>
+    public Func<IHypervisor, BackupRun, CancellationToken, Task>? AfterBackupWhileLocked { get; init; }
 
     /// <summary>A scheduled backup of <paramref name="domain"/> for <paramref name="policy"/>, recorded in <paramref name="catalog"/>.</summary>
     public static BackupSpec ForPolicy(DaemonConfig config, PolicyDefinition policy, string domain, CatalogRecording catalog) =>
@@ -79,7 +81,12 @@ public sealed class BackupService(ILoggerFactory? loggers = null)
         if (spec.CopyTimeout is { } timeout) timeBox.CancelAfter(timeout);
         if (spec.Catalog is { } catalog)
         {
-            var runner = new BackupRunner(catalog.Store, backup, _loggers.CreateLogger<BackupRunner>()) { CatalogRetry = catalog.Retry, Pending = catalog.Pending };
+            var runner = new BackupRunner(catalog.Store, backup, _loggers.CreateLogger<BackupRunner>()) 
+            {
+                CatalogRetry = catalog.Retry,
+                Pending = catalog.Pending,
+                AfterBackupWhileLocked = spec.AfterBackupWhileLocked is { } after ? (run, token) => after(hypervisor, run, token) : null,
+            };
             return await runner.RunAsync(spec.Domain, spec.Origin, null, timeBox.Token);
         }
         var outcome = await backup.BackupAsync(domain, null, NoProgress.Instance, timeBox.Token);

@@ -49,4 +49,7 @@ internal static partial class RunsLog
 
     [LoggerMessage(2014, LogLevel.Warning, "catalog: {Count} run(s) left running by processes that no longer exist are now interrupted: {Runs}")]
     public static partial void LeftRunsInterrupted(this ILogger logger, int count, string runs);
+
+    [LoggerMessage(2015, LogLevel.Error, "run {RunId}: the post-backup step for {Domain} failed")]
+    public static partial void PostBackupStepFailed(this ILogger logger, Exception exception, long runId, string domain);
 }

@@ -24,7 +24,13 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
 
     public async Task RunAsync(PolicyDefinition policy, string domain, IReadOnlyCollection<PolicyDefinition> peers, CancellationToken ct)
     {
-        var result = await _backups.RunAsync(BackupSpec.ForPolicy(config, policy, domain, CatalogRecording.For(_catalog, config)), null, ct);
+        var spec = BackupSpec.ForPolicy(config, policy, domain, CatalogRecording.For(_catalog, config)) with
+        {
+            AfterBackupWhileLocked = policy.Chains is { } chains
+                ? (hypervisor, run, token) => Chains.PolicyChainMaintenance.RunAsync(hypervisor, run.Domain.Uuid.ToString(), chains, config.StateDirectory, config.CatalogConnectionString, loggers.CreateLogger("backupd.chain"), token)
+                : null,
+        };
+        var result = await _backups.RunAsync(spec, null, ct);
         _log.PointRecorded(policy.Name, result.Point.PointId, domain, policy.Repository, result.CatalogRunId);
 
         if (policy.Verify.AfterBackup) await Verifier.VerifyNewAsync(policy, result.Point.DomainUuid, result.Point.PointId, ct);

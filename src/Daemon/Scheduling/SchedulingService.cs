@@ -162,6 +162,8 @@ public sealed class SchedulingService(
             var report = await new Recovery(hypervisor, new QemuImg(), LiveBackupSettings.From(config).ToOptions(), logger).RecoverAllAsync(dryRun: false, ct);
             if (report.Actions.Count > 0)
                 logger.LeftoversRecovered(report.Actions.Count, report.AllResolved);
+            // Interrupted chain shortens and disk moves too (issue 13): finished, pivoted or aborted before any backup runs.
+            await new Chains.ChainRecovery(hypervisor, LiveBackupSettings.From(config).ToOptions(), logger).RecoverAsync(null, dryRun: false, ct);
         }
         catch (LibvirtException e)
         {

@@ -19,7 +19,12 @@ public static partial class Faults
     public const string AfterJournal = "after-journal", AfterSnapshot = "after-snapshot", MidCopy = "mid-copy",
         AfterCopy = "after-copy", MidCommit = "mid-commit", AfterPivot = "after-pivot";
 
-    public static readonly IReadOnlyList<string> Steps = [AfterJournal, AfterSnapshot, MidCopy, AfterCopy, MidCommit, AfterPivot];
+    /// <summary>Chain maintenance (issue 13): shorten and move-disk.</summary>
+    public const string ChainAfterJournal = "chain-after-journal", ChainMidJob = "chain-mid-job", ChainAfterJob = "chain-after-job",
+        MoveAfterJournal = "move-after-journal", MoveMidCopy = "move-mid-copy", MoveAfterPivot = "move-after-pivot";
+
+    public static readonly IReadOnlyList<string> Steps = [AfterJournal, AfterSnapshot, MidCopy, AfterCopy, MidCommit, AfterPivot,
+        ChainAfterJournal, ChainMidJob, ChainAfterJob, MoveAfterJournal, MoveMidCopy, MoveAfterPivot];
 
     /// <summary>Overridable for unit tests; read from the environment otherwise.</summary>
     public static string? Spec { get; set; } = Environment.GetEnvironmentVariable(EnvironmentVariable);

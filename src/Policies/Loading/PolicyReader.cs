@@ -17,7 +17,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
     internal static readonly string[] PolicyKeys =
     [
         "name", "description", "connection", "domains", "disks", "schedule", "quiesce", "repository",
-        "block-size", "retention", "verify", "max-parallel", "timeouts", "bandwidth",
+        "block-size", "retention", "verify", "max-parallel", "timeouts", "bandwidth", "chains",
     ];
     internal static readonly string[] SelectionKeys = ["include", "exclude"];
     internal static readonly string[] ScheduleKeys = ["cron", "time-zone"];
@@ -25,6 +25,8 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
     internal static readonly string[] VerifyKeys = ["after-backup", "schedule"];
     internal static readonly string[] TimeoutKeys = ["copy", "commit"];
     internal static readonly string[] BandwidthKeys = ["copy", "commit"];
+    internal static readonly string[] ChainsKeys = ["max-depth", "method"];
+    internal static readonly string[] ChainMethods = ["commit", "pull"];
 
     public const int MaxRetentionCount = 100_000;
 
@@ -65,6 +67,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
         var (copyTimeout, commitTimeout) = keys.TryGetValue("timeouts", out var timeoutsNode)
             ? Timeouts(timeoutsNode) : (PolicyDefaults.CopyTimeout, PolicyDefaults.CommitTimeout);
         var (copyRate, commitRate) = keys.TryGetValue("bandwidth", out var bandwidthNode) ? Bandwidth(bandwidthNode) : (null, null);
+        var chains = keys.TryGetValue("chains", out var chainsNode) ? Chains(chainsNode) : null;
 
         if (errors.Count > before || name is null || domains is null || schedule is null || repository is null) return null;
         return new PolicyDefinition
@@ -85,7 +88,38 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
             CommitTimeout = commitTimeout,
             CopyBandwidth = copyRate,
             CommitBandwidth = commitRate,
+            Chains = chains,
         };
+    }
+
+    /// <summary>`chains: {max-depth: N, method: commit|pull}` (issue 13): shorten deeper chains after each backup.</summary>
+    private ChainMaintenance? Chains(YNode node)
+    {
+        if (node is not YMapping mapping)
+        {
+            errors.Add(node, $"'chains' expects a mapping with 'max-depth:' (and optionally 'method: commit|pull'), got {Describe(node)}");
+            return null;
+        }
+        var keys = Keys(mapping, ChainsKeys, "'chains'");
+        if (!keys.TryGetValue("max-depth", out var depthNode))
+        {
+            errors.Add(mapping, "'chains' is missing required key 'max-depth' (the number of images a disk may have, e.g. 3)");
+            return null;
+        }
+        var depth = Integer(depthNode, "chains.max-depth", 1, ChainMaintenance.MaxDepthLimit);
+        var method = "commit";
+        if (keys.TryGetValue("method", out var methodNode))
+        {
+            var text = methodNode is YScalar { IsNull: false } m ? m.Value : null;
+            if (text is null || !ChainMethods.Contains(text))
+            {
+                var hint = text is null ? null : Suggest(text, ChainMethods);
+                errors.Add(methodNode, $"'chains.method' expects commit or pull, got {Describe(methodNode)}{(hint is null ? "" : $" (did you mean '{hint}'?)")}");
+                return null;
+            }
+            method = text;
+        }
+        return depth is { } d ? new ChainMaintenance(d, method) : null;
     }
 
     /// <summary>Indexes a mapping's keys, reporting unknown keys (with a suggestion) and duplicates.</summary>

@@ -34,6 +34,14 @@ public sealed record PolicyDefinition
     public long? CopyBandwidth { get; init; }
     /// <summary>Block-commit bandwidth limit in bytes per second; null is unlimited.</summary>
     public long? CommitBandwidth { get; init; }
+    /// <summary>Chain maintenance after each backup (`chains:`); null: chains are left as they are.</summary>
+    public ChainMaintenance? Chains { get; init; }
+}
+
+/// <summary>`chains: {max-depth: N, method: commit|pull}`: after a domain's backup, disks deeper than N are shortened to N.</summary>
+public sealed record ChainMaintenance(int MaxDepth, string Method)
+{
+    public const int MaxDepthLimit = 64;
 }
 
 /// <summary>Defaults that apply when a policy omits a key (documented in docs/policies.md).</summary>

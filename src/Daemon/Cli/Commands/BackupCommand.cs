@@ -46,7 +46,7 @@ public static class BackupCommand
     public static readonly Option<long?> CommitBandwidth = RateOption("--commit-bandwidth",
         "Limit each disk's active commit (the merge of guest writes back into the image) to RATE; default unlimited, so the VM leaves its overlay as soon as possible");
 
-    private static Option<long?> RateOption(string name, string description) => new(name)
+    internal static Option<long?> RateOption(string name, string description) => new(name)
     {
         Description = description,
         HelpName = "RATE",

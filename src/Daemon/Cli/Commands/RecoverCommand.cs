@@ -54,6 +54,9 @@ public static class RecoverCommand
                         return await FailAsync(json, ExitCodes.NotFound, $"no domain '{domain}' on this hypervisor (by name or UUID) and no unfinished run of it in the journal");
                 }
                 report = onlyUuid is null ? await recovery.RecoverAllAsync(dryRun, ct) : await recovery.RecoverDomainAsync(onlyUuid, dryRun, ct);
+                // Interrupted chain operations (shorten, move-disk) too: each ends finished, pivoted or aborted.
+                var chains = await new Chains.ChainRecovery(hypervisor, settings.ToOptions(), logger).RecoverAsync(onlyUuid, dryRun, ct);
+                if (chains.Count > 0) report = new RecoveryReport([.. report.Actions, .. chains]);
             }
             catch (LibvirtException e)
             {
