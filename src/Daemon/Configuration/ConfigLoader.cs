@@ -25,7 +25,7 @@ public static class ConfigLoader
     [
         "libvirt-uri", "catalog-connection", "catalog-connection-file", "state-directory",
         "scratch-directory", "policies-directory", "max-parallel", "misfire-grace", "catalog-retry",
-        "reader-wait", "scrub-cycle",
+        "reader-wait", "scrub-cycle", "agent-timeout",
     ];
 
     public static DaemonConfig Load(string? explicitPath)
@@ -112,6 +112,7 @@ public static class ConfigLoader
         var catalogRetry = DurationValue("catalog-retry", TimeSpan.FromMinutes(2));
         var readerWait = DurationValue("reader-wait", Storage.Repository.BackupRepository.DefaultReaderWait);
         var scrubCycle = IntValue("scrub-cycle", Storage.Repository.BackupRepository.DefaultScrubCycle, 0, 1 << 20);
+        var agentTimeout = DurationValue("agent-timeout", GuestAgent.AgentGuard.DefaultTimeout);
 
         if (errors.Count > 0)
             throw new ConfigException(string.Join(Environment.NewLine, errors));
@@ -129,6 +130,7 @@ public static class ConfigLoader
             CatalogRetry = catalogRetry,
             ReaderWait = readerWait,
             ScrubCycle = scrubCycle,
+            AgentTimeout = agentTimeout,
         };
     }
 

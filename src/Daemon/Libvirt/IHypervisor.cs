@@ -51,4 +51,16 @@ public interface IHypervisor : IDisposable
 
     /// <summary>guest-ping through the agent channel; false when the agent does not answer.</summary>
     bool PingAgent(string uuid, TimeSpan timeout);
+
+    /// <summary>
+    /// Bounds every later agent call libvirt makes for this running domain (the quiesce of a snapshot included):
+    /// virDomainAgentSetResponseTimeout. libvirt's default waits forever for an agent that hangs.
+    /// </summary>
+    void SetAgentResponseTimeout(string uuid, TimeSpan timeout);
+
+    /// <summary>virDomainFSThaw of every file system; the number thawed (0 when none was frozen).</summary>
+    int ThawFileSystems(string uuid);
+
+    /// <summary>A raw agent command (JSON) with its own timeout: the reply, or null when the agent did not answer in time.</summary>
+    string? AgentCommand(string uuid, string command, TimeSpan timeout);
 }

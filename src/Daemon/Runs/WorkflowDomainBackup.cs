@@ -34,6 +34,9 @@ public sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool imag
     /// <summary>Forwarded from the workflow (for a progress bar), besides the catalog's progress records.</summary>
     public Action<BackupProgress>? OnProgress { get; init; }
 
+    /// <summary>Where each run's quiesce report goes (runs.detail, and a quiesce event when it did not go to plan); null: nowhere.</summary>
+    public CatalogStore? QuiesceRecords { get; init; }
+
     /// <summary>The workflow's full result of the last run (also when it failed), for the command's output.</summary>
     public BackupResult? LastResult { get; private set; }
 
@@ -65,8 +68,16 @@ public sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool imag
             // Written to the catalog at once (a new step): a run killed while merging back shows `commit`, not `copy`.
             OnCommitStarting = () => progress.Report(copied with { Step = "commit" }),
         };
-        var result = await workflow.RunAsync(new Workflow.BackupRequest(target.Uuid.ToString(), IncludeDisks, ExcludeDisks, Quiesce), ct);
+        BackupResult result;
+        try { result = await workflow.RunAsync(new Workflow.BackupRequest(target.Uuid.ToString(), IncludeDisks, ExcludeDisks, Quiesce), ct); }
+        catch (BackupRefusedException e) when (e.Kind == RefusalKind.QuiesceUnavailable)
+        {
+            // The refused run is not kept in the catalog: the event is its record.
+            await RecordQuiesceAsync(null, target, new QuiesceReport("required", "refused", e.Message));
+            throw;
+        }
         LastResult = result;
+        if (result.Quiesce is { } quiesce) await RecordQuiesceAsync(runId, target, quiesce);
         if (result.Outcome != RunOutcome.Succeeded || repository.LastCommitted is null)
             throw new BackupFailedException(result.Error ?? $"backup of '{target.Name}' ended {result.Outcome}", result.Outcome == RunOutcome.NeedsAttention,
                 interrupted: result.Outcome == RunOutcome.Failed && ct.IsCancellationRequested);
@@ -81,5 +92,20 @@ public sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool imag
                 _ => null,
             });
         return new DomainBackupOutcome(repository.LastCommitted, repository.Description, stats);
+    }
+
+    /// <summary>Best effort: the catalog being away must not fail a backup that worked (the journal and the log have it too).</summary>
+    private async Task RecordQuiesceAsync(long? runId, BackupTarget target, QuiesceReport report)
+    {
+        if (QuiesceRecords is null) return;
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await QuiesceRecords.RecordQuiesceAsync(runId, target.Uuid, report.ToJson(), report.Noteworthy, report.Ok, ProcessIdentity.Current, timeout.Token);
+        }
+        catch (Exception e) when (RunRecordFinisher.IsOutage(e) || e is OperationCanceledException)
+        {
+            GuestAgent.GuestAgentLog.QuiesceNotRecorded(logger, target.Name, e);
+        }
     }
 }

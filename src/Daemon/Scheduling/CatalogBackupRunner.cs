@@ -29,6 +29,7 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
         {
             IncludeDisks = DisksFor(policy, hypervisor.GetXml(info.Uuid, DomainXmlKind.Live)),
             BlockSize = policy.BlockSize,
+            QuiesceRecords = _catalog,
             Quiesce = policy.Quiesce switch
             {
                 Policies.Model.QuiesceMode.Required => Workflow.QuiesceMode.Required,

@@ -73,6 +73,7 @@ internal static class CatalogBackupHandler
             IncludeDisks = parse.GetValue(BackupCommand.Disk) ?? [],
             ExcludeDisks = parse.GetValue(BackupCommand.ExcludeDisk) ?? [],
             Quiesce = parse.GetValue(BackupCommand.Quiesce),
+            QuiesceRecords = store,
             OnProgress = p =>
             {
                 if (bar is null) return;
