@@ -80,11 +80,11 @@ echo "data mounted" > /dev/console
 # so every manifest line of any consistent image names an intact file.
 writer() {
     mkdir -p /data/files
-    n=$(wc -l < /data/manifest 2>/dev/null || echo 0)
+    n=0; [ -f /data/manifest ] && n=$(wc -l < /data/manifest)
     while true; do
         n=$((n + 1))
         dd if=/dev/urandom of=/data/files/.tmp.$n bs=4096 count=8 2>/dev/null
-        sum=$(md5sum /data/files/.tmp.$n | cut -d' ' -f1)
+        sum=$(sha256sum /data/files/.tmp.$n | cut -d' ' -f1)
         mv /data/files/.tmp.$n /data/files/f$n
         sync
         echo "f$n $sum" >> /data/manifest
