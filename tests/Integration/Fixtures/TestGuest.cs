@@ -115,6 +115,7 @@ public sealed class TestGuest : IAsyncDisposable
             <initrd>{image}/initrd.gz</initrd>
             <cmdline>console=ttyS0 quiet loglevel=3 panic=-1</cmdline>
           </os>
+          <features><acpi/></features>
           <on_poweroff>destroy</on_poweroff>
           <on_reboot>destroy</on_reboot>
           <devices>
