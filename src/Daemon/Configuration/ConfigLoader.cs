@@ -113,6 +113,9 @@ public static class ConfigLoader
         var readerWait = DurationValue("reader-wait", Storage.Repository.BackupRepository.DefaultReaderWait);
         var scrubCycle = IntValue("scrub-cycle", Storage.Repository.BackupRepository.DefaultScrubCycle, 0, 1 << 20);
         var agentTimeout = DurationValue("agent-timeout", GuestAgent.AgentGuard.DefaultTimeout);
+        // libvirt counts whole seconds (0 would mean "do not wait"); minutes would bring back the stall it bounds.
+        if ((agentTimeout < TimeSpan.FromSeconds(1) || agentTimeout > TimeSpan.FromMinutes(5)) && values.TryGetValue("agent-timeout", out var at))
+            errors.Add($"{At(path, at.Start)}: 'agent-timeout' expects a duration from 1s to 5m, got '{at.Value}'");
 
         if (errors.Count > 0)
             throw new ConfigException(string.Join(Environment.NewLine, errors));
