@@ -22,4 +22,7 @@ internal static partial class GuestAgentLog
 
     [LoggerMessage(11005, LogLevel.Warning, "{Domain}: could not record the quiesce outcome in the catalog")]
     public static partial void QuiesceNotRecorded(ILogger logger, string domain, Exception exception);
+
+    [LoggerMessage(11006, LogLevel.Warning, "{Domain}: not quiescing: {Reason}; taking a crash-consistent snapshot")]
+    public static partial void NotQuiescing(ILogger logger, string domain, string reason);
 }

@@ -1,6 +1,7 @@
 using Backupd.Daemon.GuestAgent;
 using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Workflow;
+using Backupd.Policies.Model;
 
 namespace Backupd.Daemon.Tests.Workflow;
 
