@@ -55,6 +55,18 @@ public sealed class ConfigLoaderTests
     }
 
     [Fact]
+    public void Agent_timeout_defaults_to_5s_reaches_the_workflow_and_is_range_checked()
+    {
+        var defaults = Backupd.Daemon.Workflow.LiveBackupSettings.From(ConfigLoader.Parse(Minimal, "/etc/backupd/backupd.yaml")).ToOptions();
+        Assert.Equal(TimeSpan.FromSeconds(5), defaults.AgentTimeout);
+        var set = Backupd.Daemon.Workflow.LiveBackupSettings.From(ConfigLoader.Parse(Minimal + "\nagent-timeout: 2s", "/etc/backupd/backupd.yaml")).ToOptions();
+        Assert.Equal(TimeSpan.FromSeconds(2), set.AgentTimeout);
+
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(Minimal + "\nagent-timeout: 1h", "/c.yaml"));
+        Assert.Contains("'agent-timeout' expects a duration from 1s to 5m, got '1h'", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Every_problem_is_reported_at_once_with_line_and_column()
     {
         const string text = """

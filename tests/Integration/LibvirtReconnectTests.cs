@@ -213,6 +213,9 @@ public sealed class LibvirtReconnectTests : IDisposable
         public void Pivot(string uuid, string target) => inner.Pivot(uuid, target);
         public void AbortBlockJob(string uuid, string target) => inner.AbortBlockJob(uuid, target);
         public bool PingAgent(string uuid, TimeSpan timeout) => inner.PingAgent(uuid, timeout);
+        public void SetAgentResponseTimeout(string uuid, TimeSpan timeout) => inner.SetAgentResponseTimeout(uuid, timeout);
+        public int ThawFileSystems(string uuid) => inner.ThawFileSystems(uuid);
+        public string? AgentCommand(string uuid, string command, TimeSpan timeout) => inner.AgentCommand(uuid, command, timeout);
         public void Dispose() { }
     }
 }

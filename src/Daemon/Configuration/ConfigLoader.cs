@@ -25,7 +25,7 @@ public static class ConfigLoader
     [
         "libvirt-uri", "catalog-connection", "catalog-connection-file", "state-directory",
         "scratch-directory", "policies-directory", "max-parallel", "misfire-grace", "catalog-retry",
-        "reader-wait", "scrub-cycle",
+        "reader-wait", "scrub-cycle", "agent-timeout",
     ];
 
     public static DaemonConfig Load(string? explicitPath)
@@ -112,6 +112,10 @@ public static class ConfigLoader
         var catalogRetry = DurationValue("catalog-retry", TimeSpan.FromMinutes(2));
         var readerWait = DurationValue("reader-wait", Storage.Repository.BackupRepository.DefaultReaderWait);
         var scrubCycle = IntValue("scrub-cycle", Storage.Repository.BackupRepository.DefaultScrubCycle, 0, 1 << 20);
+        var agentTimeout = DurationValue("agent-timeout", GuestAgent.AgentGuard.DefaultTimeout);
+        // libvirt counts whole seconds (0 would mean "do not wait"); minutes would bring back the stall it bounds.
+        if ((agentTimeout < TimeSpan.FromSeconds(1) || agentTimeout > TimeSpan.FromMinutes(5)) && values.TryGetValue("agent-timeout", out var at))
+            errors.Add($"{At(path, at.Start)}: 'agent-timeout' expects a duration from 1s to 5m, got '{at.Value}'");
 
         if (errors.Count > 0)
             throw new ConfigException(string.Join(Environment.NewLine, errors));
@@ -129,6 +133,7 @@ public static class ConfigLoader
             CatalogRetry = catalogRetry,
             ReaderWait = readerWait,
             ScrubCycle = scrubCycle,
+            AgentTimeout = agentTimeout,
         };
     }
 

@@ -23,4 +23,6 @@ public sealed record DaemonConfig
     public TimeSpan ReaderWait { get; init; } = Storage.Repository.BackupRepository.DefaultReaderWait;
     /// <summary>Each backup re-checks 1/N of the mirror's unchanged blocks, all of them every N runs; 0 turns it off.</summary>
     public int ScrubCycle { get; init; } = Storage.Repository.BackupRepository.DefaultScrubCycle;
+    /// <summary>Bound on every guest-agent call of a run (ping, freeze, thaw): a hung agent costs seconds, not minutes.</summary>
+    public TimeSpan AgentTimeout { get; init; } = GuestAgent.AgentGuard.DefaultTimeout;
 }

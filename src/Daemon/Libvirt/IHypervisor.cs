@@ -68,4 +68,16 @@ public interface IHypervisor : IDisposable
     /// <summary>virDomainBlockCopy of the disk to <paramref name="destinationXml"/> (a &lt;disk&gt; element), TRANSIENT_JOB (the domain may be persistent).</summary>
     void StartCopy(string uuid, string target, string destinationXml, bool shallow, bool reuseExternal, long? bytesPerSecond) =>
         throw new NotSupportedException("this hypervisor does not run block copies");
+
+    /// <summary>
+    /// Bounds every later agent call libvirt makes for this running domain (the quiesce of a snapshot included):
+    /// virDomainAgentSetResponseTimeout. libvirt's default waits forever for an agent that hangs.
+    /// </summary>
+    void SetAgentResponseTimeout(string uuid, TimeSpan timeout);
+
+    /// <summary>virDomainFSThaw of every file system; the number thawed (0 when none was frozen).</summary>
+    int ThawFileSystems(string uuid);
+
+    /// <summary>A raw agent command (JSON) with its own timeout: the reply, or null when the agent did not answer in time.</summary>
+    string? AgentCommand(string uuid, string command, TimeSpan timeout);
 }

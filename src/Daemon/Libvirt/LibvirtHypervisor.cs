@@ -252,18 +252,7 @@ public sealed class LibvirtHypervisor : IHypervisor
         return null;
     }
 
-    public unsafe bool PingAgent(string uuid, TimeSpan timeout)
-    {
-        using var h = Lookup(uuid);
-        var reply = Interop.virDomainQemuAgentCommand(h, """{"execute":"guest-ping"}""", Math.Max(1, (int)timeout.TotalSeconds), 0);
-        if (reply == null)
-        {
-            _ = LibvirtErrors.Last("virDomainQemuAgentCommand"); // consume this thread's error
-            return false;
-        }
-        OwnedStrings.Take(reply);
-        return true;
-    }
+    public bool PingAgent(string uuid, TimeSpan timeout) => AgentCommand(uuid, """{"execute":"guest-ping"}""", timeout) is not null;
 
     public void Dispose()
     {
@@ -312,4 +301,34 @@ public sealed class LibvirtHypervisor : IHypervisor
         }
         LibvirtErrors.Check(Interop.virDomainBlockCopy(h, target, destinationXml, count == 0 ? null : &bandwidth, count, flags));
     }
+
+    public void SetAgentResponseTimeout(string uuid, TimeSpan timeout)
+    {
+        using var h = Lookup(uuid);
+        if (Interop.virDomainAgentSetResponseTimeout(h, AgentSeconds(timeout), 0) < 0)
+            throw LibvirtErrors.Last("virDomainAgentSetResponseTimeout");
+    }
+
+    public int ThawFileSystems(string uuid)
+    {
+        using var h = Lookup(uuid);
+        var thawed = Interop.virDomainFSThaw(h, IntPtr.Zero, 0, 0);
+        if (thawed < 0) throw LibvirtErrors.Last("virDomainFSThaw");
+        return thawed;
+    }
+
+    public unsafe string? AgentCommand(string uuid, string command, TimeSpan timeout)
+    {
+        using var h = Lookup(uuid);
+        var reply = Interop.virDomainQemuAgentCommand(h, command, AgentSeconds(timeout), 0);
+        if (reply == null)
+        {
+            _ = LibvirtErrors.Last("virDomainQemuAgentCommand"); // consume this thread's error
+            return null;
+        }
+        return OwnedStrings.Take(reply);
+    }
+
+    /// <summary>libvirt takes whole seconds, and 0 would mean "do not wait at all".</summary>
+    private static int AgentSeconds(TimeSpan timeout) => Math.Max(1, (int)Math.Ceiling(timeout.TotalSeconds));
 }

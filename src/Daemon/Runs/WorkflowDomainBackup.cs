@@ -61,7 +61,15 @@ internal sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool im
             // Written to the catalog at once (a new step): a run killed while merging back shows `commit`, not `copy`.
             OnCommitStarting = () => progress.Report(copied with { Step = "commit" }),
         };
-        var result = await workflow.RunAsync(new BackupRequest(resolved.Uuid.ToString(), includeDisks, spec.ExcludeDisks, spec.Quiesce), ct);
+        BackupResult result;
+        try { result = await workflow.RunAsync(new BackupRequest(resolved.Uuid.ToString(), includeDisks, spec.ExcludeDisks, spec.Quiesce), ct); }
+        catch (BackupRefusedException e) when (e.Kind == RefusalKind.QuiesceUnavailable)
+        {
+            // The refused run is not kept in the catalog: the event is its record.
+            await RecordQuiesceAsync(null, resolved, new QuiesceReport("required", "refused", e.Message));
+            throw;
+        }
+        if (result.Quiesce is { } quiesce) await RecordQuiesceAsync(catalogRunId, resolved, quiesce);
         if (result.Outcome != RunOutcome.Succeeded || result.RestorePoint is null)
             throw new BackupFailedException(result.Error ?? $"backup of '{resolved.Name}' ended {result.Outcome}", result.Outcome == RunOutcome.NeedsAttention,
                 interrupted: result.Outcome == RunOutcome.Failed && ct.IsCancellationRequested) { Result = result, CatalogRunId = catalogRunId };
@@ -70,5 +78,23 @@ internal sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool im
             result.Disks.Sum(d => d.BytesRead), result.Disks.Sum(d => d.BytesWritten), result.CopyTime, result.OverlayLifetime, result.CommitTime,
             result.Consistency is { } c ? ConsistencyNames.Of(c) : null);
         return new DomainBackupOutcome(result.RestorePoint, repository.Description, stats, result);
+    }
+
+    /// <summary>
+    /// The run's quiesce report to runs.detail, and a quiesce event when it did not go to plan. Best effort:
+    /// the catalog being away must not fail a backup that worked (the journal and the log have it too).
+    /// </summary>
+    private async Task RecordQuiesceAsync(long? runId, BackupDomain target, QuiesceReport report)
+    {
+        if (spec.Catalog?.Store is not { } store) return;
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await store.RecordQuiesceAsync(runId, target.Uuid, report.ToJson(), report.Noteworthy, report.Ok, ProcessIdentity.Current, timeout.Token);
+        }
+        catch (Exception e) when (RunRecordFinisher.IsOutage(e) || e is OperationCanceledException)
+        {
+            GuestAgent.GuestAgentLog.QuiesceNotRecorded(logger, target.Name, e);
+        }
     }
 }

@@ -64,6 +64,10 @@ public sealed record WorkflowOptions
     public TimeSpan ReaderWait { get; init; } = Storage.Repository.BackupRepository.DefaultReaderWait;
     /// <summary>Mirror scrub: each backup re-checks 1/N of the unchanged blocks (docs/repository-format.md); 0 = off.</summary>
     public int ScrubCycle { get; init; } = Storage.Repository.BackupRepository.DefaultScrubCycle;
+    /// <summary>Bound on every guest-agent call (the ping before a quiesced snapshot, the freeze, each thaw); config agent-timeout.</summary>
+    public TimeSpan AgentTimeout { get; init; } = GuestAgent.AgentGuard.DefaultTimeout;
+    /// <summary>How long a run keeps trying to thaw a guest after a quiesce failed before it leaves it to `recover`.</summary>
+    public TimeSpan ThawBudget { get; init; } = GuestAgent.AgentGuard.DefaultThawBudget;
 }
 
 public sealed record SkippedDisk(string Target, string Reason);
@@ -108,9 +112,34 @@ public sealed record BackupResult(
     IReadOnlyList<SkippedDisk> Skipped,
     string? Error)
 {
+    /// <summary>How the snapshot was quiesced (null: the domain was shut off).</summary>
+    public QuiesceReport? Quiesce { get; init; }
+
     /// <summary>The committed point as the repository returned it (null unless the copy committed); not part of the JSON.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public Storage.Repository.RestorePointInfo? RestorePoint { get; init; }
+}
+
+/// <summary>
+/// The quiesce of a run, for the journal, the catalog (runs.detail, an event when it did not go to plan) and
+/// the command output. Outcome: quiesced, crash-consistent, failed. Thaw: after a failed quiesce, what
+/// guest-fsfreeze-status said in the end (not-frozen, thawed, unconfirmed).
+/// </summary>
+public sealed record QuiesceReport(string Requested, string Outcome, string? Reason = null, string? Thaw = null, double? AgentWaitSeconds = null)
+{
+    /// <summary>Anything an operator should hear about: a fallback, a failure, a thaw.</summary>
+    public bool Noteworthy => Reason is not null || Thaw is not null;
+
+    /// <summary>False when the run failed or was refused for it, or the guest may still be frozen.</summary>
+    public bool Ok => Outcome is not ("failed" or "refused") && Thaw?.StartsWith("unconfirmed", StringComparison.Ordinal) != true;
+
+    public string ToJson() => System.Text.Json.JsonSerializer.Serialize(this, JsonOptions);
+
+    private static readonly System.Text.Json.JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.KebabCaseLower,
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+    };
 }
 
 /// <summary>Progress of the copy, for a progress bar.</summary>

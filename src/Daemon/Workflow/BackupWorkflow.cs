@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Backupd.Daemon.GuestAgent;
 using Backupd.Daemon.Libvirt;
 using Backupd.Policies.Model;
 using Microsoft.Extensions.Logging;
@@ -19,6 +20,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
 {
     private readonly RunJournal journal = new(options.StateDirectory);
     private readonly OverlayMerger merger = new(hypervisor, images, options, logger);
+    private readonly AgentGuard agent = new(hypervisor, options.AgentTimeout, logger);
 
     /// <summary>Called synchronously on the copying thread.</summary>
     public Action<BackupProgress>? OnProgress { get; init; }
@@ -47,7 +49,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
 
     private sealed record Plan(
         string RunId, DomainInfo Domain, DateTimeOffset StartedAt, string DefinitionXml, string SnapshotXml,
-        IReadOnlyList<DiskPlan> Disks, IReadOnlyList<SkippedDisk> Skipped, QuiesceMode Quiesce, bool AgentConnected);
+        IReadOnlyList<DiskPlan> Disks, IReadOnlyList<SkippedDisk> Skipped, QuiesceMode Quiesce, string? AgentProblem, double? AgentWaitSeconds);
 
     private async Task<Plan> PreflightAsync(DomainInfo domain, BackupRequest request, DateTimeOffset started, CancellationToken ct)
     {
@@ -94,18 +96,39 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         target.EnsureWritable();
 
         var snapshotXml = "";
-        var agentConnected = false;
+        string? agentProblem = null;
+        double? agentWait = null;
         if (domain.IsActive)
         {
             CheckOverlayLocations(plans);
             snapshotXml = SnapshotXml.Build(runId, disks, plans.ToDictionary(p => p.Disk.Target, p => p.Journal.OverlayPath));
-            agentConnected = DomainXml.AgentConnected(liveXml);
-            if (request.Quiesce == QuiesceMode.Required && !agentConnected)
+            if (request.Quiesce != QuiesceMode.Off)
+            {
+                var clock = Stopwatch.StartNew();
+                agentProblem = AgentProblem(domain, liveXml);
+                agentWait = Math.Round(clock.Elapsed.TotalSeconds, 1);
+            }
+            if (request.Quiesce == QuiesceMode.Required && agentProblem is not null)
                 throw new BackupRefusedException(RefusalKind.QuiesceUnavailable,
-                    $"quiesce 'required' but '{domain.Name}' has {(DomainXml.HasAgentChannel(liveXml) ? "a guest agent channel that is not connected" : "no guest agent channel")}; use --quiesce preferred or off, or start qemu-guest-agent in the guest");
+                    $"quiesce 'required' but {agentProblem}; nothing was snapshotted; use --quiesce preferred or off, or start (or wake) qemu-guest-agent in the guest");
         }
 
-        return new Plan(runId, domain, started, persistentXml ?? liveXml, snapshotXml, plans, selection.Skipped, request.Quiesce, agentConnected);
+        return new Plan(runId, domain, started, persistentXml ?? liveXml, snapshotXml, plans, selection.Skipped, request.Quiesce, agentProblem, agentWait);
+    }
+
+    /// <summary>
+    /// Null when the agent can quiesce now. A connected channel is not enough (a hung qemu-ga keeps it
+    /// open), so it must answer a guest-ping, bounded like every later agent call of the run.
+    /// </summary>
+    private string? AgentProblem(DomainInfo domain, string liveXml)
+    {
+        if (!DomainXml.AgentConnected(liveXml))
+            return $"'{domain.Name}' has {(DomainXml.HasAgentChannel(liveXml) ? "a guest agent channel that is not connected" : "no guest agent channel")}";
+        // A thaw left pending by an earlier run: settle it first (the guest may be frozen right now).
+        var pending = new ThawPending(options.StateDirectory);
+        if (pending.Find(domain.Uuid) is not null && agent.EnsureThawed(domain.Uuid, domain.Name, TimeSpan.Zero).State != ThawState.Unconfirmed)
+            pending.Clear(domain.Uuid);
+        return agent.Probe(domain.Uuid, domain.Name) is { } reason ? $"on '{domain.Name}' {reason}" : null;
     }
 
     /// <summary>A disk already on one of our overlays, or an unfinished run in the journal: recovery must run first.</summary>
@@ -179,6 +202,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         journal.Write(entry);
 
         Consistency? consistency = null;
+        QuiesceReport? quiesce = null;
         Copy? copy = null;
         Exception? failure = null;
         var overlayClock = new Stopwatch();
@@ -186,7 +210,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         try
         {
             Faults.Hit(Faults.AfterJournal);
-            consistency = TakeSnapshot(plan);
+            (consistency, quiesce) = TakeSnapshot(plan, entry);
             overlayClock.Start();
             entry.Step = RunStep.SnapshotCreated;
             journal.Write(entry);
@@ -228,26 +252,67 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
                 plan.Domain.Name, plan.RunId, string.Join("; ", leftOver.Select(m => $"{m.Key}: {m.Value.Problem}")));
         }
         var outcome = leftOver.Count > 0 ? RunOutcome.NeedsAttention : failure is null ? RunOutcome.Succeeded : RunOutcome.Failed;
-        return Result(plan, outcome, consistency, copy, merges, consistency is null ? null : overlayClock.Elapsed, failure);
+        return Result(plan, outcome, consistency, copy, merges, consistency is null ? null : overlayClock.Elapsed, failure)
+            with { Quiesce = quiesce ?? lastQuiesce };
     }
 
-    /// <summary>Quiesce per mode: preferred falls back to crash-consistent when the agent fails.</summary>
-    private Consistency TakeSnapshot(Plan plan)
+    /// <summary>Set by <see cref="TakeSnapshot"/> before a failure propagates, so a failed run still reports its quiesce.</summary>
+    private QuiesceReport? lastQuiesce;
+
+    /// <summary>
+    /// Quiesce per mode: preferred takes a crash-consistent snapshot at once when the agent did not answer
+    /// the preflight ping, and falls back when the quiesced snapshot fails. After any quiesce failure the
+    /// guest is thawed (a freeze libvirt gave up on can still run when the agent wakes).
+    /// </summary>
+    private (Consistency, QuiesceReport) TakeSnapshot(Plan plan, JournalEntry entry)
     {
-        if (plan.Quiesce == QuiesceMode.Required || (plan.Quiesce == QuiesceMode.Preferred && plan.AgentConnected))
+        var requested = plan.Quiesce.ToString().ToLowerInvariant();
+        if (plan.Quiesce == QuiesceMode.Off)
         {
-            try
+            CreateSnapshot(plan, quiesce: false);
+            return (Consistency.CrashConsistent, Journaled(entry, new QuiesceReport(requested, "crash-consistent")));
+        }
+        if (plan.AgentProblem is not null)
+        {
+            // Required was refused in preflight; this is preferred.
+            Journaled(entry, new QuiesceReport(requested, "crash-consistent", plan.AgentProblem, AgentWaitSeconds: plan.AgentWaitSeconds));
+            GuestAgentLog.NotQuiescing(logger, plan.Domain.Name, plan.AgentProblem);
+            CreateSnapshot(plan, quiesce: false);
+            return (Consistency.CrashConsistent, lastQuiesce!);
+        }
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            CreateSnapshot(plan, quiesce: true);
+            return (Consistency.ApplicationConsistent, Journaled(entry, new QuiesceReport(requested, "quiesced", AgentWaitSeconds: plan.AgentWaitSeconds)));
+        }
+        catch (LibvirtException e)
+        {
+            var reason = $"quiesced snapshot failed after {clock.Elapsed.TotalSeconds:0.0} s: {e.LibvirtMessage}";
+            var thaw = agent.EnsureThawed(plan.Domain.Uuid, plan.Domain.Name, options.ThawBudget);
+            if (thaw.State == ThawState.Unconfirmed)
+                new ThawPending(options.StateDirectory).Mark(new PendingThaw(plan.Domain.Uuid, plan.Domain.Name, plan.RunId, DateTimeOffset.UtcNow));
+            var thawText = thaw.State switch
             {
-                CreateSnapshot(plan, quiesce: true);
-                return Consistency.ApplicationConsistent;
-            }
-            catch (LibvirtException e) when (plan.Quiesce == QuiesceMode.Preferred)
-            {
-                logger.QuiesceFellBack(e, plan.Domain.Name, e.Message);
-            }
+                ThawState.NotFrozen => "not-frozen",
+                ThawState.Thawed => "thawed",
+                _ => $"unconfirmed: {thaw.Problem}",
+            };
+            var failed = plan.Quiesce == QuiesceMode.Required;
+            Journaled(entry, new QuiesceReport(requested, failed ? "failed" : "crash-consistent", reason, thawText, plan.AgentWaitSeconds));
+            if (failed) throw;
+            logger.QuiesceFellBack(e, plan.Domain.Name, $"{reason}; guest file systems {thawText}");
         }
         CreateSnapshot(plan, quiesce: false);
-        return Consistency.CrashConsistent;
+        return (Consistency.CrashConsistent, lastQuiesce!);
+    }
+
+    private QuiesceReport Journaled(JournalEntry entry, QuiesceReport report)
+    {
+        lastQuiesce = report;
+        entry.Quiesce = report.ToJson();
+        journal.Write(entry);
+        return report;
     }
 
     /// <summary>How often a snapshot is tried when QEMU's LUKS key set-up fails its CPU-time benchmark.</summary>

@@ -17,10 +17,12 @@ public sealed record LiveBackupSettings(string LibvirtUri, string StateDirectory
     {
         ReaderWait = config.ReaderWait,
         ScrubCycle = config.ScrubCycle,
+        AgentTimeout = config.AgentTimeout,
     };
 
     public TimeSpan ReaderWait { get; init; } = Storage.Repository.BackupRepository.DefaultReaderWait;
     public int ScrubCycle { get; init; } = Storage.Repository.BackupRepository.DefaultScrubCycle;
+    public TimeSpan AgentTimeout { get; init; } = GuestAgent.AgentGuard.DefaultTimeout;
 
     /// <summary>Loads the named configuration (errors are errors); falls back to defaults only when none exists.</summary>
     public static LiveBackupSettings Resolve(string? explicitPath, Func<string?, DaemonConfig> load)
@@ -30,5 +32,5 @@ public sealed record LiveBackupSettings(string LibvirtUri, string StateDirectory
         return From(load(named));
     }
 
-    public WorkflowOptions ToOptions() => new() { StateDirectory = StateDirectory, ScratchDirectory = ScratchDirectory, ReaderWait = ReaderWait, ScrubCycle = ScrubCycle };
+    public WorkflowOptions ToOptions() => new() { StateDirectory = StateDirectory, ScratchDirectory = ScratchDirectory, ReaderWait = ReaderWait, ScrubCycle = ScrubCycle, AgentTimeout = AgentTimeout };
 }

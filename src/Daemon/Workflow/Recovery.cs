@@ -28,6 +28,23 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
 {
     private readonly RunJournal journal = new(options.StateDirectory);
     private readonly OverlayMerger merger = new(hypervisor, images, options, logger);
+    private readonly GuestAgent.ThawPending thawPending = new(options.StateDirectory);
+
+    /// <summary>
+    /// A run could not confirm the guest thawed after a failed quiesce: check and thaw now. An agent that still
+    /// does not answer is not a recovery failure (nothing is on an overlay); it stays pending and is reported.
+    /// </summary>
+    private RecoveryAction SettleThaw(DomainInfo domain, GuestAgent.PendingThaw pending, bool dryRun)
+    {
+        const string what = "thaw the guest's file systems (quiesce of run {0} failed)";
+        var action = string.Format(System.Globalization.CultureInfo.InvariantCulture, what, pending.RunId);
+        if (dryRun) return new RecoveryAction(domain.Name, "-", "-", action, false, null);
+        var outcome = new GuestAgent.AgentGuard(hypervisor, options.AgentTimeout, logger).EnsureThawed(domain.Uuid, domain.Name, TimeSpan.Zero);
+        if (outcome.State == GuestAgent.ThawState.Unconfirmed)
+            return new RecoveryAction(domain.Name, "-", "-", $"{action}: still pending, {outcome.Problem}", false, null);
+        thawPending.Clear(domain.Uuid);
+        return new RecoveryAction(domain.Name, "-", "-", $"{action}: {(outcome.State == GuestAgent.ThawState.Thawed ? "thawed" : "was not frozen")}", true, null);
+    }
 
     /// <summary>The UUID of a domain by name or UUID, or of a gone (transient) domain with an open journal entry; null if neither.</summary>
     public string? ResolveDomain(string nameOrUuid) =>
@@ -65,6 +82,7 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
                 continue;
             }
             if (!dryRun) CloseResolved(mine);
+            if (domain.IsActive && thawPending.Find(domain.Uuid) is { } pending) actions.Add(SettleThaw(domain, pending, dryRun));
         }
 
         // Journal entries whose domain no longer exists (a transient domain that stopped).

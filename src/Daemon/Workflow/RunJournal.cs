@@ -36,6 +36,8 @@ public sealed record JournalEntry
     public DateTimeOffset StartedAt { get; init; }
     public DateTimeOffset UpdatedAt { get; set; }
     public string? Error { get; set; }
+    /// <summary>The quiesce outcome as JSON (<see cref="QuiesceReport"/>), once the snapshot was tried.</summary>
+    public string? Quiesce { get; set; }
 }
 
 /// <summary>

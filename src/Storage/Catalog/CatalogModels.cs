@@ -21,6 +21,8 @@ public static class EventKinds
     public const string Drill = "drill";
     public const string Copy = "copy";
     public const string Chain = "chain";
+    /// <summary>A quiesce that fell back, failed or had to thaw the guest (migration 0004).</summary>
+    public const string Quiesce = "quiesce";
 }
 
 /// <summary>What a run does, as stored in runs.kind (migration 0002): every kind takes the domain lock.</summary>

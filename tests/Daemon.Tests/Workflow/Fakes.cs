@@ -164,9 +164,45 @@ public sealed class FakeHypervisor(string directory) : IHypervisor
 
     public void AbortBlockJob(string uuid, string target) => Disk(target).Job = null;
 
-    public bool PingAgent(string uuid, TimeSpan timeout) => AgentConnected;
+    public bool PingAgent(string uuid, TimeSpan timeout)
+    {
+        Calls.Add("ping");
+        return AgentConnected && !AgentHung;
+    }
 
     public void Dispose() { }
+
+    /// <summary>The channel stays connected but the agent answers nothing (a SIGSTOPped qemu-ga).</summary>
+    public bool AgentHung { get; set; }
+    /// <summary>The guest's file systems are frozen (e.g. a freeze libvirt gave up on ran when the agent woke).</summary>
+    public bool Frozen { get; set; }
+    /// <summary>Thaw calls that fail before one works (an agent slow to come back).</summary>
+    public int ThawFailures { get; set; }
+    public TimeSpan? AgentTimeout { get; private set; }
+
+    public void SetAgentResponseTimeout(string uuid, TimeSpan timeout)
+    {
+        Calls.Add($"agent-timeout {timeout.TotalSeconds}");
+        AgentTimeout = timeout;
+    }
+
+    public int ThawFileSystems(string uuid)
+    {
+        Calls.Add("thaw");
+        if (AgentHung || ThawFailures-- > 0) throw new LibvirtException("virDomainFSThaw", LibvirtErrorCodes.AgentUnresponsive, 10, "Guest agent is not responding");
+        var thawed = Frozen ? 1 : 0;
+        Frozen = false;
+        return thawed;
+    }
+
+    public string? AgentCommand(string uuid, string command, TimeSpan timeout)
+    {
+        Calls.Add($"agent {command}");
+        if (!AgentConnected || AgentHung) return null;
+        return command.Contains("guest-fsfreeze-status", StringComparison.Ordinal)
+            ? $$"""{"return":"{{(Frozen ? "frozen" : "thawed")}}"}"""
+            : """{"return":{}}""";
+    }
 }
 
 /// <summary>Chains are declared per top image; anything else is a single image.</summary>

@@ -112,6 +112,8 @@ public static class LiveBackupHandler
         AnsiConsole.MarkupLine($"run [bold]{r.RunId}[/] of [bold]{Markup.Escape(r.Domain)}[/]: [{color}]{Kebab(r.Outcome)}[/]" +
             (r.Consistency is { } consistency ? $", {Kebab(consistency)}" : ""));
         if (r.Error is not null) AnsiConsole.MarkupLine($"error: {Markup.Escape(r.Error)}");
+        if (r.Quiesce is { Noteworthy: true } q)
+            AnsiConsole.MarkupLine($"quiesce {q.Requested}: {q.Outcome}; {Markup.Escape(q.Reason ?? "")}{(q.Thaw is null ? "" : $"; guest file systems {Markup.Escape(q.Thaw)}")}");
         if (r.RestorePointId is not null) AnsiConsole.MarkupLine($"restore point: {Markup.Escape(r.RestorePointId)}");
         AnsiConsole.MarkupLine($"copy {Seconds(r.CopyTime)}, overlay lifetime {(r.OverlayLifetime is { } o ? Seconds(o) : "-")}, commit {(r.CommitTime is { } c ? Seconds(c) : "-")}, total {Seconds(r.Duration)}");
         var table = new Table().AddColumn("disk").AddColumn("files").AddColumn("read").AddColumn("written").AddColumn("copy").AddColumn("commit").AddColumn("back on base");
