@@ -107,6 +107,7 @@ public static class CommandTree
         root.Subcommands.Add(PruneCommand.Create());
         root.Subcommands.Add(ForgetCommand.Create());
         root.Subcommands.Add(KeyCommand.Create());
+        root.Subcommands.Add(NotifyCommand.Create());
         return root;
     }
 

@@ -23,4 +23,8 @@ public sealed record DaemonConfig
     public TimeSpan ReaderWait { get; init; } = Storage.Repository.BackupRepository.DefaultReaderWait;
     /// <summary>Each backup re-checks 1/N of the mirror's unchanged blocks, all of them every N runs; 0 turns it off.</summary>
     public int ScrubCycle { get; init; } = Storage.Repository.BackupRepository.DefaultScrubCycle;
+    /// <summary>The metrics/status listener; null when the configuration has no `http:` section (off).</summary>
+    public Web.HttpSettings? Http { get; init; }
+    /// <summary>Notification targets of the `notify:` section.</summary>
+    public IReadOnlyList<Notifications.NotifyTarget> Notify { get; init; } = [];
 }

@@ -15,7 +15,7 @@ namespace Backupd.Daemon.Scheduling;
 /// repository. The copy is time-boxed by the policy's copy timeout (the commit and pivot still
 /// run when it expires). Afterwards: verify of the new point if the policy asks, then retention.
 /// </summary>
-public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory loggers) : IBackupRunner, IRestorePointVerifier, IAsyncDisposable
+public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory loggers, Observability.RunObservers? observers = null) : IBackupRunner, IRestorePointVerifier, IAsyncDisposable
 {
     private readonly CatalogStore _catalog = new(config.CatalogConnectionString);
     private readonly ILogger _log = loggers.CreateLogger<CatalogBackupRunner>();
@@ -43,7 +43,13 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
             CatalogRetry = config.CatalogRetry,
             Pending = new PendingRunRecords(config.StateDirectory),
         };
-        var result = await runner.RunAsync(new Runs.BackupRequest(domain, "schedule", "backupd daemon", policy.Name), null, copyBox.Token);
+        // Metrics, notifications, the status page and STATUS= watch the run (Observability/IRunObserver).
+        var watched = new Observability.ObservedRun(domain, policy.Name, "schedule", DateTimeOffset.UtcNow);
+        observers?.Started(watched);
+        BackupRunResult result;
+        try { result = await runner.RunAsync(new Runs.BackupRequest(domain, "schedule", "backupd daemon", policy.Name), observers?.ProgressFor(watched), copyBox.Token); }
+        catch (Exception e) { observers?.Finished(watched, Observability.RunEnd.From(e, null)); throw; }
+        observers?.Finished(watched, new Observability.RunEnd(RunStates.Succeeded, result.Stats, result.Point.PointId, "done", null));
         _log.LogInformation("policy {Policy}: restore point {Point} of {Domain} in {Repository} (run {Run})",
             policy.Name, result.Point.PointId, domain, policy.Repository, result.RunId);
 
@@ -81,6 +87,7 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
         var report = await repo.VerifyAsync(result.Point.DomainUuid.ToString(), result.Point.PointId, null, ct);
         await _catalog.RecordEventAsync("verify", result.Point.DomainUuid, result.Point.PointId, report.Ok,
             report.Ok ? $"verified after backup: {report.VersionsChecked} file versions" : string.Join("; ", report.Problems), ProcessIdentity.Current, CancellationToken.None);
+        observers?.Verified(result.Target.Name, policy.Name, result.Point.PointId, report.Ok, report.Ok ? "verified after backup" : string.Join("; ", report.Problems));
         if (report.Ok) _log.LogInformation("policy {Policy}: restore point {Point} verified", policy.Name, result.Point.PointId);
         else _log.LogError("policy {Policy}: restore point {Point} is damaged: {Problems}", policy.Name, result.Point.PointId, string.Join("; ", report.Problems));
     }
@@ -99,6 +106,7 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
             {
                 var report = await repo.VerifyAsync(group, point.Id, null, ct);
                 ok &= report.Ok;
+                observers?.Verified(domain, policy.Name, point.Id, report.Ok, report.Ok ? "scheduled verify" : string.Join("; ", report.Problems));
                 if (!report.Ok) _log.LogError("policy {Policy}: restore point {Point} of {Domain} is damaged: {Problems}", policy.Name, point.Id, domain, string.Join("; ", report.Problems));
                 if (recorded.Contains(point.Id))
                     await _catalog.RecordEventAsync("verify", uuid, point.Id, report.Ok,

@@ -34,6 +34,8 @@ public sealed record PolicyDefinition
     public long? CopyBandwidth { get; init; }
     /// <summary>Block-commit bandwidth limit in bytes per second; null is unlimited.</summary>
     public long? CommitBandwidth { get; init; }
+    /// <summary>Names of notification targets from the daemon configuration that also get this policy's events.</summary>
+    public IReadOnlyList<string> Notify { get; init; } = [];
 }
 
 /// <summary>Defaults that apply when a policy omits a key (documented in docs/policies.md).</summary>

@@ -8,7 +8,7 @@ namespace Backupd.Storage.Catalog;
 /// names and paths are stored exactly as given. Methods open a pooled connection each; the
 /// multi-row writes run in one transaction.
 /// </summary>
-public sealed class CatalogStore : IAsyncDisposable
+public sealed partial class CatalogStore : IAsyncDisposable
 {
     private readonly NpgsqlDataSource _dataSource;
 
