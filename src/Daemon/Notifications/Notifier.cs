@@ -82,9 +82,10 @@ public sealed class Notifier(HttpClient http, ILogger log)
         {
             // A private CA (or the server's own certificate) named in the configuration is the only trust anchor.
             var anchor = X509CertificateLoader.LoadCertificateFromFile(mail.CaFile);
-            smtp.ServerCertificateValidationCallback = (_, certificate, _, _) =>
+            smtp.ServerCertificateValidationCallback = (_, certificate, _, errors) =>
             {
-                if (certificate is null) return false;
+                // The name must still match; only the trust anchor is replaced.
+                if (certificate is null || errors.HasFlag(System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch)) return false;
                 using var chain = new X509Chain();
                 chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
                 chain.ChainPolicy.CustomTrustStore.Add(anchor);
