@@ -24,6 +24,7 @@ public sealed class WatchedDaemonTests(PostgresDatabase database) : IClassFixtur
     {
         if (!File.Exists(Chromium)) throw new InvalidOperationException("chromium is missing: apt-get install -y chromium (scripts/setup-env installs it)");
         await using var vm = await TestVm.CreateAsync(new DiskSpec("vda", SizeBytes: 48 << 20));
+        await TestVm.WritePatternAsync(vm.Disk("vda").Path, "qcow2", 0, 44 << 20, 0x5a); // data to copy, not holes
         await vm.StartAsync();
         using var receiver = new WebhookReceiver();
         var port = WebhookReceiver.FreePort();

@@ -27,7 +27,6 @@ public sealed class WebListener(HttpSettings settings, StatusReader status, Prom
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "backupd", ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
-        builder.Services.AddSingleton(loggers);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Listen(settings.Listen);
