@@ -4,6 +4,7 @@ using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Restore;
 using Backupd.Daemon.Workflow;
 using Backupd.Integration.Fixtures;
+using Backupd.Policies.Model;
 using Backupd.Storage.Catalog;
 using Backupd.Storage.Repository;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -15,6 +16,7 @@ namespace Backupd.Integration;
 /// device stored as 0 bytes (its inode size) with the run reporting success. Every copy here is compared byte for
 /// byte with the device content at snapshot time.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class BlockDeviceBackupTests : IDisposable
 {
     private const long MiB = TestVm.MiB;
@@ -34,7 +36,7 @@ public sealed class BlockDeviceBackupTests : IDisposable
     private async Task<BackupResult> BackupAsync(TestVm vm, IBackupTarget target)
     {
         using var hypervisor = LibvirtHypervisor.Open("qemu:///system");
-        return await new BackupWorkflow(hypervisor, new Daemon.Workflow.QemuImg(), target, Options, NullLogger.Instance)
+        return await new BackupWorkflow(hypervisor, new Daemon.Images.QemuImg(), target, Options, NullLogger.Instance)
             .RunAsync(new BackupRequest(vm.Name, [], [], QuiesceMode.Off), CancellationToken.None);
     }
 

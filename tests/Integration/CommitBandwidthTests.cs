@@ -1,12 +1,15 @@
 using System.Diagnostics;
+using Backupd.Daemon.Images;
 using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Workflow;
 using Backupd.Integration.Fixtures;
+using Backupd.Policies.Model;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Backupd.Integration;
 
 /// <summary>The commit bandwidth reaches QEMU: a limited active commit of N bytes needs about N / rate to get READY.</summary>
+[Trait("Category", "Integration")]
 public sealed class CommitBandwidthTests
 {
     [Fact]
@@ -16,7 +19,7 @@ public sealed class CommitBandwidthTests
         await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
         await vm.StartAsync();
         using var hv = LibvirtHypervisor.Open("qemu:///system");
-        using var runLock = Backupd.Daemon.Workflow.DomainLock.Acquire(Path.GetTempPath(), vm.Uuid, vm.Name);
+        using var runLock = Backupd.Daemon.Workflow.HostRunLock.Acquire(Path.GetTempPath(), vm.Uuid, vm.Name);
         var basePath = vm.Disk("vda").Path;
         var overlay = basePath + ".backupd-20260101T000000Z-0000b0d1.qcow2";
         hv.CreateDiskOnlySnapshot(vm.Uuid, $"<domainsnapshot><disks><disk name='vda' snapshot='external' type='file'><driver type='qcow2'/><source file='{overlay}'/></disk></disks></domainsnapshot>", quiesce: false);

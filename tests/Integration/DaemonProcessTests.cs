@@ -4,6 +4,7 @@ using Backupd.Integration.Fixtures;
 
 namespace Backupd.Integration;
 
+[Trait("Category", "Integration")]
 public sealed class DaemonProcessTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
 {
     [Fact]

@@ -4,6 +4,7 @@ using Backupd.Integration.Fixtures;
 
 namespace Backupd.Integration;
 
+[Trait("Category", "Integration")]
 public sealed partial class DoctorTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
 {
     [Fact]

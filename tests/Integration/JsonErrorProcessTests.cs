@@ -4,6 +4,7 @@ using Backupd.Integration.Fixtures;
 namespace Backupd.Integration;
 
 /// <summary>`backup --domain ... --json` that is refused prints one JSON error object on stdout (docs/cli.md), with and without the catalog.</summary>
+[Trait("Category", "Integration")]
 public sealed class JsonErrorProcessTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>, IDisposable
 {
     private readonly TempConfig config = new(database.ConnectionString);

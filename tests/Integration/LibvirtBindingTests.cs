@@ -4,6 +4,7 @@ using Backupd.Integration.Fixtures;
 namespace Backupd.Integration;
 
 /// <summary>Our own bindings against the real libvirtd: lookups, errors, XML, block jobs and BLOCK_JOB_2 events.</summary>
+[Trait("Category", "Integration")]
 public sealed class LibvirtBindingTests
 {
     [Fact]
@@ -38,7 +39,7 @@ public sealed class LibvirtBindingTests
         await vm.StartAsync();
         using var hv = LibvirtHypervisor.Open("qemu:///system");
         // Hold the run lock like a backup does, so a concurrent `backupd recover` leaves this overlay alone.
-        using var runLock = Backupd.Daemon.Workflow.DomainLock.Acquire(Path.GetTempPath(), vm.Uuid, vm.Name);
+        using var runLock = Backupd.Daemon.Workflow.HostRunLock.Acquire(Path.GetTempPath(), vm.Uuid, vm.Name);
         var basePath = vm.Disk("vda").Path;
         var overlay = basePath + ".backupd-20260101T000000Z-0000beef.qcow2";
         hv.CreateDiskOnlySnapshot(vm.Uuid, $"<domainsnapshot><disks><disk name='vda' snapshot='external' type='file'><driver type='qcow2'/><source file='{overlay}'/></disk></disks></domainsnapshot>", quiesce: false);

@@ -1,7 +1,8 @@
+using System.Collections.Concurrent;
+using Backupd.Daemon.Images;
 using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Workflow;
 using Backupd.Integration.Fixtures;
-using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 
 namespace Backupd.Integration;
@@ -11,6 +12,7 @@ namespace Backupd.Integration;
 /// shares those connections, so xunit runs this collection alone, after the parallel ones.
 /// </summary>
 [CollectionDefinition(Name, DisableParallelization = true)]
+[Trait("Category", "Integration")]
 public sealed class ConnectionDisruptingTests
 {
     public const string Name = "libvirt connection disrupting";
@@ -24,6 +26,7 @@ public sealed class ConnectionDisruptingTests
 /// running and committing either way; see docs/workflow.md).
 /// </summary>
 [Collection(ConnectionDisruptingTests.Name)]
+[Trait("Category", "Integration")]
 public sealed class LibvirtReconnectTests : IDisposable
 {
     private const long MiB = TestVm.MiB;

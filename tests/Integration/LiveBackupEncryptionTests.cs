@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Xml.Linq;
+using Backupd.Daemon.Images;
 using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Workflow;
 using Backupd.Integration.Fixtures;
@@ -12,6 +13,7 @@ namespace Backupd.Integration;
 /// encrypted with the disk's own secret, so guest writes during the backup never reach the disk in
 /// plaintext, and the disk must pivot back onto its encrypted base.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class LiveBackupEncryptionTests : IAsyncLifetime
 {
     private const long MiB = TestVm.MiB;

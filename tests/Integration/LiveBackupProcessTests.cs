@@ -8,6 +8,7 @@ namespace Backupd.Integration;
 /// `backupd backup --domain` and `backupd recover` as a child process: exit codes, messages, and kills at each step.
 /// The configuration names a real catalog, so every backup here takes the default path (through the catalog).
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class LiveBackupProcessTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>, IDisposable
 {
     private const long MiB = TestVm.MiB;
@@ -331,6 +332,7 @@ public sealed class LiveBackupProcessTests(PostgresDatabase database) : IClassFi
 }
 
 /// <summary>SIGTERM during a backup. Repository-only (--no-catalog): the test is about the overlay, not the records.</summary>
+[Trait("Category", "Integration")]
 public sealed class LiveBackupSignalTests : IDisposable
 {
     private readonly TempConfig config = new("Host=127.0.0.1;Database=unused");

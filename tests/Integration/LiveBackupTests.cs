@@ -1,12 +1,15 @@
 using System.Security.Cryptography;
+using Backupd.Daemon.Images;
 using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Workflow;
 using Backupd.Integration.Fixtures;
+using Backupd.Policies.Model;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Backupd.Integration;
 
 /// <summary>The live backup workflow in-process against real libvirtd + QEMU + qemu-img.</summary>
+[Trait("Category", "Integration")]
 public sealed class LiveBackupTests : IDisposable
 {
     private const long MiB = TestVm.MiB;

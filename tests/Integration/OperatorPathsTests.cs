@@ -18,6 +18,7 @@ namespace Backupd.Integration;
 /// killed on the overlay, `restore --in-place --keep-old`, the network and shareable disk skip reasons, and
 /// a policy's `verify.schedule` with the real verifier finding damage the test makes.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class OperatorPathsTests(PostgresDatabase database) : CatalogProcessTestBase(database)
 {
     private static Dictionary<string, string> KillAt(string step) => new() { [Faults.EnvironmentVariable] = $"{step}:kill" };
@@ -51,7 +52,7 @@ public sealed class OperatorPathsTests(PostgresDatabase database) : CatalogProce
         string?[] overlays;
         // Held as a running backup holds it, so a `backupd recover` of another test on this host leaves the VM alone
         // until just before the daemon starts (the "deleted overlay" lines below show it was the daemon's recovery).
-        using (var held = global::Backupd.Daemon.Workflow.DomainLock.TryAcquire(Config.StateDirectory, vm.Uuid))
+        using (var held = global::Backupd.Daemon.Workflow.HostRunLock.TryAcquire(Config.StateDirectory, vm.Uuid))
         {
             Assert.NotNull(held);
             overlays = [await vm.ActiveSourceAsync("vda"), await vm.ActiveSourceAsync("vdb")];

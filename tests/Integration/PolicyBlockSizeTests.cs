@@ -6,6 +6,7 @@ using static Backupd.Integration.Fixtures.Eventually;
 namespace Backupd.Integration;
 
 /// <summary>A policy's block-size reaches the repository: `backupd daemon` runs the policy, the manifest records the size.</summary>
+[Trait("Category", "Integration")]
 public sealed class PolicyBlockSizeTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
 {
     [Fact]

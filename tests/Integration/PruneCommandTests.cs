@@ -4,6 +4,7 @@ using Backupd.Storage.Repository;
 namespace Backupd.Integration;
 
 /// <summary>`backupd prune` as a process over a real versioned repository and catalog.</summary>
+[Trait("Category", "Integration")]
 public sealed class PruneCommandTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
 {
     private static async Task<List<string>> CommitPointsAsync(string repository, string group, string domain, int count)

@@ -14,6 +14,7 @@ namespace Backupd.Integration;
 /// restore points accumulate, a SIGHUP with a broken policy file keeps the old schedule, and
 /// SIGTERM stops cleanly with the VM on its base image.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class ScheduledDaemonTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
 {
     internal static int PointCount(string repository)

@@ -1,6 +1,3 @@
-using System.Text.Json;
-using Backupd.Daemon.Cli.Catalog;
-using Backupd.Daemon.Cli.Commands;
 using Backupd.Daemon.Configuration;
 using Backupd.Daemon.Runs;
 using Backupd.Daemon.Workflow;
@@ -16,44 +13,48 @@ namespace Backupd.Daemon.Cli;
 /// </summary>
 public static class CliErrors
 {
-    /// <summary>A failure as printed: <paramref name="Kind"/> is a kebab-case word scripts can switch on.</summary>
-    public sealed record Failure(int ExitCode, string Kind, string Message);
+    /// <summary>A failure as printed: its kind (a kebab-case word scripts can switch on) and the exit code it maps to.</summary>
+    public sealed record Failure(FailureKind Kind, string Message)
+    {
+        /// <summary><see cref="ExitCodes.For"/> the kind, unless a command returned a code of its own.</summary>
+        public int ExitCode { get; init; } = ExitCodes.For(Kind);
+    }
 
     /// <summary>The errors any command can meet, as failures; null for anything else (a crash).</summary>
     public static Failure? Classify(Exception e) => e switch
     {
-        CliFailureException f => new(f.ExitCode, f.Kind ?? KindFor(f.ExitCode), f.Message),
-        ConfigException c => new(ExitCodes.UsageOrConfig, "config", c.Message),
-        BackupRefusedException r => new(LiveBackupHandler.ExitFor(r.Kind), Kebab(r.Kind), r.Message),
-        DomainBusyException b => new(ExitCodes.Busy, "busy", b.Message),
-        DomainNotFoundException n => new(ExitCodes.NotFound, "domain-not-found", n.Message),
-        CatalogException c => new(ExitCodes.Failed, "catalog", c.Message),
-        Restore.RestoreException r => new(r.ExitCode, KindFor(r.ExitCode), r.Message),
-        BackupFailedException f => f.NeedsAttention ? new(ExitCodes.NeedsAttention, "needs-attention", f.Message) : new(ExitCodes.Failed, "failed", f.Message),
-        PointNotRecordedException p => new(ExitCodes.Failed, "failed", p.Message),
-        Storage.Repository.RepositoryBusyException b => new(ExitCodes.Busy, "busy", b.Message),
-        Storage.Repository.RestorePointNotFoundException n => new(ExitCodes.NotFound, "not-found", n.Message),
-        Storage.Repository.RepositoryCorruptException c => new(ExitCodes.Damaged, "damaged", c.Message),
-        Storage.Delta.CorruptDataException c => new(ExitCodes.Damaged, "damaged", c.Message),
-        Libvirt.LibvirtException l => new(ExitCodes.Failed, "libvirt", $"libvirt: {l.Message}"),
-        NpgsqlException n => new(ExitCodes.Failed, "catalog", $"catalog: {n.Message} (check 'catalog-connection' in the configuration and that PostgreSQL runs; `backupd doctor`)"),
+        CliFailureException f => new(f.Kind, f.Message),
+        ConfigException c => new(FailureKind.Config, c.Message),
+        BackupRefusedException r => new(KindOf(r.Kind), r.Message),
+        DomainBusyException b => new(FailureKind.Busy, b.Message),
+        DomainNotFoundException n => new(FailureKind.DomainNotFound, n.Message),
+        CatalogException c => new(FailureKind.Catalog, c.Message),
+        Restore.RestoreException r => new(r.Kind, r.Message),
+        BackupFailedException f => new(f.NeedsAttention ? FailureKind.NeedsAttention : FailureKind.Failed, f.Message),
+        PointNotRecordedException p => new(FailureKind.Failed, p.Message),
+        Storage.Repository.RepositoryBusyException b => new(FailureKind.Busy, b.Message),
+        Storage.Repository.RestorePointNotFoundException n => new(FailureKind.NotFound, n.Message),
+        Storage.Repository.RepositoryCorruptException c => new(FailureKind.Damaged, c.Message),
+        Storage.Delta.CorruptDataException c => new(FailureKind.Damaged, c.Message),
+        Images.QemuImgException q => new(FailureKind.Failed, q.Message),
+        Libvirt.LibvirtException l => new(FailureKind.Libvirt, $"libvirt: {l.Message}"),
+        NpgsqlException n => new(FailureKind.Catalog, $"catalog: {n.Message} (check 'catalog-connection' in the configuration and that PostgreSQL runs; `backupd doctor`)"),
         _ => null,
     };
 
-    /// <summary>The kind an exit code stands for when nothing more precise is known.</summary>
-    public static string KindFor(int exitCode) => exitCode switch
+    /// <summary>A refused live backup's failure kind: the refusal itself (docs/cli.md lists them).</summary>
+    public static FailureKind KindOf(RefusalKind refusal) => refusal switch
     {
-        ExitCodes.UsageOrConfig => "usage",
-        ExitCodes.NotFound => "not-found",
-        ExitCodes.Busy => "busy",
-        ExitCodes.Damaged => "damaged",
-        ExitCodes.NeedsAttention => "needs-attention",
-        ExitCodes.Cancelled => "cancelled",
-        _ => "failed",
+        RefusalKind.DomainNotFound => FailureKind.DomainNotFound,
+        RefusalKind.BadRequest => FailureKind.BadRequest,
+        RefusalKind.TargetUnavailable => FailureKind.TargetUnavailable,
+        RefusalKind.Busy => FailureKind.Busy,
+        RefusalKind.NeedsRecovery => FailureKind.NeedsRecovery,
+        RefusalKind.QuiesceUnavailable => FailureKind.QuiesceUnavailable,
+        RefusalKind.InsufficientSpace => FailureKind.InsufficientSpace,
+        _ => FailureKind.Failed,
     };
 
     public static void WriteJson(Failure failure) =>
-        JsonOutput.Write(new { error = failure.Message, kind = failure.Kind, exitCode = failure.ExitCode });
-
-    private static string Kebab<T>(T value) where T : struct, Enum => JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
+        JsonOutput.Write(new { error = failure.Message, kind = ExitCodes.Name(failure.Kind), exitCode = failure.ExitCode });
 }

@@ -42,7 +42,7 @@ public static class CommandTree
             foreach (var error in parse.Errors)
                 await Console.Error.WriteLineAsync($"backupd: {error.Message}");
             await Console.Error.WriteLineAsync($"see 'backupd{(name.Length > 0 ? " " + name : "")} --help'");
-            if (json) CliErrors.WriteJson(new CliErrors.Failure(ExitCodes.UsageOrConfig, "usage", string.Join("; ", parse.Errors.Select(e => e.Message))));
+            if (json) CliErrors.WriteJson(new CliErrors.Failure(FailureKind.Usage, string.Join("; ", parse.Errors.Select(e => e.Message))));
             return ExitCodes.UsageOrConfig;
         }
         try
@@ -50,21 +50,21 @@ public static class CommandTree
             // Our own handlers below; anything unclassified is a crash with a stack trace under BACKUPD_DEBUG.
             var code = await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
             if (json && code != ExitCodes.Ok && !stdout.Written)
-                CliErrors.WriteJson(new CliErrors.Failure(code, CliErrors.KindFor(code), StripPrefix(stderr.LastLine) ?? $"exit code {code}"));
+                CliErrors.WriteJson(new CliErrors.Failure(ExitCodes.KindOf(code), StripPrefix(stderr.LastLine) ?? $"exit code {code}") { ExitCode = code });
             return code;
         }
         catch (Exception e) when (CliErrors.Classify(e) is { } failure)
         {
-            return await ReportAsync(failure, (e as Catalog.CliFailureException)?.Command ?? name, json && !stdout.Written);
+            return await ReportAsync(failure, (e as CliFailureException)?.Command ?? name, json && !stdout.Written);
         }
         catch (OperationCanceledException)
         {
-            return await ReportAsync(new CliErrors.Failure(ExitCodes.Cancelled, "cancelled", "cancelled"), name, json && !stdout.Written);
+            return await ReportAsync(new CliErrors.Failure(FailureKind.Cancelled, "cancelled"), name, json && !stdout.Written);
         }
         catch (Exception e) when (Environment.GetEnvironmentVariable("BACKUPD_DEBUG") is null)
         {
             // One line for the operator; BACKUPD_DEBUG=1 lets the exception escape with its stack trace.
-            return await ReportAsync(new CliErrors.Failure(ExitCodes.Failed, "failed", $"error: {e.Message}"), name, json && !stdout.Written);
+            return await ReportAsync(new CliErrors.Failure(FailureKind.Failed, $"error: {e.Message}"), name, json && !stdout.Written);
         }
     }
 

@@ -18,7 +18,7 @@ public sealed class CatalogStartupService(DaemonConfig config, ILogger<CatalogSt
     {
         var result = await CatalogMigrator.MigrateAsync(config.CatalogConnectionString, cancellationToken);
         if (result.Applied.Count > 0)
-            logger.LogInformation("catalog: applied migrations {Versions}; schema version {Version}", string.Join(",", result.Applied), result.CurrentVersion);
+            logger.CatalogMigrated(string.Join(",", result.Applied), result.CurrentVersion);
         await using var store = new CatalogStore(config.CatalogConnectionString);
         // Runs whose process lost the catalog and ended: their kept records (points included) first, then the rest become interrupted.
         await RunRecordFinisher.FinishLeftOversAsync(store, new PendingRunRecords(config.StateDirectory), ProcessIdentity.Current, null, logger, cancellationToken);

@@ -9,7 +9,7 @@ public sealed class DaemonService(DaemonConfig config, ILogger<DaemonService> lo
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        logger.LogInformation("backupd daemon started (config {Config}, libvirt {Uri}, state {State})",
+        logger.DaemonStarted(
             config.SourcePath, config.LibvirtUri, config.StateDirectory);
         try
         {
@@ -17,7 +17,7 @@ public sealed class DaemonService(DaemonConfig config, ILogger<DaemonService> lo
         }
         catch (OperationCanceledException)
         {
-            logger.LogInformation("backupd daemon stopping");
+            logger.DaemonStopping();
         }
     }
 }

@@ -18,7 +18,7 @@ public static class DeviceCopy
         var length = RandomAccess.GetLength(input);
         var deviceLength = Storage.Repository.SourceLength.Of(output, device);
         if (deviceLength != length)
-            throw new RestoreException(Cli.ExitCodes.UsageOrConfig, $"{device} has {deviceLength} bytes, the image to write onto it {length}; nothing was written");
+            throw new RestoreException(FailureKind.Usage, $"{device} has {deviceLength} bytes, the image to write onto it {length}; nothing was written");
         Copy(input, output, length, ct);
         RandomAccess.FlushToDisk(output);
     }, ct);

@@ -1,4 +1,5 @@
 using Backupd.Daemon.Cli;
+using Backupd.Daemon.Images;
 
 namespace Backupd.Daemon.Restore;
 
@@ -68,7 +69,7 @@ public sealed class DiskRestorer(IRestoreSource source)
         {
             var path = dir.PathOf(file.FileName);
             if (Path.Exists(path))
-                throw new RestoreException(ExitCodes.UsageOrConfig, $"refusing to overwrite {path}");
+                throw new RestoreException(FailureKind.Usage, $"refusing to overwrite {path}");
             created.Add(path);
             await source.RestoreFileAsync(pointId, file.FileKey, path, bytes.ForFile(), ct);
             bytes.FileDone();
@@ -77,7 +78,7 @@ public sealed class DiskRestorer(IRestoreSource source)
         for (var i = 0; i + 1 < disk.Chain.Count; i++)
         {
             if (disk.Chain[i].Format != "qcow2")
-                throw new RestoreException(ExitCodes.Failed, $"{disk.Chain[i].FileKey} is {disk.Chain[i].Format} but has a file below it in the chain; only qcow2 images have backing files");
+                throw new RestoreException(FailureKind.Failed, $"{disk.Chain[i].FileKey} is {disk.Chain[i].Format} but has a file below it in the chain; only qcow2 images have backing files");
             await QemuImg.RebaseUnsafeAsync(paths[i], paths[i + 1], disk.Chain[i + 1].Format, ct);
         }
         return paths;

@@ -40,9 +40,9 @@ public sealed class DomainRestore(IRestoreSource source)
     {
         NewDomainXml.ValidateName(newName);
         if (savedXml is null)
-            throw new RestoreException(ExitCodes.NotFound, $"restore point {pointId} has no saved domain XML; restore its files with --to instead");
+            throw new RestoreException(FailureKind.NotFound, $"restore point {pointId} has no saved domain XML; restore its files with --to instead");
         if (hypervisor.FindDomain(newName) is { } existing)
-            throw new RestoreException(ExitCodes.UsageOrConfig, $"a domain named '{newName}' already exists ({existing.Uuid}); choose another name");
+            throw new RestoreException(FailureKind.Usage, $"a domain named '{newName}' already exists ({existing.Uuid}); choose another name");
         string directory;
         if (imagesDirectory is not null)
         {
@@ -50,12 +50,12 @@ public sealed class DomainRestore(IRestoreSource source)
         }
         else
         {
-            var parent = Path.GetDirectoryName(plan[0].Top.SourcePath) ?? throw new RestoreException(ExitCodes.Failed, $"cannot tell where {plan[0].Top.SourcePath} lived");
+            var parent = Path.GetDirectoryName(plan[0].Top.SourcePath) ?? throw new RestoreException(FailureKind.Failed, $"cannot tell where {plan[0].Top.SourcePath} lived");
             if (parent == "/dev" || parent.StartsWith("/dev/", StringComparison.Ordinal))
-                throw new RestoreException(ExitCodes.UsageOrConfig, $"{plan[0].Top.SourcePath} is a block device: choose where the new domain's image files go with --images-dir");
+                throw new RestoreException(FailureKind.Usage, $"{plan[0].Top.SourcePath} is a block device: choose where the new domain's image files go with --images-dir");
             directory = Path.Combine(parent, newName);
             if (Path.Exists(directory))
-                throw new RestoreException(ExitCodes.UsageOrConfig, $"{directory} already exists; refusing to write the new domain's images into it (choose one with --images-dir)");
+                throw new RestoreException(FailureKind.Usage, $"{directory} already exists; refusing to write the new domain's images into it (choose one with --images-dir)");
         }
         var emulator = trustSavedXml ? null : HostEmulator(hypervisor, savedXml);
         var createdDirectory = !Directory.Exists(directory);
@@ -97,7 +97,7 @@ public sealed class DomainRestore(IRestoreSource source)
     }
 
     private static RestoreException NoEmulator(string? type, string? arch, string? machine, LibvirtException e) =>
-        new(ExitCodes.Failed, $"this host has no emulator for a domain of type {type ?? "(default)"}, arch {arch ?? "(default)"}, machine {machine ?? "(default)"} " +
+        new(FailureKind.Failed, $"this host has no emulator for a domain of type {type ?? "(default)"}, arch {arch ?? "(default)"}, machine {machine ?? "(default)"} " +
             $"({e.Message}); the saved <emulator> is never used unless --trust-saved-xml is given");
 
     /// <param name="deviceStaging">Where the image of a disk on a block device is staged and verified before it is written onto the device.</param>
@@ -105,22 +105,22 @@ public sealed class DomainRestore(IRestoreSource source)
         IProgress<long>? progress, CancellationToken ct, string? deviceStaging = null)
     {
         var domain = hypervisor.FindDomain(domainUuid.ToString())
-            ?? throw new RestoreException(ExitCodes.NotFound, $"domain {domainUuid} is not defined on this host; use --as-domain or --to");
+            ?? throw new RestoreException(FailureKind.NotFound, $"domain {domainUuid} is not defined on this host; use --as-domain or --to");
         if (domain.IsActive || domain.State != DomainRunState.Shutoff)
-            throw new RestoreException(ExitCodes.UsageOrConfig, $"domain '{domain.Name}' is {domain.State.ToString().ToLowerInvariant()}; --in-place only restores a shut-off domain (shut it down first)");
+            throw new RestoreException(FailureKind.Usage, $"domain '{domain.Name}' is {domain.State.ToString().ToLowerInvariant()}; --in-place only restores a shut-off domain (shut it down first)");
         var current = DomainXml.ParseDisks(hypervisor.GetXml(domain.Uuid, DomainXmlKind.Persistent)).ToDictionary(d => d.Target, StringComparer.Ordinal);
         foreach (var disk in plan)
         {
             if (!current.TryGetValue(disk.Disk, out var now))
-                throw new RestoreException(ExitCodes.UsageOrConfig, $"domain '{domain.Name}' has no disk {disk.Disk} any more; restore it with --to");
+                throw new RestoreException(FailureKind.Usage, $"domain '{domain.Name}' has no disk {disk.Disk} any more; restore it with --to");
             if (now.SourcePath != disk.Top.SourcePath)
-                throw new RestoreException(ExitCodes.UsageOrConfig,
+                throw new RestoreException(FailureKind.Usage,
                     $"disk {disk.Disk} of '{domain.Name}' now uses {now.SourcePath}, the restore point was taken from {disk.Top.SourcePath}; restore it with --to");
         }
         var files = await new InPlaceRestorer(source, deviceStaging).RestoreAsync(pointId, plan, keepOld, progress, ct);
         // The domain did not start meanwhile? If it did, it ran on images being swapped: say so loudly.
         if (hypervisor.FindDomain(domain.Uuid) is { IsActive: true })
-            throw new RestoreException(ExitCodes.NeedsAttention, $"domain '{domain.Name}' was started while its images were being restored; shut it down and restore again");
+            throw new RestoreException(FailureKind.NeedsAttention, $"domain '{domain.Name}' was started while its images were being restored; shut it down and restore again");
         return new RestoreOutcome(pointId, "in-place", plan.Select(d => new RestoredDiskResult(d.Disk, d.Top.SourcePath, d.Top.Format, d.Chain.Select(f => f.SourcePath).ToList())).ToList(),
             InPlace: files);
     }

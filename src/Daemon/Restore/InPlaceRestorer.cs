@@ -1,4 +1,5 @@
 using Backupd.Daemon.Cli;
+using Backupd.Daemon.Images;
 using Backupd.Storage.Repository;
 
 namespace Backupd.Daemon.Restore;
@@ -28,7 +29,7 @@ public sealed class InPlaceRestorer(IRestoreSource source, string? deviceStaging
         foreach (var f in files)
         {
             if (!Path.IsPathFullyQualified(f.SourcePath) || Path.GetFullPath(f.SourcePath) != f.SourcePath)
-                throw new RestoreException(ExitCodes.UsageOrConfig, $"{f.FileKey}: recorded source path '{f.SourcePath}' is not a normalised absolute path; restore with --to instead");
+                throw new RestoreException(FailureKind.Usage, $"{f.FileKey}: recorded source path '{f.SourcePath}' is not a normalised absolute path; restore with --to instead");
             if (CheckDevice(f, keepOld))
             {
                 devices.Add(f.SourcePath);
@@ -36,9 +37,9 @@ public sealed class InPlaceRestorer(IRestoreSource source, string? deviceStaging
             }
             RestoreDirectory.RefuseSymlinks(Path.GetDirectoryName(f.SourcePath)!);
             if (new FileInfo(f.SourcePath).LinkTarget is { } link)
-                throw new RestoreException(ExitCodes.UsageOrConfig, $"{f.SourcePath} is a symbolic link (to {link}); restore with --to instead");
+                throw new RestoreException(FailureKind.Usage, $"{f.SourcePath} is a symbolic link (to {link}); restore with --to instead");
             if (!Directory.Exists(Path.GetDirectoryName(f.SourcePath)))
-                throw new RestoreException(ExitCodes.NotFound, $"{Path.GetDirectoryName(f.SourcePath)}: the directory of {f.FileKey} no longer exists");
+                throw new RestoreException(FailureKind.NotFound, $"{Path.GetDirectoryName(f.SourcePath)}: the directory of {f.FileKey} no longer exists");
         }
 
         // 1. Stage every file beside its original (same file system, so the swap is a rename); a device's in the staging directory.
@@ -116,20 +117,20 @@ public sealed class InPlaceRestorer(IRestoreSource source, string? deviceStaging
         if (!File.Exists(f.SourcePath) || SourceLength.KindOf(f.SourcePath) != SourceKind.BlockDevice)
         {
             if (underDev)
-                throw new RestoreException(ExitCodes.NotFound, $"{f.FileKey} was backed up from block device {f.SourcePath}, which is not a block device now; create it with exactly {f.FileSize} bytes (e.g. lvcreate -L {f.FileSize}b) or restore with --to");
+                throw new RestoreException(FailureKind.NotFound, $"{f.FileKey} was backed up from block device {f.SourcePath}, which is not a block device now; create it with exactly {f.FileSize} bytes (e.g. lvcreate -L {f.FileSize}b) or restore with --to");
             return false;
         }
         if (deviceStaging is null)
-            throw new RestoreException(ExitCodes.UsageOrConfig, $"{f.SourcePath} is a block device: an in-place restore needs a staging directory for its image");
+            throw new RestoreException(FailureKind.Usage, $"{f.SourcePath} is a block device: an in-place restore needs a staging directory for its image");
         if (!Directory.Exists(deviceStaging))
-            throw new RestoreException(ExitCodes.NotFound, $"staging directory {deviceStaging} for block device {f.SourcePath} does not exist");
+            throw new RestoreException(FailureKind.NotFound, $"staging directory {deviceStaging} for block device {f.SourcePath} does not exist");
         var size = SourceLength.Of(f.SourcePath);
         if (size != f.FileSize)
-            throw new RestoreException(ExitCodes.UsageOrConfig, $"block device {f.SourcePath} has {size} bytes but {f.FileKey} of the restore point has {f.FileSize}; make it exactly {f.FileSize} bytes (e.g. lvresize -L {f.FileSize}b) or restore with --to");
+            throw new RestoreException(FailureKind.Usage, $"block device {f.SourcePath} has {size} bytes but {f.FileKey} of the restore point has {f.FileSize}; make it exactly {f.FileSize} bytes (e.g. lvresize -L {f.FileSize}b) or restore with --to");
         var free = new DriveInfo(deviceStaging).AvailableFreeSpace;
         var needed = keepOld ? 2 * f.FileSize : f.FileSize; // at most: the staged image is sparse
         if (free < needed)
-            throw new RestoreException(ExitCodes.UsageOrConfig, $"staging directory {deviceStaging} has {free} bytes free, {needed} may be needed to stage {f.FileKey} for {f.SourcePath}; choose another with --staging-dir");
+            throw new RestoreException(FailureKind.Usage, $"staging directory {deviceStaging} has {free} bytes free, {needed} may be needed to stage {f.FileKey} for {f.SourcePath}; choose another with --staging-dir");
         return true;
     }
 

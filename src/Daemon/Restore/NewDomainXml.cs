@@ -97,16 +97,16 @@ public static class NewDomainXml
         }
         catch (XmlException e)
         {
-            throw new RestoreException(ExitCodes.Failed, $"the saved domain XML does not parse ({e.Message})");
+            throw new RestoreException(FailureKind.Failed, $"the saved domain XML does not parse ({e.Message})");
         }
-        return doc.Root is { Name.LocalName: "domain" } r ? r : throw new RestoreException(ExitCodes.Failed, "the saved domain XML has no <domain> root");
+        return doc.Root is { Name.LocalName: "domain" } r ? r : throw new RestoreException(FailureKind.Failed, "the saved domain XML has no <domain> root");
     }
 
     /// <summary>libvirt names: non-empty, no '/', no control characters.</summary>
     public static void ValidateName(string name)
     {
         if (string.IsNullOrWhiteSpace(name) || name is "." or ".." || name.Contains('/', StringComparison.Ordinal) || name.Any(char.IsControl) || name.Length > 200)
-            throw new RestoreException(ExitCodes.UsageOrConfig, $"--as-domain '{name}': a domain name must be non-empty, at most 200 characters, without '/' or control characters, not '.' or '..'");
+            throw new RestoreException(FailureKind.Usage, $"--as-domain '{name}': a domain name must be non-empty, at most 200 characters, without '/' or control characters, not '.' or '..'");
     }
 
     private static void SetChild(XElement parent, string name, string value)

@@ -18,11 +18,11 @@ public sealed class RestoreDirectory
     public static RestoreDirectory Prepare(string directory, IEnumerable<string> fileNames, bool create)
     {
         if (string.IsNullOrWhiteSpace(directory))
-            throw new RestoreException(ExitCodes.UsageOrConfig, "--to: a directory is required");
+            throw new RestoreException(FailureKind.Usage, "--to: a directory is required");
         var full = System.IO.Path.GetFullPath(directory);
         RefuseSymlinks(full);
         if (File.Exists(full))
-            throw new RestoreException(ExitCodes.UsageOrConfig, $"--to {full}: is a file, expected a directory");
+            throw new RestoreException(FailureKind.Usage, $"--to {full}: is a file, expected a directory");
         var target = new RestoreDirectory(full);
         var names = fileNames.ToList();
         foreach (var name in names) target.PathOf(name);
@@ -30,7 +30,7 @@ public sealed class RestoreDirectory
         {
             var existing = names.Where(n => System.IO.Path.Exists(System.IO.Path.Combine(full, n))).ToList();
             if (existing.Count > 0)
-                throw new RestoreException(ExitCodes.UsageOrConfig,
+                throw new RestoreException(FailureKind.Usage,
                     $"refusing to overwrite {string.Join(", ", existing.Select(n => System.IO.Path.Combine(full, n)))}: choose an empty directory or remove them");
         }
         else if (create)
@@ -40,7 +40,7 @@ public sealed class RestoreDirectory
         }
         else
         {
-            throw new RestoreException(ExitCodes.NotFound, $"{full}: directory does not exist");
+            throw new RestoreException(FailureKind.NotFound, $"{full}: directory does not exist");
         }
         return target;
     }
@@ -49,10 +49,10 @@ public sealed class RestoreDirectory
     public string PathOf(string fileName)
     {
         if (fileName.Length == 0 || fileName is "." or ".." || fileName.Contains('/', StringComparison.Ordinal) || fileName.Contains('\0', StringComparison.Ordinal))
-            throw new RestoreException(ExitCodes.UsageOrConfig, $"'{fileName}' is not a plain file name; restored files stay inside {Path}");
+            throw new RestoreException(FailureKind.Usage, $"'{fileName}' is not a plain file name; restored files stay inside {Path}");
         var full = System.IO.Path.GetFullPath(System.IO.Path.Combine(Path, fileName));
         if (System.IO.Path.GetDirectoryName(full) != Path)
-            throw new RestoreException(ExitCodes.UsageOrConfig, $"'{fileName}' would be written outside {Path}");
+            throw new RestoreException(FailureKind.Usage, $"'{fileName}' would be written outside {Path}");
         return full;
     }
 
@@ -66,7 +66,7 @@ public sealed class RestoreDirectory
             var info = new FileInfo(current);
             if (!info.Exists && !Directory.Exists(current)) return; // the rest will be created by us
             if (info.LinkTarget is { } link)
-                throw new RestoreException(ExitCodes.UsageOrConfig, $"{current} is a symbolic link (to {link}); give the real path, restores never write through links");
+                throw new RestoreException(FailureKind.Usage, $"{current} is a symbolic link (to {link}); give the real path, restores never write through links");
         }
     }
 }

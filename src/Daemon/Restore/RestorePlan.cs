@@ -37,7 +37,7 @@ public static partial class RestorePlan
         {
             var unknown = onlyDisks.Where(d => !byDisk.ContainsKey(d)).ToList();
             if (unknown.Count > 0)
-                throw new RestoreException(ExitCodes.NotFound,
+                throw new RestoreException(FailureKind.NotFound,
                     $"restore point {pointId} has no disk {string.Join(", ", unknown.Select(d => $"'{d}'"))}; it has {string.Join(", ", byDisk.Keys.Order(StringComparer.Ordinal))}");
         }
         var plan = new List<PlannedDisk>();
@@ -45,13 +45,13 @@ public static partial class RestorePlan
         {
             if (onlyDisks is { Count: > 0 } && !onlyDisks.Contains(disk)) continue;
             if (!DiskName().IsMatch(disk))
-                throw new RestoreException(ExitCodes.UsageOrConfig, $"restore point {pointId}: disk name '{disk}' is not a plain name (letters, digits, _ and -); refusing to build a file name from it");
+                throw new RestoreException(FailureKind.Usage, $"restore point {pointId}: disk name '{disk}' is not a plain name (letters, digits, _ and -); refusing to build a file name from it");
             for (var i = 0; i < chain.Count; i++)
             {
                 if (chain[i].Depth != i)
-                    throw new RestoreException(ExitCodes.Failed, $"restore point {pointId}: disk {disk} has chain depths {string.Join(",", chain.Select(c => c.Depth))}, expected 0..{chain.Count - 1}");
+                    throw new RestoreException(FailureKind.Failed, $"restore point {pointId}: disk {disk} has chain depths {string.Join(",", chain.Select(c => c.Depth))}, expected 0..{chain.Count - 1}");
                 if (!FormatName().IsMatch(chain[i].Format))
-                    throw new RestoreException(ExitCodes.UsageOrConfig, $"restore point {pointId}: file {chain[i].FileKey} has format '{chain[i].Format}', not a plain format name");
+                    throw new RestoreException(FailureKind.Usage, $"restore point {pointId}: file {chain[i].FileKey} has format '{chain[i].Format}', not a plain format name");
             }
             plan.Add(new PlannedDisk(disk, chain.Select(f =>
                 new PlannedFile(f.FileKey, disk, f.Depth, f.Format, f.BackingFile, FileNameFor(disk, f.Depth, f.Format), f.SourcePath, f.VirtualSize, f.FileSize)).ToList()));

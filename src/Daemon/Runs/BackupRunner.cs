@@ -1,14 +1,30 @@
+using Backupd.Daemon.Workflow;
 using Backupd.Storage.Catalog;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Backupd.Daemon.Runs;
 
-/// <summary>What became of one backup request.</summary>
-public sealed record BackupRunResult(long RunId, BackupTarget Target, RestorePointRecord Point, RunStats Stats);
+/// <summary>
+/// What became of one backup, the one result every caller gets: the catalog's run id (null when the catalog
+/// does not record the run), the domain, the committed restore point as the catalog stores it, the counters,
+/// and the workflow's own per-disk result (its <see cref="BackupResult.RunId"/> is the journal's run id).
+/// </summary>
+public sealed record BackupRun(long? CatalogRunId, BackupDomain Domain, RestorePointRecord Point, RunStats Stats, BackupResult? Workflow)
+{
+    /// <summary>The host run journal's id of the run (STATE/journal, overlay names); null from a test double.</summary>
+    public string? JournalRunId => Workflow?.RunId;
+}
 
-/// <summary>Who asked for a backup: "cli" or "schedule", the user or policy, and the policy name if any.</summary>
-public sealed record BackupRequest(string Domain, string Trigger, string RequestedBy, string? PolicyName = null);
+/// <summary>Who asked for a backup: "cli" or "schedule", the user or daemon, and the policy name if any.</summary>
+public sealed record RunOrigin(string Trigger, string RequestedBy, string? PolicyName = null)
+{
+    /// <summary>`backupd backup --domain` by the user running it.</summary>
+    public static RunOrigin Command => new("cli", Environment.UserName);
+
+    /// <summary>The daemon's scheduler, for <paramref name="policy"/>.</summary>
+    public static RunOrigin Schedule(string policy) => new("schedule", "backupd daemon", policy);
+}
 
 /// <summary>The named domain does not exist on the hypervisor.</summary>
 public sealed class DomainNotFoundException(string domain) : Exception($"domain '{domain}' does not exist on this hypervisor (by name or UUID)")
@@ -30,13 +46,13 @@ public sealed class PointNotRecordedException(string pointId, string repository,
 }
 
 /// <summary>
-/// Runs one backup of one domain with the catalog's guarantees: the domain's advisory lock is held
+/// Runs one backup of one domain with the catalog's guarantees (for <see cref="BackupService"/>): the domain's advisory lock is held
 /// for the whole run (a second attempt gets <see cref="DomainBusyException"/> naming the holder and
 /// changes nothing), the run and its progress are recorded, and the restore point row is written
 /// only after the workflow returned a committed (durable) repository point, in the same transaction
 /// that marks the run succeeded. If the catalog is unreachable when the run ends, its final record is
 /// retried for <see cref="CatalogRetry"/> and otherwise left in <see cref="Pending"/> for the next start,
-/// run or `recover` (<see cref="RunRecordFinisher"/>). Called by the scheduler and by `backupd backup --domain`.
+/// run or `recover` (<see cref="RunRecordFinisher"/>). 
 /// </summary>
 public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, ILogger<BackupRunner>? logger = null)
 {
@@ -50,43 +66,43 @@ public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, I
     /// <summary>Where a final record waits when the catalog stays away (STATE/catalog-pending); null keeps none.</summary>
     public PendingRunRecords? Pending { get; init; }
 
-    public async Task<BackupRunResult> RunAsync(BackupRequest request, IProgress<RunProgress>? observer, CancellationToken ct)
+    public async Task<BackupRun> RunAsync(string nameOrUuid, RunOrigin origin, IProgress<RunProgress>? observer, CancellationToken ct)
     {
-        var target = workflow.Resolve(request.Domain) ?? throw new DomainNotFoundException(request.Domain);
+        var domain = workflow.Resolve(nameOrUuid) ?? throw new DomainNotFoundException(nameOrUuid);
         var self = ProcessIdentity.Current;
-        await using var domainLock = await DomainLock.AcquireAsync(catalog.ConnectionString, target.Uuid, target.Name, self, ct);
+        await using var domainLock = await CatalogDomainLock.AcquireAsync(catalog.ConnectionString, domain.Uuid, domain.Name, self, ct);
         // Records an earlier run of this domain could not write (its process lost the catalog and ended) go in first.
-        if (Pending is not null) await RunRecordFinisher.FinishLeftOversAsync(catalog, Pending, self, target.Uuid, _log, ct);
-        var runId = await catalog.StartRunAsync(new RunStart(target.Uuid, target.Name, request.Trigger, request.RequestedBy, request.PolicyName), self, ct);
+        if (Pending is not null) await RunRecordFinisher.FinishLeftOversAsync(catalog, Pending, self, domain.Uuid, _log, ct);
+        var runId = await catalog.StartRunAsync(new RunStart(domain.Uuid, domain.Name, origin.Trigger, origin.RequestedBy, origin.PolicyName), self, ct);
         await domainLock.SetRunAsync(runId, ct);
-        _log.LogInformation("run {RunId}: backing up {Domain} ({Uuid}) for {Who} via {Trigger}", runId, target.Name, target.Uuid, request.RequestedBy, request.Trigger);
+        _log.RunStarted(runId, domain.Name, domain.Uuid, origin.RequestedBy, origin.Trigger);
 
         DomainBackupOutcome outcome;
         var recorder = new RunProgressRecorder(catalog, runId, observer);
         PendingRunRecord Final(string state, string step, string? error, RunStats stats, RestorePointRecord? point) =>
-            new(runId, target.Uuid, target.Name, state, step, recorder.Latest?.Bytes ?? 0, recorder.Latest?.TotalBytes, error, stats, point, self.Host, self.Pid, self.StartToken);
+            new(runId, domain.Uuid, domain.Name, state, step, recorder.Latest?.Bytes ?? 0, recorder.Latest?.TotalBytes, error, stats, point, self.Host, self.Pid, self.StartToken);
         try
         {
             recorder.Report(new RunProgress("starting"));
-            outcome = await workflow.BackupAsync(target, runId, recorder, ct);
+            outcome = await workflow.BackupAsync(domain, runId, recorder, ct);
         }
-        catch (Workflow.BackupRefusedException e) when (e.Kind == Workflow.RefusalKind.Busy)
+        catch (BackupRefusedException e) when (e.Kind == RefusalKind.Busy)
         {
             // Another backupd process on this host holds the domain (a --no-catalog run has no catalog lock):
             // a refusal like DomainBusyException, so nothing of this attempt stays in the catalog.
             await recorder.DisposeAsync();
             try { await catalog.DiscardRunAsync(runId, CancellationToken.None); }
-            catch (Exception dbError) when (RunRecordFinisher.IsOutage(dbError)) { _log.LogError(dbError, "run {RunId}: could not remove the refused run from the catalog", runId); }
-            _log.LogWarning("run {RunId}: refused, nothing done: {Message}", runId, e.Message);
+            catch (Exception dbError) when (RunRecordFinisher.IsOutage(dbError)) { _log.RefusedRunNotRemoved(dbError, runId); }
+            _log.RunRefusedBusy(runId, e.Message);
             throw;
         }
-        catch (Workflow.BackupRefusedException e)
+        catch (BackupRefusedException e)
         {
             // Refused before the domain was touched (nothing was done): no run to show, as for a busy domain lock.
             await recorder.DisposeAsync();
             try { await catalog.DiscardRunAsync(runId, CancellationToken.None); }
-            catch (Npgsql.NpgsqlException dbError) { _log.LogError(dbError, "run {RunId}: could not remove the refused run from the catalog", runId); }
-            _log.LogWarning("run {RunId}: backup of {Domain} refused, nothing was done: {Reason}", runId, target.Name, e.Message);
+            catch (Npgsql.NpgsqlException dbError) { _log.RefusedRunNotRemoved(dbError, runId); }
+            _log.RunRefused(runId, domain.Name, e.Message);
             throw;
         }
         catch (Exception e)
@@ -96,8 +112,8 @@ public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, I
             var state = BackupFailedException.IsInterruption(e) ? RunStates.Interrupted : RunStates.Failed;
             var step = recorder.Latest?.Step ?? "starting";
             if (await RunRecordFinisher.RecordAsync(catalog, Pending, Final(state, step, $"{step}: {e.Message}", new RunStats(), null), CatalogRetry, _log) is { } dbError)
-                _log.LogError(dbError, "run {RunId}: could not record its end in the catalog", runId);
-            _log.LogError(e, "run {RunId}: backup of {Domain} {State} at step {Step}", runId, target.Name, state, step);
+                _log.RunEndNotRecorded(dbError, runId);
+            _log.RunFailed(e, runId, domain.Name, state, step);
             throw;
         }
         await recorder.DisposeAsync();
@@ -110,9 +126,9 @@ public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, I
         catch (Exception e) when (RunRecordFinisher.IsOutage(e) || e is OperationCanceledException) { }
 
         var record = RepositoryRecords.ToRecord(outcome.Point, outcome.RepositoryDirectory, outcome.Stats.Consistency);
-        if (record is null || record.DomainUuid != target.Uuid)
+        if (record is null || record.DomainUuid != domain.Uuid)
         {
-            var wrong = new InvalidOperationException($"workflow returned a restore point of group '{outcome.Point.GroupId}' for a run of domain {target.Uuid}");
+            var wrong = new InvalidOperationException($"workflow returned a restore point of group '{outcome.Point.GroupId}' for a run of domain {domain.Uuid}");
             await RunRecordFinisher.RecordAsync(catalog, Pending, Final(RunStates.Failed, "commit", wrong.Message, outcome.Stats, null), CatalogRetry, _log);
             throw wrong;
         }
@@ -122,7 +138,7 @@ public sealed class BackupRunner(CatalogStore catalog, IDomainBackup workflow, I
         catch (CatalogException e) { notRecorded = e; }
         if (notRecorded is not null)
             throw new PointNotRecordedException(record.PointId, record.Repository, notRecorded is CatalogException ? null : Pending?.Directory, notRecorded);
-        _log.LogInformation("run {RunId}: restore point {Point} of {Domain} recorded", runId, record.PointId, target.Name);
-        return new BackupRunResult(runId, target, record, outcome.Stats);
+        _log.PointRecorded(runId, record.PointId, domain.Name);
+        return new BackupRun(runId, domain, record, outcome.Stats, outcome.Workflow);
     }
 }

@@ -60,7 +60,7 @@ public static class RunRecordFinisher
                 using var timeout = new CancellationTokenSource(AttemptTimeout);
                 await WriteAsync(catalog, record, timeout.Token);
                 if (saved) pending!.Remove(record.RunId);
-                if (attempt > 1) log.LogInformation("run {RunId}: the catalog is back; recorded as {State} after {Attempts} attempts", record.RunId, record.State, attempt);
+                if (attempt > 1) log.CatalogBack(record.RunId, record.State, attempt);
                 return null;
             }
             catch (Exception e) when (IsOutage(e) || e is OperationCanceledException) // the only token here is the attempt's timeout
@@ -74,17 +74,17 @@ public static class RunRecordFinisher
                     }
                     catch (Exception io) when (io is IOException or UnauthorizedAccessException)
                     {
-                        log.LogError(io, "run {RunId}: cannot keep the unrecorded run in {Directory}", record.RunId, pending.Directory);
+                        log.PendingNotKept(io, record.RunId, pending.Directory);
                     }
                 }
                 if (clock.Elapsed + wait > window)
                 {
-                    log.LogError("run {RunId}: the catalog is still unreachable after {Elapsed:F0} s ({Message}); {Later}", record.RunId, clock.Elapsed.TotalSeconds, e.Message,
+                    log.CatalogStillUnreachable(e, record.RunId, clock.Elapsed.TotalSeconds, e.Message,
                         saved ? $"kept in {pending!.Directory} for the next daemon start, backup run or `backupd recover`" : "not kept");
                     return e;
                 }
                 if (attempt == 1)
-                    log.LogWarning("run {RunId}: cannot record the run as {State} in the catalog ({Message}); retrying for up to {Window:F0} s", record.RunId, record.State, e.Message, window.TotalSeconds);
+                    log.CatalogRetrying(record.RunId, record.State, e.Message, window.TotalSeconds);
                 await Task.Delay(wait);
                 wait = TimeSpan.FromTicks(Math.Min(wait.Ticks * 2, MaxBackOff.Ticks));
             }
@@ -100,7 +100,7 @@ public static class RunRecordFinisher
     {
         var log = logger ?? NullLogger.Instance;
         var recorded = new List<PendingRunRecord>();
-        foreach (var record in pending?.List((file, why) => log.LogError("cannot read the unrecorded run {File}: {Why}; left in place", file, why)) ?? [])
+        foreach (var record in pending?.List((file, why) => log.PendingUnreadable(file, why)) ?? [])
         {
             if (onlyDomain is { } only && record.DomainUuid != only) continue;
             if (record.Host == self.Host && ProcessIdentity.IsAliveHere(record.Pid, record.ProcessStart)) continue;
@@ -112,18 +112,18 @@ public static class RunRecordFinisher
             {
                 // The run is not in this catalog (recreated since?): nothing to finish; the file stays for a human, out of the way.
                 var kept = pending!.SetAside(record.RunId);
-                log.LogError("run {RunId} of {Domain}: cannot be finished in this catalog ({Message}); its record is now {File}{Rebuild}", record.RunId, record.DomainName, e.Message, kept,
+                log.PendingNotFinishable(e, record.RunId, record.DomainName, e.Message, kept,
                     record.Point is { } lost ? $"; `backupd catalog rebuild --repository {lost.Repository}` records restore point {lost.PointId}" : "");
                 continue;
             }
             pending!.Remove(record.RunId);
             recorded.Add(record);
-            log.LogWarning("run {RunId} of {Domain}: recorded as {State}{Point} (its process could not reach the catalog)", record.RunId, record.DomainName, record.State,
+            log.PendingRecorded(record.RunId, record.DomainName, record.State,
                 record.Point is { } p ? $" with restore point {p.PointId}" : "");
         }
         var interrupted = await catalog.MarkInterruptedRunsAsync(self, onlyDomain, ct);
         if (interrupted.Count > 0)
-            log.LogWarning("catalog: {Count} run(s) left running by processes that no longer exist are now interrupted: {Runs}", interrupted.Count, string.Join(",", interrupted));
+            log.LeftRunsInterrupted(interrupted.Count, string.Join(",", interrupted));
         return new LeftOverRuns(recorded, interrupted);
     }
 }

@@ -5,7 +5,10 @@ using Microsoft.Extensions.Logging;
 
 namespace Backupd.Daemon.Runs;
 
-/// <summary>The live workflow failed after preflight; the guest is back on its base images.</summary>
+/// <summary>
+/// The live workflow failed after preflight; the guest is back on its base images (unless <see cref="NeedsAttention"/>).
+/// <see cref="Result"/> is the workflow's own per-disk account, for the command's output, when it got that far.
+/// </summary>
 public sealed class BackupFailedException(string message, bool needsAttention, bool interrupted = false) : Exception(message)
 {
     /// <summary>An overlay could not be merged back (exit code NeedsAttention).</summary>
@@ -14,47 +17,40 @@ public sealed class BackupFailedException(string message, bool needsAttention, b
     /// <summary>Stopped by cancellation (a signal, the daemon stopping) with the disks back on their base: recorded `interrupted`.</summary>
     public bool Interrupted { get; } = interrupted;
 
+    /// <summary>What the workflow reported (null when it failed before returning one).</summary>
+    public BackupResult? Result { get; init; }
+
+    /// <summary>The catalog run that recorded the failure; null for a run the catalog does not record.</summary>
+    public long? CatalogRunId { get; init; }
+
     /// <summary>Whether a run ending with <paramref name="e"/> was stopped rather than failed.</summary>
     public static bool IsInterruption(Exception e) => e is OperationCanceledException or BackupFailedException { Interrupted: true };
 }
 
 /// <summary>
-/// <see cref="IDomainBackup"/> over the real workflow: recovery of leftovers from an earlier run
-/// first, then <see cref="BackupWorkflow"/> into the versioned repository at <paramref name="repositoryDirectory"/>.
+/// <see cref="IDomainBackup"/> over the real workflow for the one domain <see cref="BackupService"/> resolved:
+/// recovery of leftovers from an earlier run first, then <see cref="BackupWorkflow"/> into the spec's repository.
 /// </summary>
-public sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool images, WorkflowOptions options, string repositoryDirectory, ILogger logger) : IDomainBackup
+internal sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool images, BackupSpec spec, BackupDomain domain, IReadOnlyList<string> includeDisks, ILogger logger) : IDomainBackup
 {
-    /// <summary>Include/exclude disks and quiesce mode for every run.</summary>
-    public IReadOnlyList<string> IncludeDisks { get; init; } = [];
-    public IReadOnlyList<string> ExcludeDisks { get; init; } = [];
-    public QuiesceMode Quiesce { get; init; } = QuiesceMode.Preferred;
-    /// <summary>Block size for files new to the repository (a policy's block-size); null: the repository's default.</summary>
-    public int? BlockSize { get; init; }
-
     /// <summary>Forwarded from the workflow (for a progress bar), besides the catalog's progress records.</summary>
     public Action<BackupProgress>? OnProgress { get; init; }
 
-    /// <summary>The workflow's full result of the last run (also when it failed), for the command's output.</summary>
-    public BackupResult? LastResult { get; private set; }
+    /// <summary>The domain the service resolved (this instance backs up no other).</summary>
+    public BackupDomain? Resolve(string nameOrUuid) => domain;
 
-    /// <summary>The catalog run id of the last run (also when it failed).</summary>
-    public long? LastRunId { get; private set; }
-
-    public BackupTarget? Resolve(string nameOrUuid) =>
-        hypervisor.FindDomain(nameOrUuid) is { } d ? new BackupTarget(Guid.Parse(d.Uuid), d.Name) : null;
-
-    public async Task<DomainBackupOutcome> BackupAsync(BackupTarget target, long runId, IProgress<RunProgress> progress, CancellationToken ct)
+    public async Task<DomainBackupOutcome> BackupAsync(BackupDomain resolved, long? catalogRunId, IProgress<RunProgress> progress, CancellationToken ct)
     {
-        LastRunId = runId;
         progress.Report(new RunProgress("recovery"));
-        var recovery = await new Recovery(hypervisor, images, options, logger).RecoverDomainAsync(target.Uuid.ToString(), dryRun: false, ct);
+        var recovery = await new Recovery(hypervisor, images, spec.Options, logger).RecoverDomainAsync(resolved.Uuid.ToString(), dryRun: false, ct);
         if (!recovery.AllResolved)
-            throw new BackupFailedException($"'{target.Name}' is still on an overlay from an earlier run and recovery could not fix it; see `backupd recover`", needsAttention: true);
+            throw new BackupFailedException($"'{resolved.Name}' is still on an overlay from an earlier run and recovery could not fix it; see `backupd recover` and docs/operations.md", needsAttention: true)
+            { CatalogRunId = catalogRunId };
 
-        using var repository = BackupTargets.Open(repositoryDirectory, options, BlockSize);
+        using var repository = BackupTargets.Open(spec.Repository, spec.Options, spec.BlockSize);
         progress.Report(new RunProgress("snapshot"));
         var copied = new RunProgress("copy");
-        var workflow = new BackupWorkflow(hypervisor, images, repository, options, logger)
+        var workflow = new BackupWorkflow(hypervisor, images, repository, spec.Options, logger)
         {
             OnProgress = p =>
             {
@@ -65,21 +61,14 @@ public sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool imag
             // Written to the catalog at once (a new step): a run killed while merging back shows `commit`, not `copy`.
             OnCommitStarting = () => progress.Report(copied with { Step = "commit" }),
         };
-        var result = await workflow.RunAsync(new Workflow.BackupRequest(target.Uuid.ToString(), IncludeDisks, ExcludeDisks, Quiesce), ct);
-        LastResult = result;
-        if (result.Outcome != RunOutcome.Succeeded || repository.LastCommitted is null)
-            throw new BackupFailedException(result.Error ?? $"backup of '{target.Name}' ended {result.Outcome}", result.Outcome == RunOutcome.NeedsAttention,
-                interrupted: result.Outcome == RunOutcome.Failed && ct.IsCancellationRequested);
+        var result = await workflow.RunAsync(new BackupRequest(resolved.Uuid.ToString(), includeDisks, spec.ExcludeDisks, spec.Quiesce), ct);
+        if (result.Outcome != RunOutcome.Succeeded || result.RestorePoint is null)
+            throw new BackupFailedException(result.Error ?? $"backup of '{resolved.Name}' ended {result.Outcome}", result.Outcome == RunOutcome.NeedsAttention,
+                interrupted: result.Outcome == RunOutcome.Failed && ct.IsCancellationRequested) { Result = result, CatalogRunId = catalogRunId };
 
         var stats = new RunStats(
             result.Disks.Sum(d => d.BytesRead), result.Disks.Sum(d => d.BytesWritten), result.CopyTime, result.OverlayLifetime, result.CommitTime,
-            result.Consistency switch
-            {
-                Consistency.ApplicationConsistent => "application-consistent",
-                Consistency.CrashConsistent => "crash-consistent",
-                Consistency.ShutOff => "shut-off",
-                _ => null,
-            });
-        return new DomainBackupOutcome(repository.LastCommitted, repository.Description, stats);
+            result.Consistency is { } c ? ConsistencyNames.Of(c) : null);
+        return new DomainBackupOutcome(result.RestorePoint, repository.Description, stats, result);
     }
 }

@@ -48,10 +48,10 @@ public sealed class PolicyDispatcher(IBackupRunner runner, IDomainSource domains
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            logger.LogError("policy {Policy}: cannot list domains on {Uri}: {Error}", policy.Name, uri, e.Message);
+            logger.DomainListFailed(e, policy.Name, uri, e.Message);
             return new FireResult(policy.Name, scheduledAt, new Dictionary<string, DomainOutcome>(), e.Message);
         }
-        if (selected.Count == 0) logger.LogWarning("policy {Policy}: no domain on {Uri} matches {Domains}", policy.Name, uri, string.Join(", ", policy.Domains.Include));
+        if (selected.Count == 0) logger.NoDomainMatches(policy.Name, uri, string.Join(", ", policy.Domains.Include));
         var outcomes = new ConcurrentDictionary<string, DomainOutcome>(StringComparer.Ordinal);
         await Task.WhenAll(selected.Select(domain => RunOneAsync(policy, uri, domain, outcomes, ct)));
         return new FireResult(policy.Name, scheduledAt, outcomes);
@@ -69,10 +69,10 @@ public sealed class PolicyDispatcher(IBackupRunner runner, IDomainSource domains
         {
             using (await gate.EnterAsync($"{policy.Name}\nverify", 1, ct))
             {
-                logger.LogInformation("policy {Policy}: verifying the restore points in {Repository}", policy.Name, policy.Repository);
+                logger.VerifyStarting(policy.Name, policy.Repository);
                 var ok = await Verifier.VerifyAsync(policy, ct);
-                if (ok) logger.LogInformation("policy {Policy}: every restore point verified", policy.Name);
-                else logger.LogError("policy {Policy}: verification found damaged restore points (see `backupd show` and the catalog events)", policy.Name);
+                if (ok) logger.VerifyAllIntact(policy.Name);
+                else logger.VerifyFoundDamage(policy.Name);
                 return ok;
             }
         }
@@ -82,7 +82,7 @@ public sealed class PolicyDispatcher(IBackupRunner runner, IDomainSource domains
         }
         catch (Exception e)
         {
-            logger.LogError("policy {Policy}: verification failed: {Error}", policy.Name, e.Message);
+            logger.VerifyFailed(e, policy.Name, e.Message);
             return false;
         }
     }
@@ -91,7 +91,7 @@ public sealed class PolicyDispatcher(IBackupRunner runner, IDomainSource domains
     {
         if (!gate.TryClaimDomain(uri, domain, policy.Name, out var holder))
         {
-            logger.LogWarning("policy {Policy}: skipping {Domain}: a run for policy {Holder} is still in progress", policy.Name, domain, holder);
+            logger.DomainSkippedStillRunning(policy.Name, domain, holder);
             outcomes[domain] = DomainOutcome.Skipped;
             return;
         }
@@ -99,27 +99,27 @@ public sealed class PolicyDispatcher(IBackupRunner runner, IDomainSource domains
         {
             using (await gate.EnterAsync(policy.Name, policy.MaxParallel, ct))
             {
-                logger.LogInformation("policy {Policy}: backing up {Domain}", policy.Name, domain);
+                logger.BackupStarting(policy.Name, domain);
                 await runner.RunAsync(policy, domain, [.. _policies.Values], ct);
             }
             outcomes[domain] = DomainOutcome.Succeeded;
-            logger.LogInformation("policy {Policy}: {Domain} done", policy.Name, domain);
+            logger.BackupDone(policy.Name, domain);
         }
         catch (Workflow.BackupRefusedException e) when (e.Kind == Workflow.RefusalKind.Busy)
         {
             // e.g. a long verify or restore of the VM's group outlasted the reader wait: nothing was done; the next fire tries again.
             outcomes[domain] = DomainOutcome.Skipped;
-            logger.LogWarning("policy {Policy}: skipping {Domain}: {Reason}", policy.Name, domain, e.Message);
+            logger.DomainSkippedBusy(policy.Name, domain, e.Message);
         }
         catch (Exception e) when (ct.IsCancellationRequested && Runs.BackupFailedException.IsInterruption(e))
         {
             outcomes[domain] = DomainOutcome.Cancelled;
-            logger.LogWarning("policy {Policy}: {Domain} cancelled (daemon stopping)", policy.Name, domain);
+            logger.BackupCancelled(policy.Name, domain);
         }
         catch (Exception e)
         {
             outcomes[domain] = DomainOutcome.Failed;
-            logger.LogError("policy {Policy}: {Domain} failed: {Error}", policy.Name, domain, e.Message);
+            logger.BackupFailed(e, policy.Name, domain, e.Message);
         }
         finally
         {

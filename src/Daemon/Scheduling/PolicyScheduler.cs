@@ -72,12 +72,12 @@ public sealed class PolicyScheduler(PolicyDispatcher dispatcher, ScheduleState s
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
                     // One policy Quartz refuses must not take the others (or the daemon) down.
-                    logger.LogError("policy {Policy}: could not be scheduled: {Error}", policy.Name, e.Message);
+                    logger.PolicyNotScheduled(e, policy.Name, e.Message);
                 }
             }
-            foreach (var error in outcome.Errors) logger.LogError("{Error}", error.ToString());
-            foreach (var path in outcome.KeptPreviousVersion) logger.LogWarning("{File}: has errors; its previously loaded policies stay in force", path);
-            logger.LogInformation("policies: {Count} in force ({Added} added, {Changed} changed, {Removed} removed)",
+            foreach (var error in outcome.Errors) logger.PolicyInvalid(error.ToString());
+            foreach (var path in outcome.KeptPreviousVersion) logger.PolicyFileKeptPrevious(path);
+            logger.PoliciesApplied(
                 outcome.Active.Count, outcome.Added.Count, outcome.Changed.Count, outcome.Removed.Count);
             return outcome;
         }
@@ -109,7 +109,7 @@ public sealed class PolicyScheduler(PolicyDispatcher dispatcher, ScheduleState s
         foreach (var policy in _reloader.Active)
         {
             if (MisfirePlanner.MissedFire(policy.Schedule, state.LastFire(policy.Name), now, misfireGrace) is not { } missed) continue;
-            logger.LogInformation("policy {Policy}: catching up the fire of {Missed:u} missed while the daemon was down", policy.Name, missed);
+            logger.MissedFireCatchUp(policy.Name, missed);
             due.Add((policy.Name, missed));
             lock (_catchUps) _catchUps.Add(dispatcher.FireAsync(policy.Name, missed, _stopping.Token));
         }

@@ -1,13 +1,14 @@
 using System.Runtime.InteropServices;
 using Backupd.Daemon.Configuration;
+using Backupd.Daemon.Hosting;
+using Backupd.Daemon.Images;
 using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Workflow;
 using Backupd.Policies.Loading;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Hosting.Systemd;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Backupd.Daemon.Hosting;
 
 namespace Backupd.Daemon.Scheduling;
 
@@ -38,7 +39,7 @@ public sealed class SchedulingService(
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
-            logger.LogInformation("stopping during the first policy load");
+            logger.StoppingDuringFirstLoad();
             await scheduler.StopAsync();
             return;
         }
@@ -49,7 +50,7 @@ public sealed class SchedulingService(
         using var hangup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
         {
             context.Cancel = true; // SIGHUP means reload, never terminate
-            logger.LogInformation("SIGHUP: reloading policies");
+            logger.ReloadSignalled();
             reload.Request();
         });
         using var watcher = WatchPolicies(reload);
@@ -65,7 +66,7 @@ public sealed class SchedulingService(
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
                     // The policies in force stay; the next change or SIGHUP tries again.
-                    logger.LogError("reloading policies from {Directory} failed: {Error}", config.PoliciesDirectory, e.Message);
+                    logger.PolicyReloadFailed(e, config.PoliciesDirectory, e.Message);
                 }
             }
         }
@@ -73,7 +74,7 @@ public sealed class SchedulingService(
         {
         }
         Notify("STATUS=stopping: waiting for running backups to commit and pivot");
-        logger.LogInformation("stopping: no new runs; running backups are cancelled and still commit and pivot");
+        logger.Stopping();
         await scheduler.StopAsync();
         await watchdog;
     }
@@ -87,7 +88,7 @@ public sealed class SchedulingService(
         if (notifier is null || !long.TryParse(Environment.GetEnvironmentVariable("WATCHDOG_USEC"), out var usec) || usec <= 0) return;
         if (Environment.GetEnvironmentVariable("WATCHDOG_PID") is { Length: > 0 } pid && pid != Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)) return;
         var interval = TimeSpan.FromMicroseconds(usec / 2);
-        logger.LogInformation("systemd watchdog: pinging every {Interval}", interval);
+        logger.WatchdogPinging(interval);
         try
         {
             while (true)
@@ -110,7 +111,7 @@ public sealed class SchedulingService(
         var files = Directory.Exists(config.PoliciesDirectory)
             ? await Task.Run(() => PolicyLoader.PolicyFilesIn(config.PoliciesDirectory).Select(PolicyLoader.LoadFile).ToList(), ct).WaitAsync(ct)
             : [];
-        if (!Directory.Exists(config.PoliciesDirectory)) logger.LogWarning("policies directory {Directory} does not exist: nothing is scheduled", config.PoliciesDirectory);
+        if (!Directory.Exists(config.PoliciesDirectory)) logger.PoliciesDirectoryMissing(config.PoliciesDirectory);
         var outcome = await scheduler.ApplyAsync(files, ct);
         ApplyShutdownBudget(outcome.Active);
         policyView?.Set(outcome.Active);
@@ -129,7 +130,7 @@ public sealed class SchedulingService(
         if (Environment.GetEnvironmentVariable("INVOCATION_ID") is not { Length: > 0 }) return;
         var unit = ShutdownBudget.CurrentUnit();
         if (ShutdownBudget.Warning(wait, worst, ShutdownBudget.ReadUnitStopTimeout(unit), unit) is { } warning)
-            logger.LogWarning("{Warning}", warning);
+            logger.StopTimeoutTooShort(warning);
     }
 
     private FileSystemWatcher? WatchPolicies(ReloadSignal reload)
@@ -161,11 +162,11 @@ public sealed class SchedulingService(
             using var hypervisor = await Task.Run(() => LibvirtHypervisor.Open(config.LibvirtUri), ct);
             var report = await new Recovery(hypervisor, new QemuImg(), LiveBackupSettings.From(config).ToOptions(), logger).RecoverAllAsync(dryRun: false, ct);
             if (report.Actions.Count > 0)
-                logger.LogWarning("recovery: {Count} leftover overlay action(s); all resolved: {Resolved}", report.Actions.Count, report.AllResolved);
+                logger.LeftoversRecovered(report.Actions.Count, report.AllResolved);
         }
         catch (LibvirtException e)
         {
-            logger.LogError("recovery skipped: cannot connect to libvirt at {Uri}: {Error}", config.LibvirtUri, e.Message);
+            logger.RecoverySkipped(e, config.LibvirtUri, e.Message);
         }
     }
 

@@ -1,14 +1,8 @@
+using Backupd.Policies.Model;
+
 namespace Backupd.Daemon.Workflow;
 
-/// <summary>Guest-agent quiescing: required fails the run without an agent, preferred falls back to crash-consistent.</summary>
-public enum QuiesceMode
-{
-    Off,
-    Preferred,
-    Required,
-}
-
-/// <summary>What the copy represents.</summary>
+/// <summary>What the copy represents; <see cref="ConsistencyNames.Of"/> is its stored and printed word.</summary>
 public enum Consistency
 {
     /// <summary>Guest filesystems were frozen by the agent for the snapshot.</summary>
@@ -17,6 +11,19 @@ public enum Consistency
     CrashConsistent,
     /// <summary>The domain was shut off: the files were copied as they rest.</summary>
     ShutOff,
+}
+
+/// <summary>The one place a <see cref="Consistency"/> becomes the word the catalog, the JSON and the summary use.</summary>
+public static class ConsistencyNames
+{
+    /// <summary>"application-consistent", "crash-consistent" or "shut-off".</summary>
+    public static string Of(Consistency consistency) => consistency switch
+    {
+        Consistency.ApplicationConsistent => "application-consistent",
+        Consistency.CrashConsistent => "crash-consistent",
+        Consistency.ShutOff => "shut-off",
+        _ => throw new ArgumentOutOfRangeException(nameof(consistency), consistency, null),
+    };
 }
 
 public enum RunOutcome
@@ -28,7 +35,7 @@ public enum RunOutcome
     NeedsAttention,
 }
 
-/// <summary>One backup of one domain. Include empty = every eligible disk.</summary>
+/// <summary>One backup of one domain. Include empty = every eligible disk. <see cref="QuiesceMode"/> is the policies' own (one enum for both).</summary>
 public sealed record BackupRequest(
     string Domain,
     IReadOnlyList<string> IncludeDisks,
@@ -99,7 +106,12 @@ public sealed record BackupResult(
     string? RestorePointId,
     IReadOnlyList<DiskResult> Disks,
     IReadOnlyList<SkippedDisk> Skipped,
-    string? Error);
+    string? Error)
+{
+    /// <summary>The committed point as the repository returned it (null unless the copy committed); not part of the JSON.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public Storage.Repository.RestorePointInfo? RestorePoint { get; init; }
+}
 
 /// <summary>Progress of the copy, for a progress bar.</summary>
 public sealed record BackupProgress(string FileKey, long FileBytesDone, long TotalBytesDone, long TotalBytes);

@@ -1,5 +1,3 @@
-using Backupd.Daemon.Runs;
-
 namespace Backupd.Daemon.Workflow;
 
 /// <summary>The one place that decides what backs <see cref="IBackupTarget"/> for a repository directory.</summary>

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Backupd.Daemon.Libvirt;
+using Backupd.Policies.Model;
 using Microsoft.Extensions.Logging;
 
 namespace Backupd.Daemon.Workflow;
@@ -31,7 +32,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         var started = DateTimeOffset.UtcNow;
         var domain = hypervisor.FindDomain(request.Domain)
             ?? throw new BackupRefusedException(RefusalKind.DomainNotFound, $"domain '{request.Domain}' does not exist");
-        using var domainLock = DomainLock.Acquire(options.StateDirectory, domain.Uuid, domain.Name);
+        using var domainLock = HostRunLock.Acquire(options.StateDirectory, domain.Uuid, domain.Name);
         var plan = await PreflightAsync(domain, request, started, ct);
         // The repository's writer lock before the snapshot: a restore or verify of the group delays the run (bounded)
         // or refuses it with nothing done (Busy), never fails it midway with the guest on an overlay.
@@ -58,7 +59,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         RefuseLeftovers(domain, liveXml, persistentXml);
         var selection = DiskSelection.Select(disks, request.IncludeDisks, request.ExcludeDisks);
         foreach (var skipped in selection.Skipped)
-            logger.LogInformation("{Domain}: skipping disk {Target}: {Reason}", domain.Name, skipped.Target, skipped.Reason);
+            logger.DiskSkipped(domain.Name, skipped.Target, skipped.Reason);
 
         if (domain.IsActive)
         {
@@ -202,13 +203,13 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         {
             failure = new OperationCanceledException("canceled before the copy finished; the partial copy was discarded", e);
             entry.Error = failure.Message;
-            logger.LogWarning("{Domain}: backup run {RunId} canceled; merging the overlays back", plan.Domain.Name, plan.RunId);
+            logger.RunCanceled(plan.Domain.Name, plan.RunId);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             failure = e is LibvirtException ? new InvalidOperationException(Hints.Explain(e), e) : e;
             entry.Error = failure.Message;
-            logger.LogError(e, "{Domain}: backup run {RunId} failed: {Message}", plan.Domain.Name, plan.RunId, failure.Message);
+            logger.RunFailed(e, plan.Domain.Name, plan.RunId, failure.Message);
         }
         finally
         {
@@ -223,7 +224,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         }
         else
         {
-            logger.LogCritical("{Domain}: run {RunId} left disk(s) on their overlay, guest data is in them: {Disks}. Run 'backupd recover' (see docs/operations.md)",
+            logger.OverlayLeftBehind(
                 plan.Domain.Name, plan.RunId, string.Join("; ", leftOver.Select(m => $"{m.Key}: {m.Value.Problem}")));
         }
         var outcome = leftOver.Count > 0 ? RunOutcome.NeedsAttention : failure is null ? RunOutcome.Succeeded : RunOutcome.Failed;
@@ -242,7 +243,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
             }
             catch (LibvirtException e) when (plan.Quiesce == QuiesceMode.Preferred)
             {
-                logger.LogWarning("{Domain}: quiesced snapshot failed ({Message}); falling back to crash-consistent", plan.Domain.Name, e.Message);
+                logger.QuiesceFellBack(e, plan.Domain.Name, e.Message);
             }
         }
         CreateSnapshot(plan, quiesce: false);
@@ -271,7 +272,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
             catch (LibvirtException e) when (attempt < LuksBenchmarkAttempts && IsLuksBenchmarkFailure(e)
                 && !plan.Disks.Any(d => File.Exists(d.Journal.OverlayPath)))
             {
-                logger.LogWarning("{Domain}: snapshot attempt {Attempt} failed in QEMU's LUKS key set-up ({Message}); the snapshot was rolled back, retrying",
+                logger.SnapshotLuksRetry(
                     plan.Domain.Name, attempt, e.LibvirtMessage);
             }
         }
@@ -282,7 +283,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
 
     // ---------------------------------------------------------------- 3. copy
 
-    private sealed record Copy(string PointId, IReadOnlyDictionary<string, (List<CopiedFile> Files, TimeSpan Elapsed)> PerDisk, TimeSpan Elapsed);
+    private sealed record Copy(Storage.Repository.RestorePointInfo Point, IReadOnlyDictionary<string, (List<CopiedFile> Files, TimeSpan Elapsed)> PerDisk, TimeSpan Elapsed);
 
     /// <summary>Copies into the session taken before the snapshot; a failure leaves it uncommitted (rolled back when the run disposes it).</summary>
     private async Task<Copy> CopyAsync(Plan plan, IBackupSession session, bool checkStillShutOff, Consistency consistency, CancellationToken ct)
@@ -312,15 +313,14 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
                     HealedBlocks = stored.HealedBlocks,
                     Healing = stored.Healing,
                 });
-                if (stored.Healing is not null) logger.LogWarning("{Domain}: {Healing}", plan.Domain.Name, stored.Healing);
+                if (stored.Healing is not null) logger.RepositoryHealed(plan.Domain.Name, stored.Healing);
                 if (checkStillShutOff) EnsureStillShutOff(plan.Domain);
             }
             if (StoredSizeCheck.Problem(disk.Disk.Target, disk.Disk.Encrypted, disk.Sizes, disk.Chain, storedSizes) is { } problem)
                 throw new IncompleteCopyException(problem);
             perDisk[disk.Disk.Target] = (files, diskClock.Elapsed);
         }
-        var pointId = session.Commit();
-        return new Copy(pointId, perDisk, clock.Elapsed);
+        return new Copy(session.Commit(), perDisk, clock.Elapsed);
     }
 
     /// <summary>For the progress total only (a block device's inode says 0 bytes, so ask the device).</summary>
@@ -352,7 +352,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         }
         catch (Exception e) when (e is not (InjectedFaultException or OutOfMemoryException))
         {
-            logger.LogError(e, "reporting the commit step failed; committing anyway");
+            logger.CommitReportFailed(e);
         }
         try
         {
@@ -361,7 +361,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         }
         catch (IOException e)
         {
-            logger.LogError(e, "cannot update the run journal before the commit; committing anyway");
+            logger.JournalBeforeCommitFailed(e);
         }
 
         var view = ReadDomainView(entry.DomainUuid);
@@ -393,7 +393,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         }
         catch (Exception e) when (e is LibvirtException or IOException or FormatException)
         {
-            logger.LogError(e, "{Domain}: the disks are back on their base, but fixing the definition or deleting an overlay failed: {Message}", entry.DomainName, e.Message);
+            logger.MergeCleanupFailed(e, entry.DomainName, e.Message);
             foreach (var disk in merged)
                 outcomes[disk.Target] = outcomes[disk.Target] with { BackOnBase = false, Problem = $"back on base, cleanup failed: {e.Message}" };
         }
@@ -416,7 +416,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         }
         catch (Exception e) when (e is LibvirtException or FormatException)
         {
-            logger.LogError("cannot read domain {Uuid} from libvirt for the commit: {Message}", uuid, e.Message);
+            logger.DomainUnreadableForCommit(e, uuid, e.Message);
             return null;
         }
     }
@@ -433,11 +433,11 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         if (view is null) return LeftAlone("libvirt could not be read; run 'backupd recover'");
         if (view.Info is null)
         {
-            logger.LogWarning("{Domain}: the domain is gone; committing {Target} offline", entry.DomainName, disk.Target);
+            logger.DomainGoneCommittingOffline(entry.DomainName, disk.Target);
             return await merger.MergeOfflineAsync(disk);
         }
         var current = (view.Info.IsActive ? view.Live : view.Persistent).FirstOrDefault(d => d.Target == disk.Target);
-        logger.LogInformation("{Domain}: merging back {Target}: {State}, source {Source}",
+        logger.MergingBack(
             entry.DomainName, disk.Target, view.Info.IsActive ? "running" : "shut off", current?.SourcePath ?? "(none)");
         if (current is null) return LeftAlone($"disk {disk.Target} is no longer in the domain definition; left for 'backupd recover'");
         if (current.SourcePath == disk.OverlayPath)
@@ -449,7 +449,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
     private void TryJournal(JournalEntry entry)
     {
         try { journal.Write(entry); }
-        catch (IOException e) { logger.LogError(e, "cannot update the run journal {RunId}", entry.RunId); }
+        catch (IOException e) { logger.JournalUpdateFailed(e, entry.RunId); }
     }
 
     // ---------------------------------------------------------------- shut-off domain
@@ -465,7 +465,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             failure = e;
-            logger.LogError(e, "{Domain}: backup of the shut-off domain failed: {Message}", plan.Domain.Name, e.Message);
+            logger.ShutOffBackupFailed(e, plan.Domain.Name, e.Message);
         }
         var outcome = failure is null ? RunOutcome.Succeeded : RunOutcome.Failed;
         return Result(plan, outcome, Consistency.ShutOff, copy, new Dictionary<string, MergeOutcome>(), null, failure);
@@ -494,6 +494,6 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         var commitTime = merges.Count == 0 ? (TimeSpan?)null : merges.Values.Aggregate(TimeSpan.Zero, (sum, m) => sum + m.Elapsed);
         return new BackupResult(plan.RunId, plan.Domain.Name, plan.Domain.Uuid, outcome, consistency,
             plan.StartedAt, DateTimeOffset.UtcNow - plan.StartedAt, overlayLifetime, copy?.Elapsed ?? TimeSpan.Zero, commitTime,
-            copy?.PointId, disks, plan.Skipped, failure?.Message);
+            copy?.Point.PointId, disks, plan.Skipped, failure?.Message) { RestorePoint = copy?.Point };
     }
 }

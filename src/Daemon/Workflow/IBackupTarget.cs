@@ -1,3 +1,5 @@
+using Backupd.Storage.Repository;
+
 namespace Backupd.Daemon.Workflow;
 
 /// <summary>
@@ -27,8 +29,8 @@ public interface IBackupSession : IDisposable
 
     void AttachMetadata(string name, string content);
 
-    /// <summary>Durable when it returns; the restore point id.</summary>
-    string Commit();
+    /// <summary>Durable when it returns: the committed restore point, as the repository wrote it.</summary>
+    RestorePointInfo Commit();
 }
 
 /// <summary><paramref name="FileSize"/>: the stored file's size in bytes, as the copy measured the source.</summary>

@@ -31,7 +31,7 @@ public sealed class OverlayMerger(IHypervisor hypervisor, IImageTool images, Wor
             {
                 problem = Hints.Explain(e);
             }
-            logger.LogWarning("commit of {Target} (overlay {Overlay}) attempt {Attempt}/{Attempts} failed: {Problem}",
+            logger.MergeBackAttemptFailed(
                 disk.Target, disk.OverlayPath, attempt, options.CommitAttempts, problem);
             if (!StillRunning(uuid))
             {
@@ -126,7 +126,7 @@ public sealed class OverlayMerger(IHypervisor hypervisor, IImageTool images, Wor
         var fixedXml = DomainXml.PointDisksAt(hypervisor.GetXml(uuid, DomainXmlKind.Persistent), repoints);
         if (fixedXml is null) return;
         hypervisor.DefineXml(fixedXml);
-        logger.LogInformation("persistent definition of {Uuid} points at the base images again ({Targets})", uuid, string.Join(", ", repoints.Keys));
+        logger.DefinitionRepointed(uuid, string.Join(", ", repoints.Keys));
     }
 
     /// <summary>Deletes an overlay whose data is in the base. Missing is fine.</summary>
@@ -136,6 +136,6 @@ public sealed class OverlayMerger(IHypervisor hypervisor, IImageTool images, Wor
             throw new InvalidOperationException($"refusing to delete '{disk.OverlayPath}': not a backupd overlay name");
         File.Delete(disk.OverlayPath);
         disk.OverlayDeleted = true;
-        logger.LogInformation("deleted overlay {Overlay} of {Target}", disk.OverlayPath, disk.Target);
+        logger.OverlayDeleted(disk.OverlayPath, disk.Target);
     }
 }

@@ -61,7 +61,7 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
             catch (Exception e) when (e is LibvirtException or IOException or InvalidOperationException or FormatException)
             {
                 actions.Add(new RecoveryAction(domain.Name, "-", "-", "inspect the domain", false, Hints.Explain(e)));
-                logger.LogCritical("recovery of {Domain} failed: {Message}", domain.Name, Hints.Explain(e));
+                logger.RecoveryFailed(e, domain.Name, Hints.Explain(e));
                 continue;
             }
             if (!dryRun) CloseResolved(mine);
@@ -105,10 +105,10 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
             if (buried is null || actions.Any(a => a.Overlay == buried) || disks.Any(x => x.OverlayPath == buried)) continue;
             actions.Add(new RecoveryAction(domain.Name, d.Target, buried, "none", false,
                 "the overlay is inside the disk's backing chain (another snapshot sits on top of it): merge it by hand, see docs/operations.md"));
-            logger.LogCritical("recovery of {Domain} disk {Target}: overlay {Overlay} is buried under another snapshot; merge it by hand", domain.Name, d.Target, buried);
+            logger.OverlayBuried(domain.Name, d.Target, buried);
         }
         if (disks.Count == 0) return actions;
-        using var domainLock = DomainLock.TryAcquire(options.StateDirectory, domain.Uuid);
+        using var domainLock = HostRunLock.TryAcquire(options.StateDirectory, domain.Uuid);
         if (domainLock is null)
         {
             // A run is in progress: its own finally merges its overlays; touching them now would race it.
@@ -163,7 +163,7 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
             foreach (var disk in merged) merger.DeleteOverlay(disk);
         }
         foreach (var a in actions.Where(a => a.Problem is not null))
-            logger.LogCritical("recovery of {Domain} disk {Target}: overlay {Overlay} is still in use: {Problem}", a.Domain, a.Target, a.Overlay, a.Problem);
+            logger.OverlayStillInUse(a.Domain, a.Target, a.Overlay, a.Problem);
         return actions;
     }
 
@@ -210,7 +210,7 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
     {
         foreach (var entry in entries)
         {
-            using var running = DomainLock.TryAcquire(options.StateDirectory, entry.DomainUuid);
+            using var running = HostRunLock.TryAcquire(options.StateDirectory, entry.DomainUuid);
             if (running is null) continue; // that run is still going and keeps its own journal
             if (entry.Disks.All(d => d.Merged || !File.Exists(d.OverlayPath)))
             {

@@ -7,7 +7,7 @@ namespace Backupd.Storage.Delta;
 /// any moment the target differs from its old version only in ranges the durable undo record covers.
 /// Calls must come in increasing offset order (as a sequential scan produces them).
 /// </summary>
-public sealed class InPlacePatcher
+public sealed class InPlacePatcher : IBlockSink
 {
     private readonly IRandomAccessFile _target;
     private readonly UndoRecordWriter _undo;

@@ -4,8 +4,8 @@ namespace Backupd.Storage.Delta;
 
 /// <summary>
 /// The signature of one version of a file: its length, the block size, and per block an all-zero
-/// flag and a 128-bit keyed tag (zero blocks carry no tag). Optionally an rsync weak checksum per
-/// block for the rolling search. Memory: 17 bytes per block (+4 with weak sums): 17 MiB for
+/// flag and a 128-bit keyed tag (zero blocks carry no tag). Optionally a 32-bit weak checksum per
+/// block (a field of the signature format; the backup writes none). Memory: 17 bytes per block (+4 with weak sums): 17 MiB for
 /// 64 GiB at 64 KiB blocks.
 /// </summary>
 public sealed class Signature
@@ -13,8 +13,6 @@ public sealed class Signature
     private readonly UInt128[] _tags;
     private readonly bool[] _zero;
     private readonly uint[]? _weak;
-    private Dictionary<UInt128, long>? _byTag;
-    private Dictionary<uint, List<long>>? _byWeak;
 
     internal Signature(int blockSize, long length, ulong keyId, UInt128[] tags, bool[] zero, uint[]? weak)
     {
@@ -45,19 +43,6 @@ public sealed class Signature
     public bool Matches(long block, bool isZero, UInt128 tag, int length) =>
         block < BlockCount && BlockLength(block) == length && (_zero[block] ? isZero : !isZero && _tags[block] == tag);
 
-    /// <summary>Finds a full-size non-zero block with this tag anywhere in the file (relocated clusters).</summary>
-    public bool TryFind(UInt128 tag, out long block)
-    {
-        _byTag ??= BuildTagIndex();
-        return _byTag.TryGetValue(tag, out block);
-    }
-
-    internal IReadOnlyList<long> FindWeak(uint weak)
-    {
-        _byWeak ??= BuildWeakIndex();
-        return _byWeak.TryGetValue(weak, out var list) ? list : [];
-    }
-
     /// <summary>
     /// The whole-content digest: BLAKE3 over (length, block size, every block's flag and tag).
     /// Two versions have the same digest exactly when every block matches, so verify can name the first bad block.
@@ -84,10 +69,10 @@ public sealed class Signature
     }
 
     /// <summary>Computes the signature of a whole stream (read once, sequentially).</summary>
-    public static Signature Compute(Stream input, BlockHasher hasher, int blockSize, bool weakSums = false)
+    public static Signature Compute(Stream input, BlockHasher hasher, int blockSize)
     {
         BlockHasher.ValidateBlockSize(blockSize);
-        var builder = new SignatureBuilder(blockSize, hasher.KeyId, weakSums);
+        var builder = new SignatureBuilder(blockSize, hasher.KeyId);
         var buffer = new byte[blockSize];
         while (true)
         {
@@ -98,7 +83,7 @@ public sealed class Signature
             }
             var block = buffer.AsSpan(0, n);
             var zero = BlockHasher.IsZero(block);
-            builder.Add(zero, zero ? default : hasher.Hash(block), weakSums ? RollingChecksum.Of(block) : 0, n);
+            builder.Add(zero, zero ? default : hasher.Hash(block), 0, n);
             if (n < blockSize)
             {
                 break;
@@ -122,35 +107,6 @@ public sealed class Signature
         return total;
     }
 
-    private Dictionary<UInt128, long> BuildTagIndex()
-    {
-        var index = new Dictionary<UInt128, long>();
-        for (long i = 0; i < _tags.Length; i++)
-        {
-            if (!_zero[i] && BlockLength(i) == BlockSize)
-            {
-                index.TryAdd(_tags[i], i);
-            }
-        }
-        return index;
-    }
-
-    private Dictionary<uint, List<long>> BuildWeakIndex()
-    {
-        var index = new Dictionary<uint, List<long>>();
-        for (long i = 0; i < _tags.Length; i++)
-        {
-            if (!_zero[i] && BlockLength(i) == BlockSize)
-            {
-                if (!index.TryGetValue(_weak![i], out var list))
-                {
-                    index[_weak[i]] = list = [];
-                }
-                list.Add(i);
-            }
-        }
-        return index;
-    }
 }
 
 /// <summary>Collects block entries in order; used by every producer of signatures.</summary>

@@ -137,7 +137,7 @@ public sealed partial class BackupRepository
             ct.ThrowIfCancellationRequested();
             var n = (int)Math.Min(chunkBytes, length - offset);
             reader.Read(offset, buffer.AsSpan(0, n), holes, blockSize);
-            SourceScan.HashBlocks(buffer, n, blockSize, Hasher, zero, tags, holes);
+            BlockDiff.HashBlocks(buffer, n, blockSize, Hasher, zero, tags, holes);
             var blocks = (n + blockSize - 1) / blockSize;
             for (var i = 0; i < blocks; i++)
             {

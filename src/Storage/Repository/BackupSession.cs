@@ -141,61 +141,10 @@ public sealed class BackupSession : IDisposable
                 DamageList.Read(_repo.Beneath, L, _groupId, fileKey, blockSize, oldSig.BlockCount), SourceScan.MaxChunkBytes(blockSize));
             var unchangedBlocks = new bool[SourceScan.MaxChunkBytes(blockSize) / blockSize];
 
-            var builder = new SignatureBuilder(blockSize, hasher.KeyId, expectedBlocks: Signature.BlockCountFor(length, blockSize));
-            long changed = 0, mirrorBytes = 0;
+            var diff = new BlockDiff(blockSize, length, hasher, oldSig, patcher ?? (IBlockSink)new NewMirrorSink(mirrorFile));
             var bytesRead = await SourceScan.RunAsync(source, length, blockSize, hasher, chunk =>
             {
-                var runStart = -1; // first block of a run of changed non-zero blocks, written with one call
-                void FlushRun(int endBlock)
-                {
-                    if (runStart < 0)
-                    {
-                        return;
-                    }
-                    var from = runStart * blockSize;
-                    var len = Math.Min(endBlock * blockSize, chunk.Length) - from;
-                    var data = chunk.Data.AsSpan(from, len);
-                    if (patcher is not null)
-                    {
-                        patcher.Write(chunk.Offset + from, data);
-                    }
-                    else
-                    {
-                        RandomAccess.Write(mirror, data, chunk.Offset + from);
-                    }
-                    mirrorBytes += len;
-                    runStart = -1;
-                }
-                for (var i = 0; i < chunk.Blocks; i++)
-                {
-                    var offset = chunk.Offset + ((long)i * blockSize);
-                    var n = (int)Math.Min(blockSize, length - offset);
-                    var zero = chunk.Zero[i];
-                    var tag = chunk.Tags[i];
-                    builder.Add(zero, tag, 0, n);
-                    unchangedBlocks[i] = oldSig is not null && oldSig.Matches(offset / blockSize, zero, tag, n);
-                    if (unchangedBlocks[i])
-                    {
-                        FlushRun(i);
-                        continue;
-                    }
-                    if (zero)
-                    {
-                        FlushRun(i);
-                        if (patcher is not null)
-                        {
-                            patcher.WriteZeros(offset, n);
-                            changed++;
-                        }
-                        continue; // a new mirror keeps a hole: nothing to write, nothing changed
-                    }
-                    changed++;
-                    if (runStart < 0)
-                    {
-                        runStart = i;
-                    }
-                }
-                FlushRun(chunk.Blocks);
+                diff.Apply(chunk, unchangedBlocks);
                 scrub?.Check(chunk, unchangedBlocks.AsSpan(0, chunk.Blocks));
                 progress?.Report(chunk.Offset + chunk.Length);
             }, ct, readThrottle);
@@ -216,7 +165,7 @@ public sealed class BackupSession : IDisposable
                 _scrubs[fileKey] = ScrubReportFor(fileKey, scrub, blockSize);
             }
 
-            var signature = builder.Build();
+            var signature = diff.Build();
             var pendingSig = L.PendingSignature(_groupId, fileKey, PointId);
             long sigBytes;
             using (var sigOut = _repo.Beneath.OpenStream(pendingSig, FileMode.Create, FileAccess.Write, 1 << 16))
@@ -229,6 +178,7 @@ public sealed class BackupSession : IDisposable
             Fault("signature-written");
 
             var undoBytes = undo?.BytesWritten ?? 0;
+            long changed = diff.BlocksChanged, mirrorBytes = diff.BytesWritten;
             var unchanged = oldSig is not null && changed == 0 && length == oldSig.Length;
             undoStream?.Dispose();
             undoStream = null;

@@ -5,22 +5,6 @@ using Microsoft.Win32.SafeHandles;
 namespace Backupd.Storage.Repository;
 
 /// <summary>
-/// A window of a file as the scan delivers it. Per block: <see cref="Hole"/> (inside a hole, not read, its
-/// bytes in <see cref="Data"/> are stale), zero flag and keyed tag (tags only for non-zero blocks).
-/// Valid only during the callback.
-/// </summary>
-internal sealed class ScanChunk(int chunkBytes, int maxBlocks)
-{
-    public long Offset { get; set; }
-    public int Length { get; set; }
-    public byte[] Data { get; } = new byte[chunkBytes];
-    public int Blocks { get; set; }
-    public bool[] Hole { get; } = new bool[maxBlocks];
-    public bool[] Zero { get; } = new bool[maxBlocks];
-    public UInt128[] Tags { get; } = new UInt128[maxBlocks];
-}
-
-/// <summary>
 /// Reads a file once, front to back, in fixed windows, skipping holes with SEEK_DATA/SEEK_HOLE. Within a
 /// window every core reads a piece and hashes it straight away, while the piece is still in that core's
 /// cache (a separate reader thread would copy the data through memory once more and compete with the
@@ -149,7 +133,7 @@ internal static class SourceScan
                 ReadExactly(file, chunk.Data.AsSpan(from, to - from), chunk.Offset + from, length);
                 i = run;
             }
-            HashRange(chunk.Data, chunk.Length, blockSize, hasher, chunk.Zero, chunk.Tags, chunk.Hole, first, last, step: 1);
+            BlockDiff.HashRange(chunk.Data, chunk.Length, blockSize, hasher, chunk.Zero, chunk.Tags, chunk.Hole, first, last, step: 1);
         }
         if (pieces <= 1 || Environment.ProcessorCount <= 1)
         {
@@ -173,35 +157,6 @@ internal static class SourceScan
                 throw new IOException($"source shrank while being read: expected {length} bytes, end of file at {offset + n}");
             }
             n += r;
-        }
-    }
-
-    /// <summary>Zero flags and tags for every block of data[0..length), on all cores; blocks marked as holes are zero without reading.</summary>
-    internal static void HashBlocks(byte[] data, int length, int blockSize, BlockHasher hasher, bool[] zero, UInt128[] tags, bool[]? hole = null)
-    {
-        var blocks = (length + blockSize - 1) / blockSize;
-        var workers = Math.Min(Environment.ProcessorCount, blocks);
-        if (workers <= 1)
-        {
-            HashRange(data, length, blockSize, hasher, zero, tags, hole, 0, blocks, step: 1);
-            return;
-        }
-        Parallel.For(0, workers, part => HashRange(data, length, blockSize, hasher, zero, tags, hole, part, blocks, step: workers));
-    }
-
-    private static void HashRange(byte[] data, int length, int blockSize, BlockHasher hasher, bool[] zero, UInt128[] tags, bool[]? hole, int first, int end, int step)
-    {
-        for (var i = first; i < end; i += step)
-        {
-            if (hole is not null && hole[i])
-            {
-                zero[i] = true;
-                tags[i] = default;
-                continue;
-            }
-            var span = data.AsSpan(i * blockSize, Math.Min(blockSize, length - (i * blockSize)));
-            zero[i] = BlockHasher.IsZero(span);
-            tags[i] = zero[i] ? default : hasher.Hash(span);
         }
     }
 }

@@ -185,15 +185,15 @@ public sealed class FileBackupHandlerTests : IDisposable
         "base.qcow"u8.ToArray().CopyTo(header, 128);
         var qcow = Path.Combine(_dir, "top.qcow2");
         File.WriteAllBytes(qcow, header);
-        Assert.Equal(("qcow2", "base.qcow"), Backupd.Daemon.Cli.Commands.FileBackupHandler.DetectFormat(qcow));
+        Assert.Equal(("qcow2", "base.qcow"), Backupd.Daemon.Images.QemuImg.DetectFormat(qcow));
 
         header[19] = 0; // no backing file
         File.WriteAllBytes(qcow, header);
-        Assert.Equal(("qcow2", (string?)null), Backupd.Daemon.Cli.Commands.FileBackupHandler.DetectFormat(qcow));
+        Assert.Equal(("qcow2", (string?)null), Backupd.Daemon.Images.QemuImg.DetectFormat(qcow));
 
         var raw = Path.Combine(_dir, "disk.raw");
         File.WriteAllBytes(raw, new byte[100]);
-        Assert.Equal(("raw", (string?)null), Backupd.Daemon.Cli.Commands.FileBackupHandler.DetectFormat(raw));
+        Assert.Equal(("raw", (string?)null), Backupd.Daemon.Images.QemuImg.DetectFormat(raw));
     }
 
     [Theory]

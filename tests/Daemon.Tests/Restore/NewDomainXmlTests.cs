@@ -81,6 +81,6 @@ public sealed class NewDomainXmlTests
     public void Names_libvirt_cannot_take_are_refused(string name)
     {
         var error = Assert.Throws<RestoreException>(() => NewDomainXml.Rewrite(Saved, name, new Dictionary<string, RestoredDisk>(), new SavedXmlPolicy("/r", null)));
-        Assert.Equal(ExitCodes.UsageOrConfig, error.ExitCode);
+        Assert.Equal(FailureKind.Usage, error.Kind);
     }
 }

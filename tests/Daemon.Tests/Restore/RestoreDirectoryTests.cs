@@ -57,7 +57,7 @@ public sealed class RestoreDirectoryTests : IDisposable
     public void File_names_that_leave_the_directory_are_refused(string name)
     {
         var error = Assert.Throws<RestoreException>(() => RestoreDirectory.Prepare(_root, [name], create: false));
-        Assert.Equal(ExitCodes.UsageOrConfig, error.ExitCode);
+        Assert.Equal(FailureKind.Usage, error.Kind);
     }
 
     [Fact]

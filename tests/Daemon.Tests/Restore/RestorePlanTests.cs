@@ -29,7 +29,7 @@ public sealed class RestorePlanTests
         Assert.Equal(["vdb"], RestorePlan.Build("p", files, ["vdb"]).Select(d => d.Disk));
 
         var error = Assert.Throws<RestoreException>(() => RestorePlan.Build("p", files, ["vdz"]));
-        Assert.Equal(ExitCodes.NotFound, error.ExitCode);
+        Assert.Equal(FailureKind.NotFound, error.Kind);
         Assert.Contains("vda, vdb", error.Message, StringComparison.Ordinal);
     }
 
@@ -42,7 +42,7 @@ public sealed class RestorePlanTests
     public void Disk_names_that_are_not_plain_are_refused(string disk)
     {
         var error = Assert.Throws<RestoreException>(() => RestorePlan.Build("p", [File(disk, 0)], null));
-        Assert.Equal(ExitCodes.UsageOrConfig, error.ExitCode);
+        Assert.Equal(FailureKind.Usage, error.Kind);
     }
 
     [Fact]

@@ -1,11 +1,14 @@
 using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Workflow;
+using Backupd.Policies.Model;
 using Microsoft.Extensions.Logging;
 
 namespace Backupd.Daemon.Tests.Workflow;
 
 // Faults.Spec is process-wide: classes that set it must not run in parallel with each other.
 [Collection("Faults")]
+// Integration: the workflow takes the real host-wide run lock in /run/lock/backupd (root-owned), which a non-root run cannot open.
+[Trait("Category", "Integration")]
 public sealed class BackupWorkflowTests : IDisposable
 {
     private readonly string dir = Directory.CreateTempSubdirectory("bkd-wf-").FullName;
@@ -358,7 +361,7 @@ public sealed class BackupWorkflowTests : IDisposable
         File.WriteAllText(overlay, "guest data");
         vda.Chain.Insert(0, (overlay, "qcow2"));
 
-        using (DomainLock.Acquire(Options.StateDirectory, hv.Uuid, hv.Name))
+        using (HostRunLock.Acquire(Options.StateDirectory, hv.Uuid, hv.Name))
         {
             var report = await new Recovery(hv, images, Options, log).RecoverAllAsync(dryRun: false, default);
             Assert.StartsWith("skipped", Assert.Single(report.Actions).Action, StringComparison.Ordinal);

@@ -1,12 +1,13 @@
 using System.Diagnostics;
-using Backupd.Daemon.Cli;
 using Backupd.Daemon.Cli.Commands;
+using Backupd.Daemon.Cli;
 using Backupd.Daemon.Runs;
 using Backupd.Daemon.Scheduling;
 using Backupd.Daemon.Tests.Scheduling;
 using Backupd.Daemon.Workflow;
-using WorkflowRequest = Backupd.Daemon.Workflow.BackupRequest;
+using Backupd.Policies.Model;
 using CsCheck;
+using WorkflowRequest = Backupd.Daemon.Workflow.BackupRequest;
 
 namespace Backupd.Daemon.Tests.Workflow;
 
@@ -105,6 +106,8 @@ public sealed class BandwidthLimiterTests
 
 /// <summary>Policy and CLI limits reach QEMU's commit (via the fake hypervisor) and the copy's reads (via a real repository).</summary>
 [Collection("Faults")]
+// Integration: the workflow takes the real host-wide run lock in /run/lock/backupd (root-owned), which a non-root run cannot open.
+[Trait("Category", "Integration")]
 public sealed class BandwidthPlumbingTests : IDisposable
 {
     private const long MiB = 1 << 20;
@@ -130,7 +133,7 @@ public sealed class BandwidthPlumbingTests : IDisposable
     public async Task The_policy_commit_limit_reaches_StartActiveCommit_for_every_disk()
     {
         var policy = TestPolicies.One("name: p\ndomains: [vm1]\nschedule: daily\nrepository: /r\nbandwidth: {copy: 200MiB/s, commit: 100MiB/s}\n");
-        var options = CatalogBackupRunner.OptionsFor(policy, Defaults);
+        var options = BackupSpec.OptionsFor(policy, Defaults);
         Assert.Equal(200 * MiB, options.CopyBandwidth);
         Assert.Equal(100 * MiB, options.CommitBandwidth);
         Assert.Equal(policy.CommitTimeout, options.CommitReadyTimeout);
@@ -144,7 +147,7 @@ public sealed class BandwidthPlumbingTests : IDisposable
     public async Task Without_a_limit_the_commit_is_unlimited()
     {
         var policy = TestPolicies.One("name: p\ndomains: [vm1]\nschedule: daily\nrepository: /r\n");
-        var options = CatalogBackupRunner.OptionsFor(policy, Defaults);
+        var options = BackupSpec.OptionsFor(policy, Defaults);
         Assert.Null(options.CopyBandwidth);
 
         var hv = await RunWorkflow(options);

@@ -220,11 +220,11 @@ public sealed class FakeTarget(List<string> calls) : IBackupTarget
 
         public void AttachMetadata(string name, string content) => calls.Add($"metadata {name}");
 
-        public string Commit()
+        public Backupd.Storage.Repository.RestorePointInfo Commit()
         {
             calls.Add("point committed");
             owner.Committed = true;
-            return "point-1";
+            return new("point-1", "group", "group", DateTimeOffset.UnixEpoch, [], new Dictionary<string, string>());
         }
 
         public void Dispose() { }

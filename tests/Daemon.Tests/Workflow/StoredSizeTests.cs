@@ -1,5 +1,6 @@
 using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Workflow;
+using Backupd.Policies.Model;
 
 namespace Backupd.Daemon.Tests.Workflow;
 
@@ -8,6 +9,8 @@ namespace Backupd.Daemon.Tests.Workflow;
 /// libvirt's and qemu-img's sizes (the defect: a block device measured as 0 bytes was stored empty and the run succeeded).
 /// </summary>
 [Collection("Faults")]
+// Integration: the workflow takes the real host-wide run lock in /run/lock/backupd (root-owned), which a non-root run cannot open.
+[Trait("Category", "Integration")]
 public sealed class StoredSizeTests : IDisposable
 {
     private const long MiB = 1 << 20;

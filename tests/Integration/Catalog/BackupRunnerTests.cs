@@ -7,6 +7,7 @@ namespace Backupd.Integration.Catalog;
 
 /// <summary>The runner's catalog guarantees, with a real PostgreSQL and a scripted workflow.</summary>
 #pragma warning disable CA1001 // disposed in IAsyncLifetime.DisposeAsync
+[Trait("Category", "Integration")]
 public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>, IAsyncLifetime
 {
     private CatalogStore _store = null!;
@@ -32,9 +33,9 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
         var seen = new List<RunProgress>();
         var runner = new BackupRunner(_store, workflow);
 
-        var result = await runner.RunAsync(new BackupRequest("vm-ok", "cli", "alice"), new SyncProgress(seen.Add), CancellationToken.None);
+        var result = await runner.RunAsync("vm-ok", new RunOrigin("cli", "alice"), new SyncProgress(seen.Add), CancellationToken.None);
 
-        var run = await _store.GetRunAsync(result.RunId, CancellationToken.None);
+        var run = await _store.GetRunAsync(result.CatalogRunId!.Value, CancellationToken.None);
         Assert.Equal((RunStates.Succeeded, "done", result.Point.PointId, "alice", "cli"), (run!.State, run.Step, run.RestorePointId, run.RequestedBy, run.Trigger));
         Assert.Equal((123L, 45L, 100L), (run.BytesRead, run.BytesWritten, run.ProgressBytes));
         Assert.Contains(seen, p => p.Step == "copy" && p.Bytes == 100);
@@ -52,13 +53,13 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
         var workflow = new ScriptedWorkflow("vm-fail") { Failure = new IOException("copy of vda.0 failed: No space left on device") };
         var runner = new BackupRunner(_store, workflow);
 
-        var error = await Assert.ThrowsAsync<IOException>(() => runner.RunAsync(new BackupRequest("vm-fail", "schedule", "policy nightly", "nightly"), null, CancellationToken.None));
+        var error = await Assert.ThrowsAsync<IOException>(() => runner.RunAsync("vm-fail", new RunOrigin("schedule", "policy nightly", "nightly"), null, CancellationToken.None));
 
         var run = Assert.Single(await _store.ListRunsAsync(workflow.Target.Uuid, 10, CancellationToken.None));
         Assert.Equal((RunStates.Failed, "nightly"), (run.State, run.PolicyName));
         Assert.Contains("copy: copy of vda.0 failed", run.Error, StringComparison.Ordinal);
         Assert.Empty(await _store.ListPointsAsync(workflow.Target.Uuid, null, CancellationToken.None));
-        await using var free = await DomainLock.AcquireAsync(database.ConnectionString, workflow.Target.Uuid, "vm-fail", ProcessIdentity.Current, CancellationToken.None);
+        await using var free = await CatalogDomainLock.AcquireAsync(database.ConnectionString, workflow.Target.Uuid, "vm-fail", ProcessIdentity.Current, CancellationToken.None);
         Assert.NotNull(error);
     }
 
@@ -69,7 +70,7 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
         var runner = new BackupRunner(_store, workflow);
         using var cts = new CancellationTokenSource();
 
-        var running = runner.RunAsync(new BackupRequest("vm-cancel", "cli", "root"), null, cts.Token);
+        var running = runner.RunAsync("vm-cancel", new RunOrigin("cli", "root"), null, cts.Token);
         await workflow.Started.Task;
         await cts.CancelAsync();
 
@@ -85,14 +86,14 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
         var workflow = new ScriptedWorkflow("vm-twice") { Block = new TaskCompletionSource() };
         var runner = new BackupRunner(_store, workflow);
 
-        var first = runner.RunAsync(new BackupRequest("vm-twice", "schedule", "backupd"), null, CancellationToken.None);
+        var first = runner.RunAsync("vm-twice", new RunOrigin("schedule", "backupd"), null, CancellationToken.None);
         await workflow.Started.Task;
-        var busy = await Assert.ThrowsAsync<DomainBusyException>(() => runner.RunAsync(new BackupRequest("vm-twice", "cli", "bob"), null, CancellationToken.None));
+        var busy = await Assert.ThrowsAsync<DomainBusyException>(() => runner.RunAsync("vm-twice", new RunOrigin("cli", "bob"), null, CancellationToken.None));
         workflow.Block.SetResult();
         var result = await first;
 
         Assert.Equal(1, workflow.Calls);
-        Assert.Equal(result.RunId, busy.Holder!.RunId);
+        Assert.Equal(result.CatalogRunId!.Value, busy.Holder!.RunId);
         Assert.Equal(ProcessIdentity.Current.Pid, busy.Holder.Pid);
         Assert.Single(await _store.ListRunsAsync(workflow.Target.Uuid, 10, CancellationToken.None));
     }
@@ -101,7 +102,7 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
     public async Task An_unknown_domain_is_reported_and_nothing_is_recorded()
     {
         var runner = new BackupRunner(_store, new ScriptedWorkflow("vm-x"));
-        var error = await Assert.ThrowsAsync<DomainNotFoundException>(() => runner.RunAsync(new BackupRequest("no-such-vm", "cli", "root"), null, CancellationToken.None));
+        var error = await Assert.ThrowsAsync<DomainNotFoundException>(() => runner.RunAsync("no-such-vm", new RunOrigin("cli", "root"), null, CancellationToken.None));
         Assert.Contains("no-such-vm", error.Message, StringComparison.Ordinal);
     }
 
@@ -116,7 +117,7 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
         return new ProcessIdentity(Environment.MachineName, ghost.Id, token);
     }
 
-    private static PendingRunRecord Pending(long runId, BackupTarget target, string state, RestorePointRecord? point, ProcessIdentity writer) =>
+    private static PendingRunRecord Pending(long runId, BackupDomain target, string state, RestorePointRecord? point, ProcessIdentity writer) =>
         new(runId, target.Uuid, target.Name, state, point is null ? "copy" : "done", 40, 100, point is null ? "copy: lost" : null, new RunStats(7, 3), point, writer.Host, writer.Pid, writer.StartToken);
 
     [Fact]
@@ -130,7 +131,7 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
         var pending = new PendingRunRecords(workflow.Repository);
         pending.Save(Pending(lost, workflow.Target, RunStates.Succeeded, point, dead));
 
-        var next = await new BackupRunner(_store, workflow) { Pending = pending }.RunAsync(new BackupRequest("vm-kept", "cli", "root"), null, CancellationToken.None);
+        var next = await new BackupRunner(_store, workflow) { Pending = pending }.RunAsync("vm-kept", new RunOrigin("cli", "root"), null, CancellationToken.None);
 
         var kept = (await _store.GetRunAsync(lost, CancellationToken.None))!;
         Assert.Equal((RunStates.Succeeded, point.PointId), (kept.State, kept.RestorePointId));
@@ -180,8 +181,8 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
         Assert.Empty(done.Recorded);
         Assert.Empty(pending.List());
         Assert.True(File.Exists(Path.Combine(pending.Directory, $"{long.MaxValue - 8}.json.unrecorded")));
-        var next = await new BackupRunner(_store, workflow) { Pending = pending }.RunAsync(new BackupRequest("vm-stranger", "cli", "root"), null, CancellationToken.None);
-        Assert.Equal(RunStates.Succeeded, (await _store.GetRunAsync(next.RunId, CancellationToken.None))!.State);
+        var next = await new BackupRunner(_store, workflow) { Pending = pending }.RunAsync("vm-stranger", new RunOrigin("cli", "root"), null, CancellationToken.None);
+        Assert.Equal(RunStates.Succeeded, (await _store.GetRunAsync(next.CatalogRunId!.Value, CancellationToken.None))!.State);
     }
 
     [Fact]
@@ -189,7 +190,7 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
     {
         var workflow = new ScriptedWorkflow("vm-busy") { Failure = new Backupd.Daemon.Workflow.BackupRefusedException(Backupd.Daemon.Workflow.RefusalKind.Busy, "another backupd run is working on domain 'vm-busy'") };
 
-        await Assert.ThrowsAsync<Backupd.Daemon.Workflow.BackupRefusedException>(() => new BackupRunner(_store, workflow).RunAsync(new BackupRequest("vm-busy", "cli", "root"), null, CancellationToken.None));
+        await Assert.ThrowsAsync<Backupd.Daemon.Workflow.BackupRefusedException>(() => new BackupRunner(_store, workflow).RunAsync("vm-busy", new RunOrigin("cli", "root"), null, CancellationToken.None));
 
         Assert.Empty(await _store.ListRunsAsync(workflow.Target.Uuid, 10, CancellationToken.None));
     }
@@ -202,7 +203,7 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
     /// <summary>Plays the workflow's part: reports progress, optionally waits or fails, returns a "committed" point.</summary>
     private sealed class ScriptedWorkflow(string name) : IDomainBackup
     {
-        public BackupTarget Target { get; } = new(Guid.NewGuid(), name);
+        public BackupDomain Target { get; } = new(Guid.NewGuid(), name);
         public Exception? Failure { get; init; }
         public TaskCompletionSource? Block { get; init; }
         public TaskCompletionSource Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -218,9 +219,9 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
         public int Calls;
         public int PointsVisibleDuringRun = -1;
 
-        public BackupTarget? Resolve(string nameOrUuid) => nameOrUuid == Target.Name || nameOrUuid == Target.Uuid.ToString() ? Target : null;
+        public BackupDomain? Resolve(string nameOrUuid) => nameOrUuid == Target.Name || nameOrUuid == Target.Uuid.ToString() ? Target : null;
 
-        public async Task<DomainBackupOutcome> BackupAsync(BackupTarget target, long runId, IProgress<RunProgress> progress, CancellationToken ct)
+        public async Task<DomainBackupOutcome> BackupAsync(BackupDomain target, long? runId, IProgress<RunProgress> progress, CancellationToken ct)
         {
             Interlocked.Increment(ref Calls);
             progress.Report(new RunProgress("snapshot"));
@@ -230,7 +231,7 @@ public sealed class BackupRunnerTests(PostgresDatabase database) : IClassFixture
             if (Failure is not null) throw Failure;
             // A real repository commit of a small "disk", so the runner records what the repository returned.
             var source = Path.Combine(Repository, $"disk-{runId}.raw");
-            await File.WriteAllBytesAsync(source, Enumerable.Repeat((byte)runId, 256 << 10).ToArray(), ct);
+            await File.WriteAllBytesAsync(source, Enumerable.Repeat((byte)runId!.Value, 256 << 10).ToArray(), ct);
             using var repo = BackupRepository.Open(Path.Combine(Repository, "repo"));
             RestorePointInfo point;
             using (var session = repo.BeginBackup(target.Uuid.ToString(), target.Name, ct))

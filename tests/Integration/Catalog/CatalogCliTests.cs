@@ -5,6 +5,7 @@ using Backupd.Storage.Catalog;
 namespace Backupd.Integration.Catalog;
 
 /// <summary>The catalog commands as an admin runs them: the real backupd executable, a real PostgreSQL.</summary>
+[Trait("Category", "Integration")]
 public sealed class CatalogCliTests
 {
     [Fact]

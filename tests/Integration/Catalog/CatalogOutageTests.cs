@@ -10,6 +10,7 @@ namespace Backupd.Integration.Catalog;
 /// server keeps running): the VM and the repository do not care, and the run gets its final state (and its point) into
 /// the catalog once it is back: by the same process while it retries, or by `backupd recover` after it gave up.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class CatalogOutageTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>, IAsyncLifetime, IDisposable
 {
     private readonly PostgresProxy proxy = new(database.ConnectionString);

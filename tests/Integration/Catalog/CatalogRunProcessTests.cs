@@ -11,6 +11,7 @@ namespace Backupd.Integration.Catalog;
 /// `backupd backup --domain` (through the catalog by default) as separate processes: domain exclusivity across processes
 /// (also against a --no-catalog run), kills mid-run and mid-commit, SIGTERM in the copy and in the commit.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class CatalogRunProcessTests(PostgresDatabase database) : CatalogProcessTestBase(database)
 {
     /// <summary>The pid of the process <see cref="RunWithDiagnosticsAsync"/> started last.</summary>
@@ -104,20 +105,25 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : CatalogP
         Assert.Contains($"by {Environment.MachineName} pid {firstPid} ", second.Stderr, StringComparison.Ordinal);
     }
 
+    /// <summary>Starts the VM, writes 1 MiB as the guest, runs a backup killed (SIGKILL) at <paramref name="fault"/>; returns the one run row it left.</summary>
+    private async Task<RunRow> KilledRunAsync(TestVm vm, string fault)
+    {
+        await vm.StartAsync();
+        await vm.WriteAsGuestAsync("vda", 2 * MiB, 0x61, MiB);
+        var killed = await Backupd(new Dictionary<string, string> { [Faults.EnvironmentVariable] = $"{fault}:kill" },
+            "backup", "--domain", vm.Name, "--to", Repository, "--json");
+        Assert.Equal(137, killed.ExitCode);
+        await using var store = new CatalogStore(Database.ConnectionString);
+        return Assert.Single(await store.ListRunsAsync(Guid.Parse(vm.Uuid), 10, CancellationToken.None));
+    }
+
     [Fact]
     public async Task A_run_killed_mid_copy_becomes_interrupted_without_a_restore_point_and_the_next_run_succeeds()
     {
         await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
-        await vm.StartAsync();
-        await vm.WriteAsGuestAsync("vda", 2 * MiB, 0x61, MiB);
-
-        var killed = await Backupd(new Dictionary<string, string> { [Faults.EnvironmentVariable] = $"{Faults.MidCopy}:kill" },
-            "backup", "--domain", vm.Name, "--to", Repository, "--json");
-        Assert.Equal(137, killed.ExitCode);
-
+        var left = await KilledRunAsync(vm, Faults.MidCopy);
         var uuid = Guid.Parse(vm.Uuid);
         await using var store = new CatalogStore(Database.ConnectionString);
-        var left = Assert.Single(await store.ListRunsAsync(uuid, 10, CancellationToken.None));
         Assert.Equal(RunStates.Running, left.State); // nobody has looked yet
         // The workflow reports bytes once copying; before that the run's last recorded step is the snapshot phase.
         Assert.Contains(left.Step, new[] { "snapshot", "copy" });
@@ -241,16 +247,9 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : CatalogP
     public async Task A_run_killed_in_the_commit_shows_step_commit_and_recover_domain_finishes_it_interrupted_naming_catalog_rebuild()
     {
         await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
-        await vm.StartAsync();
-        await vm.WriteAsGuestAsync("vda", 2 * MiB, 0x61, MiB);
-
-        var killed = await Backupd(new Dictionary<string, string> { [Faults.EnvironmentVariable] = $"{Faults.MidCommit}:kill" },
-            "backup", "--domain", vm.Name, "--to", Repository, "--json");
-        Assert.Equal(137, killed.ExitCode);
-
+        var left = await KilledRunAsync(vm, Faults.MidCommit);
         var uuid = Guid.Parse(vm.Uuid);
         await using var store = new CatalogStore(Database.ConnectionString);
-        var left = Assert.Single(await store.ListRunsAsync(uuid, 10, CancellationToken.None));
         Assert.Equal((RunStates.Running, "commit"), (left.State, left.Step));
 
         // `recover` knows the catalog from the configuration: the overlay is merged back and the dead run is finished.

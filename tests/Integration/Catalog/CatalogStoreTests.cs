@@ -8,6 +8,7 @@ namespace Backupd.Integration.Catalog;
 
 #pragma warning disable CA1001 // the store is disposed in IAsyncLifetime.DisposeAsync, which xunit calls
 /// <summary>Catalog store against a real PostgreSQL: one migrated database for the class, unique domains per test.</summary>
+[Trait("Category", "Integration")]
 public sealed class CatalogStoreTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>, IAsyncLifetime
 {
     private CatalogStore _store = null!;
@@ -113,7 +114,7 @@ public sealed class CatalogStoreTests(PostgresDatabase database) : IClassFixture
         var orphan = await _store.StartRunAsync(new RunStart(uuid, "vm-orphan", "schedule", "backupd"), dead, CancellationToken.None);
         // A live run on this host that holds its domain lock must be left alone.
         var liveUuid = Guid.NewGuid();
-        await using var liveLock = await DomainLock.AcquireAsync(database.ConnectionString, liveUuid, "vm-live", Self, CancellationToken.None);
+        await using var liveLock = await CatalogDomainLock.AcquireAsync(database.ConnectionString, liveUuid, "vm-live", Self, CancellationToken.None);
         var live = await _store.StartRunAsync(new RunStart(liveUuid, "vm-live", "cli", "root"), Self, CancellationToken.None);
         // A run recorded by another host whose lock nobody holds is gone too.
         var otherHost = await _store.StartRunAsync(new RunStart(Guid.NewGuid(), "vm-elsewhere", "schedule", "backupd"),
@@ -137,20 +138,20 @@ public sealed class CatalogStoreTests(PostgresDatabase database) : IClassFixture
     {
         var uuid = Guid.NewGuid();
         long runId;
-        await using (var first = await DomainLock.AcquireAsync(database.ConnectionString, uuid, "vm-lock", Self, CancellationToken.None))
+        await using (var first = await CatalogDomainLock.AcquireAsync(database.ConnectionString, uuid, "vm-lock", Self, CancellationToken.None))
         {
             runId = await _store.StartRunAsync(new RunStart(uuid, "vm-lock", "cli", "root"), Self, CancellationToken.None);
             await first.SetRunAsync(runId, CancellationToken.None);
 
             var busy = await Assert.ThrowsAsync<DomainBusyException>(() =>
-                DomainLock.AcquireAsync(database.ConnectionString, uuid, "vm-lock", new ProcessIdentity("other", 1, "x"), CancellationToken.None));
+                CatalogDomainLock.AcquireAsync(database.ConnectionString, uuid, "vm-lock", new ProcessIdentity("other", 1, "x"), CancellationToken.None));
 
             Assert.Equal((Self.Host, Self.Pid, (long?)runId), (busy.Holder!.Host, busy.Holder.Pid, busy.Holder.RunId));
             Assert.InRange(busy.Holder.Since, DateTimeOffset.UtcNow.AddMinutes(-1), DateTimeOffset.UtcNow.AddSeconds(5));
             Assert.Contains($"run {runId}", busy.Message, StringComparison.Ordinal);
             Assert.True(await first.IsHeldAsync(CancellationToken.None));
         }
-        await using var again = await DomainLock.AcquireAsync(database.ConnectionString, uuid, "vm-lock", Self, CancellationToken.None);
+        await using var again = await CatalogDomainLock.AcquireAsync(database.ConnectionString, uuid, "vm-lock", Self, CancellationToken.None);
         Assert.True(await again.IsHeldAsync(CancellationToken.None));
     }
 
@@ -158,7 +159,7 @@ public sealed class CatalogStoreTests(PostgresDatabase database) : IClassFixture
     public async Task A_lost_lock_session_frees_the_domain_and_the_holder_notices()
     {
         var uuid = Guid.NewGuid();
-        await using var held = await DomainLock.AcquireAsync(database.ConnectionString, uuid, "vm-crash", Self, CancellationToken.None);
+        await using var held = await CatalogDomainLock.AcquireAsync(database.ConnectionString, uuid, "vm-crash", Self, CancellationToken.None);
         await using (var c = new NpgsqlConnection(database.ConnectionString))
         {
             // What a crashed process looks like to PostgreSQL: its session ends. With a timeout, pg_terminate_backend
@@ -167,7 +168,7 @@ public sealed class CatalogStoreTests(PostgresDatabase database) : IClassFixture
                 new { app = $"backupd lock {Self.Host}:{Self.Pid}" });
         }
         Assert.False(await held.IsHeldAsync(CancellationToken.None));
-        await using var next = await DomainLock.AcquireAsync(database.ConnectionString, uuid, "vm-crash", new ProcessIdentity("next", 2, "y"), CancellationToken.None);
+        await using var next = await CatalogDomainLock.AcquireAsync(database.ConnectionString, uuid, "vm-crash", new ProcessIdentity("next", 2, "y"), CancellationToken.None);
         Assert.True(await next.IsHeldAsync(CancellationToken.None));
     }
 

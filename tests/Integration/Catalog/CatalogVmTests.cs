@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Backupd.Daemon.Images;
 using Backupd.Daemon.Restore;
 using Backupd.Integration.Fixtures;
 using Backupd.Storage.Catalog;
@@ -10,6 +11,7 @@ namespace Backupd.Integration.Catalog;
 /// --domain` (through the catalog, the default with a configuration), the guest writing between runs; then shut off. Region k (at 2k MiB of vda, k MiB of vdb)
 /// holds pattern k from backup k on, so the guest view at each snapshot is known exactly.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class ThreePointsFixture : IAsyncLifetime
 {
     public const long MiB = TestVm.MiB;
@@ -73,6 +75,7 @@ public sealed class ThreePointsFixture : IAsyncLifetime
     }
 }
 
+[Trait("Category", "Integration")]
 public sealed class CatalogVmTests(ThreePointsFixture f) : IClassFixture<ThreePointsFixture>, IDisposable
 {
     private readonly string _out = Directory.CreateTempSubdirectory("bkd-restore-out-").FullName;

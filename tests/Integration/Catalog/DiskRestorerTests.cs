@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Backupd.Daemon.Images;
 using Backupd.Daemon.Restore;
 using Backupd.Integration.Fixtures;
 using Backupd.Storage.Catalog;
@@ -6,6 +7,7 @@ using Backupd.Storage.Catalog;
 namespace Backupd.Integration.Catalog;
 
 /// <summary>Chain restore with real qemu-img: references rewritten to the restored files, flatten, and clean failure.</summary>
+[Trait("Category", "Integration")]
 public sealed class DiskRestorerTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("bkd-restorer-").FullName;

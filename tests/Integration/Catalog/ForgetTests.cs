@@ -6,6 +6,7 @@ using Backupd.Storage.Repository;
 namespace Backupd.Integration.Catalog;
 
 /// <summary>`backupd forget POINT` against a real VM's points: any point goes, the newest too, from repository and catalog alike.</summary>
+[Trait("Category", "Integration")]
 public sealed class ForgetTests(PostgresDatabase database) : CatalogProcessTestBase(database)
 {
     [Fact]
@@ -63,7 +64,7 @@ public sealed class ForgetTests(PostgresDatabase database) : CatalogProcessTestB
         Assert.True(run.ExitCode == 0, run.Stderr);
         var point = JsonDocument.Parse(run.Stdout).RootElement.GetProperty("restorePointId").GetString()!;
         var uuid = Guid.Parse(vm.Uuid);
-        await using (await DomainLock.AcquireAsync(Database.ConnectionString, uuid, vm.Name, ProcessIdentity.Current, CancellationToken.None))
+        await using (await CatalogDomainLock.AcquireAsync(Database.ConnectionString, uuid, vm.Name, ProcessIdentity.Current, CancellationToken.None))
         {
             var busy = await Backupd("forget", point);
             Assert.Equal(4, busy.ExitCode);

@@ -10,6 +10,7 @@ namespace Backupd.Integration.Catalog;
 /// "../…/victimdir2", a group id "../…") deleted or created directories outside the repository. Forged with a
 /// valid MAC (someone who can read the key): the names are refused on their own, exit 5, nothing touched.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class HostileForgetTests(PostgresDatabase database) : CatalogProcessTestBase(database)
 {
     [Fact]

@@ -5,6 +5,7 @@ using Npgsql;
 
 namespace Backupd.Integration.Catalog;
 
+[Trait("Category", "Integration")]
 public sealed class MigrationTests
 {
     [Fact]

@@ -8,6 +8,7 @@ namespace Backupd.Integration.Catalog;
 /// `backupd backup --domain` heals a flipped byte in the mirror of a real VM's disk (issue 16, item 7) and says so in
 /// its JSON result and its log, and the point that had inherited the damage restores again.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class MirrorScrubProcessTests(PostgresDatabase database) : CatalogProcessTestBase(database)
 {
     [Fact]

@@ -11,6 +11,7 @@ namespace Backupd.Integration.Catalog;
 /// --reader-wait, and is either refused with nothing done (exit 4, no snapshot, no run recorded) or succeeds.
 /// The reader is a real restore in this process, held inside its read by a progress callback.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class ReaderWaitProcessTests(PostgresDatabase database) : CatalogProcessTestBase(database)
 {
     /// <summary>Blocks the restore reporting to it, inside the group's read lock, until released.</summary>

@@ -11,6 +11,7 @@ namespace Backupd.Integration.Catalog;
 /// (runs, points, verify events), and keep-last retention removes old points from the repository
 /// and the catalog alike, recording each removal.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class ScheduledCatalogTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
 {
     [Fact]

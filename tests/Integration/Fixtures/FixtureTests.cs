@@ -2,6 +2,7 @@ using Npgsql;
 
 namespace Backupd.Integration.Fixtures;
 
+[Trait("Category", "Integration")]
 public sealed class TestVmTests
 {
     [Fact]
@@ -53,6 +54,7 @@ public sealed class TestVmTests
     }
 }
 
+[Trait("Category", "Integration")]
 public sealed class PostgresDatabaseTests(PostgresDatabase database) : IClassFixture<PostgresDatabase>
 {
     [Fact]

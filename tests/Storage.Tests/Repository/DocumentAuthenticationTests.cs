@@ -145,6 +145,7 @@ public class DocumentAuthenticationTests
     }
 
     /// <summary>Issue 16 (5): a backup that fails on a full repository leaves no points/.ID.json.*.tmp.</summary>
+    [Trait("Category", "Integration")] // mounts a tmpfs: needs root
     [Fact]
     public async Task A_backup_failing_on_a_full_repository_leaves_no_temp_files()
     {

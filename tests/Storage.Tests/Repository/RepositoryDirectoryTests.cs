@@ -104,6 +104,7 @@ public sealed class RepositoryDirectoryTests : IDisposable
     }
 
     /// <summary>Issue 16 (5): a publication that fails on a full file system leaves no *.tmp behind.</summary>
+    [Trait("Category", "Integration")] // mounts a tmpfs: needs root
     [Fact]
     public void A_publication_failing_on_a_full_file_system_removes_its_temp_file()
     {

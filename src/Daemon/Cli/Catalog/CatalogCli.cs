@@ -57,7 +57,7 @@ public static class CatalogCli
         var current = await CatalogMigrator.CurrentVersionAsync(connection, ct);
         var latest = Migration.LoadEmbedded()[^1].Version;
         if (current < latest)
-            throw new CliFailureException(ExitCodes.UsageOrConfig, $"the catalog schema is at version {current}, this backupd needs {latest}: run `backupd catalog migrate` (the daemon does it at start)");
+            throw new CliFailureException(FailureKind.Usage, $"the catalog schema is at version {current}, this backupd needs {latest}: run `backupd catalog migrate` (the daemon does it at start)");
     }
 
     /// <summary>
@@ -71,7 +71,7 @@ public static class CatalogCli
         if (DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture,
                 System.Globalization.DateTimeStyles.AssumeUniversal | System.Globalization.DateTimeStyles.AdjustToUniversal, out var at))
             return at;
-        throw new CliFailureException(ExitCodes.UsageOrConfig, $"{option} '{text}': expected an ISO 8601 time (2026-11-26T09:30:00Z) or a duration ago (90m, 6h, 2d)");
+        throw new CliFailureException(FailureKind.Usage, $"{option} '{text}': expected an ISO 8601 time (2026-11-26T09:30:00Z) or a duration ago (90m, 6h, 2d)");
     }
 
     /// <summary>
@@ -83,7 +83,7 @@ public static class CatalogCli
     {
         var found = await store.FindDomainsAsync(nameOrUuid, ct);
         if (found.Count == 0)
-            throw new CliFailureException(ExitCodes.NotFound, $"the catalog knows no domain '{nameOrUuid}' (by name or UUID); `backupd list` shows those with restore points");
+            throw new CliFailureException(FailureKind.NotFound, $"the catalog knows no domain '{nameOrUuid}' (by name or UUID); `backupd list` shows those with restore points");
         if (found.Count > 1)
         {
             await Console.Error.WriteLineAsync(

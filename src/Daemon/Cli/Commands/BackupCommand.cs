@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Backupd.Daemon.Workflow;
+using Backupd.Policies.Model;
 
 namespace Backupd.Daemon.Cli.Commands;
 
@@ -126,5 +127,5 @@ public static class BackupCommand
         }
     }
 
-    private static Catalog.CliFailureException Usage(string message) => new(ExitCodes.UsageOrConfig, message, "usage");
+    private static CliFailureException Usage(string message) => new(FailureKind.Usage, message);
 }

@@ -2,19 +2,17 @@ using System.CommandLine;
 using System.Text.Json;
 using Backupd.Daemon.Cli.Catalog;
 using Backupd.Daemon.Configuration;
-using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Runs;
 using Backupd.Daemon.Workflow;
 using Backupd.Storage.Catalog;
-using Microsoft.Extensions.Logging;
 using Npgsql;
 using Spectre.Console;
 
 namespace Backupd.Daemon.Cli.Commands;
 
 /// <summary>
-/// `backupd backup --domain NAME --to DIR` when a daemon configuration exists: the live backup through
-/// <see cref="BackupRunner"/>, so the run holds the catalog's domain lock (a second attempt anywhere exits 4
+/// `backupd backup --domain NAME --to DIR` when a daemon configuration exists: the spec gets the configured catalog,
+/// so <see cref="BackupService"/> runs it under <see cref="BackupRunner"/>: the run holds the catalog's domain lock (a second attempt anywhere exits 4
 /// naming the holder) and the run, its progress and its restore point are recorded in the configured catalog.
 /// `--no-catalog`, or no configuration file at all, runs repository-only (<see cref="LiveBackupHandler"/>).
 /// </summary>
@@ -42,90 +40,21 @@ internal static class CatalogBackupHandler
         return (false, $"backupd backup: no configuration ({ConfigLoader.DefaultPath} or ${ConfigLoader.EnvironmentVariable}): this run is not recorded in a catalog");
     }
 
-    public static Task<int> RunAsync(ParseResult parse, CancellationToken ct) => CatalogCli.GuardAsync(parse, async () =>
+    public static async Task<int> RunAsync(ParseResult parse, CancellationToken ct)
     {
-        var json = parse.GetValue(GlobalOptions.Json);
-        var domainName = parse.GetValue(BackupCommand.Domain)!;
-        var to = parse.GetValue(BackupCommand.To);
-        if (string.IsNullOrWhiteSpace(to))
-            throw new CliFailureException(ExitCodes.UsageOrConfig, "--domain needs --to REPOSITORY_DIR (where the restore point goes)");
+        var to = LiveBackupHandler.RequireTo(parse);
         var config = GlobalOptions.LoadConfig(parse);
         // Like the daemon at start: safe to run concurrently, a no-op when the schema is current.
         // An unreachable catalog stops the run here, before the VM is touched.
         try { await CatalogMigrator.MigrateAsync(config.CatalogConnectionString, ct); }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {
-            throw new CliFailureException(ExitCodes.Failed, $"the catalog at {Describe(config.CatalogConnectionString)} is unreachable ({e.Message}); " +
+            throw new CliFailureException(FailureKind.Failed, $"the catalog at {Describe(config.CatalogConnectionString)} is unreachable ({e.Message}); " +
                 "nothing was done. Fix 'catalog-connection' or PostgreSQL, or run with --no-catalog to back up into the repository only (not recorded, no domain lock)");
         }
         await using var store = new CatalogStore(config.CatalogConnectionString);
-        using var loggers = CliLogging.Create();
-        LibvirtHypervisor hypervisor;
-        try { hypervisor = LibvirtHypervisor.Open(config.LibvirtUri); }
-        catch (LibvirtException e) { throw new CliFailureException(ExitCodes.Failed, $"cannot connect to libvirt at {config.LibvirtUri}: {e.LibvirtMessage}"); }
-        using var _ = hypervisor;
-        // A signal cancels the copy; the workflow still merges the overlays back, then the run is recorded.
-        using var signals = new SignalGuard(ct);
-        ct = signals.Token;
-        ProgressTask? bar = null;
-        var workflow = new WorkflowDomainBackup(hypervisor, new QemuImg(), RepositoryRunOptions.Apply(parse, BackupCommand.WithBandwidth(parse, LiveBackupSettings.From(config).ToOptions())), to, loggers.CreateLogger("backupd.backup"))
-        {
-            IncludeDisks = parse.GetValue(BackupCommand.Disk) ?? [],
-            ExcludeDisks = parse.GetValue(BackupCommand.ExcludeDisk) ?? [],
-            Quiesce = parse.GetValue(BackupCommand.Quiesce),
-            OnProgress = p =>
-            {
-                if (bar is null) return;
-                bar.MaxValue = Math.Max(1, p.TotalBytes);
-                bar.Value = p.TotalBytesDone;
-            },
-        };
-        var runner = new BackupRunner(store, workflow, loggers.CreateLogger<BackupRunner>())
-        {
-            CatalogRetry = config.CatalogRetry,
-            Pending = new PendingRunRecords(config.StateDirectory),
-        };
-        var request = new Runs.BackupRequest(domainName, "cli", Environment.UserName);
-        BackupRunResult result;
-        try
-        {
-            if (json || Console.IsOutputRedirected)
-            {
-                result = await runner.RunAsync(request, null, ct);
-            }
-            else
-            {
-                result = await AnsiConsole.Progress()
-                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
-                    .StartAsync(async context =>
-                    {
-                        bar = context.AddTask($"backup {Markup.Escape(domainName)}", maxValue: 1);
-                        var r = await runner.RunAsync(request, null, ct);
-                        bar.Value = bar.MaxValue;
-                        return r;
-                    });
-            }
-        }
-        catch (BackupFailedException e) when (workflow.LastResult is not null)
-        {
-            // The workflow's own result says what happened per disk: print it once (not the generic error object too).
-            if (json) Write(workflow.LastResult, workflow.LastRunId);
-            else PrintSummary(workflow.LastResult, workflow.LastRunId);
-            await Console.Error.WriteLineAsync($"backupd: {e.Message}");
-            return e.NeedsAttention ? ExitCodes.NeedsAttention : ExitCodes.Failed;
-        }
-
-        if (json) Write(workflow.LastResult!, result.RunId);
-        else
-        {
-            PrintSummary(workflow.LastResult!, result.RunId);
-            AnsiConsole.MarkupLine($"restore point: {Markup.Escape(result.Point.PointId)} in {Markup.Escape(result.Point.Repository)} (recorded in the catalog)");
-            AnsiConsole.MarkupLine($"read {CatalogCli.Size(result.Stats.BytesRead)}, wrote {CatalogCli.Size(result.Stats.BytesWritten)}; copy {CatalogCli.Duration(result.Stats.CopyTime)}, " +
-                $"overlay lived {CatalogCli.Duration(result.Stats.OverlayLifetime)}, commit {CatalogCli.Duration(result.Stats.CommitTime)}");
-        }
-        if (signals.LateSignalNote(result.Point.PointId) is { } note) await Console.Error.WriteLineAsync(note);
-        return ExitCodes.Ok;
-    });
+        return await LiveBackupHandler.RunAsync(parse, LiveBackupHandler.SpecFor(parse, LiveBackupSettings.From(config), to, CatalogRecording.For(store, config)), ct);
+    }
 
     /// <summary>Host, port and database of a connection string: enough to find the server, never the password.</summary>
     internal static string Describe(string connectionString)
@@ -141,7 +70,8 @@ internal static class CatalogBackupHandler
         }
     }
 
-    private static void PrintSummary(BackupResult r, long? catalogRunId)
+    /// <summary>The run as recorded: the workflow's summary, then (when it succeeded) the restore point and its counters.</summary>
+    internal static void PrintSummary(BackupResult r, long? catalogRunId, BackupRun? run)
     {
         var color = r.Outcome == RunOutcome.Succeeded ? "green" : "red";
         AnsiConsole.MarkupLine($"catalog run [bold]{(catalogRunId?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "?")}[/] of [bold]{Markup.Escape(r.Domain)}[/]: " +
@@ -150,13 +80,17 @@ internal static class CatalogBackupHandler
         foreach (var d in r.Disks.Where(d => !d.BackOnBase)) AnsiConsole.MarkupLine($"[red]{Markup.Escape(d.Target)} is NOT back on its base image[/]: {Markup.Escape(d.Problem ?? "")}");
         foreach (var s in r.Skipped) AnsiConsole.MarkupLine($"skipped {Markup.Escape(s.Target)}: {Markup.Escape(s.Reason)}");
         LiveBackupHandler.PrintHealing(r);
+        if (run is null) return;
+        AnsiConsole.MarkupLine($"restore point: {Markup.Escape(run.Point.PointId)} in {Markup.Escape(run.Point.Repository)} (recorded in the catalog)");
+        AnsiConsole.MarkupLine($"read {CatalogCli.Size(run.Stats.BytesRead)}, wrote {CatalogCli.Size(run.Stats.BytesWritten)}; copy {CatalogCli.Duration(run.Stats.CopyTime)}, " +
+            $"overlay lived {CatalogCli.Duration(run.Stats.OverlayLifetime)}, commit {CatalogCli.Duration(run.Stats.CommitTime)}");
     }
 
     /// <summary>The words the JSON uses (crash-consistent, needs-attention), not the C# enum names.</summary>
     internal static string Kebab<T>(T value) where T : struct, Enum => JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
 
     /// <summary>The workflow's JSON result (same shape as with --no-catalog), plus the catalog run id.</summary>
-    private static void Write(BackupResult result, long? catalogRunId)
+    internal static void Write(BackupResult result, long? catalogRunId)
     {
         var node = JsonSerializer.SerializeToNode(result, LiveBackupHandler.JsonOptions)!.AsObject();
         node["catalogRunId"] = catalogRunId;

@@ -27,7 +27,7 @@ public static class CatalogCommand
         {
             var dir = Path.GetFullPath(parse.GetValue(repository)!);
             if (!RepositoryCli.IsRepository(dir))
-                throw new CliFailureException(ExitCodes.NotFound, $"{dir} is not a backupd repository (no repository.json)");
+                throw new CliFailureException(FailureKind.NotFound, $"{dir} is not a backupd repository (no repository.json)");
             using var repo = BackupRepository.Open(dir);
             var all = repo.ListPoints();
             var records = all.Select(p => RepositoryRecords.ToRecord(p, dir)).OfType<RestorePointRecord>().ToList();

@@ -26,7 +26,7 @@ internal static class CatalogVerifyHandler
         var json = parse.GetValue(GlobalOptions.Json);
         var points = await SelectAsync(store, parse.GetValue(Domain), parse.GetValue(RepositoryVerifyHandler.Point), ct);
         if (points.Count == 0)
-            throw new CliFailureException(ExitCodes.NotFound, "no restore points to verify");
+            throw new CliFailureException(FailureKind.NotFound, "no restore points to verify");
         var onePoint = parse.GetValue(RepositoryVerifyHandler.Point) is not null;
         var total = points.Sum(p => p.TotalFileSize);
         var verdicts = await RepositoryCli.WithProgressAsync("verify", total, json, async progress =>
@@ -69,9 +69,9 @@ internal static class CatalogVerifyHandler
     {
         Guid? uuid = domain is null ? null : (await CatalogCli.ResolveDomainAsync(store, domain, ct)).Uuid;
         if (pointId is null) return await store.ListPointsAsync(uuid, null, ct);
-        var detail = await store.GetPointAsync(pointId, ct) ?? throw new CliFailureException(ExitCodes.NotFound, $"no restore point '{pointId}' in the catalog");
+        var detail = await store.GetPointAsync(pointId, ct) ?? throw new CliFailureException(FailureKind.NotFound, $"no restore point '{pointId}' in the catalog");
         if (uuid is { } u && detail.Point.DomainUuid != u)
-            throw new CliFailureException(ExitCodes.UsageOrConfig, $"restore point {pointId} belongs to {detail.Point.DomainName}, not {domain}");
+            throw new CliFailureException(FailureKind.Usage, $"restore point {pointId} belongs to {detail.Point.DomainName}, not {domain}");
         return [detail.Point];
     }
 

@@ -51,12 +51,12 @@ internal static class DomainRestoreHandler
 
         var domain = await CatalogCli.ResolveDomainAsync(store, parse.GetValue(Domain)!, ct);
         var point = await SelectPointAsync(store, domain, parse.GetValue(FileRestoreHandler.Point), parse.GetValue(At), ct);
-        var detail = await store.GetPointAsync(point.Id, ct) ?? throw new CliFailureException(ExitCodes.NotFound, $"restore point {point.Id} vanished from the catalog");
+        var detail = await store.GetPointAsync(point.Id, ct) ?? throw new CliFailureException(FailureKind.NotFound, $"restore point {point.Id} vanished from the catalog");
         var plan = RestorePlan.Build(point.Id, detail.Files, parse.GetValue(Disk) is { Length: > 0 } disks ? disks : null);
         if (plan.Count == 0)
-            throw new CliFailureException(ExitCodes.NotFound, $"restore point {point.Id} has no disk files");
+            throw new CliFailureException(FailureKind.NotFound, $"restore point {point.Id} has no disk files");
         if (!RepositoryCli.IsRepository(point.Repository))
-            throw new CliFailureException(ExitCodes.NotFound, $"restore point {point.Id} lives in {point.Repository}, which is not a backupd repository (any more)");
+            throw new CliFailureException(FailureKind.NotFound, $"restore point {point.Id} lives in {point.Repository}, which is not a backupd repository (any more)");
 
         using var repository = BackupRepository.Open(point.Repository);
         var restore = new DomainRestore(new RepositoryRestoreSource(repository));
@@ -82,23 +82,23 @@ internal static class DomainRestoreHandler
     {
         var modes = (to is not null ? 1 : 0) + (asDomain is not null ? 1 : 0) + (inPlace ? 1 : 0);
         if (modes != 1)
-            throw new CliFailureException(ExitCodes.UsageOrConfig, "restore --domain needs exactly one of --to DIR, --as-domain NEWNAME, --in-place --force");
+            throw new CliFailureException(FailureKind.Usage, "restore --domain needs exactly one of --to DIR, --as-domain NEWNAME, --in-place --force");
         if (parse.GetValue(FileRestoreHandler.Repository) is not null || parse.GetValue(FileRestoreHandler.File) is not null)
-            throw new CliFailureException(ExitCodes.UsageOrConfig, "--domain restores from the catalog; --repository/--file are the file form: use one or the other");
+            throw new CliFailureException(FailureKind.Usage, "--domain restores from the catalog; --repository/--file are the file form: use one or the other");
         if (parse.GetValue(FileRestoreHandler.Point) is not null && parse.GetValue(At) is not null)
-            throw new CliFailureException(ExitCodes.UsageOrConfig, "give --point ID or --at TIME, not both");
+            throw new CliFailureException(FailureKind.Usage, "give --point ID or --at TIME, not both");
         if (inPlace && !parse.GetValue(Force))
-            throw new CliFailureException(ExitCodes.UsageOrConfig, "--in-place replaces the domain's current images: add --force to confirm (the domain must be shut off)");
+            throw new CliFailureException(FailureKind.Usage, "--in-place replaces the domain's current images: add --force to confirm (the domain must be shut off)");
         if (flatten && inPlace)
-            throw new CliFailureException(ExitCodes.UsageOrConfig, "--flatten applies to --to and --as-domain; --in-place restores the chain as it was");
+            throw new CliFailureException(FailureKind.Usage, "--flatten applies to --to and --as-domain; --in-place restores the chain as it was");
         if (parse.GetValue(ImagesDir) is not null && asDomain is null)
-            throw new CliFailureException(ExitCodes.UsageOrConfig, "--images-dir only applies to --as-domain (--to DIR already names where the files go)");
+            throw new CliFailureException(FailureKind.Usage, "--images-dir only applies to --as-domain (--to DIR already names where the files go)");
         if (parse.GetValue(TrustSavedXml) && asDomain is null)
-            throw new CliFailureException(ExitCodes.UsageOrConfig, "--trust-saved-xml only applies to --as-domain (the other modes define no domain)");
+            throw new CliFailureException(FailureKind.Usage, "--trust-saved-xml only applies to --as-domain (the other modes define no domain)");
         if (parse.GetValue(KeepOld) && !inPlace)
-            throw new CliFailureException(ExitCodes.UsageOrConfig, "--keep-old only applies to --in-place");
+            throw new CliFailureException(FailureKind.Usage, "--keep-old only applies to --in-place");
         if (parse.GetValue(StagingDir) is not null && !inPlace)
-            throw new CliFailureException(ExitCodes.UsageOrConfig, "--staging-dir only applies to --in-place");
+            throw new CliFailureException(FailureKind.Usage, "--staging-dir only applies to --in-place");
     }
 
     /// <summary>The given directory, or the state directory's restore-staging (created: it is ours).</summary>
@@ -113,19 +113,19 @@ internal static class DomainRestoreHandler
         if (pointId is not null)
         {
             var detail = await store.GetPointAsync(pointId, ct)
-                ?? throw new CliFailureException(ExitCodes.NotFound, $"no restore point '{pointId}' in the catalog (`backupd list --domain {domain.Name}`)");
+                ?? throw new CliFailureException(FailureKind.NotFound, $"no restore point '{pointId}' in the catalog (`backupd list --domain {domain.Name}`)");
             if (detail.Point.DomainUuid != domain.Uuid)
-                throw new CliFailureException(ExitCodes.UsageOrConfig, $"restore point {pointId} belongs to {detail.Point.DomainName} ({detail.Point.DomainUuid}), not {domain.Name} ({domain.Uuid})");
+                throw new CliFailureException(FailureKind.Usage, $"restore point {pointId} belongs to {detail.Point.DomainName} ({detail.Point.DomainUuid}), not {domain.Name} ({domain.Uuid})");
             return detail.Point;
         }
         if (at is not null)
         {
             var time = CatalogCli.ParseTime(at, "--at");
             return await store.FindPointAtAsync(domain.Uuid, time, ct)
-                ?? throw new CliFailureException(ExitCodes.NotFound, $"{domain.Name} has no restore point taken at or before {time.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z");
+                ?? throw new CliFailureException(FailureKind.NotFound, $"{domain.Name} has no restore point taken at or before {time.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z");
         }
         var all = await store.ListPointsAsync(domain.Uuid, null, ct);
-        return all.Count > 0 ? all[0] : throw new CliFailureException(ExitCodes.NotFound, $"{domain.Name} has no restore points");
+        return all.Count > 0 ? all[0] : throw new CliFailureException(FailureKind.NotFound, $"{domain.Name} has no restore points");
     }
 
     private static void Print(RestoreOutcome outcome, DomainRow domain, bool json)

@@ -1,6 +1,6 @@
-using System.Buffers.Binary;
 using System.CommandLine;
 using System.Text;
+using Backupd.Daemon.Images;
 using Backupd.Storage.Repository;
 
 namespace Backupd.Daemon.Cli.Commands;
@@ -37,15 +37,15 @@ internal static class FileBackupHandler
         var json = parse.GetValue(GlobalOptions.Json);
         if (to is null)
         {
-            return RepositoryCli.Fail("backup", "--to REPOSITORY_DIR is required with --file", ExitCodes.UsageOrConfig);
+            return RepositoryCli.Fail("backup", "--to REPOSITORY_DIR is required with --file", FailureKind.Usage);
         }
         if (!file.Exists)
         {
-            return RepositoryCli.Fail("backup", $"{file.FullName} does not exist or is not a regular file or block device", ExitCodes.NotFound);
+            return RepositoryCli.Fail("backup", $"{file.FullName} does not exist or is not a regular file or block device", FailureKind.NotFound);
         }
         if (SourceLength.KindOf(file.FullName) == SourceKind.Other)
         {
-            return RepositoryCli.Fail("backup", $"{file.FullName} is neither a regular file nor a block device (a character device, socket or pipe has no size to back up)", ExitCodes.UsageOrConfig);
+            return RepositoryCli.Fail("backup", $"{file.FullName} is neither a regular file nor a block device (a character device, socket or pipe has no size to back up)", FailureKind.Usage);
         }
         var length = SourceLength.Of(file.FullName); // a block device's inode says 0 bytes
         using var repo = BackupRepository.Open(to.FullName);
@@ -56,7 +56,7 @@ internal static class FileBackupHandler
             repo.BlockSize = blockSize;
         }
         var key = FileKeyFor(file.Name);
-        var (format, backing) = DetectFormat(file.FullName);
+        var (format, backing) = QemuImg.DetectFormat(file.FullName);
         using var session = repo.BeginBackup(RepositoryCli.FilesGroup, "file-level backups", ct);
         var version = await RepositoryCli.WithProgressAsync($"backup {file.Name}", length, json, progress =>
             session.AddFileAsync(key, file.FullName, new SourceFileInfo(file.FullName, format, backing, length), progress, ct));
@@ -111,28 +111,5 @@ internal static class FileBackupHandler
             sb.Insert(0, '_');
         }
         return sb.Length > Names.MaxLength ? sb.ToString(0, Names.MaxLength) : sb.ToString();
-    }
-
-    private const uint Qcow2Magic = 0x514649FB; // "QFI\xfb"
-
-    /// <summary>qcow2 (by its magic, with the backing file name from the header) or raw.</summary>
-    internal static (string Format, string? BackingFile) DetectFormat(string path)
-    {
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        Span<byte> header = stackalloc byte[20];
-        if (fs.Read(header) < 20 || BinaryPrimitives.ReadUInt32BigEndian(header) != Qcow2Magic)
-        {
-            return ("raw", null);
-        }
-        var backingOffset = BinaryPrimitives.ReadInt64BigEndian(header[8..]);
-        var backingSize = BinaryPrimitives.ReadInt32BigEndian(header[16..]);
-        if (backingOffset <= 0 || backingSize is <= 0 or > 4096)
-        {
-            return ("qcow2", null);
-        }
-        var name = new byte[backingSize];
-        fs.Position = backingOffset;
-        fs.ReadExactly(name);
-        return ("qcow2", Encoding.UTF8.GetString(name));
     }
 }

@@ -29,15 +29,15 @@ internal static class FileRestoreHandler
         var json = parse.GetValue(GlobalOptions.Json);
         if (name is null || to is null)
         {
-            return RepositoryCli.Fail("restore", "--file NAME and --to PATH are required with --repository", ExitCodes.UsageOrConfig);
+            return RepositoryCli.Fail("restore", "--file NAME and --to PATH are required with --repository", FailureKind.Usage);
         }
         if (!RepositoryCli.IsRepository(dir.FullName))
         {
-            return RepositoryCli.Fail("restore", $"{dir.FullName} is not a backupd repository (no repository.json)", ExitCodes.NotFound);
+            return RepositoryCli.Fail("restore", $"{dir.FullName} is not a backupd repository (no repository.json)", FailureKind.NotFound);
         }
         if (to.Exists || Directory.Exists(to.FullName))
         {
-            return RepositoryCli.Fail("restore", $"{to.FullName} already exists; refusing to overwrite it", ExitCodes.UsageOrConfig);
+            return RepositoryCli.Fail("restore", $"{to.FullName} already exists; refusing to overwrite it", FailureKind.Usage);
         }
         using var repo = BackupRepository.Open(dir.FullName);
         var pointId = parse.GetValue(Point);

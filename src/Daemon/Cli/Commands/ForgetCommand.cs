@@ -1,6 +1,6 @@
 using System.CommandLine;
 using Backupd.Daemon.Cli.Catalog;
-using Backupd.Daemon.Scheduling;
+using Backupd.Daemon.Maintenance;
 using Backupd.Storage.Catalog;
 
 namespace Backupd.Daemon.Cli.Commands;
@@ -22,14 +22,14 @@ public static class ForgetCommand
         {
             var id = parse.GetValue(point)!;
             var detail = await store.GetPointAsync(id, ct)
-                ?? throw new CliFailureException(ExitCodes.NotFound,
+                ?? throw new CliFailureException(FailureKind.NotFound,
                     $"no restore point '{id}' in the catalog (`backupd list` shows them; a point written with --no-catalog needs `backupd catalog rebuild` first)");
             var p = detail.Point;
             // Opening a repository creates a missing one: never do that for a deletion.
             if (!RepositoryCli.IsRepository(p.Repository))
-                throw new CliFailureException(ExitCodes.NotFound,
+                throw new CliFailureException(FailureKind.NotFound,
                     $"restore point '{id}' is recorded in {p.Repository}, but there is no repository there any more (moved? `backupd catalog rebuild --repository DIR` records it where it is now)");
-            await using (await DomainLock.AcquireAsync(config.CatalogConnectionString, p.DomainUuid, p.DomainName, ProcessIdentity.Current, ct))
+            await using (await CatalogDomainLock.AcquireAsync(config.CatalogConnectionString, p.DomainUuid, p.DomainName, ProcessIdentity.Current, ct))
             {
                 var who = Environment.UserName;
                 await new RepositoryPointStore(store).DeleteAsync(p.Repository,

@@ -1,99 +1,97 @@
 using System.CommandLine;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Backupd.Daemon.Libvirt;
+using Backupd.Daemon.Runs;
 using Backupd.Daemon.Workflow;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
 namespace Backupd.Daemon.Cli.Commands;
 
-/// <summary>`backupd backup --domain NAME --to DIR`: recovery of the domain first, then the live backup workflow, in-process.</summary>
+/// <summary>
+/// `backupd backup --domain NAME --to DIR`, both forms: parse the options into a <see cref="BackupSpec"/>, run it
+/// through <see cref="BackupService"/> (with a progress bar on a terminal), print the result. Without a catalog
+/// (`--no-catalog` or no configuration) the run is repository-only; <see cref="CatalogBackupHandler"/> adds the catalog.
+/// </summary>
 public static class LiveBackupHandler
 {
-    public static async Task<int> RunAsync(ParseResult parse, CancellationToken ct)
+    /// <summary>Repository-only: the configuration's settings when one exists, the defaults otherwise.</summary>
+    public static Task<int> RunAsync(ParseResult parse, CancellationToken ct)
+    {
+        var to = RequireTo(parse);
+        var settings = LiveBackupSettings.Resolve(parse.GetValue(GlobalOptions.Config), _ => GlobalOptions.LoadConfig(parse));
+        return RunAsync(parse, SpecFor(parse, settings, to, catalog: null), ct);
+    }
+
+    /// <summary>--to is required with --domain (checked before anything else is read).</summary>
+    internal static string RequireTo(ParseResult parse)
+    {
+        var to = parse.GetValue(BackupCommand.To);
+        return string.IsNullOrWhiteSpace(to)
+            ? throw new CliFailureException(FailureKind.Usage, "--domain needs --to REPOSITORY_DIR (where the restore point goes)")
+            : to;
+    }
+
+    /// <summary>The command line as a spec: disks, quiesce, bandwidth, reader wait and scrub cycle over the settings.</summary>
+    internal static BackupSpec SpecFor(ParseResult parse, LiveBackupSettings settings, string to, CatalogRecording? catalog) =>
+        BackupSpec.ForCommand(settings, parse.GetValue(BackupCommand.Domain)!, to, o => RepositoryRunOptions.Apply(parse, BackupCommand.WithBandwidth(parse, o)), catalog) with
+        {
+            IncludeDisks = parse.GetValue(BackupCommand.Disk) ?? [],
+            ExcludeDisks = parse.GetValue(BackupCommand.ExcludeDisk) ?? [],
+            Quiesce = parse.GetValue(BackupCommand.Quiesce),
+        };
+
+    /// <summary>Runs the spec and prints its result; a failed run prints the workflow's result, then goes up to <see cref="CommandTree"/>.</summary>
+    internal static async Task<int> RunAsync(ParseResult parse, BackupSpec spec, CancellationToken ct)
     {
         var json = parse.GetValue(GlobalOptions.Json);
-        var domainName = parse.GetValue(BackupCommand.Domain)!;
-        var to = parse.GetValue(BackupCommand.To);
-        if (string.IsNullOrWhiteSpace(to))
-            return Fail(ExitCodes.UsageOrConfig, "--domain needs --to REPOSITORY_DIR (where the restore point goes)");
-
-        var settings = LiveBackupSettings.Resolve(parse.GetValue(GlobalOptions.Config), _ => GlobalOptions.LoadConfig(parse));
-        var options = RepositoryRunOptions.Apply(parse, BackupCommand.WithBandwidth(parse, settings.ToOptions()));
         using var loggers = CliLogging.Create();
-        var logger = loggers.CreateLogger("backupd.backup");
-        var request = new BackupRequest(domainName, parse.GetValue(BackupCommand.Disk) ?? [], parse.GetValue(BackupCommand.ExcludeDisk) ?? [], parse.GetValue(BackupCommand.Quiesce));
-
-        LibvirtHypervisor hypervisor;
-        try { hypervisor = LibvirtHypervisor.Open(settings.LibvirtUri); }
-        catch (LibvirtException e) { return Fail(ExitCodes.Failed, $"cannot connect to libvirt at {settings.LibvirtUri}: {e.LibvirtMessage}"); }
+        var service = new BackupService(loggers);
+        // A signal cancels the copy; the workflow still merges the overlays back, then the run is recorded.
         using var signals = new SignalGuard(ct);
-        ct = signals.Token;
-        using (hypervisor)
+        BackupRun run;
+        try
         {
-            var images = new QemuImg();
-            // A refusal (BackupRefusedException) or a libvirt error goes up to CommandTree, which reports it with its kind.
-            // A run that died earlier may have left this domain on an overlay: fix that first.
-            var domain = hypervisor.FindDomain(domainName);
-            if (domain is not null)
+            if (json || Console.IsOutputRedirected)
             {
-                var recovery = await new Recovery(hypervisor, images, options, logger).RecoverDomainAsync(domain.Uuid, dryRun: false, ct);
-                if (!recovery.AllResolved)
-                    return Fail(ExitCodes.NeedsAttention, $"'{domainName}' is still on an overlay from an earlier run and recovery could not fix it; see 'backupd recover' and docs/operations.md");
+                run = await service.RunAsync(spec, null, signals.Token);
             }
-
-            BackupResult result;
-            using var target = BackupTargets.Open(to, options);
-            if (!json && !Console.IsOutputRedirected)
+            else
             {
-                result = await AnsiConsole.Progress()
+                run = await AnsiConsole.Progress()
                     .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new TransferSpeedColumn(), new RemainingTimeColumn())
                     .StartAsync(async context =>
                     {
-                        var bar = context.AddTask($"backup {Markup.Escape(domainName)}", maxValue: 1);
-                        var workflow = new BackupWorkflow(hypervisor, images, target, options, logger)
+                        var bar = context.AddTask($"backup {Markup.Escape(spec.Domain)}", maxValue: 1);
+                        var r = await service.RunAsync(spec, p =>
                         {
-                            OnProgress = p =>
-                            {
-                                bar.MaxValue = Math.Max(1, p.TotalBytes);
-                                bar.Value = p.TotalBytesDone;
-                            },
-                        };
-                        var r = await workflow.RunAsync(request, ct);
+                            bar.MaxValue = Math.Max(1, p.TotalBytes);
+                            bar.Value = p.TotalBytesDone;
+                        }, signals.Token);
                         bar.Value = bar.MaxValue;
                         return r;
                     });
             }
-            else
-            {
-                result = await new BackupWorkflow(hypervisor, images, target, options, logger).RunAsync(request, ct);
-            }
-
-            if (json) Console.WriteLine(JsonSerializer.Serialize(result, JsonOptions));
-            else PrintHuman(result);
-            if (result.Outcome == RunOutcome.Succeeded && signals.LateSignalNote(result.RestorePointId) is { } note) await Console.Error.WriteLineAsync(note);
-            return result.Outcome switch
-            {
-                RunOutcome.Succeeded => ExitCodes.Ok,
-                RunOutcome.NeedsAttention => ExitCodes.NeedsAttention,
-                _ => ExitCodes.Failed,
-            };
         }
+        catch (BackupFailedException e) when (e.Result is not null)
+        {
+            // The workflow's own result says what happened per disk: print it, then CommandTree reports the failure (no JSON error object: stdout has the result).
+            Print(json, spec.Catalog is not null, e.Result, e.CatalogRunId, null);
+            throw;
+        }
+        Print(json, spec.Catalog is not null, run.Workflow!, run.CatalogRunId, run);
+        if (signals.LateSignalNote(run.Point.PointId) is { } note) await Console.Error.WriteLineAsync(note);
+        return ExitCodes.Ok;
     }
 
-    /// <summary>Documented in docs/cli.md (live backup section).</summary>
-    public static int ExitFor(RefusalKind kind) => kind switch
+    /// <summary>The workflow's result as JSON (plus catalogRunId when the catalog records the run) or for a human.</summary>
+    private static void Print(bool json, bool recorded, BackupResult result, long? catalogRunId, BackupRun? run)
     {
-        RefusalKind.DomainNotFound => ExitCodes.NotFound,
-        RefusalKind.BadRequest or RefusalKind.TargetUnavailable => ExitCodes.UsageOrConfig,
-        RefusalKind.Busy => ExitCodes.Busy,
-        RefusalKind.NeedsRecovery => ExitCodes.NeedsAttention,
-        _ => ExitCodes.Failed,
-    };
-
-    /// <summary>Ends the command; <see cref="CommandTree"/> prints the message (and the JSON error object with --json).</summary>
-    private static int Fail(int code, string message) => throw new Catalog.CliFailureException(code, message);
+        if (json && recorded) CatalogBackupHandler.Write(result, catalogRunId);
+        else if (json) Console.WriteLine(JsonSerializer.Serialize(result, JsonOptions));
+        else if (recorded) CatalogBackupHandler.PrintSummary(result, catalogRunId, run);
+        else PrintHuman(result);
+    }
 
     /// <summary>The shared JSON style, with durations as seconds (numbers scripts can compare).</summary>
     internal static readonly JsonSerializerOptions JsonOptions = new(JsonOutput.Options)

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Backupd.Daemon.Cli.Catalog;
+
 using Backupd.Daemon.Notifications;
 
 namespace Backupd.Daemon.Cli.Commands;
@@ -20,7 +20,7 @@ public static class NotifyCommand
             var name = parse.GetValue(target);
             var targets = name is null ? config.Notify : config.Notify.Where(t => t.Name == name).ToList();
             if (targets.Count == 0)
-                throw new CliFailureException(ExitCodes.NotFound, name is null
+                throw new CliFailureException(FailureKind.NotFound, name is null
                     ? $"{config.SourcePath}: no notify: targets are configured"
                     : $"{config.SourcePath}: no notify target '{name}' (configured: {string.Join(", ", config.Notify.Select(t => t.Name))})");
             using var loggers = CliLogging.Create();

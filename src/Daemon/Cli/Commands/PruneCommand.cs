@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
-using Backupd.Daemon.Scheduling;
+using Backupd.Daemon.Maintenance;
 using Backupd.Policies.Loading;
 using Backupd.Storage.Catalog;
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Backupd.Daemon.Configuration;
+using Backupd.Daemon.Images;
 using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Runs;
 using Backupd.Daemon.Workflow;

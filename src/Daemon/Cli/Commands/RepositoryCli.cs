@@ -14,37 +14,38 @@ internal static class RepositoryCli
     public static bool IsRepository(string dir) => BackupRepository.Exists(dir);
 
     /// <summary>
-    /// Runs a repository operation; its failures become <see cref="CliFailureException"/>s with the exit code
+    /// Runs a repository operation; its failures become <see cref="CliFailureException"/>s of the kind
     /// the repository commands document, which <see cref="CommandTree"/> reports (stderr, JSON) like any other.
     /// </summary>
     public static Task<int> GuardAsync(string command, Func<Task<int>> action) => GuardAsync<int>(command, action);
 
-    /// <summary>Runs <paramref name="action"/>; repository exceptions become <see cref="CliFailureException"/>s with their exit code.</summary>
+    /// <summary>Runs <paramref name="action"/>; repository exceptions become <see cref="CliFailureException"/>s of their kind.</summary>
     public static async Task<T> GuardAsync<T>(string command, Func<Task<T>> action)
     {
         try
         {
             return await action();
         }
-        catch (Exception e) when (ExitFor(e) is { } code)
+        catch (Exception e) when (KindOf(e) is { } kind)
         {
-            throw new CliFailureException(code, e.Message) { Command = command };
+            throw new CliFailureException(kind, e.Message) { Command = command };
         }
     }
 
-    private static int? ExitFor(Exception e) => e switch
+    /// <summary>The repository commands also treat file-system errors as their own failures (not crashes); the exit code follows from the kind.</summary>
+    private static FailureKind? KindOf(Exception e) => e switch
     {
         CliFailureException => null,
-        RepositoryBusyException => ExitCodes.Busy,
-        RestorePointNotFoundException or FileNotFoundException or DirectoryNotFoundException => ExitCodes.NotFound,
-        RepositoryCorruptException or CorruptDataException => ExitCodes.Damaged,
-        ArgumentException => ExitCodes.UsageOrConfig,
-        RepositoryException or IOException or UnauthorizedAccessException => ExitCodes.Failed,
+        RepositoryBusyException => FailureKind.Busy,
+        RestorePointNotFoundException or FileNotFoundException or DirectoryNotFoundException => FailureKind.NotFound,
+        RepositoryCorruptException or CorruptDataException => FailureKind.Damaged,
+        ArgumentException => FailureKind.Usage,
+        RepositoryException or IOException or UnauthorizedAccessException => FailureKind.Failed,
         _ => null,
     };
 
-    /// <summary>Ends the command with <paramref name="code"/> and <paramref name="message"/> (reported by <see cref="CommandTree"/>).</summary>
-    public static int Fail(string command, string message, int code) => throw new CliFailureException(code, message) { Command = command };
+    /// <summary>Ends the command with a failure of <paramref name="kind"/> (reported by <see cref="CommandTree"/>).</summary>
+    public static int Fail(string command, string message, FailureKind kind) => throw new CliFailureException(kind, message) { Command = command };
 
     /// <summary>Runs <paramref name="work"/> with a progress bar when stdout is a terminal (and not --json), plainly otherwise.</summary>
     public static async Task<T> WithProgressAsync<T>(string label, long total, bool json, Func<IProgress<long>?, Task<T>> work)

@@ -23,7 +23,7 @@ internal static class RepositoryVerifyHandler
         var json = parse.GetValue(GlobalOptions.Json);
         if (!RepositoryCli.IsRepository(dir.FullName))
         {
-            return RepositoryCli.Fail("verify", $"{dir.FullName} is not a backupd repository (no repository.json)", ExitCodes.NotFound);
+            return RepositoryCli.Fail("verify", $"{dir.FullName} is not a backupd repository (no repository.json)", FailureKind.NotFound);
         }
         using var repo = BackupRepository.Open(dir.FullName);
         var pointId = parse.GetValue(Point);

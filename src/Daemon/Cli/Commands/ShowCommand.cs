@@ -19,10 +19,10 @@ public static class ShowCommand
         {
             var id = parse.GetValue(point)!;
             var detail = await store.GetPointAsync(id, ct)
-                ?? throw new CliFailureException(ExitCodes.NotFound, $"no restore point '{id}' in the catalog (`backupd list` shows them)");
+                ?? throw new CliFailureException(FailureKind.NotFound, $"no restore point '{id}' in the catalog (`backupd list` shows them)");
             if (parse.GetValue(xml))
             {
-                if (detail.DomainXml is null) throw new CliFailureException(ExitCodes.NotFound, $"restore point '{id}' has no saved domain XML");
+                if (detail.DomainXml is null) throw new CliFailureException(FailureKind.NotFound, $"restore point '{id}' has no saved domain XML");
                 Console.WriteLine(detail.DomainXml);
                 return ExitCodes.Ok;
             }

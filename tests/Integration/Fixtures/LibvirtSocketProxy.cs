@@ -1,7 +1,6 @@
 using System.Net.Sockets;
-using Backupd.Integration.Fixtures;
 
-namespace Backupd.Integration;
+namespace Backupd.Integration.Fixtures;
 
 /// <summary>
 /// A Unix-socket relay in front of libvirtd's socket, for a client that connects with

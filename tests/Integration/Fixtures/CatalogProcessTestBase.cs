@@ -1,7 +1,6 @@
-using Backupd.Integration.Fixtures;
 using Backupd.Storage.Catalog;
 
-namespace Backupd.Integration.Catalog;
+namespace Backupd.Integration.Fixtures;
 
 /// <summary>
 /// What the catalog tests that run `backupd` as a process share: a migrated database per class, a configuration

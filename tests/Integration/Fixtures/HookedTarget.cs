@@ -1,6 +1,6 @@
 using Backupd.Daemon.Workflow;
 
-namespace Backupd.Integration;
+namespace Backupd.Integration.Fixtures;
 
 /// <summary>Runs test code after the snapshot, before and while the first file is copied.</summary>
 internal sealed class HookedTarget(IBackupTarget inner) : IBackupTarget
@@ -39,7 +39,7 @@ internal sealed class HookedTarget(IBackupTarget inner) : IBackupTarget
         }
 
         public void AttachMetadata(string name, string content) => inner.AttachMetadata(name, content);
-        public string Commit() => inner.Commit();
+        public Backupd.Storage.Repository.RestorePointInfo Commit() => inner.Commit();
         public void Dispose() => inner.Dispose();
     }
 

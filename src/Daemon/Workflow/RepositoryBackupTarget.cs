@@ -1,11 +1,10 @@
-using Backupd.Daemon.Workflow;
 using Backupd.Storage.Repository;
 
-namespace Backupd.Daemon.Runs;
+namespace Backupd.Daemon.Workflow;
 
 /// <summary>
-/// The workflow's <see cref="IBackupTarget"/> over the versioned repository (issue 3), remembering the
-/// <see cref="RestorePointInfo"/> each commit returned so the runner can record exactly that in the catalog.
+/// The workflow's <see cref="IBackupTarget"/> over the versioned repository (issue 3): a commit returns the
+/// <see cref="RestorePointInfo"/> the repository wrote, which the run records in the catalog as it is.
 /// With <paramref name="copyBytesPerSecond"/>, every read of the run waits on one shared <see cref="BandwidthLimiter"/>.
 /// <paramref name="blockSize"/> (a policy's block-size) applies to files backed up for the first time; a file
 /// already in the repository keeps its own. Null: the repository's default.
@@ -22,9 +21,6 @@ public sealed class RepositoryBackupTarget(string directory, long? copyBytesPerS
 
     /// <summary>See <see cref="BackupRepository.ScrubCycle"/>.</summary>
     public int ScrubCycle { get; init; } = BackupRepository.DefaultScrubCycle;
-
-    /// <summary>What the last successful commit returned.</summary>
-    public RestorePointInfo? LastCommitted { get; private set; }
 
     public BackupRepository Repository => _repository ?? throw new InvalidOperationException("EnsureWritable opens the repository first");
 
@@ -77,12 +73,7 @@ public sealed class RepositoryBackupTarget(string directory, long? copyBytesPerS
 
         public void AttachMetadata(string name, string content) => session.AttachMetadata(name, content);
 
-        public string Commit()
-        {
-            var point = session.Commit();
-            owner.LastCommitted = point;
-            return point.PointId;
-        }
+        public RestorePointInfo Commit() => session.Commit();
 
         public void Dispose() => session.Dispose();
     }

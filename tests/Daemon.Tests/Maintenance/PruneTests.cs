@@ -1,8 +1,10 @@
 using Backupd.Policies.Model;
+using Backupd.Daemon.Maintenance;
 using Backupd.Daemon.Scheduling;
+using Backupd.Daemon.Tests.Scheduling;
 using Backupd.Storage.Repository;
 
-namespace Backupd.Daemon.Tests.Scheduling;
+namespace Backupd.Daemon.Tests.Maintenance;
 
 /// <summary>Retention applied to a real versioned repository (no catalog here; the integration tests add it).</summary>
 public sealed class PruneTests : IDisposable
@@ -99,8 +101,8 @@ public sealed class PruneTests : IDisposable
               <disk type='file' device='cdrom'><source file='/i/c.iso'/><target dev='sda'/><readonly/></disk>
             </devices></domain>
             """;
-        Assert.Empty(CatalogBackupRunner.DisksFor(TestPolicies.One("name: p\ndomains: [x]\nschedule: daily\nrepository: /r\n"), xml));
-        Assert.Equal(["vdb"], CatalogBackupRunner.DisksFor(TestPolicies.One("name: p\ndomains: [x]\nschedule: daily\nrepository: /r\ndisks: {include: ['*'], exclude: [vda]}\n"), xml));
-        Assert.Throws<Backupd.Daemon.Workflow.BackupRefusedException>(() => CatalogBackupRunner.DisksFor(TestPolicies.One("name: p\ndomains: [x]\nschedule: daily\nrepository: /r\ndisks: [sd*]\n"), xml));
+        Assert.Empty(Backupd.Daemon.Runs.BackupService.DisksFor(TestPolicies.One("name: p\ndomains: [x]\nschedule: daily\nrepository: /r\n").Disks, xml));
+        Assert.Equal(["vdb"], Backupd.Daemon.Runs.BackupService.DisksFor(TestPolicies.One("name: p\ndomains: [x]\nschedule: daily\nrepository: /r\ndisks: {include: ['*'], exclude: [vda]}\n").Disks, xml));
+        Assert.Throws<Backupd.Daemon.Workflow.BackupRefusedException>(() => Backupd.Daemon.Runs.BackupService.DisksFor(TestPolicies.One("name: p\ndomains: [x]\nschedule: daily\nrepository: /r\ndisks: [sd*]\n").Disks, xml));
     }
 }

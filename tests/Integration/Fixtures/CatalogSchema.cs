@@ -1,7 +1,7 @@
 using Dapper;
 using Npgsql;
 
-namespace Backupd.Integration.Catalog;
+namespace Backupd.Integration.Fixtures;
 
 /// <summary>A text description of a database's public schema (columns, constraints, indexes), for exact comparisons.</summary>
 internal static class CatalogSchema

@@ -33,14 +33,14 @@ public sealed class DomainBusyException : CatalogException
 /// a dedicated unpooled connection for the whole run. If the process dies, PostgreSQL ends the
 /// session and the lock goes with it; nothing needs cleaning up.
 /// </summary>
-public sealed class DomainLock : IAsyncDisposable
+public sealed class CatalogDomainLock : IAsyncDisposable
 {
     private readonly NpgsqlConnection _connection;
     private readonly long _key;
 
-    static DomainLock() => DefaultTypeMap.MatchNamesWithUnderscores = true;
+    static CatalogDomainLock() => DefaultTypeMap.MatchNamesWithUnderscores = true;
 
-    private DomainLock(NpgsqlConnection connection, Guid domainUuid, long key)
+    private CatalogDomainLock(NpgsqlConnection connection, Guid domainUuid, long key)
     {
         _connection = connection;
         DomainUuid = domainUuid;
@@ -50,7 +50,7 @@ public sealed class DomainLock : IAsyncDisposable
     public Guid DomainUuid { get; }
 
     /// <summary>Takes the lock without waiting. Throws <see cref="DomainBusyException"/> naming the holder if it is taken.</summary>
-    public static async Task<DomainLock> AcquireAsync(string connectionString, Guid domainUuid, string domainName, ProcessIdentity self, CancellationToken ct)
+    public static async Task<CatalogDomainLock> AcquireAsync(string connectionString, Guid domainUuid, string domainName, ProcessIdentity self, CancellationToken ct)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString)
         {
@@ -75,7 +75,7 @@ public sealed class DomainLock : IAsyncDisposable
                   set host = excluded.host, pid = excluded.pid, run_id = null, since = excluded.since, backend_pid = excluded.backend_pid
                 """,
                 new { domainUuid, host = self.Host, pid = self.Pid }, cancellationToken: ct));
-            return new DomainLock(connection, domainUuid, key);
+            return new CatalogDomainLock(connection, domainUuid, key);
         }
         catch
         {

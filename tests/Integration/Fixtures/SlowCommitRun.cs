@@ -1,9 +1,8 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using Backupd.Integration.Fixtures;
 using Backupd.Storage.Catalog;
 
-namespace Backupd.Integration.Catalog;
+namespace Backupd.Integration.Fixtures;
 
 /// <summary>
 /// A `backupd backup --domain` process whose steps a test can catch: the copy is throttled (64 MiB at 8 MiB/s),

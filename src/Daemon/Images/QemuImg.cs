@@ -1,0 +1,109 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using Backupd.Daemon.Workflow;
+
+namespace Backupd.Daemon.Images;
+
+/// <summary>qemu-img failed or is missing; the message names the command and its stderr (or the package to install).</summary>
+public sealed class QemuImgException : IOException
+{
+    public QemuImgException(string message) : base(message) { }
+    public QemuImgException(string message, Exception inner) : base(message, inner) { }
+    public QemuImgException() { }
+}
+
+/// <summary>
+/// Every qemu-img operation backupd runs, as a child process with its arguments as a list (no shell; the
+/// product never runs virsh, qemu-img is fine), plus the qcow2 header sniffing that needs no process.
+/// The instance is the workflow's <see cref="IImageTool"/> (fakeable); restores use the static operations.
+/// </summary>
+public sealed class QemuImg : IImageTool
+{
+    public async Task<IReadOnlyList<ChainImage>> GetChainAsync(string path, CancellationToken ct)
+    {
+        var json = await OutputAsync(ct, "info", "-U", "--backing-chain", "--output=json", path);
+        using var doc = JsonDocument.Parse(json);
+        var chain = new List<ChainImage>();
+        foreach (var image in doc.RootElement.EnumerateArray())
+        {
+            var file = image.GetProperty("filename").GetString()!;
+            chain.Add(new ChainImage(
+                Path.GetFullPath(file),
+                image.GetProperty("format").GetString()!,
+                image.TryGetProperty("full-backing-filename", out var b) ? b.GetString() : null,
+                image.GetProperty("virtual-size").GetInt64()));
+        }
+        return chain;
+    }
+
+    public Task CommitAsync(string overlay, CancellationToken ct) => RunAsync(ct, "commit", "-q", overlay);
+
+    /// <summary>Rewrites the backing reference in the image header only (`rebase -u`): data is untouched.</summary>
+    public static Task RebaseUnsafeAsync(string image, string backingFile, string backingFormat, CancellationToken ct) =>
+        RunAsync(ct, "rebase", "-u", "-f", "qcow2", "-b", backingFile, "-F", backingFormat, image);
+
+    /// <summary>Writes the whole chain under <paramref name="top"/> as one standalone image.</summary>
+    public static Task ConvertAsync(string top, string topFormat, string target, string targetFormat, CancellationToken ct) =>
+        RunAsync(ct, "convert", "-f", topFormat, "-O", targetFormat, top, target);
+
+    /// <summary>True when the guest-visible contents are equal (`qemu-img compare`, exit 0 equal, 1 different).</summary>
+    public static async Task<bool> CompareAsync(string a, string b, CancellationToken ct)
+    {
+        var (code, _, stderr) = await TryRunAsync(ct, "compare", "-U", a, b);
+        return code switch
+        {
+            0 => true,
+            1 => false,
+            _ => throw new QemuImgException($"qemu-img compare {a} {b} failed: {stderr.Trim()}"),
+        };
+    }
+
+    /// <summary>Runs qemu-img with <paramref name="args"/>; a non-zero exit throws <see cref="QemuImgException"/> with its stderr.</summary>
+    public static Task RunAsync(CancellationToken ct, params string[] args) => OutputAsync(ct, args);
+
+    private const uint Qcow2Magic = 0x514649FB; // "QFI\xfb"
+
+    /// <summary>qcow2 (by its magic, with the backing file name from the header) or raw, read from the file's first bytes.</summary>
+    public static (string Format, string? BackingFile) DetectFormat(string path)
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        Span<byte> header = stackalloc byte[20];
+        if (fs.Read(header) < 20 || BinaryPrimitives.ReadUInt32BigEndian(header) != Qcow2Magic)
+        {
+            return ("raw", null);
+        }
+        var backingOffset = BinaryPrimitives.ReadInt64BigEndian(header[8..]);
+        var backingSize = BinaryPrimitives.ReadInt32BigEndian(header[16..]);
+        if (backingOffset <= 0 || backingSize is <= 0 or > 4096)
+        {
+            return ("qcow2", null);
+        }
+        var name = new byte[backingSize];
+        fs.Position = backingOffset;
+        fs.ReadExactly(name);
+        return ("qcow2", Encoding.UTF8.GetString(name));
+    }
+
+    private static async Task<string> OutputAsync(CancellationToken ct, params string[] args)
+    {
+        var (code, stdout, stderr) = await TryRunAsync(ct, args);
+        return code == 0 ? stdout : throw new QemuImgException($"qemu-img {string.Join(' ', args)} failed (exit {code}): {stderr.Trim()}");
+    }
+
+    private static async Task<(int Code, string Stdout, string Stderr)> TryRunAsync(CancellationToken ct, params string[] args)
+    {
+        var info = new ProcessStartInfo("qemu-img") { RedirectStandardOutput = true, RedirectStandardError = true, StandardErrorEncoding = Encoding.UTF8 };
+        foreach (var a in args) info.ArgumentList.Add(a);
+        Process? started;
+        try { started = Process.Start(info); }
+        catch (System.ComponentModel.Win32Exception e) { throw new QemuImgException($"cannot run qemu-img ({e.Message}): apt-get install -y qemu-utils", e); }
+        using var process = started ?? throw new QemuImgException("cannot run qemu-img: apt-get install -y qemu-utils");
+        var stdout = process.StandardOutput.ReadToEndAsync(ct);
+        var stderr = process.StandardError.ReadToEndAsync(ct);
+        try { await process.WaitForExitAsync(ct); }
+        catch (OperationCanceledException) { process.Kill(); throw; }
+        return (process.ExitCode, await stdout, await stderr);
+    }
+}
