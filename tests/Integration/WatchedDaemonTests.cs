@@ -55,7 +55,7 @@ public sealed class WatchedDaemonTests(PostgresDatabase database) : IClassFixtur
             var job = page.Locator($"#jobs tr[data-key='{vm.Name}']");
             var pct = job.Locator(".pct");
             await WaitForAsync(async () => (await job.CountAsync()) == 1 && (await pct.TextContentAsync() ?? "").Contains('%', StringComparison.Ordinal) &&
-                (await job.Locator("td").Nth(2).TextContentAsync()) == "copy", TimeSpan.FromSeconds(90), "the copy on the page", output);
+                (await job.Locator("td").Nth(2).TextContentAsync()) == "copy", TimeSpan.FromSeconds(90), "the copy on the page", output, page);
             var first = Percent(await pct.TextContentAsync());
             await page.ScreenshotAsync(new() { Path = Path.Combine(shots, "status-overview-running.png"), FullPage = true });
             await WaitForAsync(async () => (await job.CountAsync()) == 0 || Percent(await pct.TextContentAsync()) > first + 5, TimeSpan.FromSeconds(30), "the percentage to move", output);
@@ -127,13 +127,13 @@ public sealed class WatchedDaemonTests(PostgresDatabase database) : IClassFixtur
         return end > 0 && double.TryParse(t[..end].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var p) ? p : -1;
     }
 
-    private static async Task WaitForAsync(Func<Task<bool>> condition, TimeSpan limit, string what, IEnumerable<string> output)
+    private static async Task WaitForAsync(Func<Task<bool>> condition, TimeSpan limit, string what, IEnumerable<string> output, IPage? page = null)
     {
         var deadline = DateTime.UtcNow + limit;
         while (!await condition())
         {
             if (DateTime.UtcNow > deadline)
-                throw new TimeoutException($"waited {limit.TotalSeconds}s for {what}; process output:\n{string.Join('\n', output.TakeLast(40))}");
+                throw new TimeoutException($"waited {limit.TotalSeconds}s for {what}; page: {(page is null ? "" : await page.Locator("body").InnerHTMLAsync())}; process output:\n{string.Join('\n', output.TakeLast(40))}");
             await Task.Delay(200);
         }
     }

@@ -12,7 +12,7 @@ namespace Backupd.Daemon.Web;
 /// <summary>
 /// The daemon's read-only HTTP listener (Kestrel, minimal API): /metrics, the status pages and /api. It is its own
 /// small WebApplication started and stopped with the daemon's host, so the daemon's generic host stays as it is.
-/// Every route is GET; with a credential configured every request must present it (401 otherwise).
+/// Every route is GET (handlers take a CancellationToken, not HttpContext: a lone HttpContext lambda binds as a RequestDelegate and drops its result); with a credential configured every request must present it (401 otherwise).
 /// </summary>
 public sealed class WebListener(HttpSettings settings, StatusReader status, PrometheusExporter exporter, HealthSnapshot health,
     ILoggerFactory loggers) : IHostedService, IAsyncDisposable
@@ -44,16 +44,25 @@ public sealed class WebListener(HttpSettings settings, StatusReader status, Prom
                 else context.Response.Headers.WWWAuthenticate = "Bearer realm=\"backupd\"";
             });
         }
-        app.MapGet("/metrics", async (HttpContext context) =>
+        app.Use(async (context, next) =>
         {
-            await health.RefreshAsync(context.RequestAborted);
+            try { await next(context); }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                log.RequestFailed(context.Request.Path, e);
+                if (!context.Response.HasStarted) context.Response.StatusCode = StatusCodes.Status500InternalServerError;
+            }
+        });
+        app.MapGet("/metrics", async (CancellationToken requestAborted) =>
+        {
+            await health.RefreshAsync(requestAborted);
             return Results.Text(exporter.Scrape(), PrometheusExporter.ContentType);
         });
-        app.MapGet("/api/status", async (HttpContext context) => Results.Json(await status.StatusAsync(context.RequestAborted), Json));
-        app.MapGet("/api/domains/{name}", async (string name, HttpContext context) =>
-            await status.DomainAsync(name, context.RequestAborted) is { } detail
-                ? Results.Json(detail, Json)
-                : Results.Json(new { error = $"no domain '{name}' in the catalog", kind = "not-found" }, Json, statusCode: 404));
+        app.MapGet("/api/status", async (CancellationToken requestAborted) => JsonResult(await status.StatusAsync(requestAborted)));
+        app.MapGet("/api/domains/{name}", async (string name, CancellationToken requestAborted) =>
+            await status.DomainAsync(name, requestAborted) is { } detail
+                ? JsonResult(detail)
+                : JsonResult(new { error = $"no domain '{name}' in the catalog", kind = "not-found" }, 404));
         app.MapGet("/", () => Results.Content(Pages.Overview, "text/html; charset=utf-8"));
         app.MapGet("/domains/{name}", (string name) => Results.Content(Pages.Domain(name), "text/html; charset=utf-8"));
         app.MapGet("/healthz", () => Results.Text("ok\n"));
@@ -63,6 +72,10 @@ public sealed class WebListener(HttpSettings settings, StatusReader status, Prom
         Address = new Uri(bound.EndsWith('/') ? bound : bound + "/");
         log.Listening(Address.Authority, settings.Credential is null ? "no credential: loopback only" : settings.Credential.User is null ? "bearer token required" : "basic auth required");
     }
+
+    /// <summary>The CLI's JSON options (same field names as `--json`), serialized here so a failure is logged, not an empty 200.</summary>
+    private static IResult JsonResult<T>(T value, int status = 200) =>
+        Results.Text(JsonSerializer.Serialize(value, Json), "application/json; charset=utf-8", System.Text.Encoding.UTF8, status);
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
