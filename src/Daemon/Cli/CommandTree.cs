@@ -109,6 +109,7 @@ public static class CommandTree
         root.Subcommands.Add(KeyCommand.Create());
         root.Subcommands.Add(ChainCommand.Create());
         root.Subcommands.Add(MoveDiskCommand.Create());
+        root.Subcommands.Add(NotifyCommand.Create());
         return root;
     }
 

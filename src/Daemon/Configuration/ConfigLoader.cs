@@ -25,7 +25,7 @@ public static class ConfigLoader
     [
         "libvirt-uri", "catalog-connection", "catalog-connection-file", "state-directory",
         "scratch-directory", "policies-directory", "max-parallel", "misfire-grace", "catalog-retry",
-        "reader-wait", "scrub-cycle", "agent-timeout",
+        "reader-wait", "scrub-cycle", "agent-timeout", "http", "notify",
     ];
 
     public static DaemonConfig Load(string? explicitPath)
@@ -49,6 +49,7 @@ public static class ConfigLoader
     {
         var errors = new List<string>();
         var values = new Dictionary<string, (string Value, YNode Start)>();
+        var sections = new Dictionary<string, YMapping>();
         var (documents, problem) = YamlTree.Parse(text);
         if (problem is not null)
             throw new ConfigException($"{path}:{problem.Line}:{problem.Column}: {problem.Message}");
@@ -62,6 +63,13 @@ public static class ConfigLoader
             {
                 var hint = Suggest(key);
                 errors.Add($"{At(path, keyNode)}: unknown key '{key}'{(hint is null ? "" : $" (did you mean '{hint}'?)")}; known keys: {string.Join(", ", KnownKeys)}");
+                continue;
+            }
+            if (key is "http" or "notify")
+            {
+                // Nested sections, read by their own parsers (Web/HttpSettings, Notifications/NotifyTarget).
+                if (valueNode is YMapping section && !sections.ContainsKey(key)) sections[key] = section;
+                else errors.Add($"{At(path, valueNode)}: '{key}' expects a mapping (see config/backupd.yaml){(sections.ContainsKey(key) ? " and is given twice" : "")}");
                 continue;
             }
             if (valueNode is not YScalar scalar)
@@ -117,6 +125,9 @@ public static class ConfigLoader
         if ((agentTimeout < TimeSpan.FromSeconds(1) || agentTimeout > TimeSpan.FromMinutes(5)) && values.TryGetValue("agent-timeout", out var at))
             errors.Add($"{At(path, at.Start)}: 'agent-timeout' expects a duration from 1s to 5m, got '{at.Value}'");
 
+        var http = sections.TryGetValue("http", out var httpSection) ? Web.HttpSettings.Parse(path, httpSection, errors) : null;
+        var notify = sections.TryGetValue("notify", out var notifySection) ? Notifications.NotifyTarget.ParseAll(path, notifySection, errors) : [];
+
         if (errors.Count > 0)
             throw new ConfigException(string.Join(Environment.NewLine, errors));
 
@@ -134,6 +145,8 @@ public static class ConfigLoader
             ReaderWait = readerWait,
             ScrubCycle = scrubCycle,
             AgentTimeout = agentTimeout,
+            Http = http,
+            Notify = notify,
         };
     }
 

@@ -36,7 +36,37 @@ public static class DaemonHost
         builder.Services.AddSingleton<IBackupRunner, CatalogBackupRunner>();
         builder.Services.AddSingleton<IDomainSource, LibvirtDomainSource>();
         builder.Services.AddHostedService<SchedulingService>();
+        AddObservability(builder.Services, config);
         using var host = builder.Build();
         await host.RunAsync(ct);
+    }
+
+    /// <summary>Metrics, notifications, STATUS= and the HTTP listener: observers of every scheduled run (issue 14).</summary>
+    internal static void AddObservability(IServiceCollection services, DaemonConfig config)
+    {
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(_ => new Storage.Catalog.CatalogStore(config.CatalogConnectionString));
+        services.AddSingleton<Observability.PolicyView>();
+        services.AddSingleton<Observability.RunTracker>();
+        services.AddSingleton<Observability.HealthSnapshot>();
+        services.AddSingleton<Observability.BackupdMetrics>();
+        services.AddSingleton(sp => { sp.GetRequiredService<Observability.BackupdMetrics>(); return new Observability.PrometheusExporter(Observability.BackupdMetrics.MeterName); });
+        services.AddSingleton<Observability.ProgressJournal>();
+        services.AddSingleton<Observability.SystemdStatus>();
+        services.AddSingleton(sp => new Notifications.Notifier(new HttpClient { Timeout = TimeSpan.FromSeconds(30) }, sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<Notifications.Notifier>>()));
+        services.AddSingleton<Notifications.NotificationDispatcher>();
+        services.AddHostedService(sp => sp.GetRequiredService<Notifications.NotificationDispatcher>());
+        // The tracker first: the others read its view of the running jobs.
+        services.AddSingleton(sp => new Observability.RunObservers([
+            sp.GetRequiredService<Observability.RunTracker>(), sp.GetRequiredService<Observability.BackupdMetrics>(),
+            sp.GetRequiredService<Observability.ProgressJournal>(), sp.GetRequiredService<Observability.SystemdStatus>(),
+            sp.GetRequiredService<Notifications.NotificationDispatcher>()]));
+        if (config.Http is { } http)
+        {
+            services.AddSingleton(http);
+            services.AddSingleton<Web.StatusReader>();
+            services.AddSingleton<Web.WebListener>();
+            services.AddHostedService(sp => sp.GetRequiredService<Web.WebListener>());
+        }
     }
 }

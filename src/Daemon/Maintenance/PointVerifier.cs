@@ -13,13 +13,17 @@ namespace Backupd.Daemon.Maintenance;
 /// </summary>
 public sealed class PointVerifier(CatalogStore catalog, ILogger log) : IRestorePointVerifier
 {
+    /// <summary>Metrics and notifications hear every outcome (damage found is a notification).</summary>
+    public Observability.RunObservers? Observers { get; init; }
+
     /// <summary>Verifies the point a backup just committed; false when it is damaged.</summary>
-    public async Task<bool> VerifyNewAsync(PolicyDefinition policy, Guid domainUuid, string pointId, CancellationToken ct)
+    public async Task<bool> VerifyNewAsync(PolicyDefinition policy, Guid domainUuid, string domainName, string pointId, CancellationToken ct)
     {
         using var repo = BackupRepository.Open(policy.Repository);
         var report = await repo.VerifyAsync(domainUuid.ToString(), pointId, null, ct);
         await catalog.RecordEventAsync(EventKinds.Verify, domainUuid, pointId, report.Ok,
             report.Ok ? $"verified after backup: {report.VersionsChecked} file versions" : string.Join("; ", report.Problems), ProcessIdentity.Current, CancellationToken.None);
+        Observers?.Verified(domainName, policy.Name, pointId, report.Ok, report.Ok ? "verified after backup" : string.Join("; ", report.Problems));
         if (report.Ok) log.PointVerified(policy.Name, pointId);
         else log.NewPointDamaged(policy.Name, pointId, string.Join("; ", report.Problems));
         return report.Ok;
@@ -39,6 +43,7 @@ public sealed class PointVerifier(CatalogStore catalog, ILogger log) : IRestoreP
             {
                 var report = await repo.VerifyAsync(group, point.Id, null, ct);
                 ok &= report.Ok;
+                Observers?.Verified(domain, policy.Name, point.Id, report.Ok, report.Ok ? "scheduled verify" : string.Join("; ", report.Problems));
                 if (!report.Ok) log.KeptPointDamaged(policy.Name, point.Id, domain, string.Join("; ", report.Problems));
                 if (recorded.Contains(point.Id))
                     await catalog.RecordEventAsync(EventKinds.Verify, uuid, point.Id, report.Ok,

@@ -69,7 +69,7 @@ public sealed class BackupService(ILoggerFactory? loggers = null)
 {
     private readonly ILoggerFactory _loggers = loggers ?? NullLoggerFactory.Instance;
 
-    public async Task<BackupRun> RunAsync(BackupSpec spec, Action<BackupProgress>? onProgress, CancellationToken ct)
+    public async Task<BackupRun> RunAsync(BackupSpec spec, Action<BackupProgress>? onProgress, CancellationToken ct, IProgress<RunProgress>? observer = null)
     {
         using var hypervisor = await Task.Run(() => Connect(spec.LibvirtUri), ct);
         var found = hypervisor.FindDomain(spec.Domain) ?? throw new DomainNotFoundException(spec.Domain);
@@ -87,7 +87,7 @@ public sealed class BackupService(ILoggerFactory? loggers = null)
                 Pending = catalog.Pending,
                 AfterBackupWhileLocked = spec.AfterBackupWhileLocked is { } after ? (run, token) => after(hypervisor, run, token) : null,
             };
-            return await runner.RunAsync(spec.Domain, spec.Origin, null, timeBox.Token);
+            return await runner.RunAsync(spec.Domain, spec.Origin, observer, timeBox.Token);
         }
         var outcome = await backup.BackupAsync(domain, null, NoProgress.Instance, timeBox.Token);
         var point = RepositoryRecords.ToRecord(outcome.Point, outcome.RepositoryDirectory, outcome.Stats.Consistency)

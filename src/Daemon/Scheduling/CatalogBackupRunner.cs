@@ -15,12 +15,12 @@ namespace Backupd.Daemon.Scheduling;
 /// <see cref="BackupSpec.ForPolicy"/> builds (catalog lock and records, the policy's repository, disks, quiesce,
 /// bandwidth and copy timeout). Afterwards: verify of the new point if the policy asks, then retention (both from Maintenance/).
 /// </summary>
-public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory loggers) : IBackupRunner, IRestorePointVerifier, IAsyncDisposable
+public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory loggers, Observability.RunObservers? observers = null) : IBackupRunner, IRestorePointVerifier, IAsyncDisposable
 {
     private readonly CatalogStore _catalog = new(config.CatalogConnectionString);
     private readonly ILogger _log = loggers.CreateLogger<CatalogBackupRunner>();
     private readonly BackupService _backups = new(loggers);
-    private PointVerifier Verifier => new(_catalog, _log);
+    private PointVerifier Verifier => new(_catalog, _log) { Observers = observers };
 
     public async Task RunAsync(PolicyDefinition policy, string domain, IReadOnlyCollection<PolicyDefinition> peers, CancellationToken ct)
     {
@@ -30,10 +30,16 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
                 ? (hypervisor, run, token) => Chains.PolicyChainMaintenance.RunAsync(hypervisor, run.Domain.Uuid.ToString(), chains, config.StateDirectory, config.CatalogConnectionString, loggers.CreateLogger("backupd.chain"), token)
                 : null,
         };
-        var result = await _backups.RunAsync(spec, null, ct);
+        // Metrics, notifications, the status page and STATUS= watch the run (Observability/IRunObserver).
+        var watched = new Observability.ObservedRun(domain, policy.Name, "schedule", DateTimeOffset.UtcNow);
+        observers?.Started(watched);
+        BackupRun result;
+        try { result = await _backups.RunAsync(spec, null, ct, observers?.ProgressFor(watched)); }
+        catch (Exception e) { observers?.Finished(watched, Observability.RunEnd.From(e, null)); throw; }
+        observers?.Finished(watched, new Observability.RunEnd(RunStates.Succeeded, result.Stats, result.Point.PointId, "done", null));
         _log.PointRecorded(policy.Name, result.Point.PointId, domain, policy.Repository, result.CatalogRunId);
 
-        if (policy.Verify.AfterBackup) await Verifier.VerifyNewAsync(policy, result.Point.DomainUuid, result.Point.PointId, ct);
+        if (policy.Verify.AfterBackup) await Verifier.VerifyNewAsync(policy, result.Point.DomainUuid, result.Domain.Name, result.Point.PointId, ct);
 
         // Retention after every backup, for this domain only (other domains are pruned after their own runs).
         var decisions = await RetentionPruner.PruneAsync(policy, new RepositoryPointStore(_catalog), DateTimeOffset.UtcNow, dryRun: false, CancellationToken.None, onlyDomain: domain, peers);

@@ -20,7 +20,7 @@ namespace Backupd.Daemon.Scheduling;
 /// </summary>
 public sealed class SchedulingService(
     DaemonConfig config, IBackupRunner runner, IDomainSource domains, ILogger<SchedulingService> logger, ISystemdNotifier? notifier = null,
-    IOptions<HostOptions>? hostOptions = null) : BackgroundService
+    IOptions<HostOptions>? hostOptions = null, Observability.PolicyView? policyView = null) : BackgroundService
 {
     public static readonly TimeSpan ReloadQuiet = TimeSpan.FromMilliseconds(500);
 
@@ -114,6 +114,7 @@ public sealed class SchedulingService(
         if (!Directory.Exists(config.PoliciesDirectory)) logger.PoliciesDirectoryMissing(config.PoliciesDirectory);
         var outcome = await scheduler.ApplyAsync(files, ct);
         ApplyShutdownBudget(outcome.Active);
+        policyView?.Set(outcome.Active);
         Notify($"STATUS={outcome.Active.Count} policies scheduled{(outcome.Errors.Count > 0 ? $", {outcome.Errors.Count} policy errors (see the journal)" : "")}");
     }
 

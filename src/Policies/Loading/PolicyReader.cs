@@ -17,7 +17,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
     internal static readonly string[] PolicyKeys =
     [
         "name", "description", "connection", "domains", "disks", "schedule", "quiesce", "repository",
-        "block-size", "retention", "verify", "max-parallel", "timeouts", "bandwidth", "chains",
+        "block-size", "retention", "verify", "max-parallel", "timeouts", "bandwidth", "chains", "notify",
     ];
     internal static readonly string[] SelectionKeys = ["include", "exclude"];
     internal static readonly string[] ScheduleKeys = ["cron", "time-zone"];
@@ -68,6 +68,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
             ? Timeouts(timeoutsNode) : (PolicyDefaults.CopyTimeout, PolicyDefaults.CommitTimeout);
         var (copyRate, commitRate) = keys.TryGetValue("bandwidth", out var bandwidthNode) ? Bandwidth(bandwidthNode) : (null, null);
         var chains = keys.TryGetValue("chains", out var chainsNode) ? Chains(chainsNode) : null;
+        var notify = keys.TryGetValue("notify", out var notifyNode) ? Notify(notifyNode) : [];
 
         if (errors.Count > before || name is null || domains is null || schedule is null || repository is null) return null;
         return new PolicyDefinition
@@ -89,6 +90,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
             CopyBandwidth = copyRate,
             CommitBandwidth = commitRate,
             Chains = chains,
+            Notify = notify,
         };
     }
 
@@ -300,6 +302,19 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
             : scalar.Column;
         errors.Add(scalar.Line, column, $"'{key}' entry '{text}' is not a valid cron expression: {cronError!.Message}");
         return null;
+    }
+
+    /// <summary>`notify:` names targets defined in the daemon configuration (where their secrets live); the daemon checks the names exist.</summary>
+    private List<string> Notify(YNode node)
+    {
+        var items = node is YSequence sequence ? sequence.Items : [node];
+        var names = new List<string>();
+        foreach (var item in items)
+        {
+            if (item is YScalar { Value: var value } && NamePattern().IsMatch(value)) { names.Add(value); continue; }
+            errors.Add(item, $"'notify' expects a list of notification target names from the daemon configuration (letters, digits, '.', '_' or '-'), got {Describe(item)}");
+        }
+        return names;
     }
 
     private QuiesceMode Quiesce(YNode node)

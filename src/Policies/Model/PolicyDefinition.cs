@@ -36,6 +36,8 @@ public sealed record PolicyDefinition
     public long? CommitBandwidth { get; init; }
     /// <summary>Chain maintenance after each backup (`chains:`); null: chains are left as they are.</summary>
     public ChainMaintenance? Chains { get; init; }
+    /// <summary>Names of notification targets from the daemon configuration that also get this policy's events.</summary>
+    public IReadOnlyList<string> Notify { get; init; } = [];
 }
 
 /// <summary>`chains: {max-depth: N, method: commit|pull}`: after a domain's backup, disks deeper than N are shortened to N.</summary>
