@@ -107,6 +107,8 @@ public static class CommandTree
         root.Subcommands.Add(PruneCommand.Create());
         root.Subcommands.Add(ForgetCommand.Create());
         root.Subcommands.Add(KeyCommand.Create());
+        root.Subcommands.Add(CopyCommand.Create());
+        root.Subcommands.Add(ServeCommand.Create());
         return root;
     }
 

@@ -37,6 +37,12 @@ public sealed class OffsiteKey
 
     public static OffsiteKey Generate() => new(RandomNumberGenerator.GetBytes(Length));
 
+    /// <summary>Where the key is when no --key names it: the systemd credential if the service has one, else KEYDIR/offsite.key.</summary>
+    public static string DefaultPath =>
+        Environment.GetEnvironmentVariable("CREDENTIALS_DIRECTORY") is { Length: > 0 } credentials && File.Exists(Path.Combine(credentials, CredentialName))
+            ? Path.Combine(credentials, CredentialName)
+            : Path.Combine(RepositoryKey.KeyDirectory, CredentialName);
+
     /// <summary>Reads a key file; missing, odd-sized or readable by group/others is refused (the same rules as a repository's host key).</summary>
     public static OffsiteKey Load(string path) => new(RepositoryKey.ReadHostFile(Path.GetFullPath(path)));
 

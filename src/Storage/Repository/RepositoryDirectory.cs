@@ -302,7 +302,7 @@ internal sealed class RepositoryDirectory : IDisposable
                     dirs[parent] = Open(path, parts[..^1], ORdOnly | ODirectory, 0);
                 }
             }
-            Parallel.For(0, files.Count, new ParallelOptions { MaxDegreeOfParallelism = 16 }, i =>
+            ParallelOrFirstError(() => Parallel.For(0, files.Count, new ParallelOptions { MaxDegreeOfParallelism = 16 }, i =>
             {
                 var (path, content) = files[i];
                 var dir = dirs[Parent(path)];
@@ -316,7 +316,7 @@ internal sealed class RepositoryDirectory : IDisposable
                 using var handle = new SafeFileHandle(fd, ownsHandle: true);
                 RandomAccess.Write(handle, content, 0);
                 RandomAccess.FlushToDisk(handle);
-            });
+            }));
             for (var i = 0; i < files.Count; i++)
             {
                 var path = files[i].Path;
@@ -333,7 +333,7 @@ internal sealed class RepositoryDirectory : IDisposable
                 }
                 temps[i] = null;
             }
-            Parallel.ForEach(dirs, new ParallelOptions { MaxDegreeOfParallelism = 16 }, d => Sync(d.Value, d.Key));
+            ParallelOrFirstError(() => Parallel.ForEach(dirs, new ParallelOptions { MaxDegreeOfParallelism = 16 }, d => Sync(d.Value, d.Key)));
         }
         finally
         {
@@ -348,6 +348,19 @@ internal sealed class RepositoryDirectory : IDisposable
             {
                 _ = Close(fd);
             }
+        }
+    }
+
+    /// <summary>Parallel loops wrap failures in an AggregateException: callers see the first one, as from a plain loop (ENOSPC stays an IOException).</summary>
+    private static void ParallelOrFirstError(Action loop)
+    {
+        try
+        {
+            loop();
+        }
+        catch (AggregateException e)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.Flatten().InnerExceptions[0]);
         }
     }
 
