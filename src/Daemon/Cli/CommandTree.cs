@@ -110,6 +110,8 @@ public static class CommandTree
         root.Subcommands.Add(ChainCommand.Create());
         root.Subcommands.Add(MoveDiskCommand.Create());
         root.Subcommands.Add(NotifyCommand.Create());
+        root.Subcommands.Add(CopyCommand.Create());
+        root.Subcommands.Add(ServeCommand.Create());
         return root;
     }
 

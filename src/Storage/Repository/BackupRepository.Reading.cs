@@ -151,7 +151,7 @@ public sealed partial class BackupRepository
         return builder.Build();
     }
 
-    private delegate void ChunkAction(long offset, ReadOnlySpan<byte> data, ReadOnlySpan<bool> zero, int blockSize);
+    internal delegate void ChunkAction(long offset, ReadOnlySpan<byte> data, ReadOnlySpan<bool> zero, int blockSize);
 
     /// <summary>
     /// Recomputes the digest of every version (all groups, one group, or one point's versions): the mirror block

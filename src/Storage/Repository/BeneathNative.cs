@@ -77,6 +77,11 @@ internal static partial class BeneathNative
     [LibraryImport("libc", EntryPoint = "renameat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Renameat(int olddirfd, string oldpath, int newdirfd, string newpath);
 
+    public const uint RenameNoReplace = 1; // RENAME_NOREPLACE: a copy repository never overwrites a published file
+
+    [LibraryImport("libc", EntryPoint = "renameat2", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Renameat2(int olddirfd, string oldpath, int newdirfd, string newpath, uint flags);
+
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Statx(int dirfd, string path, int flags, uint mask, Span<byte> buffer);
 

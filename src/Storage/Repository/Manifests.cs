@@ -26,7 +26,7 @@ internal static class Json
     // Source-generated metadata: reflection-based serialization JIT-compiles ~150 methods per process
     // (~0.1 CPU-s on every `backupd backup`, measured with DOTNET_PerfMapEnabled).
     private static JsonTypeInfo<T> Info<T>() =>
-        RepositoryJsonContext.Default.GetTypeInfo(typeof(T)) as JsonTypeInfo<T>
+        (RepositoryJsonContext.Default.GetTypeInfo(typeof(T)) ?? Offsite.OffsiteJsonContext.Default.GetTypeInfo(typeof(T))) as JsonTypeInfo<T>
         ?? throw new InvalidOperationException($"{typeof(T).Name} is not a repository document");
 }
 

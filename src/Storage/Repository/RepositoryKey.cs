@@ -89,6 +89,35 @@ internal static class RepositoryKey
         return path;
     }
 
+    /// <summary>A 32-byte key file on the host (the offsite key), with the same checks as an external repository key.</summary>
+    internal static byte[] ReadHostFile(string path)
+    {
+        RepositoryDirectory parent;
+        try
+        {
+            parent = new RepositoryDirectory(Path.GetDirectoryName(path)!);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            throw Missing(path);
+        }
+        using (parent)
+        {
+            return ReadFrom(parent, path, checkMode: true);
+        }
+    }
+
+    /// <summary>Writes a new 32-byte key file (0600, durably) in an existing directory; an existing file is refused, never replaced.</summary>
+    internal static void WriteNewHostFile(string path, byte[] key)
+    {
+        using var parent = new RepositoryDirectory(Path.GetDirectoryName(path)!);
+        if (parent.Kind(path) != EntryKind.Missing)
+        {
+            throw new RepositoryException($"{path} already exists; refusing to replace a key (move it away first if it belongs to nothing)");
+        }
+        parent.WriteFile(path, key, OwnerOnly);
+    }
+
     private static byte[] ReadFrom(RepositoryDirectory directory, string path, bool checkMode)
     {
         SafeFileHandle handle;

@@ -14,7 +14,7 @@ public static class KeyCommand
 
     public static Command Create()
     {
-        var command = new Command("key", "Where a repository's key is kept");
+        var command = new Command("key", "Where a repository's key is kept; the offsite key of copies (create, export --paper, import --paper)");
         var moveOut = new Command("move-out", "Move the repository key out of the repository into the host key directory (back it up separately!); exit 4 while a writer is active");
         moveOut.Options.Add(Repository);
         moveOut.Options.Add(GlobalOptions.Json);
@@ -38,6 +38,9 @@ public static class KeyCommand
             return ExitCodes.Ok;
         });
         command.Subcommands.Add(moveOut);
+        command.Subcommands.Add(OffsiteKeyCommands.Create());
+        command.Subcommands.Add(OffsiteKeyCommands.Export());
+        command.Subcommands.Add(OffsiteKeyCommands.Import());
         return command;
     }
 }

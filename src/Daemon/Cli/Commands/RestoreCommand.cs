@@ -11,8 +11,13 @@ public static class RestoreCommand
         command.Options.Add(GlobalOptions.Json);
         FileRestoreHandler.AddOptions(command);
         DomainRestoreHandler.AddOptions(command);
+        CopyRestoreHandler.AddOptions(command);
         command.SetAction(async (parse, ct) =>
         {
+            if (CopyRestoreHandler.Applies(parse))
+            {
+                return await CopyRestoreHandler.RunAsync(parse, ct);
+            }
             if (DomainRestoreHandler.Applies(parse))
             {
                 return await DomainRestoreHandler.RunAsync(parse, ct);
@@ -21,7 +26,7 @@ public static class RestoreCommand
             {
                 return await FileRestoreHandler.RunAsync(parse, ct);
             }
-            await Console.Error.WriteLineAsync("backupd restore: say what to restore: --domain NAME [--point ID | --at TIME] (--to DIR | --as-domain NEW | --in-place --force), or --repository DIR --file NAME [--point ID] --to PATH");
+            await Console.Error.WriteLineAsync("backupd restore: say what to restore: --domain NAME [--point ID | --at TIME] (--to DIR | --as-domain NEW | --in-place --force), or --repository DIR --file NAME [--point ID] --to PATH, or --from TARGET --point ID --file NAME --to PATH");
             return ExitCodes.UsageOrConfig;
         });
         return command;

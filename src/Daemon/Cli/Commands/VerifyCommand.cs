@@ -11,8 +11,13 @@ public static class VerifyCommand
         command.Options.Add(GlobalOptions.Json);
         RepositoryVerifyHandler.AddOptions(command);
         CatalogVerifyHandler.AddOptions(command);
+        CopyVerifyHandler.AddOptions(command);
         command.SetAction(async (parse, ct) =>
         {
+            if (CopyVerifyHandler.Applies(parse))
+            {
+                return await CopyVerifyHandler.RunAsync(parse, ct);
+            }
             if (RepositoryVerifyHandler.Applies(parse))
             {
                 return await RepositoryVerifyHandler.RunAsync(parse, ct);

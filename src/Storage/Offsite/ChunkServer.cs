@@ -1,0 +1,130 @@
+using System.Text;
+using static Backupd.Storage.Offsite.ServeProtocol;
+
+namespace Backupd.Storage.Offsite;
+
+/// <summary>
+/// The server side of `backupd serve`: answers <see cref="ServeProtocol"/> requests from <paramref name="input"/>
+/// on <paramref name="output"/> against a <see cref="LocalChunkStore"/>, until the client closes the stream. A failed
+/// operation is answered with its status and message and the connection goes on; a malformed frame ends it.
+/// The server never holds the key: it checks chunk framing and names, and what it is allowed to do (append-only).
+/// </summary>
+public sealed class ChunkServer(Stream input, Stream output, LocalChunkStore store)
+{
+    private IIndexUpload? _upload;
+
+    /// <summary>Serves until the client disconnects; an upload it did not commit is discarded.</summary>
+    public void Run()
+    {
+        try
+        {
+            while (ReadFrame(input, "the client") is var (code, payload))
+            {
+                byte[] response;
+                try
+                {
+                    response = Handle((Op)code, payload);
+                }
+#pragma warning disable CA1031 // every failure of one operation is the client's answer; the connection goes on
+                catch (Exception e)
+#pragma warning restore CA1031
+                {
+                    WriteFrame(output, (byte)StatusFor(e), Encoding.UTF8.GetBytes(e.Message));
+                    continue;
+                }
+                WriteFrame(output, (byte)Status.Ok, response);
+            }
+        }
+        finally
+        {
+            _upload?.Dispose();
+            _upload = null;
+        }
+    }
+
+    private byte[] Handle(Op op, byte[] payload)
+    {
+        var c = new BinaryCursor(payload);
+        switch (op)
+        {
+            case Op.Hello:
+                var version = c.U32();
+                if (version != ServeProtocol.Version)
+                {
+                    throw new InvalidOperationException($"the client speaks protocol version {version}, this server {ServeProtocol.Version}: install the same backupd version on both hosts");
+                }
+                return new BinaryBuilder().U32(ServeProtocol.Version).U8(store.AppendOnly ? (byte)1 : (byte)0).Span.ToArray();
+            case Op.ReadConfig:
+                return store.ReadConfig() is { } config ? new BinaryBuilder().U8(1).Bytes(config).Span.ToArray() : [0];
+            case Op.CreateConfig:
+                store.CreateConfig(c.Rest().ToArray());
+                return [];
+            case Op.Missing:
+                return Ids(store.Missing(ReadIds(c.Rest())));
+            case Op.PutChunks:
+                var chunks = new List<(ChunkId, byte[])>();
+                while (!c.AtEnd)
+                {
+                    var id = ChunkId.Read(c.Bytes(ChunkId.Length));
+                    chunks.Add((id, c.Bytes(c.U32()).ToArray()));
+                }
+                store.PutChunks(chunks);
+                return [];
+            case Op.GetChunks:
+                var frames = new BinaryBuilder();
+                foreach (var frame in store.GetChunks(ReadIds(c.Rest())))
+                {
+                    frames.U32((uint)frame.Length).Bytes(frame);
+                }
+                return frames.Span.ToArray();
+            case Op.IndexBegin:
+                _upload?.Dispose();
+                _upload = null;
+                _upload = store.BeginIndex(Encoding.UTF8.GetString(c.Rest()));
+                return [];
+            case Op.IndexData:
+                (_upload ?? throw new InvalidOperationException("index data without an index begun")).Write(c.Rest());
+                return [];
+            case Op.IndexCommit:
+                var upload = _upload ?? throw new InvalidOperationException("index commit without an index begun");
+                _upload = null;
+                using (upload)
+                {
+                    upload.Commit();
+                }
+                return [];
+            case Op.IndexAbort:
+                _upload?.Dispose();
+                _upload = null;
+                return [];
+            case Op.List:
+                var list = new BinaryBuilder();
+                foreach (var (name, length) in store.ListIndexes())
+                {
+                    WriteName(list, name);
+                    list.I64(length);
+                }
+                return list.Span.ToArray();
+            case Op.IndexRead:
+                var indexName = ReadName(ref c);
+                var offset = c.I64();
+                var count = (int)Math.Min(c.U32(), MaxFrame - 16);
+                using (var stream = store.OpenIndex(indexName))
+                {
+                    if (offset >= stream.Length)
+                    {
+                        return [];
+                    }
+                    stream.Position = offset;
+                    var buffer = new byte[Math.Min(count, stream.Length - offset)];
+                    stream.ReadExactly(buffer);
+                    return buffer;
+                }
+            case Op.Delete:
+                store.DeleteIndex(Encoding.UTF8.GetString(c.Rest()));
+                return [];
+            default:
+                throw new InvalidOperationException($"unknown operation {(byte)op}");
+        }
+    }
+}

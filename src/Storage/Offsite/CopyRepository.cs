@@ -1,0 +1,424 @@
+using System.Buffers.Binary;
+using Backupd.Storage.Repository;
+
+namespace Backupd.Storage.Offsite;
+
+/// <summary>What one copy did: <see cref="ChunksSent"/> of <see cref="Chunks"/> were sent (<see cref="BytesSent"/> sealed bytes), the rest were stored already or zero.</summary>
+public sealed record CopyReport(string PointId, bool AlreadyThere, long BytesRead, long Chunks, long ZeroChunks, long ChunksSent, long BytesSent, long IndexBytes, TimeSpan Elapsed);
+
+/// <summary>One problem found by <see cref="CopyRepository.Verify"/>, or none.</summary>
+public sealed record CopyVerifyReport(bool Ok, IReadOnlyList<string> Problems, int Indexes, long ChunksChecked, long ChunksRead);
+
+/// <summary>
+/// A copy repository (docs/repository-format.md, "Copy repositories"), seen from the side that holds the key:
+/// copies a committed local restore point into it, lists, restores and verifies. The <see cref="IChunkStore"/>
+/// under it only ever sees sealed chunks and sealed indexes. Memory stays bounded: a file is read 8 MiB at a time,
+/// chunk ids go through a temporary file, and indexes are read as streams.
+/// </summary>
+public sealed class CopyRepository : IDisposable
+{
+    private const int MaxBatch = 128;
+    private const int MaxHeaderBytes = 64 << 20;
+    private readonly IChunkStore _store;
+    private readonly OffsiteKey _key;
+    private readonly ChunkSealer _sealer;
+
+    private CopyRepository(IChunkStore store, OffsiteKey key)
+    {
+        _store = store;
+        _key = key;
+        _sealer = new ChunkSealer(key);
+    }
+
+    public string Location => _store.Location;
+
+    /// <summary>
+    /// Opens the copy repository in <paramref name="store"/> with <paramref name="key"/>; with <paramref name="create"/>
+    /// an empty store becomes one. A wrong key throws <see cref="WrongKeyException"/> before anything is read.
+    /// </summary>
+    public static CopyRepository Open(IChunkStore store, OffsiteKey key, bool create)
+    {
+        var where = $"{store.Location}/{LocalChunkStore.ConfigName}";
+        var bytes = store.ReadConfig();
+        if (bytes is null)
+        {
+            if (!create)
+            {
+                throw new RestorePointNotFoundException($"{store.Location} holds no copy repository (no {LocalChunkStore.ConfigName}); a first `backupd copy` there creates one");
+            }
+            var config = OffsiteConfig.Create(key);
+            store.CreateConfig(Json.Serialize(config));
+            bytes = store.ReadConfig() ?? throw new RepositoryException($"{where}: created but not readable");
+        }
+        Json.Parse<OffsiteConfig>(where, bytes).Check(key, where);
+        return new CopyRepository(store, key);
+    }
+
+    /// <summary>
+    /// Copies <paramref name="pointId"/> of <paramref name="local"/>: each file read once (digest-checked against
+    /// the local record), cut into chunks of its block size, only the chunks the store lacks sealed and sent, then
+    /// the index published. Until then the copy does not list the point; an interrupted copy leaves only chunks,
+    /// which the next one does not send again. A point already copied is left as it is.
+    /// </summary>
+    public CopyReport Copy(BackupRepository local, string pointId, IProgress<long>? progress, CancellationToken ct)
+    {
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var point = local.RequirePoint(pointId);
+        if (_store.ListIndexes().Any(i => i.Name == pointId))
+        {
+            return new CopyReport(pointId, true, 0, 0, 0, 0, 0, 0, watch.Elapsed);
+        }
+        using var ids = new FileStream(Path.Combine(Path.GetTempPath(), $"backupd-copy-{Guid.NewGuid():N}.ids"), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
+        var files = new List<CopyIndexFile>();
+        var stats = new Stats();
+        long done = 0;
+        foreach (var file in point.Files)
+        {
+            using var digest = _sealer.NewFileDigest(file.FileSize);
+            var before = done;
+            var relay = progress is null ? null : new SyncProgress(p => progress.Report(before + p));
+            long chunks = 0;
+            var buffer = Array.Empty<byte>();
+            local.ReadFileVersion(point, file, (offset, data, zero, blockSize) =>
+            {
+                if (buffer.Length < data.Length)
+                {
+                    buffer = new byte[data.Length];
+                }
+                data.CopyTo(buffer);
+                chunks += CopyChunks(buffer, data.Length, zero.ToArray(), blockSize, ids, digest, stats, ct);
+            }, relay, ct);
+            done += file.FileSize;
+            files.Add(new CopyIndexFile(file.FileKey, file.VersionId, file.SourcePath, file.Format, file.BackingFile, file.VirtualSize,
+                file.FileSize, file.BlockSize, chunks, digest.Finish(), file.Digest));
+            stats.BytesRead += file.FileSize;
+        }
+        var header = new CopyIndexHeader(CopyIndexHeader.FormatName, CopyIndexHeader.CurrentVersion, point.PointId, point.GroupId, point.GroupName,
+            point.Sequence, point.CreatedAt, DateTimeOffset.UtcNow, new Dictionary<string, string>(point.Metadata), files);
+        var indexBytes = WriteIndex(header, ids);
+        return new CopyReport(pointId, false, stats.BytesRead, stats.Chunks, stats.Zero, stats.New, stats.Sent, indexBytes, watch.Elapsed);
+    }
+
+    private sealed class Stats
+    {
+        public long BytesRead;
+        public long Chunks;
+        public long Zero;
+        public long New;
+        public long Sent;
+    }
+
+    /// <summary>One read buffer's blocks: ids (in parallel), ask which are missing, seal those (in parallel), send them as one batch.</summary>
+    private long CopyChunks(byte[] data, int length, bool[] zero, int blockSize, Stream ids, ChunkSealer.FileDigest digest, Stats stats, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        var blocks = zero.Length;
+        var chunkIds = new ChunkId[blocks];
+        Parallel.For(0, blocks, i =>
+        {
+            if (!zero[i])
+            {
+                chunkIds[i] = _sealer.Id(Block(data, length, blockSize, i));
+            }
+        });
+        var firstAt = new Dictionary<ChunkId, int>();
+        for (var i = 0; i < blocks; i++)
+        {
+            if (!chunkIds[i].IsZero)
+            {
+                firstAt.TryAdd(chunkIds[i], i);
+            }
+        }
+        var missing = firstAt.Count == 0 ? [] : _store.Missing(firstAt.Keys.ToList());
+        if (missing.Count > 0)
+        {
+            var frames = new (ChunkId, byte[])[missing.Count];
+            Parallel.For(0, missing.Count, j => frames[j] = (missing[j], _sealer.Seal(missing[j], Block(data, length, blockSize, firstAt[missing[j]]))));
+            _store.PutChunks(frames);
+            stats.New += frames.Length;
+            stats.Sent += frames.Sum(f => (long)f.Item2.Length);
+        }
+        var bytes = new byte[blocks * ChunkId.Length];
+        for (var i = 0; i < blocks; i++)
+        {
+            chunkIds[i].Write(bytes.AsSpan(i * ChunkId.Length));
+        }
+        ids.Write(bytes);
+        digest.Add(bytes);
+        stats.Chunks += blocks;
+        stats.Zero += chunkIds.Count(c => c.IsZero);
+        return blocks;
+    }
+
+    private static ReadOnlySpan<byte> Block(byte[] data, int length, int blockSize, int i) =>
+        data.AsSpan(i * blockSize, Math.Min(blockSize, length - (i * blockSize)));
+
+    /// <summary>The index: header length (u32) and header JSON, then every file's chunk ids in order, sealed; published last.</summary>
+    private long WriteIndex(CopyIndexHeader header, Stream ids)
+    {
+        using var upload = _store.BeginIndex(header.PointId);
+        var counter = new UploadStream(upload);
+        using (var sealedOut = new SealedWriter(counter, _key.DataKey, header.PointId))
+        {
+            var json = Json.Serialize(header);
+            Span<byte> length = stackalloc byte[4];
+            BinaryPrimitives.WriteInt32BigEndian(length, json.Length);
+            sealedOut.Write(length);
+            sealedOut.Write(json);
+            ids.Position = 0;
+            ids.CopyTo(sealedOut, 1 << 20);
+            sealedOut.Complete();
+        }
+        upload.Commit();
+        return counter.Written;
+    }
+
+    /// <summary>The points this copy holds, oldest first, each from its authenticated index header.</summary>
+    public IReadOnlyList<CopyIndexHeader> List() =>
+        _store.ListIndexes().Select(i => ReadHeader(i.Name)).OrderBy(h => h.CreatedAt).ThenBy(h => h.Sequence).ToList();
+
+    public bool Has(string pointId) => _store.ListIndexes().Any(i => i.Name == pointId);
+
+    public CopyIndexHeader ReadHeader(string pointId)
+    {
+        using var reader = OpenIndex(pointId, out var header);
+        return header;
+    }
+
+    private SealedReader OpenIndex(string pointId, out CopyIndexHeader header)
+    {
+        var where = $"{_store.Location}: index of {pointId}";
+        var reader = new SealedReader(_store.OpenIndex(pointId), _key.DataKey, pointId, where);
+        try
+        {
+            Span<byte> length = stackalloc byte[4];
+            reader.ReadFully(length);
+            var n = BinaryPrimitives.ReadInt32BigEndian(length);
+            if (n is <= 0 or > MaxHeaderBytes)
+            {
+                throw new RepositoryCorruptException($"{where}: header of {n} bytes; damaged");
+            }
+            var json = new byte[n];
+            reader.ReadFully(json);
+            header = Json.Parse<CopyIndexHeader>(where, json);
+            header.Check(where, pointId);
+            return reader;
+        }
+        catch
+        {
+            reader.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Writes one file of a copied point to a new path (an existing one is refused): chunks fetched in batches,
+    /// each authenticated and checked against its id, zero chunks left as holes, the length and the file digest
+    /// checked at the end; on any failure the partial file is removed, so damage is never restored silently.
+    /// </summary>
+    public void RestoreFile(string pointId, string fileKey, string targetPath, IProgress<long>? progress, CancellationToken ct)
+    {
+        targetPath = Path.GetFullPath(targetPath);
+        if (File.Exists(targetPath) || Directory.Exists(targetPath))
+        {
+            throw new RepositoryException($"{targetPath} already exists; refusing to overwrite it (choose a new path or remove it first)");
+        }
+        using var reader = OpenIndex(pointId, out var header);
+        var file = header.Files.FirstOrDefault(f => f.FileKey == fileKey)
+            ?? throw new RestorePointNotFoundException($"the copy of {pointId} in {_store.Location} has no file '{fileKey}' (it has: {string.Join(", ", header.Files.Select(f => f.FileKey))})");
+        SkipTo(reader, header, file);
+        var where = $"{_store.Location}: '{fileKey}' of {pointId}";
+        var created = false;
+        try
+        {
+            using var output = File.OpenHandle(targetPath, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+            created = true;
+            using var digest = _sealer.NewFileDigest(file.FileSize);
+            var plain = new byte[file.BlockSize];
+            foreach (var (first, batch) in ChunkBatches(reader, file, digest, ct))
+            {
+                var count = batch.Length;
+                var wanted = batch.Where(b => !b.IsZero).Distinct().ToList();
+                var frames = wanted.Count == 0 ? [] : _store.GetChunks(wanted);
+                var byId = new Dictionary<ChunkId, byte[]>();
+                for (var j = 0; j < wanted.Count; j++)
+                {
+                    byId[wanted[j]] = frames[j];
+                }
+                for (var i = 0; i < count; i++)
+                {
+                    var index = first + i;
+                    var offset = index * file.BlockSize;
+                    var expected = (int)Math.Min(file.BlockSize, file.FileSize - offset);
+                    if (batch[i].IsZero)
+                    {
+                        continue; // a hole
+                    }
+                    var n = _sealer.Open(batch[i], byId[batch[i]], plain, $"{where}, chunk {index} ({batch[i]})");
+                    if (n != expected)
+                    {
+                        throw new RepositoryCorruptException($"{where}, chunk {index}: {n} bytes, expected {expected}");
+                    }
+                    RandomAccess.Write(output, plain.AsSpan(0, n), offset);
+                }
+                progress?.Report(Math.Min(file.FileSize, (first + count) * file.BlockSize));
+            }
+            if (digest.Finish() != file.Digest)
+            {
+                throw new RepositoryCorruptException($"{where}: its chunk list does not give the recorded digest {file.Digest}; the index is damaged");
+            }
+            RandomAccess.SetLength(output, file.FileSize);
+            RandomAccess.FlushToDisk(output);
+        }
+        catch
+        {
+            if (created)
+            {
+                File.Delete(targetPath);
+            }
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A file's chunk ids from its index, in batches of at most 8 MiB of chunks (one GetChunks request each), each
+    /// batch added to <paramref name="digest"/> as it is read.
+    /// </summary>
+    private static IEnumerable<(long First, ChunkId[] Ids)> ChunkBatches(SealedReader reader, CopyIndexFile file, ChunkSealer.FileDigest digest, CancellationToken ct)
+    {
+        var batchSize = Math.Clamp((8 << 20) / file.BlockSize, 1, MaxBatch);
+        var bytes = new byte[batchSize * ChunkId.Length];
+        for (long first = 0; first < file.ChunkCount; first += batchSize)
+        {
+            ct.ThrowIfCancellationRequested();
+            var count = (int)Math.Min(batchSize, file.ChunkCount - first);
+            reader.ReadFully(bytes.AsSpan(0, count * ChunkId.Length));
+            digest.Add(bytes.AsSpan(0, count * ChunkId.Length));
+            var ids = new ChunkId[count];
+            for (var i = 0; i < count; i++)
+            {
+                ids[i] = ChunkId.Read(bytes.AsSpan(i * ChunkId.Length));
+            }
+            yield return (first, ids);
+        }
+    }
+
+    private static void SkipTo(SealedReader reader, CopyIndexHeader header, CopyIndexFile file)
+    {
+        var skip = new byte[1 << 16];
+        foreach (var f in header.Files)
+        {
+            if (ReferenceEquals(f, file))
+            {
+                return;
+            }
+            for (var left = f.ChunkCount * ChunkId.Length; left > 0; left -= skip.Length)
+            {
+                reader.ReadFully(skip.AsSpan(0, (int)Math.Min(skip.Length, left)));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Checks every index (authenticated, complete, its chunk list giving each file's digest) and that every chunk it
+    /// names is stored; with <paramref name="readData"/> also fetches and opens every chunk (authenticated, hashing
+    /// to its id, of the right length). Changes nothing.
+    /// </summary>
+    public CopyVerifyReport Verify(bool readData, CancellationToken ct)
+    {
+        var problems = new List<string>();
+        var read = new HashSet<ChunkId>();
+        long checkedChunks = 0;
+        var indexes = _store.ListIndexes();
+        var plain = new byte[ChunkSealer.MaxPlaintext];
+        foreach (var (name, _) in indexes)
+        {
+            try
+            {
+                using var reader = OpenIndex(name, out var header);
+                foreach (var file in header.Files)
+                {
+                    using var digest = _sealer.NewFileDigest(file.FileSize);
+                    foreach (var (first, ids) in ChunkBatches(reader, file, digest, ct))
+                    {
+                        var batch = ids.Select((id, i) => (Index: first + i, Id: id)).Where(b => !b.Id.IsZero).ToList();
+                        checkedChunks += batch.Count;
+                        var missing = _store.Missing(batch.Select(b => b.Id).Distinct().ToList()).ToHashSet();
+                        foreach (var b in batch.Where(b => missing.Contains(b.Id)))
+                        {
+                            problems.Add($"point {name}, file '{file.FileKey}', chunk {b.Index} ({b.Id}): missing from the store");
+                        }
+                        if (!readData)
+                        {
+                            continue;
+                        }
+                        var toRead = batch.Where(b => !missing.Contains(b.Id) && read.Add(b.Id)).ToList();
+                        var frames = toRead.Count == 0 ? [] : _store.GetChunks(toRead.Select(b => b.Id).ToList());
+                        for (var j = 0; j < toRead.Count; j++)
+                        {
+                            var expected = (int)Math.Min(file.BlockSize, file.FileSize - (toRead[j].Index * file.BlockSize));
+                            try
+                            {
+                                var n = _sealer.Open(toRead[j].Id, frames[j], plain, $"point {name}, file '{file.FileKey}', chunk {toRead[j].Index} ({toRead[j].Id})");
+                                if (n != expected)
+                                {
+                                    problems.Add($"point {name}, file '{file.FileKey}', chunk {toRead[j].Index}: {n} bytes, expected {expected}");
+                                }
+                            }
+                            catch (RepositoryCorruptException e)
+                            {
+                                problems.Add(e.Message);
+                            }
+                        }
+                    }
+                    if (digest.Finish() != file.Digest)
+                    {
+                        problems.Add($"point {name}, file '{file.FileKey}': the chunk list does not give the recorded digest; the index is damaged");
+                    }
+                }
+            }
+            catch (RepositoryCorruptException e)
+            {
+                problems.Add(e.Message);
+            }
+        }
+        return new CopyVerifyReport(problems.Count == 0, problems, indexes.Count, checkedChunks, read.Count);
+    }
+
+    /// <summary>Removes a point's index (its chunks stay: shared with other points; not collected yet). Refused by an append-only store.</summary>
+    public void Delete(string pointId) => _store.DeleteIndex(pointId);
+
+    public void Dispose()
+    {
+        _sealer.Dispose();
+        _store.Dispose();
+    }
+
+    /// <summary>Counts the sealed bytes going to the store.</summary>
+    private sealed class UploadStream(IIndexUpload upload) : Stream
+    {
+        public long Written { get; private set; }
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            upload.Write(buffer);
+            Written += buffer.Length;
+        }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => Written;
+        public override long Position { get => Written; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
+
+    private sealed class SyncProgress(Action<long> report) : IProgress<long>
+    {
+        public void Report(long value) => report(value);
+    }
+}

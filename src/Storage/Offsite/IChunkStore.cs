@@ -1,0 +1,53 @@
+namespace Backupd.Storage.Offsite;
+
+/// <summary>
+/// Where a copy repository's files are: a local directory (<see cref="LocalChunkStore"/>), or a `backupd serve` at
+/// the other end of an SSH connection (<see cref="RemoteChunkStore"/>). The store sees only sealed bytes and names;
+/// everything that needs the key happens in <see cref="CopyRepository"/>, on the client.
+/// </summary>
+public interface IChunkStore : IDisposable
+{
+    /// <summary>Where it is, for messages ("/mnt/usb/copies", "ssh://backup@nas/srv/copies").</summary>
+    string Location { get; }
+
+    /// <summary>True when the store refuses deletes (`serve --append-only`).</summary>
+    bool AppendOnly { get; }
+
+    /// <summary>The repository document (offsite.json), or null when the store holds no repository yet.</summary>
+    byte[]? ReadConfig();
+
+    /// <summary>Creates the repository with <paramref name="config"/> as its document; refused when one exists.</summary>
+    void CreateConfig(byte[] config);
+
+    /// <summary>Of <paramref name="ids"/>, those not stored yet.</summary>
+    IReadOnlyList<ChunkId> Missing(IReadOnlyList<ChunkId> ids);
+
+    /// <summary>Stores sealed chunks durably; one already present is kept as it is.</summary>
+    void PutChunks(IReadOnlyList<(ChunkId Id, byte[] Frame)> chunks);
+
+    /// <summary>The sealed frames of <paramref name="ids"/>, in order; a missing one throws <see cref="Repository.RepositoryCorruptException"/>.</summary>
+    IReadOnlyList<byte[]> GetChunks(IReadOnlyList<ChunkId> ids);
+
+    /// <summary>Starts writing an index; it appears (durably, never replacing one) only at <see cref="IIndexUpload.Commit"/>.</summary>
+    IIndexUpload BeginIndex(string name);
+
+    /// <summary>The complete indexes, by name, with their sizes.</summary>
+    IReadOnlyList<(string Name, long Length)> ListIndexes();
+
+    /// <summary>Reads an index's sealed bytes.</summary>
+    Stream OpenIndex(string name);
+
+    /// <summary>Removes an index (refused by an append-only store).</summary>
+    void DeleteIndex(string name);
+}
+
+/// <summary>An index being written: bytes in order, then <see cref="Commit"/>; disposed uncommitted, it never appears.</summary>
+public interface IIndexUpload : IDisposable
+{
+    void Write(ReadOnlySpan<byte> data);
+
+    void Commit();
+}
+
+/// <summary>The store refused an operation it is not allowed to do (append-only), or its file system is full.</summary>
+public sealed class ChunkStoreRefusedException(string message) : Repository.RepositoryException(message);
