@@ -23,6 +23,8 @@ internal static partial class GuestAgentLog
     [LoggerMessage(11005, LogLevel.Warning, "{Domain}: could not record the quiesce outcome in the catalog")]
     public static partial void QuiesceNotRecorded(ILogger logger, string domain, Exception exception);
 
-    [LoggerMessage(11006, LogLevel.Warning, "{Domain}: not quiescing: {Reason}; taking a crash-consistent snapshot")]
-    public static partial void NotQuiescing(ILogger logger, string domain, string reason);
+    // The level is the caller's: a domain defined without an agent channel is a choice (Information), an agent that
+    // is absent or does not answer although the channel exists is a problem (Warning).
+    [LoggerMessage(EventId = 11006, EventName = "NotQuiescing", Message = "{Domain}: not quiescing: {Reason}; taking a crash-consistent snapshot")]
+    public static partial void NotQuiescing(ILogger logger, LogLevel level, string domain, string reason);
 }

@@ -120,10 +120,12 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
     /// Null when the agent can quiesce now. A connected channel is not enough (a hung qemu-ga keeps it
     /// open), so it must answer a guest-ping, bounded like every later agent call of the run.
     /// </summary>
+    private const string NoAgentChannel = "no guest agent channel";
+
     private string? AgentProblem(DomainInfo domain, string liveXml)
     {
         if (!DomainXml.AgentConnected(liveXml))
-            return $"'{domain.Name}' has {(DomainXml.HasAgentChannel(liveXml) ? "a guest agent channel that is not connected" : "no guest agent channel")}";
+            return $"'{domain.Name}' has {(DomainXml.HasAgentChannel(liveXml) ? "a guest agent channel that is not connected" : NoAgentChannel)}";
         // A thaw left pending by an earlier run: settle it first (the guest may be frozen right now).
         var pending = new ThawPending(options.StateDirectory);
         if (pending.Find(domain.Uuid) is not null && agent.EnsureThawed(domain.Uuid, domain.Name, TimeSpan.Zero).State != ThawState.Unconfirmed)
@@ -276,7 +278,8 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         {
             // Required was refused in preflight; this is preferred.
             Journaled(entry, new QuiesceReport(requested, "crash-consistent", plan.AgentProblem, AgentWaitSeconds: plan.AgentWaitSeconds));
-            GuestAgentLog.NotQuiescing(logger, plan.Domain.Name, plan.AgentProblem);
+            GuestAgentLog.NotQuiescing(logger, plan.AgentProblem.EndsWith(NoAgentChannel, StringComparison.Ordinal) ? LogLevel.Information : LogLevel.Warning,
+                plan.Domain.Name, plan.AgentProblem);
             CreateSnapshot(plan, quiesce: false);
             return (Consistency.CrashConsistent, lastQuiesce!);
         }

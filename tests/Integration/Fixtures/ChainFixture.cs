@@ -75,6 +75,7 @@ public static class ChainFixture
 /// </summary>
 public sealed class GuestWriter(TestVm vm, string target, long start) : IAsyncDisposable
 {
+    private static readonly TimeSpan PaceDelay = TimeSpan.FromMilliseconds(150); // 64 KiB per >= 150 ms: under 430 KiB/s
     private readonly CancellationTokenSource stop = new();
     private Task? loop;
     public ConcurrentQueue<(GuestWrite Write, DateTime At)> Writes { get; } = new();
@@ -89,6 +90,9 @@ public sealed class GuestWriter(TestVm vm, string target, long start) : IAsyncDi
                 var w = new GuestWrite(start + i % 256 * 64 * 1024, 64 * 1024, (byte)(0x80 + i % 120));
                 await vm.WriteAsGuestAsync(target, w.Offset, w.Pattern, w.Length);
                 Writes.Enqueue((w, DateTime.UtcNow));
+                // Paced below the jobs' 1 MiB/s: a mirror or active commit whose guest dirties faster than its bandwidth
+                // never converges to READY (on an idle machine the monitor round trip alone allows ~2 MiB/s).
+                await Task.Delay(PaceDelay, CancellationToken.None);
             }
         });
         return this;
