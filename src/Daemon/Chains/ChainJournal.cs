@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Workflow;
 
 namespace Backupd.Daemon.Chains;
@@ -21,6 +22,21 @@ public enum ChainStep
 /// </summary>
 public sealed record ChainJournalEntry
 {
+    /// <summary>The fields every operation journals first: who, which disk, the chain as it was; the caller adds its own with `with`.</summary>
+    public static ChainJournalEntry Begin(string operation, DomainInfo domain, DomainDisk disk, DiskChain chain, string finalActive, string finalFormat) => new()
+    {
+        Id = ChainJournal.NewId(DateTimeOffset.UtcNow),
+        Operation = operation,
+        DomainUuid = domain.Uuid,
+        DomainName = domain.Name,
+        Target = disk.Target,
+        Live = domain.IsActive,
+        ChainBefore = [.. chain.Layers.Select(l => l.Path)],
+        FormatsBefore = [.. chain.Layers.Select(l => l.Format)],
+        FinalActive = finalActive,
+        FinalFormat = finalFormat,
+    };
+
     public required string Id { get; init; }
     public required string Operation { get; init; } // "shorten" | "move-disk"
     public required string DomainUuid { get; init; }

@@ -26,22 +26,12 @@ public sealed class ChainShortener(IHypervisor hypervisor, ChainJournal journal,
     {
         var clock = Stopwatch.StartNew();
         var layers = chain.Layers;
-        var entry = new ChainJournalEntry
+        var entry = ChainJournalEntry.Begin("shorten", domain, disk, chain, layers[plan.NewActive].Path, layers[plan.NewActive].Format ?? "qcow2") with
         {
-            Id = ChainJournal.NewId(DateTimeOffset.UtcNow),
-            Operation = "shorten",
-            DomainUuid = domain.Uuid,
-            DomainName = domain.Name,
-            Target = disk.Target,
-            Live = domain.IsActive,
-            ChainBefore = [.. layers.Select(l => l.Path)],
-            FormatsBefore = [.. layers.Select(l => l.Format)],
             Method = plan.Method.ToString().ToLowerInvariant(),
             ActiveCommit = plan.ActiveCommit,
             TopIndex = plan.TopIndex,
             BaseIndex = plan.BaseIndex,
-            FinalActive = layers[plan.NewActive].Path,
-            FinalFormat = layers[plan.NewActive].Format ?? "qcow2",
             DiskType = disk.Type,
             // Files backupd did not create stay unless the operator said --delete-merged.
             DeleteAfter = [.. plan.MergedAway.Select(i => layers[i].Path).Where(p => options.DeleteMerged || OverlayNaming.IsOverlay(p))],

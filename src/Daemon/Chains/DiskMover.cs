@@ -44,18 +44,8 @@ public sealed class DiskMover(IHypervisor hypervisor, ChainJournal journal, ILog
         Validate(chain, options);
         var clock = Stopwatch.StartNew();
         var destination = Path.GetFullPath(options.Destination);
-        var entry = new ChainJournalEntry
+        var entry = ChainJournalEntry.Begin("move-disk", domain, disk, chain, destination, options.Format) with
         {
-            Id = ChainJournal.NewId(DateTimeOffset.UtcNow),
-            Operation = "move-disk",
-            DomainUuid = domain.Uuid,
-            DomainName = domain.Name,
-            Target = disk.Target,
-            Live = domain.IsActive,
-            ChainBefore = [.. chain.Layers.Select(l => l.Path)],
-            FormatsBefore = [.. chain.Layers.Select(l => l.Format)],
-            FinalActive = destination,
-            FinalFormat = options.Format,
             DiskType = "file",
             DestinationCreated = true,
             // A full copy leaves the whole old chain unused by this domain; a shallow one only the old active layer.
