@@ -98,6 +98,15 @@ public sealed class QemuImg : IImageTool
 
     private const uint Qcow2Magic = 0x514649FB; // "QFI\xfb"
 
+    /// <summary>The qcow2 header version (2 or 3) or null when the file is not qcow2: only v3 images can hold persistent dirty bitmaps.</summary>
+    public static int? Qcow2Version(string path)
+    {
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        Span<byte> header = stackalloc byte[8];
+        if (fs.Read(header) < 8 || BinaryPrimitives.ReadUInt32BigEndian(header) != Qcow2Magic) return null;
+        return (int)BinaryPrimitives.ReadUInt32BigEndian(header[4..]);
+    }
+
     /// <summary>qcow2 (by its magic, with the backing file name from the header) or raw, read from the file's first bytes.</summary>
     public static (string Format, string? BackingFile) DetectFormat(string path)
     {

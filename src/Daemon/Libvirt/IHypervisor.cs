@@ -80,4 +80,20 @@ public interface IHypervisor : IDisposable
 
     /// <summary>A raw agent command (JSON) with its own timeout: the reply, or null when the agent did not answer in time.</summary>
     string? AgentCommand(string uuid, string command, TimeSpan timeout);
+
+    // ---- changed-block tracking (issue 12). Default bodies: a hypervisor without checkpoints gets full reads. ----
+
+    /// <summary>The domain's checkpoints (virDomainListAllCheckpoints + GetXMLDesc NO_DOMAIN); works for shut-off domains.</summary>
+    IReadOnlyList<CheckpointInfo> ListCheckpoints(string uuid) => [];
+
+    /// <summary>virDomainCheckpointCreateXML (running domains only: libvirt refuses an inactive one).</summary>
+    void CreateCheckpoint(string uuid, string checkpointXml) =>
+        throw new NotSupportedException("this hypervisor does not create checkpoints");
+
+    /// <summary>
+    /// virDomainCheckpointDelete; <paramref name="metadataOnly"/> (DELETE_METADATA_ONLY) when its bitmap is gone from the images
+    /// (libvirt then fails with "bitmap ... not found in backing chain"). False when no such checkpoint exists.
+    /// </summary>
+    bool DeleteCheckpoint(string uuid, string name, bool metadataOnly) =>
+        throw new NotSupportedException("this hypervisor does not delete checkpoints");
 }

@@ -12,4 +12,7 @@ public static class LibvirtErrorCodes
     public const int ArgumentUnsupported = 74;
     public const int BlockCopyActive = 83;
     public const int AgentUnresponsive = 86;
+    public const int NoDomainCheckpoint = 103;
+    /// <summary>A checkpoint whose bitmap is missing or broken (e.g. after a kill -9 of QEMU).</summary>
+    public const int CheckpointInconsistent = 109;
 }

@@ -331,4 +331,56 @@ public sealed class LibvirtHypervisor : IHypervisor
 
     /// <summary>libvirt takes whole seconds, and 0 would mean "do not wait at all".</summary>
     private static int AgentSeconds(TimeSpan timeout) => Math.Max(1, (int)Math.Ceiling(timeout.TotalSeconds));
+
+    // ---- changed-block tracking (issue 12) ----
+
+    public unsafe IReadOnlyList<CheckpointInfo> ListCheckpoints(string uuid)
+    {
+        using var h = Lookup(uuid);
+        var count = LibvirtErrors.Check(Interop.virDomainListAllCheckpoints(h, out var array, 0));
+        var handles = new List<CheckpointHandle>(count);
+        try
+        {
+            for (var i = 0; i < count; i++) handles.Add(CheckpointHandle.FromOwned(array[i]));
+        }
+        finally
+        {
+            NativeMemory.Free(array);
+        }
+        var result = new List<CheckpointInfo>(count);
+        foreach (var c in handles)
+        {
+            using (c)
+            {
+                var raw = Interop.virDomainCheckpointGetXMLDesc(c, Interop.VIR_DOMAIN_CHECKPOINT_XML_NO_DOMAIN);
+                if (raw == null) throw LibvirtErrors.Last("virDomainCheckpointGetXMLDesc");
+                result.Add(CheckpointXml.Parse(OwnedStrings.Take(raw)!));
+            }
+        }
+        return result;
+    }
+
+    public void CreateCheckpoint(string uuid, string checkpointXml)
+    {
+        using var h = Lookup(uuid);
+        using var checkpoint = LibvirtErrors.Check(Interop.virDomainCheckpointCreateXML(h, checkpointXml, 0));
+    }
+
+    public bool DeleteCheckpoint(string uuid, string name, bool metadataOnly)
+    {
+        using var h = Lookup(uuid);
+        var checkpoint = Interop.virDomainCheckpointLookupByName(h, name, 0);
+        if (checkpoint.IsInvalid)
+        {
+            var error = LibvirtErrors.Last("virDomainCheckpointLookupByName");
+            checkpoint.SetHandleAsInvalid();
+            if (error.Code == LibvirtErrorCodes.NoDomainCheckpoint) return false;
+            throw error;
+        }
+        using (checkpoint)
+        {
+            LibvirtErrors.Check(Interop.virDomainCheckpointDelete(checkpoint, metadataOnly ? Interop.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY : 0));
+        }
+        return true;
+    }
 }

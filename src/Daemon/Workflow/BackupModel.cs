@@ -40,7 +40,11 @@ public sealed record BackupRequest(
     string Domain,
     IReadOnlyList<string> IncludeDisks,
     IReadOnlyList<string> ExcludeDisks,
-    QuiesceMode Quiesce = QuiesceMode.Preferred);
+    QuiesceMode Quiesce = QuiesceMode.Preferred)
+{
+    /// <summary>Changed-block tracking: --full and the policy's full-every.</summary>
+    public ReadRequest Read { get; init; } = new();
+}
 
 /// <summary>Workflow settings that come from the daemon configuration, plus time boxes.</summary>
 public sealed record WorkflowOptions
@@ -80,6 +84,11 @@ public sealed record CopiedFile(string FileKey, string SourcePath, string Format
     public int HealedBlocks { get; init; }
     /// <summary>See <see cref="StoredFile.Healing"/>.</summary>
     public string? Healing { get; init; }
+
+    /// <summary>See <see cref="StoredFile.ReadMode"/>.</summary>
+    public string ReadMode { get; init; } = ReadModes.Full;
+    public string? FullReadReason { get; init; }
+    public long CleanButChanged { get; init; }
 }
 
 public sealed record DiskResult(
@@ -94,6 +103,15 @@ public sealed record DiskResult(
 {
     public long BytesRead => Files.Sum(f => f.BytesRead);
     public long BytesWritten => Files.Sum(f => f.BytesWritten);
+
+    /// <summary>How the disk's depth-0 file was read (<see cref="ReadModes"/>); its backing files are always read in full.</summary>
+    public string ReadMode => Files.Count > 0 ? Files[0].ReadMode : ReadModes.Full;
+
+    /// <summary>Why the disk was read in full (null for an incremental read).</summary>
+    public string? FullReadReason { get; init; }
+
+    /// <summary>Safety net: blocks the bitmap called clean that changed (must be 0).</summary>
+    public long CleanButChanged => Files.Sum(f => f.CleanButChanged);
 }
 
 public sealed record BackupResult(
@@ -114,6 +132,12 @@ public sealed record BackupResult(
 {
     /// <summary>How the snapshot was quiesced (null: the domain was shut off).</summary>
     public QuiesceReport? Quiesce { get; init; }
+
+    /// <summary>The checkpoint kept for the next backup (NEW, or the previous one carried over); null: the next backup reads in full.</summary>
+    public string? Checkpoint { get; init; }
+
+    /// <summary>A safety-net read found blocks the bitmap called clean that changed: the point fails verification (logged critical).</summary>
+    public bool SafetyNetFailed => Disks.Any(d => d.CleanButChanged > 0);
 
     /// <summary>The committed point as the repository returned it (null unless the copy committed); not part of the JSON.</summary>
     [System.Text.Json.Serialization.JsonIgnore]

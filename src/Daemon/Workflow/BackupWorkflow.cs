@@ -10,17 +10,18 @@ namespace Backupd.Daemon.Workflow;
 /// The live backup of one domain:
 /// <list type="number">
 /// <item>preflight: everything that can refuse the request, before the domain is touched;</item>
-/// <item>one atomic disk-only snapshot onto temporary overlays (journaled first);</item>
-/// <item>copy of every file of each disk's frozen chain into the backup target;</item>
-/// <item>in a finally, without cancellation: active commit, pivot, confirm, delete the overlays.</item>
+/// <item>checkpoint NEW (changed-block tracking, journaled first), then one atomic disk-only snapshot onto temporary overlays;</item>
+/// <item>copy of every file of each disk's frozen chain into the backup target (only the changed blocks where the last good checkpoint allows);</item>
+/// <item>in a finally, without cancellation: active commit, pivot, confirm, delete the overlays; then rotate the checkpoints (or discard NEW).</item>
 /// </list>
-/// A shut-off domain skips 2 and 4: its files are copied as they rest.
+/// A shut-off domain skips the snapshot, NEW and 4: its files are copied as they rest.
 /// </summary>
 public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IBackupTarget target, WorkflowOptions options, ILogger logger)
 {
     private readonly RunJournal journal = new(options.StateDirectory);
     private readonly OverlayMerger merger = new(hypervisor, images, options, logger);
     private readonly AgentGuard agent = new(hypervisor, options.AgentTimeout, logger);
+    private readonly CheckpointSteps checkpoints = new(hypervisor, logger);
 
     /// <summary>Called synchronously on the copying thread.</summary>
     public Action<BackupProgress>? OnProgress { get; init; }
@@ -49,7 +50,13 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
 
     private sealed record Plan(
         string RunId, DomainInfo Domain, DateTimeOffset StartedAt, string DefinitionXml, string SnapshotXml,
-        IReadOnlyList<DiskPlan> Disks, IReadOnlyList<SkippedDisk> Skipped, QuiesceMode Quiesce, string? AgentProblem, double? AgentWaitSeconds);
+        IReadOnlyList<DiskPlan> Disks, IReadOnlyList<SkippedDisk> Skipped, QuiesceMode Quiesce, string? AgentProblem, double? AgentWaitSeconds)
+    {
+        /// <summary>Every disk of the definition (a checkpoint must list them all), selected or not.</summary>
+        public IReadOnlyList<DomainDisk> AllDisks { get; init; } = [];
+        public ReadRequest Read { get; init; } = new();
+        public IReadOnlyList<(DomainDisk Disk, IReadOnlyList<ChainImage> Chain)> Selected => [.. Disks.Select(d => (d.Disk, d.Chain))];
+    }
 
     private async Task<Plan> PreflightAsync(DomainInfo domain, BackupRequest request, DateTimeOffset started, CancellationToken ct)
     {
@@ -113,7 +120,11 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
                     $"quiesce 'required' but {agentProblem}; nothing was snapshotted; use --quiesce preferred or off, or start (or wake) qemu-guest-agent in the guest");
         }
 
-        return new Plan(runId, domain, started, persistentXml ?? liveXml, snapshotXml, plans, selection.Skipped, request.Quiesce, agentProblem, agentWait);
+        return new Plan(runId, domain, started, persistentXml ?? liveXml, snapshotXml, plans, selection.Skipped, request.Quiesce, agentProblem, agentWait)
+        {
+            AllDisks = disks,
+            Read = request.Read,
+        };
     }
 
     /// <summary>
@@ -209,9 +220,11 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         Exception? failure = null;
         var overlayClock = new Stopwatch();
         IReadOnlyDictionary<string, MergeOutcome> merges;
+        var cbt = checkpoints.Decide(plan.Domain.Uuid, plan.RunId, live: true, plan.Selected, session.Previous, plan.Read);
         try
         {
             Faults.Hit(Faults.AfterJournal);
+            cbt = CreateCheckpoint(plan, cbt, entry);
             (consistency, quiesce) = TakeSnapshot(plan, entry);
             overlayClock.Start();
             entry.Step = RunStep.SnapshotCreated;
@@ -220,7 +233,8 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
 
             entry.Step = RunStep.Copying;
             journal.Write(entry);
-            copy = await CopyAsync(plan, session, checkStillShutOff: false, consistency.Value, ct);
+            copy = await CopyAsync(plan, session, checkStillShutOff: false, consistency.Value, cbt, ct);
+            entry.PointId = copy.Point.PointId;
             entry.Step = RunStep.Copied;
             journal.Write(entry);
             Faults.Hit(Faults.AfterCopy);
@@ -246,6 +260,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         var leftOver = merges.Where(m => !m.Value.BackOnBase).ToList();
         if (leftOver.Count == 0)
         {
+            FinishCheckpoints(plan, cbt, entry);
             journal.Close(entry);
         }
         else
@@ -254,8 +269,41 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
                 plan.Domain.Name, plan.RunId, string.Join("; ", leftOver.Select(m => $"{m.Key}: {m.Value.Problem}")));
         }
         var outcome = leftOver.Count > 0 ? RunOutcome.NeedsAttention : failure is null ? RunOutcome.Succeeded : RunOutcome.Failed;
-        return Result(plan, outcome, consistency, copy, merges, consistency is null ? null : overlayClock.Elapsed, failure)
+        return Result(plan, outcome, consistency, copy, merges, consistency is null ? null : overlayClock.Elapsed, failure, cbt)
             with { Quiesce = quiesce ?? lastQuiesce };
+    }
+
+    // ---------------------------------------------------------------- 2a. checkpoints (changed-block tracking)
+
+    /// <summary>NEW before the snapshot, so the snapshot propagates its bitmap to the overlays and the commit merges it back (docs/workflow.md).</summary>
+    private CheckpointChoice CreateCheckpoint(Plan plan, CheckpointChoice cbt, JournalEntry entry)
+    {
+        foreach (var d in cbt.Disks.Values.Where(d => d.FullReadReason is not null)) logger.DiskReadInFull(plan.Domain.Name, d.Target, d.FullReadReason!);
+        var made = checkpoints.Create(cbt, plan.Domain.Uuid, plan.Domain.Name, plan.AllDisks, entry, journal);
+        if (made.NewName is null) return made;
+        entry.Step = RunStep.CheckpointCreated;
+        journal.Write(entry);
+        Faults.Hit(Faults.AfterCheckpoint);
+        return made;
+    }
+
+    /// <summary>
+    /// Every disk is on its base. With a durable point: delete our older checkpoints (the kept one covers every write since this
+    /// point). Without: delete NEW, keep the last good one (its bitmap still covers everything since the previous point).
+    /// </summary>
+    private void FinishCheckpoints(Plan plan, CheckpointChoice cbt, JournalEntry entry)
+    {
+        if (entry.PointId is not null)
+        {
+            entry.Step = RunStep.Rotating;
+            TryJournal(entry);
+            Faults.Hit(Faults.BeforeRotation);
+            checkpoints.Rotate(plan.Domain.Uuid, plan.Domain.Name, cbt.Keep);
+        }
+        else if (entry.CheckpointNew is { } name)
+        {
+            checkpoints.Delete(plan.Domain.Uuid, plan.Domain.Name, name);
+        }
     }
 
     /// <summary>Set by <see cref="TakeSnapshot"/> before a failure propagates, so a failed run still reports its quiesce.</summary>
@@ -354,7 +402,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
     private sealed record Copy(Storage.Repository.RestorePointInfo Point, IReadOnlyDictionary<string, (List<CopiedFile> Files, TimeSpan Elapsed)> PerDisk, TimeSpan Elapsed);
 
     /// <summary>Copies into the session taken before the snapshot; a failure leaves it uncommitted (rolled back when the run disposes it).</summary>
-    private async Task<Copy> CopyAsync(Plan plan, IBackupSession session, bool checkStillShutOff, Consistency consistency, CancellationToken ct)
+    private async Task<Copy> CopyAsync(Plan plan, IBackupSession session, bool checkStillShutOff, Consistency consistency, CheckpointChoice cbt, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
         var total = plan.Disks.Sum(d => d.Chain.Sum(c => FileLength(c.Path)));
@@ -380,6 +428,10 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
                     ScrubbedBlocks = stored.ScrubbedBlocks,
                     HealedBlocks = stored.HealedBlocks,
                     Healing = stored.Healing,
+                    ReadMode = stored.ReadMode,
+                    FullReadReason = stored.ReadMode == ReadModes.Incremental ? null
+                        : stored.FullReadReason ?? (depth > 0 ? "backing file: not tracked by the checkpoint" : cbt.Disks[disk.Disk.Target].FullReadReason ?? "no read plan was made for it"),
+                    CleanButChanged = stored.CleanButChanged,
                 });
                 if (stored.Healing is not null) logger.RepositoryHealed(plan.Domain.Name, stored.Healing);
                 if (checkStillShutOff) EnsureStillShutOff(plan.Domain);
@@ -388,7 +440,12 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
                 throw new IncompleteCopyException(problem);
             perDisk[disk.Disk.Target] = (files, diskClock.Elapsed);
         }
-        return new Copy(session.Commit(), perDisk, clock.Elapsed);
+        var depthZero = perDisk.ToDictionary(p => p.Key, p => p.Value.Item1[0]);
+        session.AttachMetadata(Storage.Catalog.ChangedBlockMetadata.MetadataName, CheckpointSteps.Record(cbt, plan.Selected, depthZero).ToJson());
+        var point = session.Commit();
+        foreach (var f in depthZero.Values.Where(f => f.CleanButChanged > 0))
+            logger.SafetyNetMismatch(plan.Domain.Name, f.FileKey, f.CleanButChanged, point.PointId);
+        return new Copy(point, perDisk, clock.Elapsed);
     }
 
     /// <summary>For the progress total only (a block device's inode says 0 bytes, so ask the device).</summary>
@@ -526,9 +583,11 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
     {
         Copy? copy = null;
         Exception? failure = null;
+        // No NEW for a shut-off domain (libvirt refuses it); the last good checkpoint is carried over, its bitmap keeps recording.
+        var cbt = checkpoints.Decide(plan.Domain.Uuid, plan.RunId, live: false, plan.Selected, session.Previous, plan.Read);
         try
         {
-            copy = await CopyAsync(plan, session, checkStillShutOff: true, Consistency.ShutOff, ct);
+            copy = await CopyAsync(plan, session, checkStillShutOff: true, Consistency.ShutOff, cbt, ct);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -536,7 +595,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
             logger.ShutOffBackupFailed(e, plan.Domain.Name, e.Message);
         }
         var outcome = failure is null ? RunOutcome.Succeeded : RunOutcome.Failed;
-        return Result(plan, outcome, Consistency.ShutOff, copy, new Dictionary<string, MergeOutcome>(), null, failure);
+        return Result(plan, outcome, Consistency.ShutOff, copy, new Dictionary<string, MergeOutcome>(), null, failure, cbt);
     }
 
     /// <summary>A start during the copy changes the files under us: that copy is not a consistent point.</summary>
@@ -550,18 +609,21 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
     // ---------------------------------------------------------------- result
 
     private static BackupResult Result(Plan plan, RunOutcome outcome, Consistency? consistency, Copy? copy,
-        IReadOnlyDictionary<string, MergeOutcome> merges, TimeSpan? overlayLifetime, Exception? failure)
+        IReadOnlyDictionary<string, MergeOutcome> merges, TimeSpan? overlayLifetime, Exception? failure, CheckpointChoice cbt)
     {
         var disks = plan.Disks.Select(d =>
         {
             var copied = copy?.PerDisk.GetValueOrDefault(d.Disk.Target);
             var merge = merges.GetValueOrDefault(d.Disk.Target);
             return new DiskResult(d.Disk.Target, d.Journal.Base.Path, plan.Domain.IsActive ? d.Journal.OverlayPath : null,
-                copied?.Files ?? [], copied?.Elapsed ?? TimeSpan.Zero, merge?.Elapsed, merge?.BackOnBase ?? !plan.Domain.IsActive, merge?.Problem);
+                copied?.Files ?? [], copied?.Elapsed ?? TimeSpan.Zero, merge?.Elapsed, merge?.BackOnBase ?? !plan.Domain.IsActive, merge?.Problem)
+            {
+                FullReadReason = copied?.Files.FirstOrDefault() is { ReadMode: not ReadModes.Incremental } f ? f.FullReadReason : null,
+            };
         }).ToList();
         var commitTime = merges.Count == 0 ? (TimeSpan?)null : merges.Values.Aggregate(TimeSpan.Zero, (sum, m) => sum + m.Elapsed);
         return new BackupResult(plan.RunId, plan.Domain.Name, plan.Domain.Uuid, outcome, consistency,
             plan.StartedAt, DateTimeOffset.UtcNow - plan.StartedAt, overlayLifetime, copy?.Elapsed ?? TimeSpan.Zero, commitTime,
-            copy?.Point.PointId, disks, plan.Skipped, failure?.Message) { RestorePoint = copy?.Point };
+            copy?.Point.PointId, disks, plan.Skipped, failure?.Message) { RestorePoint = copy?.Point, Checkpoint = copy is null ? null : cbt.Keep };
     }
 }

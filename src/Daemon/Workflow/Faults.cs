@@ -19,11 +19,15 @@ public static partial class Faults
     public const string AfterJournal = "after-journal", AfterSnapshot = "after-snapshot", MidCopy = "mid-copy",
         AfterCopy = "after-copy", MidCommit = "mid-commit", AfterPivot = "after-pivot";
 
+    /// <summary>Changed-block tracking (issue 12): checkpoint NEW made, dirty map being read, point durable before the rotation.</summary>
+    public const string AfterCheckpoint = "after-checkpoint", MidMap = "mid-map", BeforeRotation = "before-rotation";
+
     /// <summary>Chain maintenance (issue 13): shorten and move-disk.</summary>
     public const string ChainAfterJournal = "chain-after-journal", ChainMidJob = "chain-mid-job", ChainAfterJob = "chain-after-job",
         MoveAfterJournal = "move-after-journal", MoveMidCopy = "move-mid-copy", MoveAfterPivot = "move-after-pivot";
 
     public static readonly IReadOnlyList<string> Steps = [AfterJournal, AfterSnapshot, MidCopy, AfterCopy, MidCommit, AfterPivot,
+        AfterCheckpoint, MidMap, BeforeRotation,
         ChainAfterJournal, ChainMidJob, ChainAfterJob, MoveAfterJournal, MoveMidCopy, MoveAfterPivot];
 
     /// <summary>Overridable for unit tests; read from the environment otherwise.</summary>

@@ -29,6 +29,9 @@ public interface IBackupSession : IDisposable
 
     void AttachMetadata(string name, string content);
 
+    /// <summary>The group's newest committed point, read under this session's writer lock (null: none yet). Changed-block tracking trusts only it.</summary>
+    RestorePointInfo? Previous => null;
+
     /// <summary>Durable when it returns: the committed restore point, as the repository wrote it.</summary>
     RestorePointInfo Commit();
 }
@@ -44,4 +47,13 @@ public sealed record StoredFile(string FileKey, long BytesRead, long BytesWritte
 
     /// <summary>What was healed and which points could not be restored before; null when the scrub found nothing.</summary>
     public string? Healing { get; init; }
+
+    /// <summary><see cref="ReadModes"/>: incremental (only the read plan), full, or safety-net (everything, checked against the plan).</summary>
+    public string ReadMode { get; init; } = ReadModes.Full;
+
+    /// <summary>Why a file was read in full although a plan was asked for (null otherwise).</summary>
+    public string? FullReadReason { get; init; }
+
+    /// <summary>Safety net only: blocks the plan called clean that differed from the mirror (must be 0).</summary>
+    public long CleanButChanged { get; init; }
 }

@@ -22,6 +22,8 @@ public sealed record RecoveryReport(IReadOnlyList<RecoveryAction> Actions)
 /// <item>running on the base but the definition or the file still there: fix the definition, delete;</item>
 /// <item>domain gone: qemu-img commit of the overlay named in the journal.</item>
 /// </list>
+/// Then the run's checkpoint steps (docs/workflow.md): once its disks are on their bases, NEW is kept and the older ones rotated
+/// away when its point was committed, else NEW is deleted.
 /// Never starts or stops a domain.
 /// </summary>
 public sealed class Recovery(IHypervisor hypervisor, IImageTool images, WorkflowOptions options, ILogger logger)
@@ -29,6 +31,7 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
     private readonly RunJournal journal = new(options.StateDirectory);
     private readonly OverlayMerger merger = new(hypervisor, images, options, logger);
     private readonly GuestAgent.ThawPending thawPending = new(options.StateDirectory);
+    private readonly CheckpointSteps checkpoints = new(hypervisor, logger);
 
     /// <summary>
     /// A run could not confirm the guest thawed after a failed quiesce: check and thaw now. An agent that still
@@ -81,6 +84,7 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
                 logger.RecoveryFailed(e, domain.Name, Hints.Explain(e));
                 continue;
             }
+            actions.AddRange(RecoverCheckpoints(domain, mine, dryRun));
             if (!dryRun) CloseResolved(mine);
             if (domain.IsActive && thawPending.Find(domain.Uuid) is { } pending) actions.Add(SettleThaw(domain, pending, dryRun));
         }
@@ -182,6 +186,32 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
         }
         foreach (var a in actions.Where(a => a.Problem is not null))
             logger.OverlayStillInUse(a.Domain, a.Target, a.Overlay, a.Problem);
+        return actions;
+    }
+
+    /// <summary>
+    /// The checkpoint of each run whose disks are all back on their bases: with a committed point NEW is the last good one (the
+    /// older ones go), without one NEW is deleted (the last good one still covers every write since the previous point).
+    /// </summary>
+    private List<RecoveryAction> RecoverCheckpoints(DomainInfo domain, List<JournalEntry> entries, bool dryRun)
+    {
+        var actions = new List<RecoveryAction>();
+        foreach (var entry in entries.Where(e => e.CheckpointNew is not null && e.Disks.All(d => d.Merged || !File.Exists(d.OverlayPath))))
+        {
+            var name = entry.CheckpointNew!;
+            var what = entry.PointId is not null ? $"keep checkpoint {name} of point {entry.PointId}, delete older backupd checkpoints" : $"delete checkpoint {name} (run {entry.RunId} made no point)";
+            if (dryRun)
+            {
+                actions.Add(new RecoveryAction(domain.Name, "-", "-", what, false, null));
+                continue;
+            }
+            using var running = HostRunLock.TryAcquire(options.StateDirectory, domain.Uuid);
+            if (running is null) continue; // that run is still going and finishes its own checkpoints
+            if (entry.PointId is not null) checkpoints.Rotate(domain.Uuid, domain.Name, name);
+            else checkpoints.Delete(domain.Uuid, domain.Name, name);
+            entry.CheckpointNew = entry.PointId is null ? null : entry.CheckpointNew;
+            actions.Add(new RecoveryAction(domain.Name, "-", "-", what, true, null));
+        }
         return actions;
     }
 

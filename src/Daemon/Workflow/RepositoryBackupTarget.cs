@@ -48,7 +48,7 @@ public sealed class RepositoryBackupTarget(string directory, long? copyBytesPerS
         EnsureWritable();
         try
         {
-            return new Session(this, Repository.BeginBackup(groupId, groupName, ct));
+            return new Session(this, Repository.BeginBackup(groupId, groupName, ct), groupId);
         }
         catch (RepositoryBusyException e)
         {
@@ -58,8 +58,10 @@ public sealed class RepositoryBackupTarget(string directory, long? copyBytesPerS
 
     public void Dispose() => _repository?.Dispose();
 
-    private sealed class Session(RepositoryBackupTarget owner, BackupSession session) : IBackupSession
+    private sealed class Session(RepositoryBackupTarget owner, BackupSession session, string groupId) : IBackupSession
     {
+        public RestorePointInfo? Previous { get; } = owner.Repository.ListPoints(groupId) is [var newest, ..] ? newest : null;
+
         public async Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, CancellationToken ct)
         {
             var v = await session.AddFileAsync(fileKey, image.Path, new SourceFileInfo(image.Path, image.Format, image.BackingFile, image.VirtualSize), progress, ct, owner._limiter is { } l ? l.WaitAsync : null);

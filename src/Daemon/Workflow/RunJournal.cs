@@ -8,10 +8,16 @@ namespace Backupd.Daemon.Workflow;
 public enum RunStep
 {
     Journaled,
+    /// <summary>Checkpoint NEW exists (changed-block tracking); the snapshot is next.</summary>
+    CheckpointCreated,
     SnapshotCreated,
+    /// <summary>Reading the dirty map of the frozen base through qemu-nbd (its pid is in <see cref="JournalEntry.ExportPid"/>).</summary>
+    Mapping,
     Copying,
     Copied,
     Committing,
+    /// <summary>Point durable, every disk on its base: deleting the previous good checkpoint.</summary>
+    Rotating,
     Finished,
 }
 
@@ -38,6 +44,12 @@ public sealed record JournalEntry
     public string? Error { get; set; }
     /// <summary>The quiesce outcome as JSON (<see cref="QuiesceReport"/>), once the snapshot was tried.</summary>
     public string? Quiesce { get; set; }
+    /// <summary>The checkpoint this run created (or is about to create) before its snapshot: recovery deletes it unless <see cref="PointId"/> is set.</summary>
+    public string? CheckpointNew { get; set; }
+    /// <summary>Set right after the restore point was committed: from then on NEW belongs to a durable point.</summary>
+    public string? PointId { get; set; }
+    /// <summary>The qemu-nbd export of a frozen base being mapped; stopped before the commit, and by recovery when a run died meanwhile.</summary>
+    public int? ExportPid { get; set; }
 }
 
 /// <summary>

@@ -57,6 +57,25 @@ internal static partial class WorkflowLog
     [LoggerMessage(EventId = 1015, EventName = "ShutOffBackupFailed", Level = LogLevel.Error, Message = "{Domain}: backup of the shut-off domain failed: {Message}")]
     public static partial void ShutOffBackupFailed(this ILogger logger, Exception exception, string domain, string message);
 
+    // ---------------------------------------------------------------- checkpoints (changed-block tracking)
+    [LoggerMessage(EventId = 1301, EventName = "CheckpointNotCreated", Level = LogLevel.Warning,
+        Message = "{Domain}: checkpoint {Checkpoint} could not be created ({Problem}); this backup goes on without one and the next reads in full")]
+    public static partial void CheckpointNotCreated(this ILogger logger, string domain, string checkpoint, string problem);
+
+    [LoggerMessage(EventId = 1302, EventName = "CheckpointDeleted", Level = LogLevel.Information, Message = "{Domain}: deleted checkpoint {Checkpoint}{How}")]
+    public static partial void CheckpointDeleted(this ILogger logger, string domain, string checkpoint, string how);
+
+    [LoggerMessage(EventId = 1303, EventName = "CheckpointCleanupFailed", Level = LogLevel.Warning,
+        Message = "{Domain}: checkpoint {Checkpoint} could not be deleted: {Problem}; it is never trusted (names are unique), `backupd recover` tries again")]
+    public static partial void CheckpointCleanupFailed(this ILogger logger, string domain, string checkpoint, string problem);
+
+    [LoggerMessage(EventId = 1304, EventName = "SafetyNetMismatch", Level = LogLevel.Critical,
+        Message = "{Domain}: the safety-net read of {FileKey} found {Blocks} block(s) that changed although the dirty bitmap called them clean; restore point {Point} fails verification and the next backup reads in full")]
+    public static partial void SafetyNetMismatch(this ILogger logger, string domain, string fileKey, long blocks, string point);
+
+    [LoggerMessage(EventId = 1305, EventName = "DiskReadInFull", Level = LogLevel.Information, Message = "{Domain}: {Target} is read in full: {Reason}")]
+    public static partial void DiskReadInFull(this ILogger logger, string domain, string target, string reason);
+
     // ---------------------------------------------------------------- OverlayMerger
     [LoggerMessage(EventId = 1101, EventName = "MergeBackAttemptFailed", Level = LogLevel.Warning,
         Message = "commit of {Target} (overlay {Overlay}) attempt {Attempt}/{Attempts} failed: {Problem}")]

@@ -20,7 +20,7 @@ public sealed class FakeDisk(string target, string path, string format = "qcow2"
 }
 
 /// <summary>One domain whose XML is generated from a small model; records every call in order.</summary>
-public sealed class FakeHypervisor(string directory) : IHypervisor
+public sealed partial class FakeHypervisor(string directory) : IHypervisor
 {
     // Unique per instance: the workflow's per-domain lock is host-wide (/run/lock/backupd/UUID.lock), so a
     // fixed UUID made parallel test classes, and test runs of other checkouts, refuse each other's backups.
@@ -36,10 +36,15 @@ public sealed class FakeHypervisor(string directory) : IHypervisor
     public Action? DuringFind { get; set; }
     public Func<DomainXmlKind, bool> XmlFails { get; set; } = _ => false;
 
-    public FakeDisk AddDisk(string target, string format = "qcow2", string device = "disk")
+    /// <summary>"QFI\xfb" and the version: enough for the workflow's check that a disk can carry a bitmap.</summary>
+    public static byte[] QcowHeader(int version) => [0x51, 0x46, 0x49, 0xfb, 0, 0, 0, (byte)version];
+
+    public FakeDisk AddDisk(string target, string format = "qcow2", string device = "disk", int qcow2Version = 3)
     {
         var path = Path.Combine(directory, $"{target}.{format}");
-        File.WriteAllBytes(path, Enumerable.Repeat((byte)0x5a, 3 << 20).ToArray());
+        var bytes = Enumerable.Repeat((byte)0x5a, 3 << 20).ToArray();
+        if (format == "qcow2") QcowHeader(qcow2Version).CopyTo(bytes, 0);
+        File.WriteAllBytes(path, bytes);
         var disk = new FakeDisk(target, path, format, device);
         Disks.Add(disk);
         return disk;
@@ -205,6 +210,50 @@ public sealed class FakeHypervisor(string directory) : IHypervisor
     }
 }
 
+public sealed partial class FakeHypervisor
+{
+    /// <summary>The domain's checkpoints, oldest first.</summary>
+    public List<CheckpointInfo> Checkpoints { get; } = [];
+    /// <summary>Checkpoint XML as created, in order.</summary>
+    public List<string> CheckpointXmls { get; } = [];
+    /// <summary>Also record checkpoint calls in <see cref="Calls"/> (off: the older tests' call lists stay as they were).</summary>
+    public bool RecordCheckpointCalls { get; set; }
+    public Func<Exception?> CheckpointCreateFails { get; set; } = () => null;
+    /// <summary>Checkpoints whose bitmap is gone from the images: a full delete fails like libvirt's, metadata-only works.</summary>
+    public HashSet<string> MissingBitmaps { get; } = [];
+
+    private void Record(string call)
+    {
+        CheckpointCalls.Add(call);
+        if (RecordCheckpointCalls) Calls.Add(call);
+    }
+
+    public List<string> CheckpointCalls { get; } = [];
+
+    public IReadOnlyList<CheckpointInfo> ListCheckpoints(string uuid) => [.. Checkpoints];
+
+    public void CreateCheckpoint(string uuid, string checkpointXml)
+    {
+        var info = CheckpointXml.Parse(checkpointXml);
+        Record($"checkpoint-create {info.Name}");
+        if (Id is null) throw new LibvirtException("virDomainCheckpointCreateXML", 55, 10, "Requested operation is not valid: cannot create checkpoint for inactive domain");
+        if (CheckpointCreateFails() is { } error) throw error;
+        CheckpointXmls.Add(checkpointXml);
+        Checkpoints.Add(info with { Parent = Checkpoints.LastOrDefault()?.Name });
+    }
+
+    public bool DeleteCheckpoint(string uuid, string name, bool metadataOnly)
+    {
+        Record($"checkpoint-delete {name}{(metadataOnly ? " metadata-only" : "")}");
+        var found = Checkpoints.FindIndex(c => c.Name == name);
+        if (found < 0) return false;
+        if (!metadataOnly && Id is null) throw new LibvirtException("virDomainCheckpointDelete", 55, 10, "Requested operation is not valid: cannot delete checkpoint for inactive domain");
+        if (!metadataOnly && MissingBitmaps.Contains(name)) throw new LibvirtException("virDomainCheckpointDelete", 1, 10, $"internal error: bitmap '{name}' not found in backing chain of 'vda'");
+        Checkpoints.RemoveAt(found);
+        return true;
+    }
+}
+
 /// <summary>Chains are declared per top image; anything else is a single image.</summary>
 public sealed class FakeImages(List<string> calls) : IImageTool
 {
@@ -233,6 +282,12 @@ public sealed class FakeTarget(List<string> calls) : IBackupTarget
     public Func<ChainImage, long> StoredSize { get; set; } = image => image.VirtualSize;
     public bool Committed { get; private set; }
 
+    /// <summary>Committed points, oldest first: the newest is the next session's <see cref="IBackupSession.Previous"/>.</summary>
+    public List<Backupd.Storage.Repository.RestorePointInfo> Points { get; } = [];
+
+    /// <summary>What each file's copy reports beyond the defaults (e.g. an incremental read); by file key.</summary>
+    public Func<string, StoredFile, StoredFile> Stored { get; set; } = (_, s) => s;
+
     public string Description => "fake";
 
     public void EnsureWritable()
@@ -244,6 +299,11 @@ public sealed class FakeTarget(List<string> calls) : IBackupTarget
 
     private sealed class Session(FakeTarget owner, List<string> calls) : IBackupSession
     {
+        private readonly Dictionary<string, string> metadata = [];
+        private readonly List<Backupd.Storage.Repository.FileVersionInfo> files = [];
+
+        public Backupd.Storage.Repository.RestorePointInfo? Previous { get; } = owner.Points.LastOrDefault();
+
         public async Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, CancellationToken ct)
         {
             calls.Add($"copy {fileKey} {Path.GetFileName(image.Path)}");
@@ -251,16 +311,28 @@ public sealed class FakeTarget(List<string> calls) : IBackupTarget
             await Task.Yield();
             ct.ThrowIfCancellationRequested();
             progress?.Report(image.VirtualSize);
-            return new StoredFile(fileKey, image.VirtualSize, image.VirtualSize / 2, "sha256:00", TimeSpan.FromMilliseconds(1), owner.StoredSize(image));
+            var stored = owner.Stored(fileKey, new StoredFile(fileKey, image.VirtualSize, image.VirtualSize / 2, "sha256:00", TimeSpan.FromMilliseconds(1), owner.StoredSize(image)));
+            files.Add(new(fileKey, image.Path, image.Format, image.BackingFile, image.VirtualSize, stored.FileSize, stored.Digest, stored.BytesRead, stored.BytesWritten, 0, stored.Elapsed)
+            {
+                VersionId = $"point-{owner.Points.Count + 1}",
+            });
+            return stored;
         }
 
-        public void AttachMetadata(string name, string content) => calls.Add($"metadata {name}");
+        public void AttachMetadata(string name, string content)
+        {
+            // The workflow's own bookkeeping record stays out of the call list the older tests compare.
+            if (name != Backupd.Storage.Catalog.ChangedBlockMetadata.MetadataName) calls.Add($"metadata {name}");
+            metadata[name] = content;
+        }
 
         public Backupd.Storage.Repository.RestorePointInfo Commit()
         {
             calls.Add("point committed");
             owner.Committed = true;
-            return new("point-1", "group", "group", DateTimeOffset.UnixEpoch, [], new Dictionary<string, string>());
+            var point = new Backupd.Storage.Repository.RestorePointInfo($"point-{owner.Points.Count + 1}", "group", "group", DateTimeOffset.UnixEpoch, [.. files], metadata);
+            owner.Points.Add(point);
+            return point;
         }
 
         public void Dispose() { }
