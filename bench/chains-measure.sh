@@ -9,7 +9,7 @@ DLL=${1:-src/Daemon/bin/Debug/net10.0/backupd.dll}
 VM=bkd-bench-$RANDOM
 DIR=/var/lib/libvirt/images/bkd-tests/$VM
 V() { virsh -q -c qemu:///system "$@"; }
-cleanup() { V destroy "$VM" >/dev/null 2>&1 || true; V undefine "$VM" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
+cleanup() { V destroy "$VM" >/dev/null 2>&1 || true; V undefine --checkpoints-metadata "$VM" >/dev/null 2>&1 || true; rm -rf "$DIR"; }
 trap cleanup EXIT
 io() { V qemu-monitor-command "$VM" --hmp "qemu-io -d /machine/peripheral/virtio-disk0/virtio-backend \"$1\"" >/dev/null; }
 

@@ -86,7 +86,7 @@ public sealed record CopiedFile(string FileKey, string SourcePath, string Format
     public string? Healing { get; init; }
 
     /// <summary>See <see cref="StoredFile.ReadMode"/>.</summary>
-    public string ReadMode { get; init; } = ReadModes.Full;
+    public string ReadMode { get; init; } = Storage.ChangedBlocks.ReadModes.Full;
     public string? FullReadReason { get; init; }
     public long CleanButChanged { get; init; }
 }
@@ -104,8 +104,8 @@ public sealed record DiskResult(
     public long BytesRead => Files.Sum(f => f.BytesRead);
     public long BytesWritten => Files.Sum(f => f.BytesWritten);
 
-    /// <summary>How the disk's depth-0 file was read (<see cref="ReadModes"/>); its backing files are always read in full.</summary>
-    public string ReadMode => Files.Count > 0 ? Files[0].ReadMode : ReadModes.Full;
+    /// <summary>How the disk's depth-0 file was read (<see cref="Storage.ChangedBlocks.ReadModes"/>); its backing files are always read in full.</summary>
+    public string ReadMode => Files.Count > 0 ? Files[0].ReadMode : Storage.ChangedBlocks.ReadModes.Full;
 
     /// <summary>Why the disk was read in full (null for an incremental read).</summary>
     public string? FullReadReason { get; init; }

@@ -29,6 +29,9 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
     /// <summary>Called once before the overlays are merged back (success or not), so a run that dies in the commit says so.</summary>
     public Action? OnCommitStarting { get; init; }
 
+    /// <summary>Changed-block reads; null: every file is read in full (the reason says so).</summary>
+    public IChangedBlockPlanner? Planner { get; init; }
+
     /// <summary>Throws <see cref="BackupRefusedException"/> when preflight refuses (nothing was touched).</summary>
     public async Task<BackupResult> RunAsync(BackupRequest request, CancellationToken ct)
     {
@@ -231,9 +234,10 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
             journal.Write(entry);
             Faults.Hit(Faults.AfterSnapshot);
 
+            var reads = await MapAsync(plan, cbt, session, entry, ct);
             entry.Step = RunStep.Copying;
             journal.Write(entry);
-            copy = await CopyAsync(plan, session, checkStillShutOff: false, consistency.Value, cbt, ct);
+            copy = await CopyAsync(plan, session, checkStillShutOff: false, consistency.Value, cbt, reads, ct);
             entry.PointId = copy.Point.PointId;
             entry.Step = RunStep.Copied;
             journal.Write(entry);
@@ -397,12 +401,54 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
     internal static bool IsLuksBenchmarkFailure(LibvirtException e) =>
         e.LibvirtMessage.Contains("Unable to get accurate CPU usage", StringComparison.Ordinal);
 
+    // ---------------------------------------------------------------- 3a. dirty map of the frozen bases (changed-block tracking)
+
+    /// <summary>Per disk: the read the copy asks for (null: full), or why a disk the checkpoint tracks is read in full.</summary>
+    private sealed record DiskRead(Storage.ChangedBlocks.ChangedBlockRead? Read, string? FullReadReason);
+
+    /// <summary>
+    /// For each disk whose last good checkpoint may be trusted, the planner reads its bitmap on the frozen base (the VM writes to
+    /// the overlay meanwhile). The export's pid is journaled while it runs; it is stopped before the copy, and again before the
+    /// commit should a run die in between (<see cref="MergeBackAsync"/>, recovery).
+    /// </summary>
+    private async Task<IReadOnlyDictionary<string, DiskRead>> MapAsync(Plan plan, CheckpointChoice cbt, IBackupSession session, JournalEntry entry, CancellationToken ct)
+    {
+        var reads = new Dictionary<string, DiskRead>();
+        foreach (var disk in plan.Disks)
+        {
+            var choice = cbt.Disks[disk.Disk.Target];
+            if (!choice.CanUseBitmap) continue;
+            var previous = session.Previous?.Files.FirstOrDefault(f => f.FileKey == $"{disk.Disk.Target}.0");
+            if (Planner is null || previous is not { BlockSize: > 0 })
+            {
+                reads[disk.Disk.Target] = new DiskRead(null, Planner is null ? "no changed-block planner in this process" : "the previous version's block size is unknown");
+                continue;
+            }
+            entry.Step = RunStep.Mapping;
+            journal.Write(entry);
+            var planned = await Planner.PlanAsync(disk.Chain[0].Path, choice.LastGood!, previous.BlockSize, pid =>
+            {
+                entry.ExportPid = pid;
+                journal.Write(entry);
+                Faults.Hit(Faults.MidMap);
+            }, ct);
+            entry.ExportPid = null;
+            journal.Write(entry);
+            reads[disk.Disk.Target] = planned.Plan is { } readPlan
+                ? new DiskRead(new Storage.ChangedBlocks.ChangedBlockRead(readPlan, choice.SafetyNet, choice.BasedOnVersionId!), null)
+                : new DiskRead(null, planned.FullReadReason ?? "the planner made no plan");
+            if (planned.Plan is null) logger.DiskReadInFull(plan.Domain.Name, disk.Disk.Target, reads[disk.Disk.Target].FullReadReason!);
+        }
+        return reads;
+    }
+
     // ---------------------------------------------------------------- 3. copy
 
     private sealed record Copy(Storage.Repository.RestorePointInfo Point, IReadOnlyDictionary<string, (List<CopiedFile> Files, TimeSpan Elapsed)> PerDisk, TimeSpan Elapsed);
 
     /// <summary>Copies into the session taken before the snapshot; a failure leaves it uncommitted (rolled back when the run disposes it).</summary>
-    private async Task<Copy> CopyAsync(Plan plan, IBackupSession session, bool checkStillShutOff, Consistency consistency, CheckpointChoice cbt, CancellationToken ct)
+    private async Task<Copy> CopyAsync(Plan plan, IBackupSession session, bool checkStillShutOff, Consistency consistency, CheckpointChoice cbt,
+        IReadOnlyDictionary<string, DiskRead> reads, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
         var total = plan.Disks.Sum(d => d.Chain.Sum(c => FileLength(c.Path)));
@@ -420,7 +466,8 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
                 var image = disk.Chain[depth];
                 var key = $"{disk.Disk.Target}.{depth}";
                 var progress = new CopyProgress(key, doneBefore, total, OnProgress);
-                var stored = await session.AddFileAsync(key, image, progress, ct);
+                var read = depth == 0 ? reads.GetValueOrDefault(disk.Disk.Target) : null;
+                var stored = await session.AddFileAsync(key, image, progress, read?.Read, ct);
                 doneBefore += stored.BytesRead;
                 storedSizes.Add(stored.FileSize);
                 files.Add(new CopiedFile(key, image.Path, image.Format, image.VirtualSize, stored.BytesRead, stored.BytesWritten, stored.Digest, stored.Elapsed)
@@ -429,8 +476,9 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
                     HealedBlocks = stored.HealedBlocks,
                     Healing = stored.Healing,
                     ReadMode = stored.ReadMode,
-                    FullReadReason = stored.ReadMode == ReadModes.Incremental ? null
-                        : stored.FullReadReason ?? (depth > 0 ? "backing file: not tracked by the checkpoint" : cbt.Disks[disk.Disk.Target].FullReadReason ?? "no read plan was made for it"),
+                    FullReadReason = stored.ReadMode == Storage.ChangedBlocks.ReadModes.Incremental ? null
+                        : stored.FullReadReason ?? (depth > 0 ? "backing file: not tracked by the checkpoint"
+                            : read?.FullReadReason ?? cbt.Disks[disk.Disk.Target].FullReadReason ?? (stored.ReadMode == Storage.ChangedBlocks.ReadModes.SafetyNet ? null : "no read plan was made for it")),
                     CleanButChanged = stored.CleanButChanged,
                 });
                 if (stored.Healing is not null) logger.RepositoryHealed(plan.Domain.Name, stored.Healing);
@@ -479,6 +527,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         {
             logger.CommitReportFailed(e);
         }
+        StopExport(entry);
         try
         {
             entry.Step = RunStep.Committing;
@@ -523,6 +572,21 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
                 outcomes[disk.Target] = outcomes[disk.Target] with { BackOnBase = false, Problem = $"back on base, cleanup failed: {e.Message}" };
         }
         return outcomes;
+    }
+
+    /// <summary>qemu-nbd holds the frozen base open: the commit could not take its write lock. Normally the planner stopped it already.</summary>
+    private void StopExport(JournalEntry entry)
+    {
+        if (entry.ExportPid is not { } pid || Planner is null) return;
+        try
+        {
+            Planner.StopLeftoverExport(pid);
+            entry.ExportPid = null;
+        }
+        catch (Exception e) when (e is not (InjectedFaultException or OutOfMemoryException))
+        {
+            logger.ExportNotStopped(e, entry.DomainName, pid, e.Message); // the commit then fails its write lock, safely; recovery stops the export
+        }
     }
 
     /// <summary>What libvirt says about the domain right now. Info null = the domain is gone.</summary>
@@ -587,7 +651,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         var cbt = checkpoints.Decide(plan.Domain.Uuid, plan.RunId, live: false, plan.Selected, session.Previous, plan.Read);
         try
         {
-            copy = await CopyAsync(plan, session, checkStillShutOff: true, Consistency.ShutOff, cbt, ct);
+            copy = await CopyAsync(plan, session, checkStillShutOff: true, Consistency.ShutOff, cbt, new Dictionary<string, DiskRead>(), ct);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -618,7 +682,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
             return new DiskResult(d.Disk.Target, d.Journal.Base.Path, plan.Domain.IsActive ? d.Journal.OverlayPath : null,
                 copied?.Files ?? [], copied?.Elapsed ?? TimeSpan.Zero, merge?.Elapsed, merge?.BackOnBase ?? !plan.Domain.IsActive, merge?.Problem)
             {
-                FullReadReason = copied?.Files.FirstOrDefault() is { ReadMode: not ReadModes.Incremental } f ? f.FullReadReason : null,
+                FullReadReason = copied?.Files.FirstOrDefault() is { ReadMode: not Storage.ChangedBlocks.ReadModes.Incremental } f ? f.FullReadReason : null,
             };
         }).ToList();
         var commitTime = merges.Count == 0 ? (TimeSpan?)null : merges.Values.Aggregate(TimeSpan.Zero, (sum, m) => sum + m.Elapsed);

@@ -1,6 +1,7 @@
 using Backupd.Daemon.Images;
 using Backupd.Daemon.Libvirt;
 using Backupd.Storage.Catalog;
+using Backupd.Storage.ChangedBlocks;
 using Backupd.Storage.Repository;
 using Microsoft.Extensions.Logging;
 
@@ -200,10 +201,4 @@ public sealed class CheckpointSteps(IHypervisor hypervisor, ILogger logger)
         }).ToList();
         return new ChangedBlockMetadata(keep, disks);
     }
-}
-
-/// <summary>The per-file read modes (docs/workflow.md): what the JSON, `show` and the catalog say.</summary>
-public static class ReadModes
-{
-    public const string Incremental = "incremental", Full = "full", SafetyNet = "safety-net";
 }

@@ -27,6 +27,16 @@ public interface IBackupSession : IDisposable
     /// <summary>Streams one file; <paramref name="progress"/> is called synchronously on the copying thread.</summary>
     Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, CancellationToken ct);
 
+    /// <summary>
+    /// With <paramref name="changed"/>: read only its plan (or, safety net, everything checked against it). A target that cannot
+    /// reads in full and says so; the repository itself may also refuse the plan (FileVersionInfo.FullReadReason).
+    /// </summary>
+    async Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, Storage.ChangedBlocks.ChangedBlockRead? changed, CancellationToken ct)
+    {
+        var stored = await AddFileAsync(fileKey, image, progress, ct);
+        return changed is null ? stored : stored with { FullReadReason = "this backup target reads files in full" };
+    }
+
     void AttachMetadata(string name, string content);
 
     /// <summary>The group's newest committed point, read under this session's writer lock (null: none yet). Changed-block tracking trusts only it.</summary>
@@ -48,8 +58,8 @@ public sealed record StoredFile(string FileKey, long BytesRead, long BytesWritte
     /// <summary>What was healed and which points could not be restored before; null when the scrub found nothing.</summary>
     public string? Healing { get; init; }
 
-    /// <summary><see cref="ReadModes"/>: incremental (only the read plan), full, or safety-net (everything, checked against the plan).</summary>
-    public string ReadMode { get; init; } = ReadModes.Full;
+    /// <summary><see cref="Storage.ChangedBlocks.ReadModes"/>: incremental (only the read plan), full, or safety-net (everything, checked against the plan).</summary>
+    public string ReadMode { get; init; } = Storage.ChangedBlocks.ReadModes.Full;
 
     /// <summary>Why a file was read in full although a plan was asked for (null otherwise).</summary>
     public string? FullReadReason { get; init; }

@@ -33,6 +33,9 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
     private readonly GuestAgent.ThawPending thawPending = new(options.StateDirectory);
     private readonly CheckpointSteps checkpoints = new(hypervisor, logger);
 
+    /// <summary>Stops the qemu-nbd export a dead run journaled (it holds the frozen base, so the commit could not take its write lock).</summary>
+    public IChangedBlockPlanner? Planner { get; init; }
+
     /// <summary>
     /// A run could not confirm the guest thawed after a failed quiesce: check and thaw now. An agent that still
     /// does not answer is not a recovery failure (nothing is on an overlay); it stays pending and is reported.
@@ -65,6 +68,16 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
         var actions = new List<RecoveryAction>();
         var entries = journal.OpenEntries().Where(e => onlyUuid is null || e.DomainUuid == onlyUuid).ToList();
         var domains = hypervisor.ListDomains().Where(d => onlyUuid is null || d.Uuid == onlyUuid).ToList();
+
+        foreach (var entry in entries.Where(e => e.ExportPid is not null && !dryRun))
+        {
+            using var running = HostRunLock.TryAcquire(options.StateDirectory, entry.DomainUuid);
+            if (running is null || Planner is null) continue; // a live run stops its own export
+            Planner.StopLeftoverExport(entry.ExportPid!.Value);
+            actions.Add(new RecoveryAction(entry.DomainName, "-", "-", $"stop the qemu-nbd export (pid {entry.ExportPid}) of run {entry.RunId}", true, null));
+            entry.ExportPid = null;
+            journal.Write(entry);
+        }
 
         foreach (var domain in domains)
         {

@@ -62,14 +62,21 @@ public sealed class RepositoryBackupTarget(string directory, long? copyBytesPerS
     {
         public RestorePointInfo? Previous { get; } = owner.Repository.ListPoints(groupId) is [var newest, ..] ? newest : null;
 
-        public async Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, CancellationToken ct)
+        public Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, CancellationToken ct) =>
+            AddFileAsync(fileKey, image, progress, null, ct);
+
+        public async Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, Storage.ChangedBlocks.ChangedBlockRead? changed, CancellationToken ct)
         {
-            var v = await session.AddFileAsync(fileKey, image.Path, new SourceFileInfo(image.Path, image.Format, image.BackingFile, image.VirtualSize), progress, ct, owner._limiter is { } l ? l.WaitAsync : null);
+            var v = await session.AddFileAsync(fileKey, image.Path, new SourceFileInfo(image.Path, image.Format, image.BackingFile, image.VirtualSize), progress, ct,
+                owner._limiter is { } l ? l.WaitAsync : null, changed);
             return new StoredFile(v.FileKey, v.BytesRead, v.BytesWritten, v.Digest, v.Elapsed, v.FileSize)
             {
                 ScrubbedBlocks = v.Scrub?.BlocksChecked ?? 0,
                 HealedBlocks = v.Scrub?.HealedBlocks.Count ?? 0,
                 Healing = v.Scrub?.Describe(fileKey),
+                ReadMode = v.ReadMode,
+                FullReadReason = v.FullReadReason,
+                CleanButChanged = v.CleanButChanged,
             };
         }
 

@@ -76,6 +76,10 @@ internal static partial class WorkflowLog
     [LoggerMessage(EventId = 1305, EventName = "DiskReadInFull", Level = LogLevel.Information, Message = "{Domain}: {Target} is read in full: {Reason}")]
     public static partial void DiskReadInFull(this ILogger logger, string domain, string target, string reason);
 
+    [LoggerMessage(EventId = 1306, EventName = "ExportNotStopped", Level = LogLevel.Error,
+        Message = "{Domain}: the qemu-nbd export (pid {Pid}) of a frozen base could not be stopped before the commit: {Problem}")]
+    public static partial void ExportNotStopped(this ILogger logger, Exception exception, string domain, int pid, string problem);
+
     // ---------------------------------------------------------------- OverlayMerger
     [LoggerMessage(EventId = 1101, EventName = "MergeBackAttemptFailed", Level = LogLevel.Warning,
         Message = "commit of {Target} (overlay {Overlay}) attempt {Attempt}/{Attempts} failed: {Problem}")]

@@ -2,6 +2,7 @@ using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Workflow;
 using Backupd.Policies.Model;
 using Backupd.Storage.Catalog;
+using Backupd.Storage.ChangedBlocks;
 using Microsoft.Extensions.Logging;
 
 namespace Backupd.Daemon.Tests.Workflow;
@@ -270,6 +271,139 @@ public sealed class CheckpointWorkflowTests : IDisposable
         journal.Write(committed with { Step = RunStep.Rotating });
         await new Recovery(hv, images, Options, log).RecoverAllAsync(dryRun: false, default);
         Assert.Equal(committed.CheckpointNew, Assert.Single(hv.Checkpoints).Name);
+        Assert.Empty(journal.OpenEntries());
+    }
+}
+
+/// <summary>The mapping step between the snapshot and the copy, with a fake planner.</summary>
+[Collection("Faults")]
+[Trait("Category", "Integration")] // the workflow's host-wide run lock
+public sealed class ChangedBlockMappingTests : IDisposable
+{
+    private readonly string dir = Directory.CreateTempSubdirectory("bkd-map-").FullName;
+    private readonly FakeHypervisor hv;
+    private readonly FakeTarget target;
+    private readonly FakeImages images;
+    private readonly FakePlanner planner;
+    private readonly ListLogger log = new();
+
+    public ChangedBlockMappingTests()
+    {
+        hv = new FakeHypervisor(dir) { RecordCheckpointCalls = true };
+        images = new FakeImages(hv.Calls);
+        target = new FakeTarget(hv.Calls);
+        planner = new FakePlanner(hv.Calls);
+        Faults.Spec = null;
+    }
+
+    public void Dispose()
+    {
+        Faults.Spec = null;
+        Directory.Delete(dir, recursive: true);
+    }
+
+    private WorkflowOptions Options => new() { StateDirectory = Path.Combine(dir, "state"), MinimumOverlayFreeBytes = 1, CommitRetryDelay = TimeSpan.Zero };
+
+    private Task<BackupResult> Run(ReadRequest? read = null) =>
+        new BackupWorkflow(hv, images, target, Options, log) { Planner = planner }
+            .RunAsync(new BackupRequest(hv.Name, [], [], QuiesceMode.Off) { Read = read ?? new() }, default);
+
+    public sealed class FakePlanner(List<string> calls) : IChangedBlockPlanner
+    {
+        public Func<string, PlannedRead>? Outcome { get; set; }
+        public List<int> Stopped { get; } = [];
+
+        public Task<PlannedRead> PlanAsync(string baseFile, string bitmapName, int blockSize, Action<int>? exportStarted, CancellationToken ct)
+        {
+            calls.Add($"map {Path.GetFileName(baseFile)} {bitmapName} {blockSize}");
+            exportStarted?.Invoke(4242);
+            var length = new FileInfo(baseFile).Length;
+            var dirty = new DirtyClusters.Builder().Add(0, 65536, true).Add(65536, length - 65536, false).Build(length);
+            return Task.FromResult(Outcome?.Invoke(baseFile) ?? new PlannedRead(ReadPlan.Build(length, blockSize, [new GuestMapping(0, length, 0)], dirty), null, TimeSpan.Zero));
+        }
+
+        public void StopLeftoverExport(int pid)
+        {
+            calls.Add($"stop-export {pid}");
+            Stopped.Add(pid);
+        }
+    }
+
+    [Fact]
+    public async Task The_last_good_bitmap_is_mapped_on_the_frozen_base_and_its_plan_handed_to_the_copy()
+    {
+        var vda = hv.AddDisk("vda");
+        var first = await Run();
+        Assert.DoesNotContain(hv.Calls, c => c.StartsWith("map", StringComparison.Ordinal)); // nothing to trust yet
+        hv.Calls.Clear();
+
+        await Run();
+
+        var map = $"map {Path.GetFileName(vda.Chain[0].Path)} {CheckpointSteps.NameFor(first.RunId)} 65536";
+        Assert.True(hv.Calls.IndexOf("snapshot") < hv.Calls.IndexOf(map), string.Join(", ", hv.Calls));
+        Assert.True(hv.Calls.IndexOf(map) < hv.Calls.IndexOf("copy vda.0 vda.qcow2"));
+        var asked = target.Asked["vda.0"];
+        Assert.NotNull(asked);
+        Assert.Equal("point-1", asked.BasedOnVersionId);
+        Assert.False(asked.SafetyNet);
+        Assert.Empty(new RunJournal(Options.StateDirectory).OpenEntries());
+    }
+
+    [Fact]
+    public async Task A_planner_without_a_plan_means_a_full_read_with_its_reason()
+    {
+        hv.AddDisk("vda");
+        await Run();
+        planner.Outcome = _ => new PlannedRead(null, "bitmap backupd-x is in-use (QEMU did not close the image cleanly)", TimeSpan.Zero);
+
+        var result = await Run();
+
+        Assert.Null(target.Asked["vda.0"]);
+        Assert.Equal("bitmap backupd-x is in-use (QEMU did not close the image cleanly)", result.Disks[0].FullReadReason);
+        Assert.Equal("full", result.Disks[0].ReadMode);
+    }
+
+    [Fact]
+    public async Task Full_asks_for_a_safety_net_read_with_the_plan()
+    {
+        hv.AddDisk("vda");
+        await Run();
+
+        await Run(new ReadRequest(Full: true));
+
+        Assert.True(target.Asked["vda.0"]!.SafetyNet);
+    }
+
+    [Fact]
+    public async Task A_fault_during_the_map_still_stops_the_export_before_the_commit_and_discards_the_new_checkpoint()
+    {
+        hv.AddDisk("vda");
+        var first = await Run();
+        hv.Calls.Clear();
+        Faults.Spec = $"{Faults.MidMap}:throw";
+
+        var result = await Run();
+
+        Assert.Equal(RunOutcome.Failed, result.Outcome);
+        Assert.True(hv.Calls.IndexOf("stop-export 4242") < hv.Calls.IndexOf("commit vda"), string.Join(", ", hv.Calls));
+        Assert.Equal(CheckpointSteps.NameFor(first.RunId), Assert.Single(hv.Checkpoints).Name);
+    }
+
+    [Fact]
+    public async Task Recovery_stops_an_export_a_dead_run_journaled()
+    {
+        hv.AddDisk("vda");
+        var journal = new RunJournal(Options.StateDirectory);
+        journal.Write(new JournalEntry
+        {
+            RunId = OverlayNaming.NewRunId(DateTimeOffset.UtcNow), DomainUuid = hv.Uuid, DomainName = hv.Name, Persistent = true, WasActive = true,
+            Disks = [], ExportPid = 777, Step = RunStep.Mapping,
+        });
+
+        var report = await new Recovery(hv, images, Options, log) { Planner = planner }.RecoverAllAsync(dryRun: false, default);
+
+        Assert.True(report.AllResolved);
+        Assert.Equal([777], planner.Stopped);
         Assert.Empty(journal.OpenEntries());
     }
 }

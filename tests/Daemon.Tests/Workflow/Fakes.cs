@@ -288,6 +288,9 @@ public sealed class FakeTarget(List<string> calls) : IBackupTarget
     /// <summary>What each file's copy reports beyond the defaults (e.g. an incremental read); by file key.</summary>
     public Func<string, StoredFile, StoredFile> Stored { get; set; } = (_, s) => s;
 
+    /// <summary>The changed-block read each file's last copy was asked for (null: full).</summary>
+    public Dictionary<string, Backupd.Storage.ChangedBlocks.ChangedBlockRead?> Asked { get; } = [];
+
     public string Description => "fake";
 
     public void EnsureWritable()
@@ -304,8 +307,12 @@ public sealed class FakeTarget(List<string> calls) : IBackupTarget
 
         public Backupd.Storage.Repository.RestorePointInfo? Previous { get; } = owner.Points.LastOrDefault();
 
-        public async Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, CancellationToken ct)
+        public Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, CancellationToken ct) =>
+            AddFileAsync(fileKey, image, progress, null, ct);
+
+        public async Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, Backupd.Storage.ChangedBlocks.ChangedBlockRead? changed, CancellationToken ct)
         {
+            owner.Asked[fileKey] = changed;
             calls.Add($"copy {fileKey} {Path.GetFileName(image.Path)}");
             owner.OnAdd?.Invoke(fileKey);
             await Task.Yield();
@@ -315,6 +322,7 @@ public sealed class FakeTarget(List<string> calls) : IBackupTarget
             files.Add(new(fileKey, image.Path, image.Format, image.BackingFile, image.VirtualSize, stored.FileSize, stored.Digest, stored.BytesRead, stored.BytesWritten, 0, stored.Elapsed)
             {
                 VersionId = $"point-{owner.Points.Count + 1}",
+                BlockSize = 65536,
             });
             return stored;
         }

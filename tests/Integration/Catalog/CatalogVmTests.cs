@@ -184,7 +184,7 @@ public sealed class CatalogVmTests(ThreePointsFixture f) : IClassFixture<ThreePo
         finally
         {
             await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "destroy", name);
-            await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "undefine", name);
+            await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "undefine", "--checkpoints-metadata", name);
         }
     }
 
@@ -227,8 +227,8 @@ public sealed class CatalogVmTests(ThreePointsFixture f) : IClassFixture<ThreePo
         }
         finally
         {
-            await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "undefine", name);
-            await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "undefine", other);
+            await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "undefine", "--checkpoints-metadata", name);
+            await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "undefine", "--checkpoints-metadata", other);
         }
     }
 
@@ -280,7 +280,7 @@ public sealed class CatalogVmTests(ThreePointsFixture f) : IClassFixture<ThreePo
             foreach (var n in new[] { name, trusted })
             {
                 await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "destroy", n);
-                await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "undefine", n);
+                await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "undefine", "--checkpoints-metadata", n);
             }
             Directory.Delete(evilDir, recursive: true);
         }

@@ -223,7 +223,7 @@ public sealed class TestGuest : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "destroy", Name);
-        await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "undefine", Name);
+        await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "undefine", "--checkpoints-metadata", Name);
         try { System.IO.Directory.Delete(Directory, recursive: true); }
         catch (DirectoryNotFoundException) { }
     }

@@ -232,7 +232,7 @@ public sealed class TestVm : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "destroy", Name);
-        if (Persistent) await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "undefine", Name);
+        if (Persistent) await Tools.TryRunAsync("virsh", "-c", "qemu:///system", "undefine", "--checkpoints-metadata", Name);
         try
         {
             System.IO.Directory.Delete(Directory, recursive: true);
