@@ -27,6 +27,8 @@ public sealed record BackupSpec(string Domain, string Repository, string Libvirt
     /// <summary>A policy's disk patterns, matched against the domain's live XML once it is found; null: <see cref="IncludeDisks"/> as given.</summary>
     public Policies.Selection.NameSelection? DiskPatterns { get; init; }
     public QuiesceMode Quiesce { get; init; } = QuiesceMode.Preferred;
+    /// <summary>Changed-block tracking: `backup --full` and the policy's full-every.</summary>
+    public ReadRequest Read { get; init; } = new();
     /// <summary>Block size for files new to the repository (a policy's block-size); null: the repository's default.</summary>
     public int? BlockSize { get; init; }
     /// <summary>Time box for the run (a policy's copy timeout; the commit and pivot still run when it expires); null: none.</summary>

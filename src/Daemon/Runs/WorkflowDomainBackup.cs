@@ -63,7 +63,7 @@ internal sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool im
             OnCommitProgress = p => progress.Report(commits.Add(p)),
         };
         BackupResult result;
-        try { result = await workflow.RunAsync(new BackupRequest(resolved.Uuid.ToString(), includeDisks, spec.ExcludeDisks, spec.Quiesce), ct); }
+        try { result = await workflow.RunAsync(new BackupRequest(resolved.Uuid.ToString(), includeDisks, spec.ExcludeDisks, spec.Quiesce) { Read = spec.Read }, ct); }
         catch (BackupRefusedException e) when (e.Kind == RefusalKind.QuiesceUnavailable)
         {
             // The refused run is not kept in the catalog: the event is its record.

@@ -37,7 +37,7 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
     private readonly CheckpointSteps checkpoints = new(hypervisor, logger);
 
     /// <summary>Stops the qemu-nbd export a dead run journaled (it holds the frozen base, so the commit could not take its write lock).</summary>
-    public IChangedBlockPlanner? Planner { get; init; }
+    public IChangedBlockPlanner? Planner { get; init; } = new LibnbdPlanner();
 
     /// <summary>
     /// A run could not confirm the guest thawed after a failed quiesce: check and thaw now. An agent that still

@@ -310,16 +310,16 @@ public sealed class ChangedBlockMappingTests : IDisposable
 
     public sealed class FakePlanner(List<string> calls) : IChangedBlockPlanner
     {
-        public Func<string, PlannedRead>? Outcome { get; set; }
+        public Func<string, Backupd.Daemon.ChangedBlocks.PlanOutcome>? Outcome { get; set; }
         public List<int> Stopped { get; } = [];
 
-        public Task<PlannedRead> PlanAsync(string baseFile, string bitmapName, int blockSize, Action<int>? exportStarted, CancellationToken ct)
+        public Task<Backupd.Daemon.ChangedBlocks.PlanOutcome> PlanAsync(string baseFile, string bitmapName, int blockSize, Action<int>? exportStarted, CancellationToken ct)
         {
             calls.Add($"map {Path.GetFileName(baseFile)} {bitmapName} {blockSize}");
             exportStarted?.Invoke(4242);
             var length = new FileInfo(baseFile).Length;
             var dirty = new DirtyClusters.Builder().Add(0, 65536, true).Add(65536, length - 65536, false).Build(length);
-            return Task.FromResult(Outcome?.Invoke(baseFile) ?? new PlannedRead(ReadPlan.Build(length, blockSize, [new GuestMapping(0, length, 0)], dirty), null, TimeSpan.Zero));
+            return Task.FromResult(Outcome?.Invoke(baseFile) ?? new Backupd.Daemon.ChangedBlocks.PlanOutcome(ReadPlan.Build(length, blockSize, [new GuestMapping(0, length, 0)], dirty), null, TimeSpan.Zero));
         }
 
         public void StopLeftoverExport(int pid)
@@ -354,7 +354,7 @@ public sealed class ChangedBlockMappingTests : IDisposable
     {
         hv.AddDisk("vda");
         await Run();
-        planner.Outcome = _ => new PlannedRead(null, "bitmap backupd-x is in-use (QEMU did not close the image cleanly)", TimeSpan.Zero);
+        planner.Outcome = _ => new Backupd.Daemon.ChangedBlocks.PlanOutcome(null, "bitmap backupd-x is in-use (QEMU did not close the image cleanly)", TimeSpan.Zero);
 
         var result = await Run();
 

@@ -16,7 +16,12 @@ internal sealed class HookedTarget(IBackupTarget inner) : IBackupTarget
 
     private sealed class Session(HookedTarget owner, IBackupSession inner) : IBackupSession
     {
-        public async Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, CancellationToken ct)
+        public Backupd.Storage.Repository.RestorePointInfo? Previous => inner.Previous;
+
+        public Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, CancellationToken ct) =>
+            AddFileAsync(fileKey, image, progress, null, ct);
+
+        public async Task<StoredFile> AddFileAsync(string fileKey, ChainImage image, IProgress<long>? progress, Backupd.Storage.ChangedBlocks.ChangedBlockRead? changed, CancellationToken ct)
         {
             if (owner.first)
             {
@@ -35,7 +40,7 @@ internal sealed class HookedTarget(IBackupTarget inner) : IBackupTarget
                     });
                 }
             }
-            return await inner.AddFileAsync(fileKey, image, progress, ct);
+            return await inner.AddFileAsync(fileKey, image, progress, changed, ct);
         }
 
         public void AttachMetadata(string name, string content) => inner.AttachMetadata(name, content);
