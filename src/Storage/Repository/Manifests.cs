@@ -81,6 +81,9 @@ internal sealed record PointFileDocument(
     public long MirrorBytesWritten { get; init; }
     public long UndoBytesWritten { get; init; }
 
+    /// <summary>The undo record's size had it been stored uncompressed (0 in points written before undo records were compressed).</summary>
+    public long UndoBytesUncompressed { get; init; }
+
     public FileVersionInfo ToInfo() =>
         new(FileKey, SourcePath, Format, BackingFile, VirtualSize, FileSize, Digest, BytesRead, BytesWritten, BlocksChanged, TimeSpan.FromSeconds(ElapsedSeconds))
         {
@@ -88,6 +91,7 @@ internal sealed record PointFileDocument(
             BlockSize = BlockSize,
             MirrorBytesWritten = MirrorBytesWritten,
             UndoBytesWritten = UndoBytesWritten,
+            UndoBytesUncompressed = UndoBytesUncompressed,
         };
 }
 
