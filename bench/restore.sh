@@ -13,13 +13,16 @@
 #   cp        cp --sparse=always new.img out && sync out   (the reference: coreutils' fsync of the file)
 #   newest    backupd restore --repository repo --file disk.img --to out        (digest checked)
 #   older     backupd restore ... --point <base point> --to out                  (digest checked)
-# Page cache warm for all alike (the repository and new.img are read once before timing); each prepare
-# removes the output and syncs, so no write-back of an earlier run is timed. The machine may be shared:
-# medians of hyperfine runs interleaved per round would be better, hyperfine runs each command's runs
-# in a row, so rerun when the load changes. Ratio = cp median / backupd median (throughput ratio: ≥ 0.9
-# for the newest point, ≥ 0.7 for the older one). Peak RSS (/usr/bin/time -v) from one extra run each.
+# Page cache warm for all alike (the repository and new.img are read once before timing); before every
+# timed command the output is removed and `sync` run, so no write-back of an earlier run is timed.
+# The machine may be shared and its disk is what an fsync waits for: the commands run in rounds (one of
+# each per round, the order rotated), and the ratio column is the median over rounds of
+# cp time / command time in the same round (throughput ratio: ≥ 0.9 for the newest point, ≥ 0.7 for the
+# older one). Peak RSS and CPU from /usr/bin/time of every run. BASELINE_BKD=/path/to/older/backupd adds
+# "(before)" rows for an older build in the same rounds.
 # virtnbdbackup restore is not compared: it needs its own backup of a libvirt domain, not of a file.
-# Every restored file is compared with cmp against its source, and the hole layout is printed.
+# The first round's output of every command is compared with cmp against its source (byte-identical or the
+# benchmark stops), and its allocated size against the source's (holes kept).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -29,8 +32,8 @@ SIZES=${SIZES:-"2 8"}
 APPEND=${APPEND:-300000}
 DIR=${BENCH_DIR:-/var/tmp/backupd-bench-restore}
 
-for tool in hyperfine python3 /usr/bin/time cmp; do
-    command -v "$tool" >/dev/null || { echo "bench/restore.sh: $tool is missing (apt-get install hyperfine time python3 diffutils)" >&2; exit 1; }
+for tool in python3 /usr/bin/time cmp; do
+    command -v "$tool" >/dev/null || { echo "bench/restore.sh: $tool is missing (apt-get install time python3 diffutils)" >&2; exit 1; }
 done
 
 if [[ -z "${SKIP_BUILD:-}" ]]; then
@@ -68,40 +71,44 @@ for gib in $SIZES; do
     cat new.img base.img > /dev/null
     find repo -type f -exec cat {} + > /dev/null   # warm the page cache for every command alike
     sync
-    hyperfine --runs "$RUNS" --style basic --export-json times.json \
-        --command-name cp --prepare "rm -f out.img && sync" "cp --sparse=always new.img out.img && sync out.img" \
-        --command-name newest --prepare "rm -f out.img && sync" "$BKD restore --repository repo --file disk.img --to out.img" \
-        --command-name older --prepare "rm -f out.img && sync" "$BKD restore --repository repo --file disk.img --point $OLD --to out.img" >&2
-    for n in cp newest older; do
-        rm -f out.img && sync
-        case $n in
-            cp) cmd=(bash -c "cp --sparse=always new.img out.img && sync out.img"); want=new.img ;;
-            newest) cmd=("$BKD" restore --repository repo --file disk.img --to out.img); want=new.img ;;
-            older) cmd=("$BKD" restore --repository repo --file disk.img --point "$OLD" --to out.img); want=base.img ;;
-        esac
-        /usr/bin/time -v -o "rss-$n.txt" "${cmd[@]}" > /dev/null
-        cmp out.img "$want" || { echo "bench/restore.sh: $n restored a file that differs from $want" >&2; exit 1; }
-        echo "$n: $(du -B1 out.img | cut -f1) bytes allocated, $want: $(du -B1 "$want" | cut -f1)" > "alloc-$n.txt"
-    done
-    rm -f out.img
-    python3 - "$gib" <<'PY'
-import json, re, sys
-gib = sys.argv[1]
-runs = {r["command"]: r for r in json.load(open("times.json"))["results"]}
-size = 0
-for line in open("gen.txt"):
-    pass
-def rss(n):
-    return int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", open(f"rss-{n}.txt").read()).group(1)) / 1024
-cp = runs["cp"]["median"]
-print(f"{gib} GiB image ({open('gen.txt').read().strip()}):")
-print("| command | median s | min s | max s | CPU s (user+sys) | throughput ratio vs cp+fsync | peak RSS MiB | allocated |")
-print("|---|---:|---:|---:|---:|---:|---:|---|")
-for n in ["cp", "newest", "older"]:
-    r = runs[n]
-    alloc = open(f"alloc-{n}.txt").read().split(": ", 1)[1].strip()
-    print(f"| {n} | {r['median']:.3f} | {r['min']:.3f} | {r['max']:.3f} | {r['user'] + r['system']:.2f} | {cp / r['median']:.2f} | {rss(n):.0f} | {alloc} |")
-print(f"targets: newest >= 0.90 (is {cp / runs['newest']['median']:.2f}), older >= 0.70 (is {cp / runs['older']['median']:.2f})")
+    python3 - "$gib" "$RUNS" "$BKD" "$OLD" "${BASELINE_BKD:-}" <<'PY'
+import json, os, statistics, subprocess, sys, time
+gib, runs, bkd, old, before = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+cmds = {"cp": (["bash", "-c", "cp --sparse=always new.img out.img && sync out.img"], "new.img")}
+for label, exe in [("", bkd)] + ([(" (before)", before)] if before else []):
+    cmds["newest" + label] = ([exe, "restore", "--repository", "repo", "--file", "disk.img", "--to", "out.img", "--json"], "new.img")
+    cmds["older" + label] = ([exe, "restore", "--repository", "repo", "--file", "disk.img", "--point", old, "--to", "out.img", "--json"], "base.img")
+names = list(cmds)
+wall = {n: [] for n in names}; cpu = {n: [] for n in names}; rss = {n: 0 for n in names}; ratio = {n: [] for n in names}; alloc = {}; kernel = {}
+for r in range(runs):
+    order = names[r % len(names):] + names[:r % len(names)]   # rotate, so no command always follows the same one
+    t = {}
+    for n in order:
+        cmd, want = cmds[n]
+        if os.path.exists("out.img"): os.remove("out.img")
+        subprocess.run(["sync"], check=True)
+        start = time.monotonic()
+        out = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", "-o", "rusage.txt"] + cmd, check=True, stdout=subprocess.PIPE).stdout
+        t[n] = time.monotonic() - start
+        m, u, s_ = open("rusage.txt").read().split()[-3:]
+        rss[n] = max(rss[n], int(m)); cpu[n].append(float(u) + float(s_)); wall[n].append(t[n])
+        if n != "cp":
+            kernel[n] = json.loads(out)
+        if r == 0:
+            subprocess.run(["cmp", "out.img", want], check=True)   # byte-identical, or the benchmark stops
+            alloc[n] = (os.stat("out.img").st_blocks * 512, os.stat(want).st_blocks * 512)
+    for n in names:
+        ratio[n].append(t["cp"] / t[n])
+os.remove("out.img")
+print(f"{gib} GiB image ({open('gen.txt').read().strip()}), {runs} rounds, commands rotated per round:")
+print("| command | median s | min s | max s | CPU s (median) | throughput vs cp+fsync (median of same-round ratios) | peak RSS MiB | allocated / source allocated | kernel-copied / written |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+for n in names:
+    a, b = alloc[n]
+    k = kernel.get(n)
+    kw = f"{k.get('kernelCopiedBytes', '-'):,} / {k.get('writtenBytes', '-'):,}" if k and "kernelCopiedBytes" in k else "-"
+    print(f"| {n} | {statistics.median(wall[n]):.3f} | {min(wall[n]):.3f} | {max(wall[n]):.3f} | {statistics.median(cpu[n]):.2f} | {statistics.median(ratio[n]):.2f} | {rss[n] / 1024:.0f} | {a / b:.3f} | {kw} |")
+print(f"targets: newest >= 0.90 (is {statistics.median(ratio['newest']):.2f}), older >= 0.70 (is {statistics.median(ratio['older']):.2f})")
 print()
 PY
     cd "$DIR"
