@@ -83,6 +83,10 @@ internal sealed record PointFileDocument(
 
     /// <summary>The undo record's size had it been stored uncompressed (0 in points written before undo records were compressed).</summary>
     public long UndoBytesUncompressed { get; init; }
+    /// <summary>Written only when the backup was offered a changed-block plan (ChangedBlocks.ReadModes); absent means full.</summary>
+    public string? ReadMode { get; init; }
+    public string? FullReadReason { get; init; }
+    public long? CleanButChanged { get; init; }
 
     public FileVersionInfo ToInfo() =>
         new(FileKey, SourcePath, Format, BackingFile, VirtualSize, FileSize, Digest, BytesRead, BytesWritten, BlocksChanged, TimeSpan.FromSeconds(ElapsedSeconds))
@@ -92,6 +96,9 @@ internal sealed record PointFileDocument(
             MirrorBytesWritten = MirrorBytesWritten,
             UndoBytesWritten = UndoBytesWritten,
             UndoBytesUncompressed = UndoBytesUncompressed,
+            ReadMode = ReadMode ?? ChangedBlocks.ReadModes.Full,
+            FullReadReason = FullReadReason,
+            CleanButChanged = CleanButChanged ?? 0,
         };
 }
 
