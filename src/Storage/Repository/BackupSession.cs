@@ -239,7 +239,7 @@ public sealed class BackupSession : IDisposable
             {
                 MirrorBytesWritten = mirrorBytes,
                 UndoBytesWritten = undoBytes,
-                UndoBytesUncompressed = undoUncompressed,
+                UndoBytesUncompressed = undoUncompressed > 0 ? undoUncompressed : null,
                 ReadMode = mode.Offered ? mode.ReadMode : null,
                 FullReadReason = mode.FullReadReason,
                 CleanButChanged = mode.SafetyNet ? cleanButChanged : null,
@@ -282,7 +282,7 @@ public sealed class BackupSession : IDisposable
             files.AddRange(_previous.Files.Where(f => !_added.ContainsKey(f.FileKey))
                 .Select(f => f with
                 {
-                    BytesRead = 0, BytesWritten = 0, BlocksChanged = 0, ElapsedSeconds = 0, MirrorBytesWritten = 0, UndoBytesWritten = 0, UndoBytesUncompressed = 0,
+                    BytesRead = 0, BytesWritten = 0, BlocksChanged = 0, ElapsedSeconds = 0, MirrorBytesWritten = 0, UndoBytesWritten = 0, UndoBytesUncompressed = null,
                     ReadMode = null, FullReadReason = null, CleanButChanged = null,
                 }));
         }
