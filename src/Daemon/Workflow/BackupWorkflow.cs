@@ -175,7 +175,8 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         }
     }
 
-    private static void CreateOverlayDirectory(string dir)
+    /// <summary>A directory QEMU's user can pass through (0711 whatever the umask): overlays, drills, instant restores.</summary>
+    internal static void CreateOverlayDirectory(string dir)
     {
         const UnixFileMode searchable = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
         if (OperatingSystem.IsWindows())

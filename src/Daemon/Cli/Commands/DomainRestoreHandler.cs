@@ -108,7 +108,7 @@ internal static class DomainRestoreHandler
         return Directory.CreateDirectory(Path.Combine(stateDirectory, "restore-staging")).FullName;
     }
 
-    private static async Task<RestorePointSummary> SelectPointAsync(CatalogStore store, DomainRow domain, string? pointId, string? at, CancellationToken ct)
+    internal static async Task<RestorePointSummary> SelectPointAsync(CatalogStore store, DomainRow domain, string? pointId, string? at, CancellationToken ct)
     {
         if (pointId is not null)
         {
