@@ -1,6 +1,7 @@
 using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Workflow;
 using Backupd.Storage.Catalog;
+using Backupd.Storage.Repository;
 using Microsoft.Extensions.Logging;
 
 namespace Backupd.Daemon.Drills;
@@ -12,9 +13,18 @@ namespace Backupd.Daemon.Drills;
 /// </summary>
 public sealed class DrillRecovery(IHypervisor hypervisor, DrillJournal journal, ILogger logger)
 {
-    public IReadOnlyList<RecoveryAction> Recover(bool dryRun)
+    public async Task<IReadOnlyList<RecoveryAction>> RecoverAsync(bool dryRun, CancellationToken ct)
     {
         var actions = new List<RecoveryAction>();
+        foreach (var entry in journal.OpenEntries().Where(e => e.Kind == DrillJournalEntry.Instant && !ProcessIdentity.IsAliveHere(e.Pid, e.ProcessStart)))
+        {
+            if (dryRun) { actions.Add(new RecoveryAction(entry.DomainName, "-", entry.Directory, "resume the instant restore's block pull", false, null)); continue; }
+            try { actions.Add(await new InstantRestore(hypervisor, journal, logger).ResumeAsync(entry, ct)); }
+            catch (Exception e) when (e is DrillException or LibvirtException or RepositoryException or Images.QemuImgException)
+            {
+                actions.Add(new RecoveryAction(entry.DomainName, "-", entry.Directory, "resume the instant restore's block pull", false, e.Message));
+            }
+        }
         var runner = new DrillRunner(hypervisor, journal, logger);
         var live = new HashSet<string>(StringComparer.Ordinal);
         foreach (var entry in journal.OpenEntries().Where(e => e.Kind == DrillJournalEntry.Drill))

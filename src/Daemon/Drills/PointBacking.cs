@@ -29,8 +29,9 @@ public sealed class PointBacking : IDisposable
     public string Kind => Disks.All(d => d.FromMirror) ? "mirror" : Disks.Any(d => d.FromMirror) ? "mixed" : "reconstructed";
 
     public static async Task<PointBacking> PrepareAsync(BackupRepository repository, string pointId, IReadOnlyList<PlannedDisk> plan, string directory, string purpose,
-        bool allowMirror, IProgress<long>? progress, CancellationToken ct)
+        bool allowMirror, IProgress<long>? progress, CancellationToken ct, Func<string, string>? overlayName = null)
     {
+        overlayName ??= disk => $"{disk}.overlay.qcow2";
         var lease = repository.LeasePoint(pointId, purpose);
         try
         {
@@ -39,7 +40,7 @@ public sealed class PointBacking : IDisposable
             foreach (var disk in plan)
             {
                 if (allowMirror && disk.Chain.Count == 1 && lease.Mirrors.GetValueOrDefault(disk.Top.FileKey) is { } mirror && QemuCanReach(mirror))
-                    disks.Add(new OverlayDisk(disk.Disk, Path.Combine(directory, $"{disk.Disk}.overlay.qcow2"), mirror, disk.Top.Format, true));
+                    disks.Add(new OverlayDisk(disk.Disk, Path.Combine(directory, overlayName(disk.Disk)), mirror, disk.Top.Format, true));
                 else
                     toRebuild.Add(disk);
             }
@@ -50,7 +51,7 @@ public sealed class PointBacking : IDisposable
                 var target = RestoreDirectory.Prepare(pointDir, DiskRestorer.OutputNames(toRebuild, flatten: false), create: false);
                 // The restorer takes the group's lock shared itself: a second shared lock of ours is fine.
                 var restored = await new DiskRestorer(new RepositoryRestoreSource(repository)).RestoreToDirectoryAsync(pointId, toRebuild, target, false, progress, ct);
-                disks.AddRange(restored.Select(r => new OverlayDisk(r.Disk, Path.Combine(directory, $"{r.Disk}.overlay.qcow2"), r.ImagePath, r.Format, false)));
+                disks.AddRange(restored.Select(r => new OverlayDisk(r.Disk, Path.Combine(directory, overlayName(r.Disk)), r.ImagePath, r.Format, false)));
             }
             foreach (var d in disks)
                 await QemuImg.CreateOverlayAsync(d.Overlay, d.Backing, d.BackingFormat, ct);

@@ -89,6 +89,9 @@ public interface IHypervisor : IDisposable
     /// <summary>virDomainCreate of a defined, shut-off domain.</summary>
     void Start(string uuid) => throw new NotSupportedException("this hypervisor does not start domains");
 
+    /// <summary>virDomainBlockJobSetSpeed in bytes/s (0: unlimited) of the disk's running job.</summary>
+    void SetBlockJobSpeed(string uuid, string target, long bytesPerSecond) => throw new NotSupportedException("this hypervisor does not run block jobs");
+
     /// <summary>virDomainDestroy (a power cut); a domain that is not running is left as it is.</summary>
     void Destroy(string uuid) => throw new NotSupportedException("this hypervisor does not stop domains");
 

@@ -342,6 +342,12 @@ public sealed class LibvirtHypervisor : IHypervisor
         return new string((sbyte*)buffer);
     }
 
+    public void SetBlockJobSpeed(string uuid, string target, long bytesPerSecond)
+    {
+        using var h = Lookup(uuid);
+        LibvirtErrors.Check(Interop.virDomainBlockJobSetSpeed(h, target, Rate(bytesPerSecond), Interop.VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES));
+    }
+
     public void Start(string uuid)
     {
         using var h = Lookup(uuid);

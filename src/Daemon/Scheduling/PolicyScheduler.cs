@@ -177,7 +177,7 @@ public static class PolicyTriggers
         policy.Drill?.Schedule is { } schedule ? BuildSide(policy, schedule, PolicyScheduler.DrillGroup, $"restore drills of policy {policy.Name}") : null;
 
     /// <summary>A job beside the backups (verify, drill): skipped when the previous one still runs, a misfire is not made up.</summary>
-    private static (IJobDetail Job, IReadOnlyCollection<ITrigger> Triggers) BuildSide(PolicyDefinition policy, Policies.Schedules.ScheduleDefinition schedule, string group, string description)
+    private static (IJobDetail Job, IReadOnlyCollection<ITrigger> Triggers) BuildSide(PolicyDefinition policy, Policies.Model.ScheduleDefinition schedule, string group, string description)
     {
         var job = JobBuilder.Create<PolicyJob>()
             .WithIdentity(policy.Name, group)

@@ -58,7 +58,7 @@ public static class RecoverCommand
                 var chains = await new Chains.ChainRecovery(hypervisor, settings.ToOptions(), logger).RecoverAsync(onlyUuid, dryRun, ct);
                 if (chains.Count > 0) report = new RecoveryReport([.. report.Actions, .. chains]);
                 // Drill domains and overlays of drills that died; instant restores whose pull was interrupted are resumed.
-                var drills = new Drills.DrillRecovery(hypervisor, new Drills.DrillJournal(settings.StateDirectory), logger).Recover(dryRun);
+                var drills = await new Drills.DrillRecovery(hypervisor, new Drills.DrillJournal(settings.StateDirectory), logger).RecoverAsync(dryRun, ct);
                 if (drills.Count > 0) report = new RecoveryReport([.. report.Actions, .. drills]);
             }
             catch (LibvirtException e)
