@@ -49,7 +49,7 @@ public sealed class InstantRestore(IHypervisor hypervisor, DrillJournal journal,
         {
             backing = await PointBacking.PrepareAsync(repository, pointId, plan, directory, "instant restore", allowMirror: true, null, ct, disk => $"{disk}.qcow2");
             definition = NewDomainXml.Rewrite(savedXml, newName, backing.Disks.ToDictionary(d => d.Disk, d => new RestoredDisk(d.Overlay, "qcow2")), new SavedXmlPolicy(directory, emulator, trustSavedXml));
-            hypervisor.DefineXml(definition.Xml);
+            hypervisor.DefineXml(DrillXml.OwnCharacterFiles(definition.Xml, directory));
             uuid = definition.Uuid.ToString();
             hypervisor.Start(uuid);
         }
