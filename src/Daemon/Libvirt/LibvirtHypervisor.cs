@@ -382,6 +382,7 @@ public sealed class LibvirtHypervisor : IHypervisor
             LibvirtErrors.Check(Interop.virDomainCheckpointDelete(checkpoint, metadataOnly ? Interop.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY : 0));
         }
         return true;
+    }
 
     // ---- drills and instant restores (issue 11) ----
 
