@@ -43,6 +43,11 @@ public static class CopyCommand
                     pointId, target = copy.Location, alreadyThere = report.AlreadyThere, bytesRead = report.BytesRead, chunks = report.Chunks,
                     zeroChunks = report.ZeroChunks, chunksSent = report.ChunksSent, bytesSent = report.BytesSent, indexBytes = report.IndexBytes,
                     seconds = Math.Round(report.Elapsed.TotalSeconds, 3),
+                    stages = report.Stages is { } t ? new
+                    {
+                        readSeconds = Seconds(t.Read), nameSeconds = Seconds(t.Name), askSeconds = Seconds(t.Ask), sealSeconds = Seconds(t.Seal),
+                        sendSeconds = Seconds(t.Send), readerWaitedSeconds = Seconds(t.ReaderWaited), maxBatchesInFlight = t.MaxBatchesInFlight,
+                    } : null,
                 });
             }
             else if (report.AlreadyThere)
@@ -59,4 +64,6 @@ public static class CopyCommand
         }));
         return command;
     }
+
+    private static double Seconds(TimeSpan t) => Math.Round(t.TotalSeconds, 3);
 }
