@@ -30,11 +30,12 @@ public static class ListCommand
                 CatalogCli.Out.WriteLine("no restore points");
                 return ExitCodes.Ok;
             }
-            var table = new Table().AddColumns("point", "domain", "taken (UTC)", "disks", "files", "stored", "consistency", "run");
+            var table = new Table().AddColumns("point", "domain", "taken (UTC)", "disks", "files", "stored", "consistency", "run", "copies");
             foreach (var p in points)
             {
                 table.AddRow(Markup.Escape(p.Id), Markup.Escape(p.DomainName), CatalogCli.Time(p.CreatedAt), p.Disks.ToString(), p.Files.ToString(),
-                    CatalogCli.Size(p.TotalFileSize), Markup.Escape(p.Consistency ?? "-"), p.RunId?.ToString() ?? "-");
+                    CatalogCli.Size(p.TotalFileSize), Markup.Escape(p.Consistency ?? "-"), p.RunId?.ToString() ?? "-",
+                    Markup.Escape(p.Copies.Length == 0 ? "-" : string.Join(", ", p.Copies)));
             }
             CatalogCli.Out.Write(table);
             return ExitCodes.Ok;
