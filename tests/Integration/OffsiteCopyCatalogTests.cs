@@ -96,4 +96,87 @@ public sealed class OffsiteCopyCatalogTests(PostgresDatabase database, ITestOutp
         Assert.Equal(3, bare.ExitCode);
         Assert.Contains("--repository", bare.Stdout + bare.Stderr, StringComparison.Ordinal);
     }
+
+    private async Task<List<(string Target, string State, string PointId)>> CopyRunsAsync(string policy)
+    {
+        await using var connection = new NpgsqlConnection(Database.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            """
+            select r.detail->'copy'->>'target', r.state, r.detail->'copy'->>'pointId' from runs r join policies p on p.id = r.policy_id
+            where r.kind = 'copy' and p.name = @p and r.trigger = 'policy' order by r.id
+            """, connection);
+        command.Parameters.AddWithValue("p", policy);
+        var rows = new List<(string, string, string)>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) rows.Add((reader.GetString(0), reader.GetString(1), reader.GetString(2)));
+        return rows;
+    }
+
+    [Fact]
+    public async Task A_policys_copies_follow_each_backup_a_failing_target_is_retried_and_never_fails_the_local_point()
+    {
+        Assert.Equal(0, (await BackupdProcess.RunAsync("key", "create", "--to", KeyFile)).ExitCode);
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
+        await vm.StartAsync();
+        await vm.WriteAsGuestAsync("vda", 2 * MiB, 0x3c, MiB);
+        // A target that can never be created: a directory under a regular file.
+        var blocker = Path.Combine(_remote.Local, "not-a-directory");
+        await File.WriteAllTextAsync(blocker, "x");
+        var broken = Path.Combine(blocker, "copies");
+        var policy = $"copies-{vm.Name}";
+        await File.WriteAllTextAsync(Path.Combine(Config.PoliciesDirectory, "copies.yaml"), $"""
+            name: {policy}
+            domains: [{vm.Name}]
+            schedule: every 5s
+            repository: {Repository}
+            copies:
+              - to: {_remote.Target}
+                key: {KeyFile}
+                bandwidth: 50MiB/s
+                retention:
+                  keep-last: 2
+              - to: {broken}
+                key: {KeyFile}
+                retries: 1
+                retry-delay: 1s
+            """);
+        using var daemon = BackupdProcess.StartCollecting(SshRemote.Environment_(_remote.AppendOnlyKey), out var log, "--config", Config.Path, "daemon");
+        List<(string Target, string State, string PointId)> runs = [];
+        try
+        {
+            await Eventually.WaitUntilAsync(() =>
+            {
+                runs = CopyRunsAsync(policy).GetAwaiter().GetResult();
+                return runs.Count(r => r.Target == broken && r.State == "failed") >= 2 && runs.Any(r => r.Target == _remote.Target && r.State == "succeeded");
+            }, TimeSpan.FromSeconds(180), "a copy to the good target and two failed attempts at the broken one", log);
+        }
+        finally
+        {
+            await Tools.RunAsync("kill", "-TERM", daemon.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            await daemon.WaitForExitAsync();
+        }
+        foreach (var r in runs) output.WriteLine($"{r.PointId} -> {r.Target}: {r.State}");
+        var first = runs.First(r => r.Target == _remote.Target && r.State == "succeeded").PointId;
+        // The first point's broken target: the attempt and exactly one retry (retries: 1), both failed.
+        Assert.Equal(2, runs.Count(r => r.Target == broken && r.PointId == first));
+        Assert.Contains(log, l => l.Contains("CopyGaveUp", StringComparison.Ordinal) || l.Contains("giving up until the next backup", StringComparison.Ordinal));
+
+        var list = await Backupd("list", "--domain", vm.Name, "--json");
+        using (var doc = JsonDocument.Parse(list.Stdout))
+        {
+            var row = doc.RootElement.EnumerateArray().Single(p => p.GetProperty("id").GetString() == first);
+            Assert.Equal([_remote.Target], row.GetProperty("copies").EnumerateArray().Select(c => c.GetString()!).ToArray());
+        }
+        // The local point is whole, and the copy restores byte-identical to it.
+        var verify = await Backupd("verify", "--repository", Repository);
+        Assert.True(verify.ExitCode == 0, verify.Stdout + verify.Stderr);
+        var fromLocal = Path.Combine(_remote.Local, "local.img");
+        var fromCopy = Path.Combine(_remote.Local, "copy.img");
+        var fileKey = JsonDocument.Parse((await Backupd("show", first, "--json")).Stdout).RootElement.GetProperty("files")[0].GetProperty("fileKey").GetString()!;
+        Assert.Equal(0, (await Backupd("restore", "--repository", Repository, "--point", first, "--file", fileKey, "--to", fromLocal)).ExitCode);
+        var restored = await Backupd(SshRemote.Environment_(_remote.AppendOnlyKey), "restore", "--from", _remote.Target, "--point", first, "--file", fileKey, "--to", fromCopy, "--key", KeyFile);
+        Assert.True(restored.ExitCode == 0, restored.Stderr);
+        Assert.Equal(0, (await Tools.TryRunAsync("cmp", "-s", fromLocal, fromCopy)).ExitCode);
+    }
 }

@@ -24,7 +24,7 @@ public sealed class CopyRunner(CatalogStore? catalog, ILogger logger)
     public static string TargetKey(string target)
     {
         var t = CopyTarget.Parse(target);
-        return t.IsRemote ? t.Text : t.Path;
+        return t.IsRemote ? t.Text : Path.TrimEndingDirectorySeparator(t.Path);
     }
 
     public async Task<(CopyReport Report, long? RunId)> RunAsync(CopyJob job, CopiedPoint? point, IProgress<long>? progress, CancellationToken ct)

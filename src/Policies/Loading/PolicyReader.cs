@@ -18,6 +18,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
     [
         "name", "description", "connection", "domains", "disks", "schedule", "quiesce", "repository",
         "block-size", "retention", "verify", "max-parallel", "timeouts", "bandwidth", "chains", "notify",
+        "copies",
     ];
     internal static readonly string[] SelectionKeys = ["include", "exclude"];
     internal static readonly string[] ScheduleKeys = ["cron", "time-zone"];
@@ -69,6 +70,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
         var (copyRate, commitRate) = keys.TryGetValue("bandwidth", out var bandwidthNode) ? Bandwidth(bandwidthNode) : (null, null);
         var chains = keys.TryGetValue("chains", out var chainsNode) ? Chains(chainsNode) : null;
         var notify = keys.TryGetValue("notify", out var notifyNode) ? Notify(notifyNode) : [];
+        var copies = keys.TryGetValue("copies", out var copiesNode) ? Copies(copiesNode) : [];
 
         if (errors.Count > before || name is null || domains is null || schedule is null || repository is null) return null;
         return new PolicyDefinition
@@ -91,6 +93,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
             CommitBandwidth = commitRate,
             Chains = chains,
             Notify = notify,
+            Copies = copies,
         };
     }
 
