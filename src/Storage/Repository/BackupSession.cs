@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Backupd.Storage.ChangedBlocks;
 using Backupd.Storage.Delta;
 
 namespace Backupd.Storage.Repository;
@@ -49,9 +50,13 @@ public sealed class BackupSession : IDisposable
     /// stored signature, and writes only changed blocks into the mirror, their old bytes into an undo record
     /// first. <paramref name="progress"/> receives the byte offset reached. <paramref name="readThrottle"/>, if given, is
     /// awaited with the size of each read before it happens (bandwidth limits; the read-ahead waits, not the hashing).
+    /// <paramref name="changed"/>, if given, is a changed-block read plan: only its blocks are read (the others keep the
+    /// mirror's bytes and the previous signature's tags), or, in safety-net mode, everything is read and blocks the plan
+    /// called clean that differ are counted. A plan that does not fit the repository's latest version is not used: the
+    /// file is read fully and <see cref="FileVersionInfo.FullReadReason"/> says why.
     /// </summary>
     public async Task<FileVersionInfo> AddFileAsync(string fileKey, string sourcePath, SourceFileInfo info, IProgress<long>? progress, CancellationToken ct,
-        Func<long, CancellationToken, ValueTask>? readThrottle = null)
+        Func<long, CancellationToken, ValueTask>? readThrottle = null, ChangedBlockRead? changed = null)
     {
         EnsureOpen();
         Names.Validate(NameKind.FileKey, fileKey, nameof(fileKey));
@@ -84,7 +89,8 @@ public sealed class BackupSession : IDisposable
             _journal.Files.Add(new JournalFile(fileKey, hadMirror, previous?.VersionId));
             WriteJournal();
             Fault("journal-written");
-            var result = await WriteVersionAsync(fileKey, sourcePath, info, source, length, previous, blockSize, progress, watch, readThrottle, ct);
+            var mode = ChangedBlockMode.Decide(fileKey, changed, previous, length, blockSize);
+            var result = await WriteVersionAsync(fileKey, sourcePath, info, source, length, previous, blockSize, progress, watch, readThrottle, mode, ct);
             _added[fileKey] = result;
             _broken = false;
             return result.ToInfo() with { Scrub = _scrubs.GetValueOrDefault(fileKey) };
@@ -99,7 +105,7 @@ public sealed class BackupSession : IDisposable
     private async Task<PointFileDocument> WriteVersionAsync(
         string fileKey, string sourcePath, SourceFileInfo info, Microsoft.Win32.SafeHandles.SafeFileHandle source, long length,
         PointFileDocument? previous, int blockSize, IProgress<long>? progress, Stopwatch watch,
-        Func<long, CancellationToken, ValueTask>? readThrottle, CancellationToken ct)
+        Func<long, CancellationToken, ValueTask>? readThrottle, ChangedBlockMode mode, CancellationToken ct)
     {
         var hasher = _repo.Hasher;
         var fileDir = L.File(_groupId, fileKey);
@@ -137,17 +143,50 @@ public sealed class BackupSession : IDisposable
             {
                 _repo.Beneath.FsyncDirectory(fileDir);
             }
-            var scrub = oldSig is null ? null : new MirrorScrub(mirrorFile, oldSig, hasher, _sequence, _repo.ScrubCycle,
-                DamageList.Read(_repo.Beneath, L, _groupId, fileKey, blockSize, oldSig.BlockCount), SourceScan.MaxChunkBytes(blockSize));
+            var damaged = oldSig is null ? [] : DamageList.Read(_repo.Beneath, L, _groupId, fileKey, blockSize, oldSig.BlockCount);
+            var scrub = oldSig is null ? null : new MirrorScrub(mirrorFile, oldSig, hasher, _sequence, _repo.ScrubCycle, damaged, SourceScan.MaxChunkBytes(blockSize));
             var unchangedBlocks = new bool[SourceScan.MaxChunkBytes(blockSize) / blockSize];
+            var carry = mode.CarryPredicate(oldSig, damaged);
 
             var diff = new BlockDiff(blockSize, length, hasher, oldSig, patcher ?? (IBlockSink)new NewMirrorSink(mirrorFile));
+            long cleanButChanged = 0;
             var bytesRead = await SourceScan.RunAsync(source, length, blockSize, hasher, chunk =>
             {
+                var first = chunk.Offset / blockSize;
+                if (carry is not null)
+                {
+                    // Not read: the mirror keeps its bytes, the new signature the old tag.
+                    for (var i = 0; i < chunk.Blocks; i++)
+                    {
+                        if (carry(first + i))
+                        {
+                            chunk.Zero[i] = oldSig!.IsZero(first + i);
+                            chunk.Tags[i] = oldSig.Tag(first + i);
+                        }
+                    }
+                }
                 diff.Apply(chunk, unchangedBlocks);
+                if (mode.SafetyNet)
+                {
+                    for (var i = 0; i < chunk.Blocks; i++)
+                    {
+                        if (!unchangedBlocks[i] && mode.PlanCallsClean(first + i, oldSig!))
+                        {
+                            cleanButChanged++;
+                        }
+                    }
+                }
+                if (carry is not null)
+                {
+                    // The scrub heals from source bytes, which a carried block does not have; damage-listed blocks are always read.
+                    for (var i = 0; i < chunk.Blocks; i++)
+                    {
+                        unchangedBlocks[i] &= !carry(first + i);
+                    }
+                }
                 scrub?.Check(chunk, unchangedBlocks.AsSpan(0, chunk.Blocks));
                 progress?.Report(chunk.Offset + chunk.Length);
-            }, ct, readThrottle);
+            }, ct, readThrottle, carry);
 
             if (patcher is not null)
             {
@@ -199,6 +238,9 @@ public sealed class BackupSession : IDisposable
             {
                 MirrorBytesWritten = mirrorBytes,
                 UndoBytesWritten = undoBytes,
+                ReadMode = mode.Offered ? mode.ReadMode : null,
+                FullReadReason = mode.FullReadReason,
+                CleanButChanged = mode.SafetyNet ? cleanButChanged : null,
             };
         }
         finally
@@ -236,7 +278,11 @@ public sealed class BackupSession : IDisposable
         if (_previous is not null)
         {
             files.AddRange(_previous.Files.Where(f => !_added.ContainsKey(f.FileKey))
-                .Select(f => f with { BytesRead = 0, BytesWritten = 0, BlocksChanged = 0, ElapsedSeconds = 0, MirrorBytesWritten = 0, UndoBytesWritten = 0 }));
+                .Select(f => f with
+                {
+                    BytesRead = 0, BytesWritten = 0, BlocksChanged = 0, ElapsedSeconds = 0, MirrorBytesWritten = 0, UndoBytesWritten = 0,
+                    ReadMode = null, FullReadReason = null, CleanButChanged = null,
+                }));
         }
         files.Sort((a, b) => string.CompareOrdinal(a.FileKey, b.FileKey));
         var doc = new PointDocument(1, PointId, _groupId, _groupName, _sequence, _createdAt, files, new Dictionary<string, string>(_metadata));

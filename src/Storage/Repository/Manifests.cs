@@ -81,6 +81,11 @@ internal sealed record PointFileDocument(
     public long MirrorBytesWritten { get; init; }
     public long UndoBytesWritten { get; init; }
 
+    /// <summary>Written only when the backup was offered a changed-block plan (ChangedBlocks.ReadModes); absent means full.</summary>
+    public string? ReadMode { get; init; }
+    public string? FullReadReason { get; init; }
+    public long? CleanButChanged { get; init; }
+
     public FileVersionInfo ToInfo() =>
         new(FileKey, SourcePath, Format, BackingFile, VirtualSize, FileSize, Digest, BytesRead, BytesWritten, BlocksChanged, TimeSpan.FromSeconds(ElapsedSeconds))
         {
@@ -88,6 +93,9 @@ internal sealed record PointFileDocument(
             BlockSize = BlockSize,
             MirrorBytesWritten = MirrorBytesWritten,
             UndoBytesWritten = UndoBytesWritten,
+            ReadMode = ReadMode ?? ChangedBlocks.ReadModes.Full,
+            FullReadReason = FullReadReason,
+            CleanButChanged = CleanButChanged ?? 0,
         };
 }
 

@@ -25,6 +25,15 @@ public sealed record FileVersionInfo(
 
     /// <summary>What the backup's mirror scrub found (null when the file had no mirror yet).</summary>
     public ScrubReport? Scrub { get; init; }
+
+    /// <summary>How the backup read the file: <c>incremental</c> (only a changed-block plan), <c>full</c> or <c>safety-net</c> (see ChangedBlocks.ReadModes).</summary>
+    public string ReadMode { get; init; } = ChangedBlocks.ReadModes.Full;
+
+    /// <summary>Why a changed-block plan offered for this file was not used (null when it was, or none was offered).</summary>
+    public string? FullReadReason { get; init; }
+
+    /// <summary>Safety-net mode only: blocks the plan called clean whose content had changed. Anything but 0 means the bitmap missed writes.</summary>
+    public long CleanButChanged { get; init; }
 }
 
 /// <summary>

@@ -21,8 +21,9 @@ internal static class SourceScan
     /// <summary>The largest window <see cref="RunAsync"/> delivers for <paramref name="blockSize"/>.</summary>
     public static int MaxChunkBytes(int blockSize) => Math.Max(ChunkBytes, blockSize);
 
+    /// <param name="skip">Block index → true for a block not to read at all (a changed-block plan calls it clean); it is delivered as a hole and the consumer supplies its tag.</param>
     public static async Task<long> RunAsync(SafeFileHandle file, long length, int blockSize, BlockHasher hasher, Action<ScanChunk> consume, CancellationToken ct,
-        Func<long, CancellationToken, ValueTask>? throttle = null)
+        Func<long, CancellationToken, ValueTask>? throttle = null, Func<long, bool>? skip = null)
     {
         var chunkBytes = MaxChunkBytes(blockSize);
         var maxBlocks = chunkBytes / blockSize;
@@ -45,7 +46,7 @@ internal static class SourceScan
                     chunk.Offset = window;
                     chunk.Length = (int)Math.Min(chunkBytes, length - window);
                     chunk.Blocks = (chunk.Length + blockSize - 1) / blockSize;
-                    var dataBytes = MarkHoles(chunk, extents, blockSize);
+                    var dataBytes = MarkHoles(chunk, extents, blockSize, skip);
                     if (throttle is not null && dataBytes > 0) await throttle(dataBytes, stop.Token);
                     ReadAndHash(file, length, chunk, blockSize, hasher);
                     bytesRead += dataBytes;
@@ -82,10 +83,10 @@ internal static class SourceScan
     }
 
     /// <summary>
-    /// Marks the blocks of the window that hold no data. Whole blocks around the data: a block is either read
-    /// completely or known to be zero. Returns the bytes to read.
+    /// Marks the blocks of the window that hold no data, and those <paramref name="skip"/> excludes. Whole blocks around the
+    /// data: a block is either read completely or not at all. Returns the bytes to read.
     /// </summary>
-    private static long MarkHoles(ScanChunk chunk, DataExtents extents, int blockSize)
+    private static long MarkHoles(ScanChunk chunk, DataExtents extents, int blockSize, Func<long, bool>? skip)
     {
         Array.Fill(chunk.Hole, true, 0, chunk.Blocks);
         var window = chunk.Offset;
@@ -95,6 +96,14 @@ internal static class SourceScan
             var firstBlock = (int)((dataStart - window) / blockSize);
             var lastBlock = (int)((dataEnd - window + blockSize - 1) / blockSize);
             Array.Fill(chunk.Hole, false, firstBlock, lastBlock - firstBlock);
+        }
+        if (skip is not null)
+        {
+            var first = window / blockSize;
+            for (var i = 0; i < chunk.Blocks; i++)
+            {
+                chunk.Hole[i] |= skip(first + i);
+            }
         }
         long bytes = 0;
         for (var i = 0; i < chunk.Blocks; i++)
