@@ -89,7 +89,7 @@ public sealed class BackupService(ILoggerFactory? loggers = null)
             };
             return await runner.RunAsync(spec.Domain, spec.Origin, observer, timeBox.Token);
         }
-        var outcome = await backup.BackupAsync(domain, null, NoProgress.Instance, timeBox.Token);
+        var outcome = await backup.BackupAsync(domain, null, observer ?? NoProgress.Instance, timeBox.Token);
         var point = RepositoryRecords.ToRecord(outcome.Point, outcome.RepositoryDirectory, outcome.Stats.Consistency)
             ?? throw new InvalidOperationException($"workflow returned a restore point of group '{outcome.Point.GroupId}' for domain {domain.Uuid}");
         return new BackupRun(null, domain, point, outcome.Stats, outcome.Workflow);

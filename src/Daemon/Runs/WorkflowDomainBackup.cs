@@ -49,17 +49,18 @@ internal sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool im
 
         using var repository = BackupTargets.Open(spec.Repository, spec.Options, spec.BlockSize);
         progress.Report(new RunProgress("snapshot"));
-        var copied = new RunProgress("copy");
+        var commits = new CommitTotals();
         var workflow = new BackupWorkflow(hypervisor, images, repository, spec.Options, logger)
         {
             OnProgress = p =>
             {
-                copied = new RunProgress("copy", p.TotalBytesDone, p.TotalBytes);
-                progress.Report(copied);
+                progress.Report(new RunProgress("copy", p.TotalBytesDone, p.TotalBytes));
                 OnProgress?.Invoke(p);
             },
             // Written to the catalog at once (a new step): a run killed while merging back shows `commit`, not `copy`.
-            OnCommitStarting = () => progress.Report(copied with { Step = "commit" }),
+            // Its bytes are the commit's own (QEMU's cur/end of the block job), reported from the first poll on.
+            OnCommitStarting = () => progress.Report(new RunProgress("commit")),
+            OnCommitProgress = p => progress.Report(commits.Add(p)),
         };
         BackupResult result;
         try { result = await workflow.RunAsync(new BackupRequest(resolved.Uuid.ToString(), includeDisks, spec.ExcludeDisks, spec.Quiesce), ct); }
@@ -95,6 +96,18 @@ internal sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool im
         catch (Exception e) when (RunRecordFinisher.IsOutage(e) || e is OperationCanceledException)
         {
             GuestAgent.GuestAgentLog.QuiesceNotRecorded(logger, target.Name, e);
+        }
+    }
+
+    /// <summary>The run's commit position over all its disks: each disk's newest cur/end, summed (disks merge one after another).</summary>
+    internal sealed class CommitTotals
+    {
+        private readonly Dictionary<string, CommitProgress> _disks = [];
+
+        public RunProgress Add(CommitProgress p)
+        {
+            _disks[p.Target] = p;
+            return new RunProgress("commit", _disks.Values.Sum(d => d.Done), _disks.Values.Sum(d => d.Total));
         }
     }
 }

@@ -25,6 +25,9 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
     /// <summary>Called synchronously on the copying thread.</summary>
     public Action<BackupProgress>? OnProgress { get; init; }
 
+    /// <summary>Each disk's active-commit position while the overlays are merged back (the merger reads it between waits).</summary>
+    public Action<CommitProgress>? OnCommitProgress { get => merger.OnProgress; init => merger.OnProgress = value; }
+
     /// <summary>Called once before the overlays are merged back (success or not), so a run that dies in the commit says so.</summary>
     public Action? OnCommitStarting { get; init; }
 

@@ -28,6 +28,9 @@ public sealed class Recovery(IHypervisor hypervisor, IImageTool images, Workflow
 {
     private readonly RunJournal journal = new(options.StateDirectory);
     private readonly OverlayMerger merger = new(hypervisor, images, options, logger);
+
+    /// <summary>Each live merge's active-commit position (`recover`'s progress bar on a terminal).</summary>
+    public Action<CommitProgress>? OnCommitProgress { get => merger.OnProgress; init => merger.OnProgress = value; }
     private readonly GuestAgent.ThawPending thawPending = new(options.StateDirectory);
 
     /// <summary>

@@ -15,6 +15,10 @@ public sealed class FakeDisk(string target, string path, string format = "qcow2"
     public string PersistentSource { get; set; } = path;
     public string PersistentFormat { get; set; } = format;
     public BlockJobType? Job { get; set; }
+    /// <summary>Waits for READY that time out before the commit is ready (each advances cur by CommitEnd / CommitSlices); 0: ready at once.</summary>
+    public int CommitSlices { get; set; }
+    public ulong CommitEnd { get; set; } = 1;
+    internal int SlicesLeft { get; set; }
     /// <summary>What GetBlockSizes reports; null: capacity = physical = allocation = the active image's file length.</summary>
     public BlockSizes? Sizes { get; set; }
 }
@@ -143,13 +147,30 @@ public sealed class FakeHypervisor(string directory) : IHypervisor
         Calls.Add($"commit {target}");
         CommitBandwidths[target] = bytesPerSecond;
         Disk(target).Job = BlockJobType.ActiveCommit;
+        Disk(target).SlicesLeft = Disk(target).CommitSlices;
     }
 
-    public BlockJobStatus? GetBlockJob(string uuid, string target) =>
-        Disk(target).Job is { } t ? new BlockJobStatus(t, 1, 1) : null;
+    public BlockJobStatus? GetBlockJob(string uuid, string target)
+    {
+        var disk = Disk(target);
+        if (disk.Job is not { } t) return null;
+        if (disk.CommitSlices == 0) return new BlockJobStatus(t, 1, 1);
+        return new BlockJobStatus(t, disk.CommitEnd * (ulong)(disk.CommitSlices - disk.SlicesLeft) / (ulong)disk.CommitSlices, disk.CommitEnd);
+    }
 
-    public Task<BlockJobOutcome> WaitForBlockJobAsync(string uuid, string target, BlockJobGoal goal, TimeSpan timeout) =>
-        Task.FromResult(Disk(target).Job is null ? BlockJobOutcome.Gone : goal == BlockJobGoal.Ready ? BlockJobOutcome.Ready : BlockJobOutcome.TimedOut);
+    /// <summary>The timeout of each wait for READY, in order (the merger waits in slices to report progress).</summary>
+    public List<TimeSpan> ReadyWaits { get; } = [];
+
+    public Task<BlockJobOutcome> WaitForBlockJobAsync(string uuid, string target, BlockJobGoal goal, TimeSpan timeout)
+    {
+        var disk = Disk(target);
+        if (goal == BlockJobGoal.Ready) ReadyWaits.Add(timeout);
+        if (disk.Job is null) return Task.FromResult(BlockJobOutcome.Gone);
+        if (goal != BlockJobGoal.Ready) return Task.FromResult(BlockJobOutcome.TimedOut);
+        if (disk.SlicesLeft == 0) return Task.FromResult(BlockJobOutcome.Ready);
+        disk.SlicesLeft--;
+        return Task.FromResult(BlockJobOutcome.TimedOut);
+    }
 
     public void Pivot(string uuid, string target)
     {

@@ -38,14 +38,19 @@ internal sealed class SlowCommitRun : IDisposable
         return vm;
     }
 
-    /// <summary>Starts the backup and returns once the guest's writes are in the overlay (the run is in its copy).</summary>
-    public static async Task<SlowCommitRun> StartAsync(TestVm vm, string configPath, string repository, CatalogStore directStore)
+    /// <summary>
+    /// Starts the backup and returns once the guest's writes are in the overlay (the run is in its copy).
+    /// QEMU's commit copies up to its 16 MiB buffer at once and sleeps off the rate afterwards: for a commit whose
+    /// position moves in steps, write more than that (<paramref name="guestBytes"/>, at most 48 MiB).
+    /// </summary>
+    public static async Task<SlowCommitRun> StartAsync(TestVm vm, string configPath, string repository, CatalogStore directStore,
+        string commitBandwidth = "1MiB/s", long guestBytes = GuestBytes)
     {
         var process = BackupdProcess.StartCollecting(null, out var output, "--config", configPath, "backup", "--domain", vm.Name, "--to", repository,
-            "--bandwidth", "8MiB/s", "--commit-bandwidth", "1MiB/s", "--json");
+            "--bandwidth", "8MiB/s", "--commit-bandwidth", commitBandwidth, "--json");
         var run = new SlowCommitRun(directStore, Guid.Parse(vm.Uuid), process, output);
         await run.WaitForAsync(r => r is { Step: "copy", ProgressBytes: > 0 }, "the copy step");
-        await vm.WriteAsGuestAsync("vda", GuestOffset, GuestPattern, GuestBytes); // lands in the overlay: the commit has 8 MiB to merge
+        await vm.WriteAsGuestAsync("vda", GuestOffset, GuestPattern, guestBytes); // lands in the overlay: the commit has that much to merge
         return run;
     }
 

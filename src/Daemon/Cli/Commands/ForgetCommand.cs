@@ -29,13 +29,19 @@ public static class ForgetCommand
             if (!RepositoryCli.IsRepository(p.Repository))
                 throw new CliFailureException(FailureKind.NotFound,
                     $"restore point '{id}' is recorded in {p.Repository}, but there is no repository there any more (moved? `backupd catalog rebuild --repository DIR` records it where it is now)");
-            await using (await CatalogDomainLock.AcquireAsync(config.CatalogConnectionString, p.DomainUuid, p.DomainName, ProcessIdentity.Current, ct))
+            // On a terminal a status line says what it waits for (the domain's lock: a backup may hold it) and does.
+            await TerminalProgress.WithStatusAsync(parse.GetValue(GlobalOptions.Json), $"forget: waiting for the lock of {p.DomainName}", async status =>
             {
-                var who = Environment.UserName;
-                await new RepositoryPointStore(store).DeleteAsync(p.Repository,
-                    new StoredPoint(p.DomainUuid.ToString(), p.DomainName, p.Id, new DateTimeOffset(p.CreatedAt, TimeSpan.Zero)),
-                    $"forgotten by {who} (backupd forget)", ct);
-            }
+                await using (await CatalogDomainLock.AcquireAsync(config.CatalogConnectionString, p.DomainUuid, p.DomainName, ProcessIdentity.Current, ct))
+                {
+                    status($"forget: removing {p.Id} of {p.DomainName} from {p.Repository}");
+                    var who = Environment.UserName;
+                    await new RepositoryPointStore(store).DeleteAsync(p.Repository,
+                        new StoredPoint(p.DomainUuid.ToString(), p.DomainName, p.Id, new DateTimeOffset(p.CreatedAt, TimeSpan.Zero)),
+                        $"forgotten by {who} (backupd forget)", ct);
+                }
+                return true;
+            });
             if (parse.GetValue(GlobalOptions.Json))
                 JsonOutput.Write(new { point = p.Id, domain = p.DomainName, domainUuid = p.DomainUuid, repository = p.Repository, removed = true });
             else

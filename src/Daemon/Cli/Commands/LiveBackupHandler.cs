@@ -63,12 +63,14 @@ public static class LiveBackupHandler
                     .StartAsync(async context =>
                     {
                         var bar = context.AddTask($"backup {Markup.Escape(spec.Domain)}", maxValue: 1);
+                        var commit = new CommitBar(context, $"commit {Markup.Escape(spec.Domain)}");
                         var r = await service.RunAsync(spec, p =>
                         {
                             bar.MaxValue = Math.Max(1, p.TotalBytes);
                             bar.Value = p.TotalBytesDone;
-                        }, signals.Token);
+                        }, signals.Token, commit);
                         bar.Value = bar.MaxValue;
+                        commit.Complete();
                         return r;
                     });
             }
@@ -82,6 +84,28 @@ public static class LiveBackupHandler
         Print(json, spec.Catalog is not null, run.Workflow!, run.CatalogRunId, run);
         if (signals.LateSignalNote(run.Point.PointId) is { } note) await Console.Error.WriteLineAsync(note);
         return ExitCodes.Ok;
+    }
+
+    /// <summary>
+    /// The merge-back's own bar (QEMU's block-job cur/end), added when the commit step reports its first position:
+    /// a long commit moves a bar instead of leaving the copy's at 100 %.
+    /// </summary>
+    internal sealed class CommitBar(ProgressContext context, string label) : IProgress<RunProgress>
+    {
+        private ProgressTask? _task;
+
+        public void Report(RunProgress value)
+        {
+            if (value is not { Step: "commit", TotalBytes: > 0 }) return;
+            _task ??= context.AddTask(label, maxValue: 1);
+            _task.MaxValue = value.TotalBytes.Value;
+            _task.Value = value.Bytes;
+        }
+
+        public void Complete()
+        {
+            if (_task is not null) _task.Value = _task.MaxValue;
+        }
     }
 
     /// <summary>The workflow's result as JSON (plus catalogRunId when the catalog records the run) or for a human.</summary>

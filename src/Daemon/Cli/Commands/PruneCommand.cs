@@ -38,11 +38,21 @@ public static class PruneCommand
         // The catalog is kept in step (rows removed, a retention event per point); like every command, migrate first.
         await CatalogMigrator.MigrateAsync(config.CatalogConnectionString, ct);
         await using var catalog = new CatalogStore(config.CatalogConnectionString);
-        var store = new RepositoryPointStore(catalog);
         var now = DateTimeOffset.UtcNow;
-        var decisions = new List<PruneDecision>();
-        foreach (var policy in policies) decisions.AddRange(await RetentionPruner.PruneAsync(policy, store, now, dryRun, ct, peers: set.Policies));
-        if (parse.GetValue(GlobalOptions.Json))
+        var json = parse.GetValue(GlobalOptions.Json);
+        // On a terminal a status line names the point being removed (merging undo records can take a while per point).
+        var decisions = await TerminalProgress.WithStatusAsync(json, "prune: planning", async status =>
+        {
+            var store = new ReportingStore(new RepositoryPointStore(catalog), status);
+            var all = new List<PruneDecision>();
+            foreach (var policy in policies)
+            {
+                status($"prune {policy.Name}: {store.Removed} removed so far");
+                all.AddRange(await RetentionPruner.PruneAsync(policy, store, now, dryRun, ct, peers: set.Policies));
+            }
+            return all;
+        });
+        if (json)
         {
             Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(new { dryRun, decisions }, PolicyCommand.ReadableJson));
         }
@@ -53,5 +63,20 @@ public static class PruneCommand
             Console.WriteLine($"{decisions.Count(d => !d.Keep)} of {decisions.Count} restore points {(dryRun ? "would be" : "were")} removed");
         }
         return set.IsValid ? ExitCodes.Ok : ExitCodes.UsageOrConfig;
+    }
+
+    /// <summary>Tells the status line which point is being removed and how many are done; the deletion itself is the inner store's.</summary>
+    internal sealed class ReportingStore(IRestorePointStore inner, Action<string> status) : IRestorePointStore
+    {
+        public int Removed { get; private set; }
+
+        public IReadOnlyList<(string Group, string DomainName, IReadOnlyList<StoredPoint> Points)> ListGroups(string repository) => inner.ListGroups(repository);
+
+        public async Task DeleteAsync(string repository, StoredPoint point, string reason, CancellationToken ct)
+        {
+            status($"prune: removing {point.Id} of {point.DomainName} ({Removed} removed so far)");
+            await inner.DeleteAsync(repository, point, reason, ct);
+            Removed++;
+        }
     }
 }

@@ -53,7 +53,12 @@ public static class RecoverCommand
                     if (onlyUuid is null)
                         return await FailAsync(json, ExitCodes.NotFound, $"no domain '{domain}' on this hypervisor (by name or UUID) and no unfinished run of it in the journal");
                 }
-                report = onlyUuid is null ? await recovery.RecoverAllAsync(dryRun, ct) : await recovery.RecoverDomainAsync(onlyUuid, dryRun, ct);
+                // On a terminal each live merge back gets a bar (QEMU's block-job cur/end): a large overlay takes minutes.
+                report = await TerminalProgress.WithCommitBarsAsync(json || dryRun, onProgress =>
+                {
+                    var reporting = new Recovery(hypervisor, new QemuImg(), settings.ToOptions(), logger) { OnCommitProgress = onProgress };
+                    return onlyUuid is null ? reporting.RecoverAllAsync(dryRun, ct) : reporting.RecoverDomainAsync(onlyUuid, dryRun, ct);
+                });
                 // Interrupted chain operations (shorten, move-disk) too: each ends finished, pivoted or aborted.
                 var chains = await new Chains.ChainRecovery(hypervisor, settings.ToOptions(), logger).RecoverAsync(onlyUuid, dryRun, ct);
                 if (chains.Count > 0) report = new RecoveryReport([.. report.Actions, .. chains]);
