@@ -55,6 +55,9 @@ public sealed class QemuImg : IImageTool
     /// <summary>`info -U --output=json` of one image alone (works when its backing file is missing).</summary>
     public static Task<string> ImageJsonAsync(string path, CancellationToken ct) => OutputAsync(ct, "info", "-U", "--output=json", path);
 
+    /// <summary>`qemu-img map -U --output=json` of one qcow2 file: its guest extents and where they are stored (changed-block read plans).</summary>
+    public static Task<string> MapJsonAsync(string path, CancellationToken ct) => OutputAsync(ct, "map", "-U", "-f", "qcow2", "--output=json", path);
+
     /// <summary>Offline commit of <paramref name="top"/> and every layer between it and <paramref name="baseImage"/> into that base; -d keeps the top's data.</summary>
     public static Task CommitIntoAsync(string top, string topFormat, string baseImage, CancellationToken ct) =>
         RunAsync(ct, "commit", "-q", "-d", "-f", topFormat, "-b", baseImage, top);
