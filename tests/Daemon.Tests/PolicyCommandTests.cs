@@ -150,6 +150,23 @@ public sealed class PolicyCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task A_notify_name_that_is_not_a_configured_target_is_refused_with_file_line_and_suggestion()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir, "policies.d"));
+        var policy = Write("policies.d/a.yaml", "name: a\ndomains: [a]\nschedule: every 15m\nrepository: /r\nnotify: [ops-hok]\n");
+        var config = Write("backupd.yaml", "catalog-connection: Host=127.0.0.1\nstate-directory: state\npolicies-directory: policies.d\n" +
+            "notify:\n  ops-hook:\n    webhook: http://127.0.0.1:9/hook\n");
+        var (code, stdout, _) = await Backupd("--config", config, "policy", "check");
+        Assert.Equal(2, code);
+        Assert.Contains($"{policy}:5:10: error: 'notify' of policy 'a' names 'ops-hok', which is not a notify target of the daemon configuration (did you mean 'ops-hook'?); targets: ops-hook",
+            stdout, StringComparison.Ordinal);
+
+        File.WriteAllText(policy, "name: a\ndomains: [a]\nschedule: every 15m\nrepository: /r\nnotify: [ops-hook]\n");
+        var fixedRun = await Backupd("--config", config, "policy", "check");
+        Assert.True(fixedRun.Code == 0, fixedRun.Stdout + fixedRun.Stderr);
+    }
+
+    [Fact]
     public void Selected_domains_are_listed_when_the_hypervisor_can_be_asked()
     {
         var set = PolicyLoader.LoadFiles([Path.Combine(Examples, "10-web.yaml")]);

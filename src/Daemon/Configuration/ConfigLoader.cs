@@ -25,7 +25,7 @@ public static class ConfigLoader
     [
         "libvirt-uri", "catalog-connection", "catalog-connection-file", "state-directory",
         "scratch-directory", "policies-directory", "max-parallel", "misfire-grace", "catalog-retry",
-        "reader-wait", "scrub-cycle", "agent-timeout", "http", "notify",
+        "reader-wait", "scrub-cycle", "agent-timeout", "stale-check", "http", "notify",
     ];
 
     public static DaemonConfig Load(string? explicitPath)
@@ -124,6 +124,9 @@ public static class ConfigLoader
         // libvirt counts whole seconds (0 would mean "do not wait"); minutes would bring back the stall it bounds.
         if ((agentTimeout < TimeSpan.FromSeconds(1) || agentTimeout > TimeSpan.FromMinutes(5)) && values.TryGetValue("agent-timeout", out var at))
             errors.Add($"{At(path, at.Start)}: 'agent-timeout' expects a duration from 1s to 5m, got '{at.Value}'");
+        var staleCheck = DurationValue("stale-check", Notifications.NotificationDispatcher.DefaultStaleCheck);
+        if ((staleCheck < TimeSpan.FromSeconds(1) || staleCheck > TimeSpan.FromHours(1)) && values.TryGetValue("stale-check", out var sc))
+            errors.Add($"{At(path, sc.Start)}: 'stale-check' expects a duration from 1s to 1h, got '{sc.Value}'");
 
         var http = sections.TryGetValue("http", out var httpSection) ? Web.HttpSettings.Parse(path, httpSection, errors) : null;
         var notify = sections.TryGetValue("notify", out var notifySection) ? Notifications.NotifyTarget.ParseAll(path, notifySection, errors) : [];
@@ -145,6 +148,7 @@ public static class ConfigLoader
             ReaderWait = readerWait,
             ScrubCycle = scrubCycle,
             AgentTimeout = agentTimeout,
+            StaleCheck = staleCheck,
             Http = http,
             Notify = notify,
         };

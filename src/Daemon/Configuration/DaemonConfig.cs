@@ -25,6 +25,8 @@ public sealed record DaemonConfig
     public int ScrubCycle { get; init; } = Storage.Repository.BackupRepository.DefaultScrubCycle;
     /// <summary>Bound on every guest-agent call of a run (ping, freeze, thaw): a hung agent costs seconds, not minutes.</summary>
     public TimeSpan AgentTimeout { get; init; } = GuestAgent.AgentGuard.DefaultTimeout;
+    /// <summary>How often the daemon looks for domains with no success in 1.5x their policy's interval (stale notification).</summary>
+    public TimeSpan StaleCheck { get; init; } = Notifications.NotificationDispatcher.DefaultStaleCheck;
     /// <summary>The metrics/status listener; null when the configuration has no `http:` section (off).</summary>
     public Web.HttpSettings? Http { get; init; }
     /// <summary>Notification targets of the `notify:` section.</summary>

@@ -10,13 +10,13 @@ namespace Backupd.Daemon.Notifications;
 
 /// <summary>
 /// Turns run events into notifications: a failure, the first success after a failure, damage found by a verify,
-/// a merge-back that needs the operator, and (checked every <see cref="StaleCheck"/>) a domain with no success in
+/// a merge-back that needs the operator, and (checked every `stale-check`, default <see cref="DefaultStaleCheck"/>) a domain with no success in
 /// 1.5x its policy's interval. Deliveries run on a queue in the background: a run never waits for a webhook.
 /// </summary>
 public sealed class NotificationDispatcher(DaemonConfig config, Notifier notifier, HealthSnapshot health, PolicyView policies,
     TimeProvider clock, ILogger<NotificationDispatcher> log) : BackgroundService, IRunObserver
 {
-    public static readonly TimeSpan StaleCheck = TimeSpan.FromMinutes(5);
+    public static readonly TimeSpan DefaultStaleCheck = TimeSpan.FromMinutes(5);
     public const double StaleFactor = 1.5;
 
     private readonly Channel<(ObservedRun? Run, Notification? Message, RunEnd? End)> _queue =
@@ -97,7 +97,7 @@ public sealed class NotificationDispatcher(DaemonConfig config, Notifier notifie
 
     private async Task StaleLoopAsync(CancellationToken ct)
     {
-        using var timer = new PeriodicTimer(StaleCheck, clock);
+        using var timer = new PeriodicTimer(config.StaleCheck, clock);
         do
         {
             await health.RefreshAsync(ct);

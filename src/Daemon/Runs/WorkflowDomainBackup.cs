@@ -72,13 +72,24 @@ internal sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool im
         }
         if (result.Quiesce is { } quiesce) await RecordQuiesceAsync(catalogRunId, resolved, quiesce);
         if (result.Outcome != RunOutcome.Succeeded || result.RestorePoint is null)
-            throw new BackupFailedException(result.Error ?? $"backup of '{resolved.Name}' ended {result.Outcome}", result.Outcome == RunOutcome.NeedsAttention,
+            throw new BackupFailedException(FailureText(result, resolved.Name), result.Outcome == RunOutcome.NeedsAttention,
                 interrupted: result.Outcome == RunOutcome.Failed && ct.IsCancellationRequested) { Result = result, CatalogRunId = catalogRunId };
 
         var stats = new RunStats(
             result.Disks.Sum(d => d.BytesRead), result.Disks.Sum(d => d.BytesWritten), result.CopyTime, result.OverlayLifetime, result.CommitTime,
             result.Consistency is { } c ? ConsistencyNames.Of(c) : null);
         return new DomainBackupOutcome(result.RestorePoint, repository.Description, stats, result);
+    }
+
+    /// <summary>
+    /// The run's error for the catalog, the log and notifications. A run left on an overlay says which disk, on which
+    /// overlay, why the merge-back failed and what the operator does (its copy may have worked: no Error then).
+    /// </summary>
+    internal static string FailureText(BackupResult result, string domain)
+    {
+        if (result.Outcome != RunOutcome.NeedsAttention) return result.Error ?? $"backup of '{domain}' ended {result.Outcome}";
+        var left = result.Disks.Where(d => !d.BackOnBase).Select(d => $"{d.Target} is still on overlay {d.OverlayPath}: {d.Problem}");
+        return $"{(result.Error is null ? "" : result.Error + "; ")}merge-back failed: {string.Join("; ", left)}; run 'backupd recover --domain {domain}'";
     }
 
     /// <summary>

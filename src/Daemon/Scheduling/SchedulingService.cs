@@ -109,7 +109,8 @@ public sealed class SchedulingService(
     private async Task ReloadAsync(PolicyScheduler scheduler, CancellationToken ct)
     {
         var files = Directory.Exists(config.PoliciesDirectory)
-            ? await Task.Run(() => PolicyLoader.PolicyFilesIn(config.PoliciesDirectory).Select(PolicyLoader.LoadFile).ToList(), ct).WaitAsync(ct)
+            ? await Task.Run(() => PolicyLoader.PolicyFilesIn(config.PoliciesDirectory).Select(PolicyLoader.LoadFile)
+                .Select(f => NotifyNameChecks.Check(f, config.Notify.Select(t => t.Name).ToList())).ToList(), ct).WaitAsync(ct)
             : [];
         if (!Directory.Exists(config.PoliciesDirectory)) logger.PoliciesDirectoryMissing(config.PoliciesDirectory);
         var outcome = await scheduler.ApplyAsync(files, ct);

@@ -69,7 +69,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
             ? Timeouts(timeoutsNode) : (PolicyDefaults.CopyTimeout, PolicyDefaults.CommitTimeout);
         var (copyRate, commitRate) = keys.TryGetValue("bandwidth", out var bandwidthNode) ? Bandwidth(bandwidthNode) : (null, null);
         var chains = keys.TryGetValue("chains", out var chainsNode) ? Chains(chainsNode) : null;
-        var notify = keys.TryGetValue("notify", out var notifyNode) ? Notify(notifyNode) : [];
+        var (notify, notifyAt) = keys.TryGetValue("notify", out var notifyNode) ? Notify(notifyNode) : ([], []);
         var copies = keys.TryGetValue("copies", out var copiesNode) ? Copies(copiesNode) : [];
 
         if (errors.Count > before || name is null || domains is null || schedule is null || repository is null) return null;
@@ -93,6 +93,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
             CommitBandwidth = commitRate,
             Chains = chains,
             Notify = notify,
+            NotifyPositions = notifyAt,
             Copies = copies,
         };
     }
@@ -307,17 +308,23 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
         return null;
     }
 
-    /// <summary>`notify:` names targets defined in the daemon configuration (where their secrets live); the daemon checks the names exist.</summary>
-    private List<string> Notify(YNode node)
+    /// <summary>`notify:` names targets defined in the daemon configuration (where their secrets live); <see cref="NotifyNameChecks"/> checks the names exist.</summary>
+    private (List<string> Names, List<SourcePosition> At) Notify(YNode node)
     {
         var items = node is YSequence sequence ? sequence.Items : [node];
         var names = new List<string>();
+        var at = new List<SourcePosition>();
         foreach (var item in items)
         {
-            if (item is YScalar { Value: var value } && NamePattern().IsMatch(value)) { names.Add(value); continue; }
+            if (item is YScalar { Value: var value } && NamePattern().IsMatch(value))
+            {
+                names.Add(value);
+                at.Add(new SourcePosition(path, item.Line, item.Column));
+                continue;
+            }
             errors.Add(item, $"'notify' expects a list of notification target names from the daemon configuration (letters, digits, '.', '_' or '-'), got {Describe(item)}");
         }
-        return names;
+        return (names, at);
     }
 
     private QuiesceMode Quiesce(YNode node)

@@ -40,6 +40,8 @@ public sealed record PolicyDefinition
     public IReadOnlyList<CopyDestination> Copies { get; init; } = [];
     /// <summary>Names of notification targets from the daemon configuration that also get this policy's events.</summary>
     public IReadOnlyList<string> Notify { get; init; } = [];
+    /// <summary>Where each <see cref="Notify"/> name stands (same order), for the daemon's check that the target exists.</summary>
+    public IReadOnlyList<SourcePosition> NotifyPositions { get; init; } = [];
 }
 
 /// <summary>`chains: {max-depth: N, method: commit|pull}`: after a domain's backup, disks deeper than N are shortened to N.</summary>

@@ -30,7 +30,11 @@ internal static class FormatIO
     }
 
     /// <summary>Reads and checks a header; returns its fields. Throws <see cref="CorruptDataException"/>.</summary>
-    public static byte[] ReadHeader(Stream input, string what, ReadOnlySpan<byte> magic, ushort version)
+    public static byte[] ReadHeader(Stream input, string what, ReadOnlySpan<byte> magic, ushort version) =>
+        ReadHeader(input, what, magic, [version], out _);
+
+    /// <summary>Reads and checks a header of any of <paramref name="versions"/>; returns its fields and (in <paramref name="found"/>) its version.</summary>
+    public static byte[] ReadHeader(Stream input, string what, ReadOnlySpan<byte> magic, ReadOnlySpan<ushort> versions, out ushort found)
     {
         Span<byte> fixedPart = stackalloc byte[16];
         ReadExactly(input, fixedPart, what, 0, "header");
@@ -39,10 +43,11 @@ internal static class FormatIO
             throw new CorruptDataException(what, 0, $"bad magic {Convert.ToHexString(fixedPart[..8])}, expected {Convert.ToHexString(magic)} (not a {what} file)");
         }
         var v = BinaryPrimitives.ReadUInt16LittleEndian(fixedPart[8..]);
-        if (v != version)
+        if (!versions.Contains(v))
         {
-            throw new CorruptDataException(what, 8, $"format version {v} is not supported (this build reads version {version})");
+            throw new CorruptDataException(what, 8, $"format version {v} is not supported (this build reads version {string.Join(" and ", versions.ToArray())})");
         }
+        found = v;
         var fieldsLength = BinaryPrimitives.ReadUInt32LittleEndian(fixedPart[12..]);
         if (fieldsLength > MaxFieldsLength)
         {

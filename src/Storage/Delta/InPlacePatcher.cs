@@ -11,10 +11,8 @@ public sealed class InPlacePatcher : IBlockSink
 {
     private readonly IRandomAccessFile _target;
     private readonly UndoRecordWriter _undo;
-    private readonly Stream? _undoStream;
     private readonly int _batchBytes;
     private readonly List<(long Offset, int Length, bool Zero)> _pending = [];
-    private readonly List<(long Offset, int Length, long DataPosition)> _captured = [];
     private byte[] _batch;
     private int _batchUsed;
     private readonly byte[] _old = new byte[64 * 1024];
@@ -22,14 +20,12 @@ public sealed class InPlacePatcher : IBlockSink
 
     /// <param name="target">The file to change (its current content is the old version).</param>
     /// <param name="undo">Receives the old bytes.</param>
-    /// <param name="undoStream">The stream under <paramref name="undo"/>, if readable: lets <see cref="ReadOld"/> find overwritten bytes.</param>
     /// <param name="batchBytes">How many new bytes to buffer between undo syncs.</param>
     /// <param name="beforeTargetWrite">Test hook run after the undo sync, before each batch is written.</param>
-    public InPlacePatcher(IRandomAccessFile target, UndoRecordWriter undo, Stream? undoStream = null, int batchBytes = 32 << 20, Action? beforeTargetWrite = null)
+    public InPlacePatcher(IRandomAccessFile target, UndoRecordWriter undo, int batchBytes = 32 << 20, Action? beforeTargetWrite = null)
     {
         _target = target;
         _undo = undo;
-        _undoStream = undoStream;
         _batchBytes = batchBytes;
         _batch = [];
         OldLength = undo.TargetLength;
@@ -78,57 +74,6 @@ public sealed class InPlacePatcher : IBlockSink
         }
     }
 
-    /// <summary>Reads the OLD content of a range, even if it was already overwritten (from the undo record).</summary>
-    public void ReadOld(long offset, Span<byte> dest)
-    {
-        dest.Clear();
-        var end = offset + dest.Length;
-        // Start with what the file holds now (old bytes wherever nothing was written yet).
-        FlushBatch();
-        var n = _target.Read(offset, dest);
-        if (n < dest.Length)
-        {
-            dest[n..].Clear();
-        }
-        if (offset >= OldLength)
-        {
-            dest.Clear();
-            return;
-        }
-        if (end > OldLength)
-        {
-            dest[(int)(OldLength - offset)..].Clear();
-        }
-        // Then overlay every captured range: those hold the old bytes of what was overwritten.
-        var i = FirstCapturedAtOrAfter(offset);
-        for (; i < _captured.Count && _captured[i].Offset < end; i++)
-        {
-            var (cOff, cLen, pos) = _captured[i];
-            var from = Math.Max(cOff, offset);
-            var to = Math.Min(cOff + cLen, end);
-            if (from >= to)
-            {
-                continue;
-            }
-            var slice = dest.Slice((int)(from - offset), (int)(to - from));
-            if (pos < 0)
-            {
-                slice.Clear();
-            }
-            else
-            {
-                if (_undoStream is null)
-                {
-                    throw new InvalidOperationException("reading overwritten bytes needs a readable undo stream");
-                }
-                var back = _undoStream.Position;
-                _undoStream.Position = pos + (from - cOff);
-                FormatIO.ReadExactly(_undoStream, slice, "undo record", pos, "captured data");
-                _undoStream.Position = back;
-            }
-        }
-    }
-
     /// <summary>Captures the tail beyond <paramref name="newLength"/> if the file shrinks, writes the last batch, sets the length.</summary>
     public void Complete(long newLength)
     {
@@ -171,34 +116,14 @@ public sealed class InPlacePatcher : IBlockSink
             if (BlockHasher.IsZero(span))
             {
                 _undo.AddZero(pos, n);
-                _captured.Add((pos, n, -1));
             }
             else
             {
-                var dataPos = _undo.AddData(pos, span);
-                _captured.Add((pos, n, dataPos));
+                _undo.AddData(pos, span);
             }
             pos += n;
             remaining -= n;
         }
-    }
-
-    private int FirstCapturedAtOrAfter(long offset)
-    {
-        int lo = 0, hi = _captured.Count;
-        while (lo < hi)
-        {
-            var mid = (lo + hi) / 2;
-            if (_captured[mid].Offset + _captured[mid].Length <= offset)
-            {
-                lo = mid + 1;
-            }
-            else
-            {
-                hi = mid;
-            }
-        }
-        return lo;
     }
 
     private void FlushBatch()

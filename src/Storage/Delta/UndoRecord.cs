@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
+using ZstdSharp;
 
 namespace Backupd.Storage.Delta;
 
@@ -7,6 +8,9 @@ public enum UndoEntryKind : byte
 {
     Data = 1,
     Zero = 2,
+
+    /// <summary>Version 2 only: data stored zstd-compressed (readers hand out the decompressed bytes as <see cref="Data"/>).</summary>
+    CompressedData = 3,
 }
 
 /// <summary>One range of an undo record. <see cref="Data"/> is valid until the reader's next read.</summary>
@@ -16,19 +20,29 @@ public readonly record struct UndoEntry(UndoEntryKind Kind, long Offset, int Len
 }
 
 /// <summary>
-/// Undo record, format version 1: the old bytes of every range an update overwrote, so the update
-/// can be reversed. Header field: targetLength i64 (the file's length before the update).
+/// Undo record: the old bytes of every range an update overwrote, so the update can be reversed.
+/// Header field: targetLength i64 (the file's length before the update).
 /// Body: entries in increasing, non-overlapping offset order:
-/// kind u8 (1 data, 2 zero) | offset i64 | length u32 | data[length] (data only) | xxh3(entry) u64;
-/// then 0xFF and the trailer. Each entry carries its own checksum so that recovery after a crash
-/// can use every complete entry of a record whose end was never written.
+/// kind u8 (1 data, 2 zero, 3 compressed data) | offset i64 | length u32 | data[length] (kind 1) or
+/// compressedLength u32 | zstd frame[compressedLength] (kind 3) | xxh3(entry as stored) u64;
+/// then 0xFF and the trailer. Each entry carries its own checksum (over the stored, i.e. compressed, bytes:
+/// damage is found before anything is decompressed) so that recovery after a crash can use every complete
+/// entry of a record whose end was never written. Version 2 (written since issue 15 item 4) adds kind 3;
+/// version 1 records (kinds 1 and 2 only) are still read. A data entry is stored compressed only when that
+/// is smaller; its frame must decompress to exactly length bytes.
 /// </summary>
 public static class UndoRecord
 {
     public static ReadOnlySpan<byte> Magic => "BKDUNDO\0"u8;
-    public const ushort Version = 1;
+    public const ushort Version = 2;
+
+    /// <summary>The first version: no compressed entries. Still read; written only when compression is off.</summary>
+    public const ushort UncompressedVersion = 1;
     public const int MaxEntryLength = 4 << 20;
     internal const byte EndMarker = 0xFF;
+
+    /// <summary>Level 1, the fastest: the undo record is written on a backup's critical path, before the mirror changes.</summary>
+    internal const int CompressionLevel = 1;
 
     /// <summary>Reads the whole record and checks every checksum; returns its target length.</summary>
     public static long Verify(Stream record)
@@ -135,48 +149,80 @@ public static class UndoRecord
 /// <summary>Writes an undo record. Entries must come in increasing, non-overlapping offset order.</summary>
 public sealed class UndoRecordWriter
 {
+    // One compressor per thread for the process: a writer lives for one backup, a compressor's tables are reused.
+    private static readonly ThreadLocal<Compressor> Compressors = new(() => new Compressor(UndoRecord.CompressionLevel));
     private readonly HashingWriter _body;
     private readonly Action? _sync;
+    private readonly bool _compress;
+    private byte[] _packed = [];
     private long _nextOffset;
     private bool _completed;
 
     /// <param name="output">Where the record goes.</param>
     /// <param name="targetLength">The file's length before the update (what undo restores).</param>
     /// <param name="sync">Makes the output durable (fsync); called by <see cref="Sync"/>.</param>
-    public UndoRecordWriter(Stream output, long targetLength, Action? sync = null)
+    /// <param name="compress">False writes a version 1 record (no compressed entries), as releases before version 2 did.</param>
+    public UndoRecordWriter(Stream output, long targetLength, Action? sync = null, bool compress = true)
     {
         _sync = sync;
+        _compress = compress;
         TargetLength = targetLength;
         var fields = new byte[8];
         BinaryPrimitives.WriteInt64LittleEndian(fields, targetLength);
-        FormatIO.WriteHeader(output, UndoRecord.Magic, UndoRecord.Version, fields);
+        FormatIO.WriteHeader(output, UndoRecord.Magic, compress ? UndoRecord.Version : UndoRecord.UncompressedVersion, fields);
         HeaderLength = 16 + fields.Length + 8;
         _body = new HashingWriter(output);
     }
 
     public long TargetLength { get; }
     public int HeaderLength { get; }
-    public long BytesWritten => HeaderLength + _body.Length;
+    /// <summary>Bytes of the record so far (after <see cref="Complete"/>: its size, trailer included).</summary>
+    public long BytesWritten => HeaderLength + _body.Length + (_completed ? TrailerLength : 0);
+
+    private const int TrailerLength = 24;
+
+    /// <summary>What the record would hold with every data entry stored uncompressed (a version 1 record of the same entries).</summary>
+    public long UncompressedBytes => BytesWritten + _saved;
+
+    /// <summary>Old bytes recorded in data entries (before compression).</summary>
     public long DataBytes { get; private set; }
     public long Entries { get; private set; }
+    private long _saved;
 
-    /// <summary>Records old bytes; returns the stream position where the data starts.</summary>
-    public long AddData(long offset, ReadOnlySpan<byte> oldBytes)
+    /// <summary>Records old bytes.</summary>
+    public void AddData(long offset, ReadOnlySpan<byte> oldBytes)
     {
-        var first = 0L;
         while (!oldBytes.IsEmpty)
         {
             var n = Math.Min(oldBytes.Length, UndoRecord.MaxEntryLength);
-            var pos = AddEntry(UndoEntryKind.Data, offset, oldBytes[..n], n);
-            if (first == 0)
+            var chunk = oldBytes[..n];
+            if (_compress && TryCompress(chunk, out var packed))
             {
-                first = pos;
+                AddEntry(UndoEntryKind.CompressedData, offset, packed, n);
+                _saved += n - packed.Length;
+            }
+            else
+            {
+                AddEntry(UndoEntryKind.Data, offset, chunk, n);
             }
             offset += n;
             oldBytes = oldBytes[n..];
             DataBytes += n;
         }
-        return first;
+    }
+
+    /// <summary>compressedLength u32 + zstd frame into <paramref name="packed"/>, when that is smaller than the bytes themselves.</summary>
+    private bool TryCompress(ReadOnlySpan<byte> data, out ReadOnlySpan<byte> packed)
+    {
+        var bound = 4 + Compressor.GetCompressBound(data.Length);
+        if (_packed.Length < bound)
+        {
+            _packed = new byte[bound];
+        }
+        var n = Compressors.Value!.Wrap(data, _packed.AsSpan(4));
+        BinaryPrimitives.WriteUInt32LittleEndian(_packed, (uint)n);
+        packed = _packed.AsSpan(0, 4 + n);
+        return 4 + n < data.Length;
     }
 
     public void AddZero(long offset, long length)
@@ -190,7 +236,7 @@ public sealed class UndoRecordWriter
         }
     }
 
-    private long AddEntry(UndoEntryKind kind, long offset, ReadOnlySpan<byte> data, int length)
+    private void AddEntry(UndoEntryKind kind, long offset, ReadOnlySpan<byte> data, int length)
     {
         if (_completed)
         {
@@ -208,14 +254,12 @@ public sealed class UndoRecordWriter
         check.Append(head);
         check.Append(data);
         _body.Write(head);
-        var dataPos = HeaderLength + _body.Length;
         _body.Write(data);
         Span<byte> tail = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64LittleEndian(tail, check.GetCurrentHashAsUInt64());
         _body.Write(tail);
         _nextOffset = offset + length;
         Entries++;
-        return dataPos;
     }
 
     /// <summary>Flushes and makes everything written so far durable (before the target is changed).</summary>
@@ -238,16 +282,19 @@ public sealed class UndoRecordWriter
 public sealed class UndoRecordReader : IDisposable
 {
     private const string What = "undo record";
+    private static readonly ThreadLocal<Decompressor> Decompressors = new(() => new Decompressor());
     private readonly HashingReader _body;
     private readonly bool _tolerant;
+    private readonly ushort _version;
     private byte[] _buffer = [];
+    private byte[] _packed = [];
     private long _nextOffset;
     private bool _done;
 
     public UndoRecordReader(Stream record, bool tolerateTruncation = false)
     {
         _tolerant = tolerateTruncation;
-        var fields = FormatIO.ReadHeader(record, What, UndoRecord.Magic, UndoRecord.Version);
+        var fields = FormatIO.ReadHeader(record, What, UndoRecord.Magic, [UndoRecord.UncompressedVersion, UndoRecord.Version], out _version);
         if (fields.Length < 8)
         {
             throw new CorruptDataException(What, 16, "header fields too short");
@@ -261,6 +308,9 @@ public sealed class UndoRecordReader : IDisposable
     }
 
     public long TargetLength { get; }
+
+    /// <summary>The record's format version (1: no compressed entries, 2: zstd-compressed data entries allowed).</summary>
+    public ushort Version => _version;
 
     /// <summary>True when the record ended properly (end marker and trailer checked).</summary>
     public bool Complete { get; private set; }
@@ -295,7 +345,7 @@ public sealed class UndoRecordReader : IDisposable
             Complete = true;
             return false;
         }
-        if (kind is not ((byte)UndoEntryKind.Data or (byte)UndoEntryKind.Zero))
+        if (kind is not ((byte)UndoEntryKind.Data or (byte)UndoEntryKind.Zero) && !(kind == (byte)UndoEntryKind.CompressedData && _version >= UndoRecord.Version))
         {
             throw new CorruptDataException(What, at, $"unknown entry kind {kind}");
         }
@@ -321,15 +371,64 @@ public sealed class UndoRecordReader : IDisposable
             check.Append(_buffer.AsSpan(0, (int)length));
             data = _buffer.AsMemory(0, (int)length);
         }
+        var packed = kind == (byte)UndoEntryKind.CompressedData ? ReadPacked(at, length, check) : default;
         Span<byte> tail = stackalloc byte[8];
         _body.Read(tail, "entry checksum");
         if (BinaryPrimitives.ReadUInt64LittleEndian(tail) != check.GetCurrentHashAsUInt64())
         {
             throw new CorruptDataException(What, at, $"checksum mismatch in the entry for file range [{offset}, +{length})");
         }
+        if (kind == (byte)UndoEntryKind.CompressedData)
+        {
+            data = Unpack(at, offset, (int)length, packed.Span);
+            kind = (byte)UndoEntryKind.Data; // callers see the old bytes, however they were stored
+        }
         _nextOffset = offset + length;
         entry = new UndoEntry((UndoEntryKind)kind, offset, (int)length, data);
         return true;
+    }
+
+    /// <summary>Reads a compressed entry's length and frame (checksummed with the entry, decompressed only after the checksum matched).</summary>
+    private ReadOnlyMemory<byte> ReadPacked(long at, uint length, XxHash3 check)
+    {
+        Span<byte> size = stackalloc byte[4];
+        _body.Read(size, "compressed length");
+        check.Append(size);
+        var packedLength = BinaryPrimitives.ReadUInt32LittleEndian(size);
+        if (packedLength == 0 || packedLength + 4 >= length)
+        {
+            // The writer compresses only when that saves bytes: anything else is damage (and bounds the buffer).
+            throw new CorruptDataException(What, at, $"compressed length {packedLength} for {length} bytes is not smaller than the data");
+        }
+        if (_packed.Length < packedLength)
+        {
+            _packed = new byte[Math.Max(packedLength, Math.Min(_packed.Length * 2, UndoRecord.MaxEntryLength))];
+        }
+        _body.Read(_packed.AsSpan(0, (int)packedLength), "compressed entry data");
+        check.Append(_packed.AsSpan(0, (int)packedLength));
+        return _packed.AsMemory(0, (int)packedLength);
+    }
+
+    private ReadOnlyMemory<byte> Unpack(long at, long offset, int length, ReadOnlySpan<byte> packed)
+    {
+        if (_buffer.Length < length)
+        {
+            _buffer = new byte[Math.Max(length, Math.Min(_buffer.Length * 2, UndoRecord.MaxEntryLength))];
+        }
+        int n;
+        try
+        {
+            n = Decompressors.Value!.Unwrap(packed, _buffer.AsSpan(0, length));
+        }
+        catch (ZstdException e)
+        {
+            throw new CorruptDataException(What, at, $"the compressed entry for file range [{offset}, +{length}) does not decompress ({e.Message})");
+        }
+        if (n != length)
+        {
+            throw new CorruptDataException(What, at, $"the compressed entry for file range [{offset}, +{length}) decompresses to {n} bytes");
+        }
+        return _buffer.AsMemory(0, length);
     }
 
     public void Dispose()

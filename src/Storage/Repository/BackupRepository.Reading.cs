@@ -9,9 +9,11 @@ public sealed partial class BackupRepository
     /// <summary>
     /// Writes one file of a restore point to a new path: streamed, holes kept as holes, and checked against the
     /// recorded digest before returning (on mismatch the target is removed). Refuses an existing target.
+    /// Bytes are hashed as they are read; the mirror's own ranges reach the target through copy_file_range
+    /// (<see cref="RestoreTarget"/>).
     /// Takes the group's lock shared: refused (busy) while a backup or deletion of the group runs.
     /// </summary>
-    public async Task RestoreFileAsync(string pointId, string fileKey, string targetPath, IProgress<long>? progress, CancellationToken ct)
+    public async Task<RestoreReport> RestoreFileAsync(string pointId, string fileKey, string targetPath, IProgress<long>? progress, CancellationToken ct)
     {
         var (point, file) = FindFile(pointId, fileKey);
         targetPath = Path.GetFullPath(targetPath);
@@ -22,8 +24,11 @@ public sealed partial class BackupRepository
         using var groupLock = GroupLock.Shared(Beneath, _layout.Group(point.GroupId), "restore");
         var chain = VersionChain(LoadPoints(point.GroupId), fileKey);
         var undoPaths = UndoPathsFor(point.GroupId, fileKey, chain, file.VersionId);
-        await Task.Run(() => Restore(point, file, undoPaths, targetPath, progress, ct), ct);
+        return await Task.Run(() => Restore(point, file, undoPaths, targetPath, progress, ct), ct);
     }
+
+    /// <summary>False makes restores write every byte from their buffer (tests of the path taken where copy_file_range is refused).</summary>
+    internal bool KernelCopy { get; set; } = true;
 
     private (PointDocument Point, PointFileDocument File) FindFile(string pointId, string fileKey)
     {
@@ -60,7 +65,7 @@ public sealed partial class BackupRepository
         return builder.Build().Digest() == file.Digest;
     }
 
-    private void Restore(PointDocument point, PointFileDocument file, List<string> undoPaths, string targetPath, IProgress<long>? progress, CancellationToken ct)
+    private RestoreReport Restore(PointDocument point, PointFileDocument file, List<string> undoPaths, string targetPath, IProgress<long>? progress, CancellationToken ct)
     {
         var created = false;
         try
@@ -72,34 +77,16 @@ public sealed partial class BackupRepository
             }
             using var output = File.OpenHandle(targetPath, FileMode.CreateNew, FileAccess.Write, FileShare.None);
             created = true;
-            var signature = ReadVersion(reader, file.BlockSize, (offset, data, zero, blockSize) =>
-            {
-                // Write runs of non-zero blocks; zero blocks stay holes.
-                var runStart = -1;
-                var blocks = zero.Length;
-                for (var i = 0; i <= blocks; i++)
-                {
-                    var isData = i < blocks && !zero[i];
-                    if (isData && runStart < 0)
-                    {
-                        runStart = i;
-                    }
-                    else if (!isData && runStart >= 0)
-                    {
-                        var from = runStart * blockSize;
-                        var to = Math.Min(i * blockSize, data.Length);
-                        RandomAccess.Write(output, data[from..to], offset + from);
-                        runStart = -1;
-                    }
-                }
-            }, progress, ct);
-            RandomAccess.SetLength(output, reader.Length);
-            RandomAccess.FlushToDisk(output);
+            var sink = new RestoreTarget(output, reader.Mirror, KernelCopy);
+            var signature = ReadWindows(reader, file.BlockSize, sink.Write, progress, perBlock: null, trackOverlay: true, ct);
             var digest = signature.Digest();
             if (digest != file.Digest)
             {
                 throw new RepositoryCorruptException($"'{file.FileKey}' at {point.PointId}: restored content has digest {digest}, recorded {file.Digest}; the repository is damaged (run verify)");
             }
+            RandomAccess.SetLength(output, reader.Length);
+            RandomAccess.FlushToDisk(output);
+            return sink.Report;
         }
         catch (CorruptDataException e)
         {
@@ -122,7 +109,11 @@ public sealed partial class BackupRepository
     }
 
     /// <summary>Reads a whole version in chunks, hashing blocks on all cores; returns its signature.</summary>
-    private Signature ReadVersion(VersionReader reader, int blockSize, ChunkAction? onChunk, IProgress<long>? progress, CancellationToken ct, Action<long, bool, UInt128>? perBlock = null)
+    private Signature ReadVersion(VersionReader reader, int blockSize, ChunkAction? onChunk, IProgress<long>? progress, CancellationToken ct, Action<long, bool, UInt128>? perBlock = null) =>
+        ReadWindows(reader, blockSize, onChunk is null ? null : (offset, data, zero, _, size) => onChunk(offset, data, zero, size), progress, perBlock, trackOverlay: false, ct);
+
+    /// <summary>As <see cref="ReadVersion"/>; with <paramref name="trackOverlay"/> each window also says which blocks an undo record set.</summary>
+    private Signature ReadWindows(VersionReader reader, int blockSize, WindowAction? onChunk, IProgress<long>? progress, Action<long, bool, UInt128>? perBlock, bool trackOverlay, CancellationToken ct)
     {
         var chunkBytes = Math.Max(ReadChunkBytes, blockSize);
         var buffer = new byte[chunkBytes];
@@ -130,13 +121,14 @@ public sealed partial class BackupRepository
         var zero = new bool[maxBlocks];
         var holes = new bool[maxBlocks];
         var tags = new UInt128[maxBlocks];
+        var overlaid = new bool[maxBlocks]; // stays all false without trackOverlay: every block is the mirror's
         var builder = new SignatureBuilder(blockSize, Hasher.KeyId, expectedBlocks: Signature.BlockCountFor(reader.Length, blockSize));
         var length = reader.Length;
         for (long offset = 0; offset < length; offset += chunkBytes)
         {
             ct.ThrowIfCancellationRequested();
             var n = (int)Math.Min(chunkBytes, length - offset);
-            reader.Read(offset, buffer.AsSpan(0, n), holes, blockSize);
+            reader.Read(offset, buffer.AsSpan(0, n), holes, blockSize, trackOverlay ? overlaid : null);
             BlockDiff.HashBlocks(buffer, n, blockSize, Hasher, zero, tags, holes);
             var blocks = (n + blockSize - 1) / blockSize;
             for (var i = 0; i < blocks; i++)
@@ -144,7 +136,7 @@ public sealed partial class BackupRepository
                 builder.Add(zero[i], tags[i], 0, Math.Min(blockSize, n - (i * blockSize)));
                 perBlock?.Invoke((offset / blockSize) + i, zero[i], tags[i]);
             }
-            onChunk?.Invoke(offset, buffer.AsSpan(0, n), zero.AsSpan(0, blocks), blockSize);
+            onChunk?.Invoke(offset, buffer.AsSpan(0, n), zero.AsSpan(0, blocks), overlaid.AsSpan(0, blocks), blockSize);
             progress?.Report(offset + n);
         }
         reader.Finish();
@@ -152,6 +144,8 @@ public sealed partial class BackupRepository
     }
 
     internal delegate void ChunkAction(long offset, ReadOnlySpan<byte> data, ReadOnlySpan<bool> zero, int blockSize);
+
+    internal delegate void WindowAction(long offset, ReadOnlySpan<byte> data, ReadOnlySpan<bool> zero, ReadOnlySpan<bool> overlaid, int blockSize);
 
     /// <summary>
     /// Recomputes the digest of every version (all groups, one group, or one point's versions): the mirror block

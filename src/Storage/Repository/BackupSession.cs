@@ -137,7 +137,7 @@ public sealed class BackupSession : IDisposable
                 undo.Sync();
                 _repo.Beneath.FsyncDirectory(L.UndoDirectory(_groupId, fileKey));
                 Fault("undo-created");
-                patcher = new InPlacePatcher(mirrorFile, undo, undoStream, _repo.BatchBytes, () => Fault("undo-synced"));
+                patcher = new InPlacePatcher(mirrorFile, undo, _repo.BatchBytes, () => Fault("undo-synced"));
             }
             else
             {
@@ -217,6 +217,7 @@ public sealed class BackupSession : IDisposable
             Fault("signature-written");
 
             var undoBytes = undo?.BytesWritten ?? 0;
+            var undoUncompressed = undo?.UncompressedBytes ?? 0;
             long changed = diff.BlocksChanged, mirrorBytes = diff.BytesWritten;
             var unchanged = oldSig is not null && changed == 0 && length == oldSig.Length;
             undoStream?.Dispose();
@@ -226,7 +227,7 @@ public sealed class BackupSession : IDisposable
                 // Same content as the previous version: keep referring to it, keep no empty undo record.
                 _repo.Beneath.Delete(L.Undo(_groupId, fileKey, previous!.VersionId));
                 _repo.Beneath.Delete(pendingSig);
-                mirrorBytes = undoBytes = sigBytes = 0;
+                mirrorBytes = undoBytes = undoUncompressed = sigBytes = 0;
             }
             return new PointFileDocument(
                 fileKey,
@@ -238,6 +239,7 @@ public sealed class BackupSession : IDisposable
             {
                 MirrorBytesWritten = mirrorBytes,
                 UndoBytesWritten = undoBytes,
+                UndoBytesUncompressed = undoUncompressed > 0 ? undoUncompressed : null,
                 ReadMode = mode.Offered ? mode.ReadMode : null,
                 FullReadReason = mode.FullReadReason,
                 CleanButChanged = mode.SafetyNet ? cleanButChanged : null,
@@ -280,7 +282,7 @@ public sealed class BackupSession : IDisposable
             files.AddRange(_previous.Files.Where(f => !_added.ContainsKey(f.FileKey))
                 .Select(f => f with
                 {
-                    BytesRead = 0, BytesWritten = 0, BlocksChanged = 0, ElapsedSeconds = 0, MirrorBytesWritten = 0, UndoBytesWritten = 0,
+                    BytesRead = 0, BytesWritten = 0, BlocksChanged = 0, ElapsedSeconds = 0, MirrorBytesWritten = 0, UndoBytesWritten = 0, UndoBytesUncompressed = null,
                     ReadMode = null, FullReadReason = null, CleanButChanged = null,
                 }));
         }

@@ -81,6 +81,11 @@ internal sealed record PointFileDocument(
     public long MirrorBytesWritten { get; init; }
     public long UndoBytesWritten { get; init; }
 
+    /// <summary>
+    /// The undo record's size had it been stored uncompressed; null (absent) without an undo record. Nullable so that a
+    /// point written before this field existed serializes to the same bytes, and its MAC still matches.
+    /// </summary>
+    public long? UndoBytesUncompressed { get; init; }
     /// <summary>Written only when the backup was offered a changed-block plan (ChangedBlocks.ReadModes); absent means full.</summary>
     public string? ReadMode { get; init; }
     public string? FullReadReason { get; init; }
@@ -93,6 +98,7 @@ internal sealed record PointFileDocument(
             BlockSize = BlockSize,
             MirrorBytesWritten = MirrorBytesWritten,
             UndoBytesWritten = UndoBytesWritten,
+            UndoBytesUncompressed = UndoBytesUncompressed ?? 0,
             ReadMode = ReadMode ?? ChangedBlocks.ReadModes.Full,
             FullReadReason = FullReadReason,
             CleanButChanged = CleanButChanged ?? 0,

@@ -33,6 +33,21 @@ internal static partial class Native
     [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
     private static partial int IoctlU64(SafeFileHandle fd, nuint request, out ulong value);
 
+    [LibraryImport("libc", EntryPoint = "copy_file_range", SetLastError = true)]
+    private static partial nint CopyFileRange(SafeFileHandle fdIn, ref long offIn, SafeFileHandle fdOut, ref long offOut, nuint length, uint flags);
+
+    [LibraryImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]
+    private static partial int SyncFileRange(SafeFileHandle fd, long offset, long length, uint flags);
+
+    private const int EXDEV = 18;
+    private const int EINVAL = 22;
+    private const int ENOSYS = 38;
+    private const int EOPNOTSUPP = 95;
+    private const int EBADF = 9;
+    private const uint SyncFileRangeWaitBefore = 1;
+    private const uint SyncFileRangeWrite = 2;
+    private const uint SyncFileRangeWaitAfter = 4;
+
     /// <summary>True when the open file is a block device (S_ISBLK): its size is not its inode's st_size.</summary>
     public static bool IsBlockDevice(SafeFileHandle file, string path) => FileType(file, path) == BlockDeviceType;
 
@@ -86,6 +101,42 @@ internal static partial class Native
         }
         throw new IOException($"lseek(SEEK_HOLE, {from}) failed: {new Win32Exception(Marshal.GetLastPInvokeError()).Message}");
     }
+
+    /// <summary>
+    /// Copies [offset, offset+length) of <paramref name="from"/> to the same offsets of <paramref name="to"/> inside the
+    /// kernel (copy_file_range: a reflink on XFS/btrfs, a server-side copy on NFS 4.2, a page-cache copy on ext4).
+    /// Returns the bytes copied (fewer only at the end of <paramref name="from"/>), or -1 when this pair of files
+    /// cannot be copied that way (different file systems, no support): the caller then writes the bytes itself.
+    /// </summary>
+    public static long CopyRange(SafeFileHandle from, SafeFileHandle to, long offset, long length)
+    {
+        long done = 0;
+        while (done < length)
+        {
+            long inOff = offset + done, outOff = offset + done;
+            var n = CopyFileRange(from, ref inOff, to, ref outOff, (nuint)(length - done), 0);
+            if (n > 0)
+            {
+                done += n;
+                continue;
+            }
+            if (n == 0)
+            {
+                return done; // end of the source file
+            }
+            var errno = Marshal.GetLastPInvokeError();
+            if (done == 0 && errno is EXDEV or EINVAL or ENOSYS or EOPNOTSUPP or EBADF)
+            {
+                return -1;
+            }
+            throw new IOException($"copy_file_range at {offset + done} failed: {new Win32Exception(errno).Message}");
+        }
+        return done;
+    }
+
+    /// <summary>Starts write-back of a range (sync_file_range WRITE); with <paramref name="wait"/> also waits for it. Advisory: fsync still decides durability.</summary>
+    public static void StartWriteBack(SafeFileHandle file, long offset, long length, bool wait) =>
+        _ = SyncFileRange(file, offset, length, wait ? SyncFileRangeWaitBefore | SyncFileRangeWrite | SyncFileRangeWaitAfter : SyncFileRangeWrite);
 
     /// <summary>Deallocates a range (reads as zeros). False when the file system cannot punch holes.</summary>
     public static bool PunchHole(SafeFileHandle file, long offset, long length) =>

@@ -23,6 +23,9 @@ public sealed record FileVersionInfo(
     /// <summary>Of <see cref="BytesWritten"/>: the undo record (old bytes of the changed ranges); the rest is the signature.</summary>
     public long UndoBytesWritten { get; init; }
 
+    /// <summary>What <see cref="UndoBytesWritten"/> would have been with no data entry compressed (the saving is the difference).</summary>
+    public long UndoBytesUncompressed { get; init; }
+
     /// <summary>What the backup's mirror scrub found (null when the file had no mirror yet).</summary>
     public ScrubReport? Scrub { get; init; }
 

@@ -41,15 +41,19 @@ internal sealed class VersionReader : IDisposable
 
     public long Length { get; }
 
+    /// <summary>The newest version's file (read-only), for copies of ranges that no undo record changes.</summary>
+    public SafeFileHandle Mirror => _mirror;
+
     /// <summary>
     /// Fills dest with [offset, offset+dest.Length); calls must move forward. With <paramref name="holes"/>,
     /// blocks of <paramref name="blockSize"/> that lie in a hole of the mirror and that no undo entry with data
     /// touches are only flagged there (their bytes in dest are left as they were): a sparse 64 GiB image costs
-    /// neither reads nor clearing.
+    /// neither reads nor clearing. With <paramref name="overlaid"/> (and a block size), blocks an undo entry touches
+    /// are flagged there: their bytes are not the mirror's.
     /// </summary>
-    public void Read(long offset, Span<byte> dest, bool[]? holes = null, int blockSize = 0)
+    public void Read(long offset, Span<byte> dest, bool[]? holes = null, int blockSize = 0, bool[]? overlaid = null)
     {
-        var blocks = new BlockFlags(holes, blockSize, offset, dest);
+        var blocks = new BlockFlags(holes, blockSize, offset, dest, overlaid);
         ReadMirror(offset, dest, blocks);
         var end = offset + dest.Length;
         foreach (var c in _cursors)
@@ -62,16 +66,22 @@ internal sealed class VersionReader : IDisposable
     private readonly ref struct BlockFlags
     {
         private readonly bool[]? _holes;
+        private readonly bool[]? _overlaid;
         private readonly int _blockSize;
         private readonly long _offset;
         private readonly Span<byte> _dest;
 
-        public BlockFlags(bool[]? holes, int blockSize, long offset, Span<byte> dest)
+        public BlockFlags(bool[]? holes, int blockSize, long offset, Span<byte> dest, bool[]? overlaid)
         {
             _holes = holes;
+            _overlaid = overlaid;
             _blockSize = blockSize;
             _offset = offset;
             _dest = dest;
+            if (overlaid is not null)
+            {
+                Array.Clear(overlaid, 0, (dest.Length + blockSize - 1) / blockSize);
+            }
             if (holes is null)
             {
                 dest.Clear();
@@ -80,6 +90,18 @@ internal sealed class VersionReader : IDisposable
             {
                 Array.Fill(holes, true, 0, (dest.Length + blockSize - 1) / blockSize);
             }
+        }
+
+        /// <summary>An undo entry sets [from, to): flag the blocks it touches.</summary>
+        public void Overlaid(long from, long to)
+        {
+            if (_overlaid is null || from >= to)
+            {
+                return;
+            }
+            var first = (int)((from - _offset) / _blockSize);
+            var last = (int)((to - 1 - _offset) / _blockSize);
+            Array.Fill(_overlaid, true, first, last - first + 1);
         }
 
         /// <summary>Bytes are about to be written into [from, to): materialise (zero) the hole blocks it touches.</summary>
@@ -192,6 +214,7 @@ internal sealed class VersionReader : IDisposable
                     var from = Math.Max(offset, _current.Offset);
                     var to = Math.Min(end, _current.End);
                     var target = dest.Slice((int)(from - offset), (int)(to - from));
+                    blocks.Overlaid(from, to);
                     if (_current.Kind == UndoEntryKind.Zero)
                     {
                         target.Clear(); // in a hole block: stale bytes, the flag still says zero

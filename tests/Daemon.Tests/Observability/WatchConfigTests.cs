@@ -50,6 +50,14 @@ public sealed class WatchConfigTests : IDisposable
     }
 
     [Fact]
+    public void Stale_check_defaults_to_five_minutes_and_takes_1s_to_1h()
+    {
+        Assert.Equal(TimeSpan.FromMinutes(5), Parse("").StaleCheck);
+        Assert.Equal(TimeSpan.FromSeconds(2), Parse("stale-check: 2s\n").StaleCheck);
+        Assert.Contains($"{ConfigPath}:4:14: 'stale-check' expects a duration from 1s to 1h, got '2h'", Error("stale-check: 2h\n"));
+    }
+
+    [Fact]
     public void Misspelt_keys_and_bad_values_are_reported_with_position_and_a_suggestion()
     {
         Assert.Contains($"{ConfigPath}:5:3: unknown key 'lisen' in 'http' (did you mean 'listen'?)", Error("http:\n  lisen: 127.0.0.1:9105\n"));

@@ -9,10 +9,10 @@ public class FormatCorruptionTests
     private const int BlockSize = 4096;
     private static readonly BlockHasher Hasher = new(TestFiles.Key);
 
-    private static (byte[] Old, byte[] New, byte[] Sig, byte[] Undo) Sample()
+    private static (byte[] Old, byte[] New, byte[] Sig, byte[] Undo) Sample(string kind = "undo")
     {
         var rng = new Random(11);
-        var old = TestFiles.ImageLike(rng, 9 * BlockSize + 77, BlockSize);
+        var old = kind == "undo-compressed" ? TestFiles.Compressible(rng, 9 * BlockSize + 77, BlockSize) : TestFiles.ImageLike(rng, 9 * BlockSize + 77, BlockSize);
         var @new = TestFiles.Apply(rng, old, TestFiles.Edit.InPlace, BlockSize);
         @new = TestFiles.Apply(rng, @new, TestFiles.Edit.Grow, BlockSize);
         var sig = Signature.Compute(new MemoryStream(old), Hasher, BlockSize);
@@ -21,11 +21,16 @@ public class FormatCorruptionTests
         var file = new MemoryStream();
         file.Write(old);
         var undo = new MemoryStream();
-        InPlaceUpdate.Apply(file, old, @new, Hasher, BlockSize, undo);
+        InPlaceUpdate.Apply(file, old, @new, Hasher, BlockSize, undo, compress: kind != "undo-v1", out var writer);
+        if (kind == "undo-compressed")
+        {
+            Assert.True(writer.BytesWritten < writer.UncompressedBytes, "the sample holds compressed entries");
+        }
         return (old, @new, sigStream.ToArray(), undo.ToArray());
     }
 
-    public static TheoryData<string> Kinds => new() { "signature", "undo" };
+    /// <summary>undo: version 2 of random data (entries stored as they are); undo-compressed: version 2 with zstd entries; undo-v1: the old uncompressed format.</summary>
+    public static TheoryData<string> Kinds => new() { "signature", "undo", "undo-compressed", "undo-v1" };
 
     private static void Consume(string kind, byte[] bytes)
     {
@@ -48,7 +53,7 @@ public class FormatCorruptionTests
     [MemberData(nameof(Kinds))]
     public void Intact_input_is_accepted(string kind)
     {
-        var x = Sample();
+        var x = Sample(kind);
         Consume(kind, Pick(kind, x));
     }
 
@@ -56,7 +61,7 @@ public class FormatCorruptionTests
     [MemberData(nameof(Kinds))]
     public void Any_flipped_bit_is_detected(string kind)
     {
-        var x = Sample();
+        var x = Sample(kind);
         var good = Pick(kind, x);
         Gen.Int[0, good.Length * 8 - 1].Sample(bit =>
         {
@@ -70,7 +75,7 @@ public class FormatCorruptionTests
     [MemberData(nameof(Kinds))]
     public void Any_truncation_is_detected(string kind)
     {
-        var x = Sample();
+        var x = Sample(kind);
         var good = Pick(kind, x);
         Gen.Int[0, good.Length - 1].Sample(cut =>
         {
@@ -88,10 +93,13 @@ public class FormatCorruptionTests
         Assert.Contains("key", e.Message);
     }
 
-    [Fact]
-    public void Truncated_undo_record_is_usable_up_to_its_last_complete_entry_in_recovery_mode()
+    [Theory]
+    [InlineData("undo")]
+    [InlineData("undo-compressed")]
+    [InlineData("undo-v1")]
+    public void Truncated_undo_record_is_usable_up_to_its_last_complete_entry_in_recovery_mode(string kind)
     {
-        var x = Sample();
+        var x = Sample(kind);
         // Cut inside the end marker/trailer: every entry is complete, so tolerant apply restores the old file.
         var cut = x.Undo.AsSpan(0, x.Undo.Length - 10).ToArray();
         var file = new MemoryStream();

@@ -6,12 +6,16 @@ namespace Backupd.Storage.Tests.Delta;
 internal static class InPlaceUpdate
 {
     /// <summary>Turns <paramref name="file"/> (holding <paramref name="from"/>) into <paramref name="to"/>; the old bytes go to <paramref name="undo"/>.</summary>
-    public static BlockDiff Apply(MemoryStream file, byte[] from, byte[] to, BlockHasher hasher, int blockSize, MemoryStream undo)
+    public static BlockDiff Apply(MemoryStream file, byte[] from, byte[] to, BlockHasher hasher, int blockSize, MemoryStream undo, bool compress = true) =>
+        Apply(file, from, to, hasher, blockSize, undo, compress, out _);
+
+    /// <summary>As above; <paramref name="writer"/> is the undo record's writer (sizes, entry counts).</summary>
+    public static BlockDiff Apply(MemoryStream file, byte[] from, byte[] to, BlockHasher hasher, int blockSize, MemoryStream undo, bool compress, out UndoRecordWriter writer)
     {
         var old = Signature.Compute(new MemoryStream(from), hasher, blockSize);
-        var writer = new UndoRecordWriter(undo, from.Length);
+        writer = new UndoRecordWriter(undo, from.Length, compress: compress);
         var target = new StreamRandomAccessFile(file);
-        var patcher = new InPlacePatcher(target, writer, undo);
+        var patcher = new InPlacePatcher(target, writer);
         var diff = new BlockDiff(blockSize, to.Length, hasher, old, patcher);
         foreach (var chunk in Chunks(to, blockSize, hasher, chunkBlocks: 3))
         {

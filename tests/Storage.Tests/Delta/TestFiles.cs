@@ -18,6 +18,28 @@ internal static class TestFiles
         return data;
     }
 
+    /// <summary>Log-like text with zero blocks between (compresses well, unlike <see cref="ImageLike"/>).</summary>
+    public static byte[] Compressible(Random rng, int length, int blockSize)
+    {
+        var data = new byte[length];
+        var words = new[] { "kernel: ", "eth0 link up ", "GET /index.html 200 ", "backupd[4711]: ", "session opened for user root ", "\n" };
+        for (var o = 0; o < length; o += blockSize)
+        {
+            if (rng.Next(10) < 2)
+            {
+                continue;
+            }
+            for (var i = o; i < Math.Min(o + blockSize, length);)
+            {
+                var w = System.Text.Encoding.ASCII.GetBytes(words[rng.Next(words.Length)] + rng.Next(1000));
+                var n = Math.Min(w.Length, Math.Min(o + blockSize, length) - i);
+                w.AsSpan(0, n).CopyTo(data.AsSpan(i));
+                i += n;
+            }
+        }
+        return data;
+    }
+
     public enum Edit { InPlace, Insert, Delete, Truncate, Grow, AllZero, Empty, OneByte, Relocate, ZeroRange, Unchanged }
 
     public static byte[] Apply(Random rng, byte[] old, Edit edit, int blockSize)

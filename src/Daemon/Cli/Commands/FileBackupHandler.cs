@@ -74,6 +74,7 @@ internal static class FileBackupHandler
                 bytesWritten = version.BytesWritten,
                 mirrorBytesWritten = version.MirrorBytesWritten,
                 undoBytesWritten = version.UndoBytesWritten,
+                undoBytesUncompressed = version.UndoBytesUncompressed,
                 blocksChanged = version.BlocksChanged,
                 blockSize = version.BlockSize,
                 seconds = Math.Round(version.Elapsed.TotalSeconds, 3),

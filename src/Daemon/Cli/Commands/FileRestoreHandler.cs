@@ -48,14 +48,16 @@ internal static class FileRestoreHandler
         var file = point.Files.FirstOrDefault(f => f.FileKey == name)
             ?? throw new RestorePointNotFoundException($"restore point {point.PointId} has no file '{name}' (it has: {string.Join(", ", point.Files.Select(f => f.FileKey))})");
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        await RepositoryCli.WithProgressAsync($"restore {name}", file.FileSize, json, async progress =>
-        {
-            await repo.RestoreFileAsync(point.PointId, name, to.FullName, progress, ct);
-            return true;
-        });
+        var report = await RepositoryCli.WithProgressAsync($"restore {name}", file.FileSize, json, progress =>
+            repo.RestoreFileAsync(point.PointId, name, to.FullName, progress, ct));
         if (json)
         {
-            JsonOutput.Write(new { pointId = point.PointId, file = name, target = to.FullName, fileSize = file.FileSize, digest = file.Digest, verified = true, seconds = Math.Round(watch.Elapsed.TotalSeconds, 3) });
+            JsonOutput.Write(new
+            {
+                pointId = point.PointId, file = name, target = to.FullName, fileSize = file.FileSize, digest = file.Digest, verified = true,
+                kernelCopiedBytes = report.KernelCopiedBytes, writtenBytes = report.WrittenBytes, kernelCopyRefused = report.KernelCopyRefused,
+                seconds = Math.Round(watch.Elapsed.TotalSeconds, 3),
+            });
         }
         else
         {

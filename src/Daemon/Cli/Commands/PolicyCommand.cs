@@ -56,11 +56,13 @@ public static class PolicyCommand
     {
         var paths = parse.GetValue(Files) ?? [];
         string? defaultUri = null;
+        IReadOnlyList<string>? targets = null;
         if (paths.Length == 0)
         {
             var config = GlobalOptions.LoadConfig(parse);
             paths = [config.PoliciesDirectory];
             defaultUri = config.LibvirtUri;
+            targets = config.Notify.Select(t => t.Name).ToList();
         }
         foreach (var path in paths.Where(p => !File.Exists(p) && !Directory.Exists(p)))
         {
@@ -68,7 +70,8 @@ public static class PolicyCommand
             return ExitCodes.NotFound;
         }
         var files = paths.SelectMany(p => Directory.Exists(p) ? PolicyLoader.PolicyFilesIn(p) : [Path.GetFullPath(p)]);
-        var set = PolicyLoader.LoadFiles(files);
+        // Against the configuration's notify targets when it was read (files checked on their own have no configuration to name).
+        var set = PolicyLoader.Combine(files.Select(PolicyLoader.LoadFile).Select(f => targets is null ? f : NotifyNameChecks.Check(f, targets)));
         var after = parse.GetValue(After) ?? DateTimeOffset.UtcNow;
         var report = PolicyCheckReport.Build(set, after, defaultUri ?? "qemu:///system", ListDomains);
         // The installed unit's stop timeout against these policies' worst merge-back (the daemon warns too, at load).
