@@ -15,7 +15,7 @@ namespace Backupd.Daemon.Scheduling;
 /// <see cref="BackupSpec.ForPolicy"/> builds (catalog lock and records, the policy's repository, disks, quiesce,
 /// bandwidth and copy timeout). Afterwards: verify of the new point if the policy asks, its copies (Copies/), then retention (Maintenance/).
 /// </summary>
-public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory loggers, Observability.RunObservers? observers = null) : IBackupRunner, IRestorePointVerifier, IAsyncDisposable
+public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory loggers, Observability.RunObservers? observers = null) : IBackupRunner, IRestorePointVerifier, IRestoreDriller, IAsyncDisposable
 {
     private readonly CatalogStore _catalog = new(config.CatalogConnectionString);
     private readonly ILogger _log = loggers.CreateLogger<CatalogBackupRunner>();
@@ -58,6 +58,37 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
 
     /// <summary>Verifies every point the policy keeps (its `verify.schedule`); see <see cref="PointVerifier"/>.</summary>
     public Task<bool> VerifyAsync(PolicyDefinition policy, CancellationToken ct) => Verifier.VerifyAsync(policy, ct);
+
+    /// <summary>The policy's drills (`drill:`): the newest point of each selected domain in its repository (Drills/DrillService).</summary>
+    public async Task<bool> DrillAsync(PolicyDefinition policy, CancellationToken ct)
+    {
+        var drill = policy.Drill!;
+        var service = new Drills.DrillService(config.StateDirectory, config.CatalogConnectionString, config.LibvirtUri, loggers.CreateLogger("backupd.drill"));
+        var options = new Drills.DrillOptions(drill.Timeout, drill.Check, drill.TrustSavedXml, Drills.DrillOptions.DefaultScratchRoot);
+        var ok = true;
+        foreach (var (group, domain, points) in new RepositoryPointStore(_catalog).ListGroups(policy.Repository))
+        {
+            if (!policy.Domains.Matches(domain) || !Guid.TryParse(group, out var uuid)) continue;
+            var newest = (await _catalog.ListPointsAsync(uuid, null, ct)).FirstOrDefault(p => p.Repository == policy.Repository);
+            if (newest is null) continue;
+            try
+            {
+                var result = await service.RunAsync(_catalog, uuid, domain, newest.Id, options, "schedule", ct);
+                ok &= result.Passed;
+            }
+            catch (Cli.CliFailureException e)
+            {
+                _log.ScheduledDrillNotRun(policy.Name, domain, e.Message);
+                ok = false;
+            }
+            catch (DomainBusyException e)
+            {
+                _log.ScheduledDrillNotRun(policy.Name, domain, e.Message);
+                ok = false;
+            }
+        }
+        return ok;
+    }
 
     public ValueTask DisposeAsync() => _catalog.DisposeAsync();
 }

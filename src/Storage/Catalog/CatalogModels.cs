@@ -154,6 +154,12 @@ public sealed class RunRow
     public string? Consistency { get; init; }
     public string? Error { get; init; }
     public string? RestorePointId { get; init; }
+    /// <summary>backup, chain, move-disk, drill, instant-restore, copy (RunKinds).</summary>
+    public string Kind { get; init; } = RunKinds.Backup;
+    /// <summary>Drills and instant restores: the point they restored.</summary>
+    public string? PointId { get; init; }
+    /// <summary>Drills: start of the restore to the guest agent answering (or the check passing).</summary>
+    public TimeSpan? Rto { get; init; }
 
     /// <summary>Progress in percent, null when the total is not known yet.</summary>
     public double? Percent => ProgressTotal is > 0 ? Math.Min(100.0, 100.0 * ProgressBytes / ProgressTotal.Value) : null;

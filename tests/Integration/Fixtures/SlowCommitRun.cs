@@ -44,10 +44,10 @@ internal sealed class SlowCommitRun : IDisposable
     /// position moves in steps, write more than that (<paramref name="guestBytes"/>, at most 48 MiB).
     /// </summary>
     public static async Task<SlowCommitRun> StartAsync(TestVm vm, string configPath, string repository, CatalogStore directStore,
-        string commitBandwidth = "1MiB/s", long guestBytes = GuestBytes)
+        string commitBandwidth = "1MiB/s", long guestBytes = GuestBytes, string copyBandwidth = "8MiB/s")
     {
         var process = BackupdProcess.StartCollecting(null, out var output, "--config", configPath, "backup", "--domain", vm.Name, "--to", repository,
-            "--bandwidth", "8MiB/s", "--commit-bandwidth", commitBandwidth, "--json");
+            "--bandwidth", copyBandwidth, "--commit-bandwidth", commitBandwidth, "--json");
         var run = new SlowCommitRun(directStore, Guid.Parse(vm.Uuid), process, output);
         await run.WaitForAsync(r => r is { Step: "copy", ProgressBytes: > 0 }, "the copy step");
         await vm.WriteAsGuestAsync("vda", GuestOffset, GuestPattern, guestBytes); // lands in the overlay: the commit has that much to merge
