@@ -99,6 +99,7 @@ public static class CommandTree
         root.Subcommands.Add(RestoreCommand.Create());
         root.Subcommands.Add(VerifyCommand.Create());
         root.Subcommands.Add(RecoverCommand.Create());
+        root.Subcommands.Add(DrillCommand.Create());
         root.Subcommands.Add(CatalogCommand.Create());
         root.Subcommands.Add(ListCommand.Create());
         root.Subcommands.Add(ShowCommand.Create());

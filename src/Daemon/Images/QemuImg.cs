@@ -84,6 +84,18 @@ public sealed class QemuImg : IImageTool
             ? RunAsync(ct, "convert", "-q", "-f", sourceFormat, "-O", targetFormat, "-B", b.Path, "-F", b.Format, source, target)
             : RunAsync(ct, "convert", "-q", "-f", sourceFormat, "-O", targetFormat, source, target);
 
+    /// <summary>A new qcow2 overlay on <paramref name="backingFile"/> (drills, instant restores): writes go to it, the backing file is only read.</summary>
+    public static Task CreateOverlayAsync(string overlay, string backingFile, string backingFormat, CancellationToken ct) =>
+        RunAsync(ct, "create", "-q", "-f", "qcow2", "-b", backingFile, "-F", backingFormat, overlay);
+
+    /// <summary>`qemu-img check -U` of an image: null when it is consistent, else what qemu-img reported.</summary>
+    public static async Task<string?> CheckAsync(string image, string format, CancellationToken ct)
+    {
+        if (format != "qcow2") return null; // only qcow2 (and a few others) have metadata to check; raw has none
+        var (code, stdout, stderr) = await TryRunAsync(ct, "check", "-U", "-f", format, image);
+        return code == 0 ? null : $"qemu-img check {image} exited {code}: {(stdout + stderr).Trim()}";
+    }
+
     /// <summary>True when the guest-visible contents are equal (`qemu-img compare`, exit 0 equal, 1 different).</summary>
     public static async Task<bool> CompareAsync(string a, string b, CancellationToken ct)
     {

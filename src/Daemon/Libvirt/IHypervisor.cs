@@ -80,4 +80,21 @@ public interface IHypervisor : IDisposable
 
     /// <summary>A raw agent command (JSON) with its own timeout: the reply, or null when the agent did not answer in time.</summary>
     string? AgentCommand(string uuid, string command, TimeSpan timeout);
+
+    // ---- drills and instant restores (issue 11). Default bodies so fakes need not change. ----
+
+    /// <summary>virDomainCreateXML: defines and starts a transient domain (gone once destroyed); its UUID.</summary>
+    string StartTransient(string xml) => throw new NotSupportedException("this hypervisor does not start domains");
+
+    /// <summary>virDomainCreate of a defined, shut-off domain.</summary>
+    void Start(string uuid) => throw new NotSupportedException("this hypervisor does not start domains");
+
+    /// <summary>virDomainBlockJobSetSpeed in bytes/s (0: unlimited) of the disk's running job.</summary>
+    void SetBlockJobSpeed(string uuid, string target, long bytesPerSecond) => throw new NotSupportedException("this hypervisor does not run block jobs");
+
+    /// <summary>virDomainDestroy (a power cut); a domain that is not running is left as it is.</summary>
+    void Destroy(string uuid) => throw new NotSupportedException("this hypervisor does not stop domains");
+
+    /// <summary>virDomainUndefineFlags with NVRAM, managed-save, snapshot and checkpoint metadata.</summary>
+    void Undefine(string uuid) => throw new NotSupportedException("this hypervisor does not undefine domains");
 }

@@ -331,4 +331,43 @@ public sealed class LibvirtHypervisor : IHypervisor
 
     /// <summary>libvirt takes whole seconds, and 0 would mean "do not wait at all".</summary>
     private static int AgentSeconds(TimeSpan timeout) => Math.Max(1, (int)Math.Ceiling(timeout.TotalSeconds));
+
+    // ---- drills and instant restores (issue 11) ----
+
+    public unsafe string StartTransient(string xml)
+    {
+        using var h = LibvirtErrors.Check(Interop.virDomainCreateXML(Conn, xml, 0));
+        var buffer = stackalloc byte[Interop.VIR_UUID_STRING_BUFLEN];
+        if (Interop.virDomainGetUUIDString(h, buffer) < 0) throw LibvirtErrors.Last("virDomainGetUUIDString");
+        return new string((sbyte*)buffer);
+    }
+
+    public void SetBlockJobSpeed(string uuid, string target, long bytesPerSecond)
+    {
+        using var h = Lookup(uuid);
+        LibvirtErrors.Check(Interop.virDomainBlockJobSetSpeed(h, target, Rate(bytesPerSecond), Interop.VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES));
+    }
+
+    public void Start(string uuid)
+    {
+        using var h = Lookup(uuid);
+        LibvirtErrors.Check(Interop.virDomainCreate(h));
+    }
+
+    public void Destroy(string uuid)
+    {
+        using var h = Lookup(uuid);
+        if (Interop.virDomainDestroy(h) < 0)
+        {
+            var error = LibvirtErrors.Last("virDomainDestroy");
+            if (error.Code != LibvirtErrorCodes.OperationInvalid) throw error; // not running: nothing to stop
+        }
+    }
+
+    public void Undefine(string uuid)
+    {
+        using var h = Lookup(uuid);
+        LibvirtErrors.Check(Interop.virDomainUndefineFlags(h, Interop.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | Interop.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+            | Interop.VIR_DOMAIN_UNDEFINE_NVRAM | Interop.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA));
+    }
 }

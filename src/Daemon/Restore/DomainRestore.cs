@@ -78,7 +78,7 @@ public sealed class DomainRestore(IRestoreSource source)
     }
 
     /// <summary>The host's emulator for the saved domain's type, arch and machine; a machine type the host lacks falls back to the arch's default.</summary>
-    private static string HostEmulator(IHypervisor hypervisor, string savedXml)
+    internal static string HostEmulator(IHypervisor hypervisor, string savedXml)
     {
         var (type, arch, machine) = NewDomainXml.EmulatorQuery(savedXml);
         try

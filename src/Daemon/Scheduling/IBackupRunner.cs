@@ -20,6 +20,13 @@ public interface IDomainSource
     Task<IReadOnlyList<string>> ListDomainsAsync(string uri, CancellationToken ct);
 }
 
+/// <summary>Runs a policy's scheduled restore drills (`drill:`), recording each one.</summary>
+public interface IRestoreDriller
+{
+    /// <summary>Drills the newest point of every domain the policy selects in its repository; true when every drill passed.</summary>
+    Task<bool> DrillAsync(PolicyDefinition policy, CancellationToken ct);
+}
+
 /// <summary>Verifies the restore points a policy keeps (its `verify.schedule`), recording the outcome.</summary>
 public interface IRestorePointVerifier
 {

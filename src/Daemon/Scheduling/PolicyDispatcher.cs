@@ -20,6 +20,9 @@ public sealed class PolicyDispatcher(IBackupRunner runner, IDomainSource domains
     /// <summary>Runs `verify.schedule` fires; without one they are logged and skipped.</summary>
     public IRestorePointVerifier? Verifier { get; init; }
 
+    /// <summary>Runs `drill:` fires; without one they are skipped.</summary>
+    public IRestoreDriller? Driller { get; init; }
+
     private readonly ConcurrentDictionary<string, PolicyDefinition> _policies = new(StringComparer.Ordinal);
 
     public RunGate Gate => gate;
@@ -83,6 +86,26 @@ public sealed class PolicyDispatcher(IBackupRunner runner, IDomainSource domains
         catch (Exception e)
         {
             logger.VerifyFailed(e, policy.Name, e.Message);
+            return false;
+        }
+    }
+
+    /// <summary>A fire of a policy's drill schedule: one drill per selected domain, one at a time, within the global limit.</summary>
+    public async Task<bool?> DrillAsync(string policyName, CancellationToken ct)
+    {
+        if (Find(policyName) is not { Drill: not null } policy || Driller is null) return null;
+        try
+        {
+            using (await gate.EnterAsync($"{policy.Name}\ndrill", 1, ct))
+                return await Driller.DrillAsync(policy, ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            return null;
+        }
+        catch (Exception e)
+        {
+            logger.DrillsFailed(e, policy.Name, e.Message);
             return false;
         }
     }

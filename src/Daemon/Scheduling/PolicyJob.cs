@@ -11,6 +11,8 @@ public sealed class PolicyJob(PolicyDispatcher dispatcher, CancellationToken sto
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stopping);
         if (context.JobDetail.Key.Group == PolicyScheduler.VerifyGroup)
             await dispatcher.VerifyAsync(context.JobDetail.Key.Name, linked.Token);
+        else if (context.JobDetail.Key.Group == PolicyScheduler.DrillGroup)
+            await dispatcher.DrillAsync(context.JobDetail.Key.Name, linked.Token);
         else
             await dispatcher.FireAsync(context.JobDetail.Key.Name, context.ScheduledFireTimeUtc ?? context.FireTimeUtc, linked.Token);
     }

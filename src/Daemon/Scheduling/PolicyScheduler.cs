@@ -15,6 +15,7 @@ public sealed class PolicyScheduler(PolicyDispatcher dispatcher, ScheduleState s
 {
     public const string JobGroup = "policies";
     public const string VerifyGroup = "verify";
+    public const string DrillGroup = "drill";
 
     private readonly PolicyReloader _reloader = new();
     private readonly Dictionary<string, string> _scheduled = new(StringComparer.Ordinal);
@@ -53,12 +54,14 @@ public sealed class PolicyScheduler(PolicyDispatcher dispatcher, ScheduleState s
             {
                 await quartz.DeleteJob(new JobKey(name, JobGroup), ct);
                 await quartz.DeleteJob(new JobKey(name, VerifyGroup), ct);
+                await quartz.DeleteJob(new JobKey(name, DrillGroup), ct);
                 _scheduled.Remove(name);
             }
             foreach (var policy in outcome.Active)
             {
                 var fingerprint = PolicyReloader.ScheduleFingerprint(policy.Schedule)
-                    + "|" + (policy.Verify.Schedule is { } v ? PolicyReloader.ScheduleFingerprint(v) : "");
+                    + "|" + (policy.Verify.Schedule is { } v ? PolicyReloader.ScheduleFingerprint(v) : "")
+                    + "|" + (policy.Drill?.Schedule is { } d ? PolicyReloader.ScheduleFingerprint(d) : "");
                 if (_scheduled.TryGetValue(policy.Name, out var current) && current == fingerprint) continue;
                 try
                 {
@@ -67,6 +70,9 @@ public sealed class PolicyScheduler(PolicyDispatcher dispatcher, ScheduleState s
                     await quartz.DeleteJob(new JobKey(policy.Name, VerifyGroup), ct);
                     if (PolicyTriggers.BuildVerify(policy) is var (verifyJob, verifyTriggers))
                         await quartz.ScheduleJob(verifyJob, verifyTriggers, new ScheduleJobOptions { Replace = true }, ct);
+                    await quartz.DeleteJob(new JobKey(policy.Name, DrillGroup), ct);
+                    if (PolicyTriggers.BuildDrill(policy) is var (drillJob, drillTriggers))
+                        await quartz.ScheduleJob(drillJob, drillTriggers, new ScheduleJobOptions { Replace = true }, ct);
                     _scheduled[policy.Name] = fingerprint;
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
@@ -163,15 +169,22 @@ public static class PolicyTriggers
     }
 
     /// <summary>The verify job of a policy with a `verify.schedule`; null without one.</summary>
-    public static (IJobDetail Job, IReadOnlyCollection<ITrigger> Triggers)? BuildVerify(PolicyDefinition policy)
+    public static (IJobDetail Job, IReadOnlyCollection<ITrigger> Triggers)? BuildVerify(PolicyDefinition policy) =>
+        policy.Verify.Schedule is { } schedule ? BuildSide(policy, schedule, PolicyScheduler.VerifyGroup, $"verify restore points of policy {policy.Name}") : null;
+
+    /// <summary>The drill job of a policy with a `drill:` (issue 11); null without one.</summary>
+    public static (IJobDetail Job, IReadOnlyCollection<ITrigger> Triggers)? BuildDrill(PolicyDefinition policy) =>
+        policy.Drill?.Schedule is { } schedule ? BuildSide(policy, schedule, PolicyScheduler.DrillGroup, $"restore drills of policy {policy.Name}") : null;
+
+    /// <summary>A job beside the backups (verify, drill): skipped when the previous one still runs, a misfire is not made up.</summary>
+    private static (IJobDetail Job, IReadOnlyCollection<ITrigger> Triggers) BuildSide(PolicyDefinition policy, Policies.Model.ScheduleDefinition schedule, string group, string description)
     {
-        if (policy.Verify.Schedule is not { } schedule) return null;
         var job = JobBuilder.Create<PolicyJob>()
-            .WithIdentity(policy.Name, PolicyScheduler.VerifyGroup)
-            .WithDescription($"verify restore points of policy {policy.Name}")
+            .WithIdentity(policy.Name, group)
+            .WithDescription(description)
             .Build();
         var triggers = schedule.Entries.Select((entry, i) => TriggerBuilder.Create<PolicyJob>()
-                .WithIdentity($"{policy.Name}#verify{i}", PolicyScheduler.VerifyGroup)
+                .WithIdentity($"{policy.Name}#{group}{i}", group)
                 .WithDescription(entry.Written)
                 .ForJob(job)
                 .WithOverlapPolicy(OverlapPolicy.Skip)

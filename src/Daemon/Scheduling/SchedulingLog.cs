@@ -110,4 +110,10 @@ internal static partial class SchedulingLog
 
     [LoggerMessage(EventId = 3306, EventName = "KeptPointDamaged", Level = LogLevel.Error, Message = "policy {Policy}: restore point {Point} of {Domain} is damaged: {Problems}")]
     public static partial void KeptPointDamaged(this ILogger logger, string policy, string point, string domain, string problems);
+
+    [LoggerMessage(EventId = 3213, EventName = "DrillsFailed", Level = LogLevel.Error, Message = "policy {Policy}: restore drills failed: {Error}")]
+    public static partial void DrillsFailed(this ILogger logger, Exception exception, string policy, string error);
+
+    [LoggerMessage(EventId = 3307, EventName = "ScheduledDrillNotRun", Level = LogLevel.Error, Message = "policy {Policy}: restore drill of {Domain} could not run: {Error}")]
+    public static partial void ScheduledDrillNotRun(this ILogger logger, string policy, string domain, string error);
 }

@@ -30,7 +30,7 @@ public sealed class SchedulingService(
 
         var state = ScheduleState.Load(config.StateDirectory);
         using var gate = new RunGate(config.MaxParallel);
-        var dispatcher = new PolicyDispatcher(runner, domains, gate, config.LibvirtUri, state, logger) { Verifier = runner as IRestorePointVerifier };
+        var dispatcher = new PolicyDispatcher(runner, domains, gate, config.LibvirtUri, state, logger) { Verifier = runner as IRestorePointVerifier, Driller = runner as IRestoreDriller };
         await using var scheduler = new PolicyScheduler(dispatcher, state, config.MisfireGrace, logger);
         await scheduler.StartAsync(stoppingToken);
         try

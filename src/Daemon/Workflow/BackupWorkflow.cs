@@ -150,6 +150,10 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
                         $"disk '{disk.Target}' of '{domain.Name}' uses backupd overlay '{overlay}' left by run {OverlayNaming.RunIdOf(overlay)}; run 'backupd recover' first");
             }
         }
+        // An instant restore of one of this domain's points whose pull did not finish still reads the mirror (issue 11).
+        if (new Drills.DrillJournal(options.StateDirectory).OpenEntries().FirstOrDefault(e => e.Kind == Drills.DrillJournalEntry.Instant && e.SourceUuid.ToString() == domain.Uuid) is { } instant)
+            throw new BackupRefusedException(RefusalKind.NeedsRecovery,
+                $"instant restore '{instant.DomainName}' of point {instant.PointId} still reads '{domain.Name}''s repository images; run 'backupd recover' to finish its block pull first");
         var open = journal.OpenEntries().FirstOrDefault(e => e.DomainUuid == domain.Uuid);
         if (open is not null)
             throw new BackupRefusedException(RefusalKind.NeedsRecovery,
@@ -178,7 +182,8 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         }
     }
 
-    private static void CreateOverlayDirectory(string dir)
+    /// <summary>A directory QEMU's user can pass through (0711 whatever the umask): overlays, drills, instant restores.</summary>
+    internal static void CreateOverlayDirectory(string dir)
     {
         const UnixFileMode searchable = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
         if (OperatingSystem.IsWindows())

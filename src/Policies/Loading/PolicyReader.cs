@@ -17,7 +17,8 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
     internal static readonly string[] PolicyKeys =
     [
         "name", "description", "connection", "domains", "disks", "schedule", "quiesce", "repository",
-        "block-size", "retention", "verify", "max-parallel", "timeouts", "bandwidth", "chains", "notify",
+        "block-size", "retention", "verify", "max-parallel", "timeouts", "bandwidth", "chains", "notify", "drill",
+        "copies",
     ];
     internal static readonly string[] SelectionKeys = ["include", "exclude"];
     internal static readonly string[] ScheduleKeys = ["cron", "time-zone"];
@@ -25,6 +26,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
     internal static readonly string[] VerifyKeys = ["after-backup", "schedule"];
     internal static readonly string[] TimeoutKeys = ["copy", "commit"];
     internal static readonly string[] BandwidthKeys = ["copy", "commit"];
+    internal static readonly string[] DrillKeys = ["schedule", "timeout", "check", "trust-saved-xml"];
     internal static readonly string[] ChainsKeys = ["max-depth", "method"];
     internal static readonly string[] ChainMethods = ["commit", "pull"];
 
@@ -68,7 +70,9 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
             ? Timeouts(timeoutsNode) : (PolicyDefaults.CopyTimeout, PolicyDefaults.CommitTimeout);
         var (copyRate, commitRate) = keys.TryGetValue("bandwidth", out var bandwidthNode) ? Bandwidth(bandwidthNode) : (null, null);
         var chains = keys.TryGetValue("chains", out var chainsNode) ? Chains(chainsNode) : null;
+        var drill = keys.TryGetValue("drill", out var drillNode) ? Drill(drillNode) : null;
         var (notify, notifyAt) = keys.TryGetValue("notify", out var notifyNode) ? Notify(notifyNode) : ([], []);
+        var copies = keys.TryGetValue("copies", out var copiesNode) ? Copies(copiesNode) : [];
 
         if (errors.Count > before || name is null || domains is null || schedule is null || repository is null) return null;
         return new PolicyDefinition
@@ -91,8 +95,42 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
             CommitBandwidth = commitRate,
             Chains = chains,
             Notify = notify,
+            Drill = drill,
             NotifyPositions = notifyAt,
+            Copies = copies,
         };
+    }
+
+    /// <summary>`drill: {schedule:, timeout:, check:, trust-saved-xml:}` (issue 11): scheduled restore drills of the newest point.</summary>
+    private DrillPolicy? Drill(YNode node)
+    {
+        if (node is not YMapping mapping)
+        {
+            errors.Add(node, $"'drill' expects a mapping with 'schedule:' and optionally 'timeout:', 'check:', 'trust-saved-xml:', got {Describe(node)}");
+            return null;
+        }
+        var keys = Keys(mapping, DrillKeys, "'drill'");
+        var schedule = keys.TryGetValue("schedule", out var scheduleNode) ? Schedule(scheduleNode, "drill.schedule") : null;
+        if (scheduleNode is null) errors.Add(mapping, "'drill' is missing required key 'schedule' (a cron expression or a form like 'weekly sun 04:00')");
+        var timeout = DrillPolicy.DefaultTimeout;
+        if (keys.TryGetValue("timeout", out var timeoutNode)
+            && !(timeoutNode is YScalar t && Units.TryParseDuration(t.Value, out timeout) && timeout >= TimeSpan.FromSeconds(10) && timeout <= DrillPolicy.MaxTimeout))
+        {
+            errors.Add(timeoutNode, $"'drill.timeout' expects a duration from 10s to 2h like 90s or 5m, got {Describe(timeoutNode)}");
+            timeout = DrillPolicy.DefaultTimeout;
+        }
+        string? check = null;
+        if (keys.TryGetValue("check", out var checkNode))
+        {
+            check = String(checkNode, "drill.check", "a shell command run in the guest, such as 'systemctl is-system-running --wait'");
+        }
+        var trusted = false;
+        if (keys.TryGetValue("trust-saved-xml", out var trustNode))
+        {
+            if (trustNode is YScalar { Value: "true" or "false" } b) trusted = b.Value == "true";
+            else errors.Add(trustNode, $"'drill.trust-saved-xml' expects true or false, got {Describe(trustNode)}");
+        }
+        return schedule is null ? null : new DrillPolicy(schedule, timeout, check, trusted);
     }
 
     /// <summary>`chains: {max-depth: N, method: commit|pull}` (issue 13): shorten deeper chains after each backup.</summary>

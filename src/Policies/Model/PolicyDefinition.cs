@@ -36,6 +36,10 @@ public sealed record PolicyDefinition
     public long? CommitBandwidth { get; init; }
     /// <summary>Chain maintenance after each backup (`chains:`); null: chains are left as they are.</summary>
     public ChainMaintenance? Chains { get; init; }
+    /// <summary>Copy targets the new point goes to after each backup (`copies:`); empty: none.</summary>
+    public IReadOnlyList<CopyDestination> Copies { get; init; } = [];
+    /// <summary>Restore drills of the newest point of each domain (`drill:`); null: never drilled on a schedule.</summary>
+    public DrillPolicy? Drill { get; init; }
     /// <summary>Names of notification targets from the daemon configuration that also get this policy's events.</summary>
     public IReadOnlyList<string> Notify { get; init; } = [];
     /// <summary>Where each <see cref="Notify"/> name stands (same order), for the daemon's check that the target exists.</summary>
@@ -46,6 +50,17 @@ public sealed record PolicyDefinition
 public sealed record ChainMaintenance(int MaxDepth, string Method)
 {
     public const int MaxDepthLimit = 64;
+}
+
+/// <summary>
+/// `drill: {schedule: ..., timeout: 5m, check: "CMD", trust-saved-xml: false}`: on the schedule, the newest point of each
+/// domain is booted in a throwaway isolated domain; it passes when the guest agent answers (and CHECK, run in the guest,
+/// exits 0) within the timeout.
+/// </summary>
+public sealed record DrillPolicy(ScheduleDefinition Schedule, TimeSpan Timeout, string? Check, bool TrustSavedXml)
+{
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(5);
+    public static readonly TimeSpan MaxTimeout = TimeSpan.FromHours(2);
 }
 
 /// <summary>Defaults that apply when a policy omits a key (documented in docs/policies.md).</summary>

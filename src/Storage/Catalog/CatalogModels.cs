@@ -107,6 +107,9 @@ public sealed class RestorePointSummary
     public int Files { get; init; }
     public long TotalFileSize { get; init; }
     public long TotalVirtualSize { get; init; }
+
+    /// <summary>The copy targets holding this point (point_copies), by name.</summary>
+    public string[] Copies { get; init; } = [];
 }
 
 /// <summary>A chain file as `backupd show` prints it.</summary>
@@ -151,6 +154,12 @@ public sealed class RunRow
     public string? Consistency { get; init; }
     public string? Error { get; init; }
     public string? RestorePointId { get; init; }
+    /// <summary>backup, chain, move-disk, drill, instant-restore, copy (RunKinds).</summary>
+    public string Kind { get; init; } = RunKinds.Backup;
+    /// <summary>Drills and instant restores: the point they restored.</summary>
+    public string? PointId { get; init; }
+    /// <summary>Drills: start of the restore to the guest agent answering (or the check passing).</summary>
+    public TimeSpan? Rto { get; init; }
 
     /// <summary>Progress in percent, null when the total is not known yet.</summary>
     public double? Percent => ProgressTotal is > 0 ? Math.Min(100.0, 100.0 * ProgressBytes / ProgressTotal.Value) : null;
@@ -175,7 +184,8 @@ public sealed record RestorePointDetail(
     string? DomainXml,
     IReadOnlyList<RestorePointFileRow> Files,
     RunRow? Run,
-    EventRow? LastVerify);
+    EventRow? LastVerify,
+    IReadOnlyList<PointCopyRow>? Copies = null);
 
 /// <summary>`backupd status`: runs in progress and the newest finished run per domain.</summary>
 public sealed record CatalogStatus(IReadOnlyList<RunRow> Running, IReadOnlyList<RunRow> LastPerDomain);

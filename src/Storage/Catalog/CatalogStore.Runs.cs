@@ -170,7 +170,7 @@ public sealed partial class CatalogStore
         """
         r.id, r.domain_uuid, r.domain_name, p.name as policy_name, r.trigger, r.requested_by, h.name as host, r.pid, r.process_start,
         r.started_at, r.finished_at, r.state, r.step, r.progress_bytes, r.progress_total, r.bytes_read, r.bytes_written,
-        r.copy_time, r.overlay_lifetime, r.commit_time, r.consistency, r.error, rp.id as restore_point_id
+        r.copy_time, r.overlay_lifetime, r.commit_time, r.consistency, r.error, rp.id as restore_point_id, r.kind, r.point_id, r.rto
         """;
 
     private const string RunFrom =

@@ -4,6 +4,8 @@ using Backupd.Daemon.Libvirt;
 using Backupd.Daemon.Restore;
 using Backupd.Storage.Catalog;
 using Backupd.Storage.Repository;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
 namespace Backupd.Daemon.Cli.Commands;
@@ -24,6 +26,11 @@ internal static class DomainRestoreHandler
     {
         Description = "With --as-domain: define the saved XML as it is (its emulator, host devices, host files, QEMU arguments); by default those are dropped or replaced",
     };
+    public static readonly Option<bool> Instant = new("--instant")
+    {
+        Description = "With --as-domain: start NEWNAME at once on overlays over the point's images and stream the data in while it runs (block pull); the command returns when it no longer needs the repository",
+    };
+    public static readonly Option<long?> PullBandwidth = BackupCommand.RateOption("--bandwidth", "With --instant: limit the block pull to RATE (50M or 50MiB/s; at least 1M), leaving the guest more I/O while it starts; default unlimited");
     public static readonly Option<bool> InPlace = new("--in-place") { Description = "Put the point's images back where they were taken from (shut-off domain only; needs --force)" };
     public static readonly Option<bool> Force = new("--force") { Description = "Confirm --in-place" };
     public static readonly Option<bool> KeepOld = new("--keep-old") { Description = "With --in-place: keep the replaced images as *.before-restore-TIME" };
@@ -34,7 +41,7 @@ internal static class DomainRestoreHandler
 
     public static void AddOptions(Command command)
     {
-        foreach (var option in new Option[] { Domain, At, Disk, Flatten, AsDomain, ImagesDir, TrustSavedXml, InPlace, Force, KeepOld, StagingDir })
+        foreach (var option in new Option[] { Domain, At, Disk, Flatten, AsDomain, ImagesDir, TrustSavedXml, Instant, PullBandwidth, InPlace, Force, KeepOld, StagingDir })
             command.Options.Add(option);
     }
 
@@ -58,6 +65,8 @@ internal static class DomainRestoreHandler
         if (!RepositoryCli.IsRepository(point.Repository))
             throw new CliFailureException(FailureKind.NotFound, $"restore point {point.Id} lives in {point.Repository}, which is not a backupd repository (any more)");
 
+        if (parse.GetValue(Instant))
+            return await InstantAsync(parse, config, store, domain, point, detail, plan, asDomain!, json, ct);
         using var repository = BackupRepository.Open(point.Repository);
         var restore = new DomainRestore(new RepositoryRestoreSource(repository));
         var total = plan.SelectMany(d => d.Chain).Sum(f => f.FileSize);
@@ -95,10 +104,56 @@ internal static class DomainRestoreHandler
             throw new CliFailureException(FailureKind.Usage, "--images-dir only applies to --as-domain (--to DIR already names where the files go)");
         if (parse.GetValue(TrustSavedXml) && asDomain is null)
             throw new CliFailureException(FailureKind.Usage, "--trust-saved-xml only applies to --as-domain (the other modes define no domain)");
+        if (parse.GetValue(Instant) && (asDomain is null || flatten))
+            throw new CliFailureException(FailureKind.Usage, "--instant only applies to --as-domain NEWNAME (without --flatten: the pulled overlay is the standalone image)");
+        if (parse.GetValue(PullBandwidth) is not null && !parse.GetValue(Instant))
+            throw new CliFailureException(FailureKind.Usage, "--bandwidth only applies to --instant (it limits the block pull)");
         if (parse.GetValue(KeepOld) && !inPlace)
             throw new CliFailureException(FailureKind.Usage, "--keep-old only applies to --in-place");
         if (parse.GetValue(StagingDir) is not null && !inPlace)
             throw new CliFailureException(FailureKind.Usage, "--staging-dir only applies to --in-place");
+    }
+
+    /// <summary>
+    /// --as-domain NEW --instant: the source domain's run lock and a run of kind instant-restore (progress of the pull in
+    /// `status`), NEW started on overlays, then the pull to the end (Drills/InstantRestore).
+    /// </summary>
+    private static async Task<int> InstantAsync(ParseResult parse, Configuration.DaemonConfig config, CatalogStore store, DomainRow domain, RestorePointSummary point,
+        RestorePointDetail detail, IReadOnlyList<PlannedDisk> plan, string newName, bool json, CancellationToken ct)
+    {
+        var directory = parse.GetValue(ImagesDir) is { } given ? Path.GetFullPath(given)
+            : Path.Combine(Path.GetDirectoryName(plan[0].Top.SourcePath) is { } p && !p.StartsWith("/dev", StringComparison.Ordinal) ? p
+                : throw new CliFailureException(FailureKind.Usage, $"{plan[0].Top.SourcePath} is a block device: choose where the new domain's images go with --images-dir"), newName);
+        using var loggers = CliLogging.Create();
+        var logger = loggers.CreateLogger("backupd.restore");
+        var source = new DomainInfo(domain.Uuid.ToString(), domain.Name, DomainRunState.NoState, null, true);
+        await using var run = await Chains.MaintenanceRun.BeginAsync(config.StateDirectory, config.CatalogConnectionString, source, RunKinds.InstantRestore, "manual", logger, ct);
+        if (run.RunId is { } id) await store.SetRunPointAsync(id, point.Id, ct);
+        using var repository = BackupRepository.Open(point.Repository);
+        using var hypervisor = LibvirtHypervisor.Open(config.LibvirtUri);
+        var instant = new Drills.InstantRestore(hypervisor, new Drills.DrillJournal(config.StateDirectory), logger);
+        Drills.InstantOutcome outcome;
+        try
+        {
+            outcome = await instant.RunAsync(repository, domain.Uuid, domain.Name, point.Id, detail.DomainXml, plan, newName, directory, parse.GetValue(TrustSavedXml),
+                parse.GetValue(PullBandwidth), run.Report, started => { if (!json) Console.WriteLine($"instant restore {newName}: journaled as {started.Id}, starting"); }, ct);
+        }
+        catch (Exception e) when (e is Drills.DrillException or LibvirtException or RestoreException or RepositoryException)
+        {
+            if (run.RunId is { } failed) await store.FinishRestoreRunAsync(failed, false, null, e.Message, JsonSerializer.Serialize(new { pointId = point.Id, newDomain = newName, error = e.Message }, JsonOutput.Options), CancellationToken.None);
+            throw;
+        }
+        if (run.RunId is { } done) await store.FinishRestoreRunAsync(done, true, null, null, JsonSerializer.Serialize(outcome, JsonOutput.Options), CancellationToken.None);
+        if (json)
+        {
+            JsonOutput.Write(new { domain = domain.Name, domainUuid = domain.Uuid, outcome.PointId, mode = "instant", outcome.NewDomainName, outcome.NewDomainUuid, outcome.Backing,
+                startedAfterSeconds = outcome.StartedAfter.TotalSeconds, standaloneAfterSeconds = outcome.StandaloneAfter?.TotalSeconds, outcome.Disks, outcome.Changes });
+            return ExitCodes.Ok;
+        }
+        foreach (var c in outcome.Changes) Console.WriteLine($"{c.Action}: {c.Element}: {c.Reason}");
+        AnsiConsole.MarkupLine($"[bold]{Markup.Escape(newName)}[/] ({outcome.NewDomainUuid}) started after {outcome.StartedAfter.TotalSeconds:0.0} s on {Markup.Escape(outcome.Backing)} images of point {Markup.Escape(point.Id)}; " +
+            $"standalone after {outcome.StandaloneAfter?.TotalSeconds:0.0} s ({string.Join(", ", outcome.Disks.Select(d => d.ImagePath))})");
+        return ExitCodes.Ok;
     }
 
     /// <summary>The given directory, or the state directory's restore-staging (created: it is ours).</summary>
@@ -108,7 +163,7 @@ internal static class DomainRestoreHandler
         return Directory.CreateDirectory(Path.Combine(stateDirectory, "restore-staging")).FullName;
     }
 
-    private static async Task<RestorePointSummary> SelectPointAsync(CatalogStore store, DomainRow domain, string? pointId, string? at, CancellationToken ct)
+    internal static async Task<RestorePointSummary> SelectPointAsync(CatalogStore store, DomainRow domain, string? pointId, string? at, CancellationToken ct)
     {
         if (pointId is not null)
         {

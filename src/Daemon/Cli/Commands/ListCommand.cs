@@ -30,15 +30,25 @@ public static class ListCommand
                 CatalogCli.Out.WriteLine("no restore points");
                 return ExitCodes.Ok;
             }
-            var table = new Table().AddColumns("point", "domain", "taken (UTC)", "disks", "files", "stored", "consistency", "run");
+            var drills = await store.LastDrillsAsync(points.Select(p => p.Id).ToList(), ct);
+            var table = new Table().AddColumns("point", "domain", "taken (UTC)", "disks", "files", "stored", "consistency", "run", "last drill", "copies");
             foreach (var p in points)
             {
                 table.AddRow(Markup.Escape(p.Id), Markup.Escape(p.DomainName), CatalogCli.Time(p.CreatedAt), p.Disks.ToString(), p.Files.ToString(),
-                    CatalogCli.Size(p.TotalFileSize), Markup.Escape(p.Consistency ?? "-"), p.RunId?.ToString() ?? "-");
+                    CatalogCli.Size(p.TotalFileSize), Markup.Escape(p.Consistency ?? "-"), p.RunId?.ToString() ?? "-", Markup.Escape(DrillText(drills.GetValueOrDefault(p.Id))),
+                    Markup.Escape(p.Copies.Length == 0 ? "-" : string.Join(", ", p.Copies)));
             }
             CatalogCli.Out.Write(table);
             return ExitCodes.Ok;
         }, ct));
         return command;
     }
+
+    /// <summary>"passed, RTO 12.3s (UTC time)", "failed (UTC time)", or "-" when never drilled.</summary>
+    internal static string DrillText(Storage.Catalog.RunRow? drill) => drill switch
+    {
+        null => "-",
+        { State: "succeeded" } d => $"passed, RTO {CatalogCli.Duration(d.Rto)} ({CatalogCli.Time(d.StartedAt)})",
+        var d => $"{(d.State == "failed" ? "failed" : d.State)} ({CatalogCli.Time(d.StartedAt)})",
+    };
 }

@@ -62,6 +62,9 @@ public static class RecoverCommand
                 // Interrupted chain operations (shorten, move-disk) too: each ends finished, pivoted or aborted.
                 var chains = await new Chains.ChainRecovery(hypervisor, settings.ToOptions(), logger).RecoverAsync(onlyUuid, dryRun, ct);
                 if (chains.Count > 0) report = new RecoveryReport([.. report.Actions, .. chains]);
+                // Drill domains and overlays of drills that died; instant restores whose pull was interrupted are resumed.
+                var drills = await new Drills.DrillRecovery(hypervisor, new Drills.DrillJournal(settings.StateDirectory), logger).RecoverAsync(dryRun, ct);
+                if (drills.Count > 0) report = new RecoveryReport([.. report.Actions, .. drills]);
             }
             catch (LibvirtException e)
             {

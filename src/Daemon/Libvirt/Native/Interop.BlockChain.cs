@@ -34,6 +34,12 @@ internal static unsafe partial class Interop
     [LibraryImport(Libraries.Libvirt, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int virDomainBlockRebase(DomainHandle domain, string disk, string? baseImage, CULong bandwidth, uint flags);
 
+    /// <summary>virDomainBlockJobSetSpeedFlags: the bandwidth is in bytes/s, not MiB/s.</summary>
+    internal const uint VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES = 1;
+
+    [LibraryImport(Libraries.Libvirt, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int virDomainBlockJobSetSpeed(DomainHandle domain, string disk, CULong bandwidth, uint flags);
+
     [LibraryImport(Libraries.Libvirt, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int virDomainBlockPull(DomainHandle domain, string disk, CULong bandwidth, uint flags);
 
