@@ -5,6 +5,8 @@
 #   bench/offsite.sh                      # 2 GiB image-like file: first copy, then an incremental (1 % changed)
 #   SIZE=$((512<<20)) bench/offsite.sh    # smaller
 #   BENCH_DIR=/somewhere bench/offsite.sh (default /var/tmp/backupd-offsite-bench; ~10 GiB free)
+#   TOOLS=backupd bench/offsite.sh        # only some of the tools (default: backupd restic borg)
+#   CONFIGURATION=Debug bench/offsite.sh  # the build measured (default Release)
 #
 # Inputs: bench/make_images.py (as bench/delta.sh): base.img 2 GiB, 60 % random 64 KiB blocks, 40 % holes;
 # new.img = base with 1 % of the blocks rewritten and 300 000 bytes appended. Random data: compression
@@ -14,7 +16,9 @@
 #   restic   `restic backup` to sftp:..., repository v2 (zstd auto), password from RESTIC_PASSWORD
 #   borg     `borg create --compression zstd,1` to ssh://..., repokey encryption
 # Measured per step: wall seconds and peak RSS of the client (/usr/bin/time), bytes on the wire (ssh -v's
-# "Transferred: sent N, received M" of every ssh the tool started), bytes stored (du of the remote repository).
+# "Transferred: sent N, received M" of every ssh the tool started), bytes stored (du -sb of the remote repository:
+# file and directory sizes) and disk (du -s: blocks allocated, which counts each small file's last block whole).
+# backupd's own per-step times (copy --json "stages") are printed after the table.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -26,6 +30,7 @@ REMOTE_USER=backupd-remote
 REMOTE_HOME=/var/lib/backupd-remote
 RDIR=$REMOTE_HOME/bench-$$
 CONFIGURATION=${CONFIGURATION:-Release}
+TOOLS=${TOOLS:-backupd restic borg}
 
 for tool in restic borg /usr/bin/time ssh; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y restic borgbackup time openssh-client"; exit 1; }
@@ -69,8 +74,8 @@ P1=$($BACKUPD backup --file disk.img --to repo --json | python3 -c 'import json,
 cp --sparse=always new.img disk.img
 P2=$($BACKUPD backup --file disk.img --to repo --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pointId"])')
 $BACKUPD key create --to "$DIR/key.offsite" >/dev/null
-restic -q -r "sftp:$HOST:$RDIR/restic" -o sftp.command="$DIR/ssh-wrap $HOST -s sftp" init >/dev/null
-borg init -e repokey "ssh://$HOST$RDIR/borg" >/dev/null 2>&1
+if [[ " $TOOLS " == *" restic "* ]]; then restic -q -r "sftp:$HOST:$RDIR/restic" -o sftp.command="$DIR/ssh-wrap $HOST -s sftp" init >/dev/null; fi
+if [[ " $TOOLS " == *" borg "* ]]; then borg init -e repokey "ssh://$HOST$RDIR/borg" >/dev/null 2>&1; fi
 
 wire() { # bytes sent+received by every ssh since the log was emptied
   grep -o 'Transferred: sent [0-9]*, received [0-9]*' logs/ssh.log | awk '{gsub(",","",$3); s+=$3+$5} END {print s+0}'
@@ -81,18 +86,24 @@ row() { # tool step command...
   sync; : > logs/ssh.log
   /usr/bin/time -f '%e %M' -o logs/time "$@" > "logs/$tool-$step.out" 2>&1 || { echo "$tool $step failed:"; cat "logs/$tool-$step.out"; exit 1; }
   read -r secs rss < logs/time
-  local stored; stored=$(du -sb "$RDIR/$tool" | cut -f1)
-  printf '| %-7s | %-11s | %7.1f | %8.0f | %10s | %10s | %6.0f |\n' "$tool" "$step" "$secs" \
-    "$(python3 -c "print($SIZE/$secs/2**20 if '$step'=='first' else $SIZE/$secs/2**20)")" "$(wire)" "$stored" "$((rss / 1024))"
+  local stored disk; stored=$(du -sb "$RDIR/$tool" | cut -f1); disk=$(du -s --block-size=1 "$RDIR/$tool" | cut -f1)
+  printf '| %-7s | %-11s | %7.1f | %7.0f | %10s | %10s | %10s | %7.0f |\n' "$tool" "$step" "$secs" \
+    "$(python3 -c "print($SIZE/$secs/2**20)")" "$(wire)" "$stored" "$disk" "$((rss / 1024))"
 }
+has() { [[ " $TOOLS " == *" $1 "* ]]; }
 
-echo "| tool    | step        |       s | MiB/s*  | wire bytes | stored     | RSS MiB |"
-echo "|---------|-------------|---------|---------|------------|------------|---------|"
+echo "| tool    | step        |       s | MiB/s*  | wire bytes | stored     | disk       | RSS MiB |"
+echo "|---------|-------------|---------|---------|------------|------------|------------|---------|"
 for step in first incremental; do
   point=$([ $step = first ] && echo "$P1" || echo "$P2")
-  row backupd "$step" $BACKUPD copy --repository repo --point "$point" --to "ssh://$HOST$RDIR/backupd" --key "$DIR/key.offsite"
-  row restic "$step" restic -q -r "sftp:$HOST:$RDIR/restic" -o sftp.command="$DIR/ssh-wrap $HOST -s sftp" backup disk.img
-  row borg "$step" borg create --compression zstd,1 "ssh://$HOST$RDIR/borg::$step" disk.img
+  if has backupd; then row backupd "$step" $BACKUPD copy --repository repo --point "$point" --to "ssh://$HOST$RDIR/backupd" --key "$DIR/key.offsite" --json; fi
+  if has restic; then row restic "$step" restic -q -r "sftp:$HOST:$RDIR/restic" -o sftp.command="$DIR/ssh-wrap $HOST -s sftp" backup disk.img; fi
+  if has borg; then row borg "$step" borg create --compression zstd,1 "ssh://$HOST$RDIR/borg::$step" disk.img; fi
 done
 echo "* MiB/s: the image's size (${SIZE} bytes, holes included) over the wall time of the step"
-$BACKUPD verify --target "ssh://$HOST$RDIR/backupd" --key "$DIR/key.offsite" --read-data | tail -1
+if has backupd; then
+  for step in first incremental; do
+    python3 -c 'import json,sys; t=open(sys.argv[1]).read(); s=json.loads(t[t.rfind("\n{")+1:]).get("stages") or {}; print(sys.argv[2], " ".join(f"{k}={v}" for k,v in s.items()))' "logs/backupd-$step.out" "backupd $step stages:"
+  done
+  $BACKUPD verify --target "ssh://$HOST$RDIR/backupd" --key "$DIR/key.offsite" --read-data | tail -1
+fi

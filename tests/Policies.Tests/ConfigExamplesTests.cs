@@ -108,6 +108,9 @@ public class ConfigExamplesTests
     [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\nchains: {method: pull}\n")]
     [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\nchains: {max-depth: 3, method: merge}\n")]
     [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\nchains: {max-depht: 3}\n")]
+    [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\ncopies: [{to: relative/dir}]\n")]
+    [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\ncopies: [{key: /k}]\n")]
+    [InlineData("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\ncopies: [{to: /c, retries: 50}]\n")]
     public void Schema_and_loader_both_reject_malformed_files(string text)
     {
         Assert.False(PolicyLoader.ParseText(text, "p.yaml").IsValid);

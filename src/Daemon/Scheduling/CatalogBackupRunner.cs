@@ -13,7 +13,7 @@ namespace Backupd.Daemon.Scheduling;
 /// <summary>
 /// Runs a scheduled backup through <see cref="BackupService"/>, as `backupd backup --domain` does, with the spec
 /// <see cref="BackupSpec.ForPolicy"/> builds (catalog lock and records, the policy's repository, disks, quiesce,
-/// bandwidth and copy timeout). Afterwards: verify of the new point if the policy asks, then retention (both from Maintenance/).
+/// bandwidth and copy timeout). Afterwards: verify of the new point if the policy asks, its copies (Copies/), then retention (Maintenance/).
 /// </summary>
 public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory loggers, Observability.RunObservers? observers = null) : IBackupRunner, IRestorePointVerifier, IRestoreDriller, IAsyncDisposable
 {
@@ -40,6 +40,13 @@ public sealed class CatalogBackupRunner(DaemonConfig config, ILoggerFactory logg
         _log.PointRecorded(policy.Name, result.Point.PointId, domain, policy.Repository, result.CatalogRunId);
 
         if (policy.Verify.AfterBackup) await Verifier.VerifyNewAsync(policy, result.Point.DomainUuid, result.Domain.Name, result.Point.PointId, ct);
+
+        // Copies after the lock is released, before retention (which keeps the newest point anyway); see Copies/PolicyCopies.
+        if (policy.Copies.Count > 0)
+        {
+            await new Copies.PolicyCopies(_catalog, loggers.CreateLogger("backupd.copy")).RunAsync(policy, result.Point.PointId, result.Point.Repository,
+                new Copies.CopiedPoint(result.Point.DomainUuid, result.Point.DomainName, result.Point.CreatedAt), ct);
+        }
 
         // Retention after every backup, for this domain only (other domains are pruned after their own runs).
         var decisions = await RetentionPruner.PruneAsync(policy, new RepositoryPointStore(_catalog), DateTimeOffset.UtcNow, dryRun: false, CancellationToken.None, onlyDomain: domain, peers);

@@ -64,7 +64,8 @@ public sealed class PolicyReloader
         string.Join(',', p.Disks.Include), string.Join(',', p.Disks.Exclude), ScheduleFingerprint(p.Schedule),
         p.Quiesce, p.Repository, p.BlockSize, p.Retention, p.Verify.AfterBackup,
         p.Verify.Schedule is null ? "" : ScheduleFingerprint(p.Verify.Schedule), p.MaxParallel,
-        p.CopyTimeout, p.CommitTimeout, p.CopyBandwidth, p.CommitBandwidth);
+        p.CopyTimeout, p.CommitTimeout, p.CopyBandwidth, p.CommitBandwidth,
+        string.Join(';', p.Copies.Select(c => $"{c.Target},{c.Key},{c.Retention},{c.Bandwidth},{c.Retries},{c.RetryDelay}")));
 
     public static string ScheduleFingerprint(ScheduleDefinition s) => $"{s.TimeZoneId}:{string.Join(';', s.Entries.Select(e => e.CronText))}";
 }

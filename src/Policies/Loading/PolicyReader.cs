@@ -18,6 +18,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
     [
         "name", "description", "connection", "domains", "disks", "schedule", "quiesce", "repository",
         "block-size", "retention", "verify", "max-parallel", "timeouts", "bandwidth", "chains", "notify", "drill",
+        "copies",
     ];
     internal static readonly string[] SelectionKeys = ["include", "exclude"];
     internal static readonly string[] ScheduleKeys = ["cron", "time-zone"];
@@ -71,6 +72,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
         var chains = keys.TryGetValue("chains", out var chainsNode) ? Chains(chainsNode) : null;
         var drill = keys.TryGetValue("drill", out var drillNode) ? Drill(drillNode) : null;
         var (notify, notifyAt) = keys.TryGetValue("notify", out var notifyNode) ? Notify(notifyNode) : ([], []);
+        var copies = keys.TryGetValue("copies", out var copiesNode) ? Copies(copiesNode) : [];
 
         if (errors.Count > before || name is null || domains is null || schedule is null || repository is null) return null;
         return new PolicyDefinition
@@ -95,6 +97,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
             Notify = notify,
             Drill = drill,
             NotifyPositions = notifyAt,
+            Copies = copies,
         };
     }
 

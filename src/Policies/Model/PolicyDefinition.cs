@@ -36,6 +36,8 @@ public sealed record PolicyDefinition
     public long? CommitBandwidth { get; init; }
     /// <summary>Chain maintenance after each backup (`chains:`); null: chains are left as they are.</summary>
     public ChainMaintenance? Chains { get; init; }
+    /// <summary>Copy targets the new point goes to after each backup (`copies:`); empty: none.</summary>
+    public IReadOnlyList<CopyDestination> Copies { get; init; } = [];
     /// <summary>Restore drills of the newest point of each domain (`drill:`); null: never drilled on a schedule.</summary>
     public DrillPolicy? Drill { get; init; }
     /// <summary>Names of notification targets from the daemon configuration that also get this policy's events.</summary>

@@ -107,6 +107,9 @@ public sealed class RestorePointSummary
     public int Files { get; init; }
     public long TotalFileSize { get; init; }
     public long TotalVirtualSize { get; init; }
+
+    /// <summary>The copy targets holding this point (point_copies), by name.</summary>
+    public string[] Copies { get; init; } = [];
 }
 
 /// <summary>A chain file as `backupd show` prints it.</summary>
@@ -181,7 +184,8 @@ public sealed record RestorePointDetail(
     string? DomainXml,
     IReadOnlyList<RestorePointFileRow> Files,
     RunRow? Run,
-    EventRow? LastVerify);
+    EventRow? LastVerify,
+    IReadOnlyList<PointCopyRow>? Copies = null);
 
 /// <summary>`backupd status`: runs in progress and the newest finished run per domain.</summary>
 public sealed record CatalogStatus(IReadOnlyList<RunRow> Running, IReadOnlyList<RunRow> LastPerDomain);

@@ -56,7 +56,8 @@ public sealed partial class CatalogStore
             : null;
         var verify = await connection.QueryFirstOrDefaultAsync<EventRow>(new CommandDefinition(
             EventSelect + $" where e.kind = '{EventKinds.Verify}' and e.point_id = @pointId order by e.at desc, e.id desc limit 1", new { pointId }, cancellationToken: ct));
-        return new RestorePointDetail(point, xml, files, run, verify);
+        var copies = await QueryPointCopiesAsync(connection, pointId, ct);
+        return new RestorePointDetail(point, xml, files, run, verify, copies);
     }
 
     /// <summary>Removes a restore point's rows (retention, after the repository deleted it).</summary>
@@ -71,7 +72,8 @@ public sealed partial class CatalogStore
         select rp.id, rp.domain_uuid, rp.domain_name, rp.created_at, rp.repository, rp.run_id, rp.consistency,
                count(distinct f.disk)::int as disks, count(f.file_key)::int as files,
                coalesce(sum(f.file_size), 0)::bigint as total_file_size,
-               coalesce(sum(f.virtual_size) filter (where f.depth = 0), 0)::bigint as total_virtual_size
+               coalesce(sum(f.virtual_size) filter (where f.depth = 0), 0)::bigint as total_virtual_size,
+               coalesce((select array_agg(c.target order by c.target) from point_copies c where c.point_id = rp.id), '{}') as copies
         from restore_points rp left join restore_point_files f on f.point_id = rp.id
         """;
 

@@ -88,7 +88,7 @@ public sealed class ChunkSealer : IDisposable
         {
             throw new ArgumentException($"a chunk is at most {MaxPlaintext} bytes, got {plaintext.Length}", nameof(plaintext));
         }
-        var body = new byte[1 + Compressor.GetCompressBound(plaintext.Length)];
+        var body = Scratch(1 + Compressor.GetCompressBound(plaintext.Length)); // per thread: only the frame is new
         var compressed = _compressor.Value!.Wrap(plaintext, body.AsSpan(1));
         int bodyLength;
         if (compressed < plaintext.Length)
@@ -110,6 +110,18 @@ public sealed class ChunkSealer : IDisposable
         id.Write(aad);
         _gcm.Value!.Encrypt(nonce, body.AsSpan(0, bodyLength), frame.AsSpan(HeaderLength), frame.AsSpan(4 + NonceLength, TagLength), aad);
         return frame;
+    }
+
+    [ThreadStatic]
+    private static byte[]? t_scratch;
+
+    private static byte[] Scratch(int length)
+    {
+        if (t_scratch is null || t_scratch.Length < length)
+        {
+            t_scratch = new byte[Math.Max(length, 1 + Compressor.GetCompressBound(BlockHasher.MaxBlockSize / 64))];
+        }
+        return t_scratch;
     }
 
     /// <summary>

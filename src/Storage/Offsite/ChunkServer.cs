@@ -13,12 +13,41 @@ public sealed class ChunkServer(Stream input, Stream output, LocalChunkStore sto
 {
     private IIndexUpload? _upload;
 
-    /// <summary>Serves until the client disconnects; an upload it did not commit is discarded.</summary>
+    /// <summary>
+    /// Serves until the client disconnects; an upload it did not commit is discarded. Requests are read ahead by a
+    /// thread of their own (at most <see cref="ReadAhead"/> waiting), so the next batch crosses the link while this
+    /// one is being made durable; they are still handled one at a time, in order.
+    /// </summary>
     public void Run()
     {
+        var requests = new System.Collections.Concurrent.BlockingCollection<(byte Code, byte[] Payload)>(ReadAhead); // not disposed: the reader may outlive a failed Run
+        using var stop = new CancellationTokenSource();
+        var stopping = stop.Token;
+        Exception? readFailure = null;
+        var reader = new Thread(() =>
+        {
+            try
+            {
+                while (ReadFrame(input, "the client") is { } frame)
+                {
+                    requests.Add(frame, stopping);
+                }
+            }
+#pragma warning disable CA1031 // a malformed or cut frame ends the connection: rethrown by Run below
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                readFailure = e is OperationCanceledException ? null : e;
+            }
+            finally
+            {
+                requests.CompleteAdding();
+            }
+        }) { IsBackground = true, Name = "serve reader" };
+        reader.Start();
         try
         {
-            while (ReadFrame(input, "the client") is var (code, payload))
+            foreach (var (code, payload) in requests.GetConsumingEnumerable())
             {
                 byte[] response;
                 try
@@ -34,13 +63,22 @@ public sealed class ChunkServer(Stream input, Stream output, LocalChunkStore sto
                 }
                 WriteFrame(output, (byte)Status.Ok, response);
             }
+            reader.Join();
+            if (readFailure is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(readFailure);
+            }
         }
         finally
         {
+            stop.Cancel(); // a reader blocked on a full queue ends (one blocked reading the client ends with the connection)
             _upload?.Dispose();
             _upload = null;
         }
     }
+
+    /// <summary>Requests read ahead of the one being handled (each at most <see cref="MaxFrame"/>, a copy's batch about 8 MiB).</summary>
+    private const int ReadAhead = 2;
 
     private byte[] Handle(Op op, byte[] payload)
     {

@@ -1,10 +1,24 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using Backupd.Storage.Repository;
 
 namespace Backupd.Storage.Offsite;
 
 /// <summary>What one copy did: <see cref="ChunksSent"/> of <see cref="Chunks"/> were sent (<see cref="BytesSent"/> sealed bytes), the rest were stored already or zero.</summary>
-public sealed record CopyReport(string PointId, bool AlreadyThere, long BytesRead, long Chunks, long ZeroChunks, long ChunksSent, long BytesSent, long IndexBytes, TimeSpan Elapsed);
+public sealed record CopyReport(string PointId, bool AlreadyThere, long BytesRead, long Chunks, long ZeroChunks, long ChunksSent, long BytesSent, long IndexBytes, TimeSpan Elapsed)
+{
+    /// <summary>Where the time went (null when nothing was copied).</summary>
+    public CopyStageTimes? Stages { get; init; }
+}
+
+/// <summary>
+/// Per step of a copy, the time spent working (a parallel step's time summed over its threads), so a slow copy
+/// names its bottleneck: <see cref="Read"/> the local reading (and its digest check), <see cref="Name"/> the chunk
+/// ids, <see cref="Ask"/> the missing-chunks questions, <see cref="Seal"/> compression and encryption,
+/// <see cref="Send"/> the uploads (the store's durable writes included); <see cref="ReaderWaited"/> how long the
+/// reader waited for room (the other steps were behind), <see cref="MaxBatchesInFlight"/> the most batches held.
+/// </summary>
+public sealed record CopyStageTimes(TimeSpan Read, TimeSpan Name, TimeSpan Ask, TimeSpan Seal, TimeSpan Send, TimeSpan ReaderWaited, int MaxBatchesInFlight);
 
 /// <summary>One problem found by <see cref="CopyRepository.Verify"/>, or none.</summary>
 public sealed record CopyVerifyReport(bool Ok, IReadOnlyList<string> Problems, int Indexes, long ChunksChecked, long ChunksRead);
@@ -59,6 +73,9 @@ public sealed class CopyRepository : IDisposable
     /// the local record), cut into chunks of its block size, only the chunks the store lacks sealed and sent, then
     /// the index published. Until then the copy does not list the point; an interrupted copy leaves only chunks,
     /// which the next one does not send again. A point already copied is left as it is.
+    /// The steps overlap (<see cref="BatchPipeline{T}"/>): while one 8 MiB batch is read, others are named, asked
+    /// about, sealed and sent; questions and uploads go to the store in file order, at most
+    /// <see cref="BatchesInFlight"/> batches are held at once.
     /// </summary>
     public CopyReport Copy(BackupRepository local, string pointId, IProgress<long>? progress, CancellationToken ct)
     {
@@ -77,27 +94,58 @@ public sealed class CopyRepository : IDisposable
             using var digest = _sealer.NewFileDigest(file.FileSize);
             var before = done;
             var relay = progress is null ? null : new SyncProgress(p => progress.Report(before + p));
-            long chunks = 0;
-            var buffer = Array.Empty<byte>();
-            local.ReadFileVersion(point, file, (offset, data, zero, blockSize) =>
+            var sink = new FileSink(ids, digest);
+            var reading = System.Diagnostics.Stopwatch.StartNew();
+            using (var pipeline = new BatchPipeline<CopyBatch>(Steps(sink, stats), Workers, BatchesInFlight, ct))
             {
-                if (buffer.Length < data.Length)
+                local.ReadFileVersion(point, file, (offset, data, zero, blockSize) =>
                 {
-                    buffer = new byte[data.Length];
-                }
-                data.CopyTo(buffer);
-                chunks += CopyChunks(buffer, data.Length, zero.ToArray(), blockSize, ids, digest, stats, ct);
-            }, relay, ct);
+                    var batch = CopyBatch.Rent(data, zero, blockSize);
+                    pipeline.Submit(batch);
+                }, relay, ct);
+                pipeline.Complete();
+                reading.Stop();
+                stats.Add(pipeline, reading.Elapsed);
+            }
             done += file.FileSize;
             files.Add(new CopyIndexFile(file.FileKey, file.VersionId, file.SourcePath, file.Format, file.BackingFile, file.VirtualSize,
-                file.FileSize, file.BlockSize, chunks, digest.Finish(), file.Digest));
+                file.FileSize, file.BlockSize, sink.Chunks, digest.Finish(), file.Digest));
             stats.BytesRead += file.FileSize;
         }
         var header = new CopyIndexHeader(CopyIndexHeader.FormatName, CopyIndexHeader.CurrentVersion, point.PointId, point.GroupId, point.GroupName,
             point.Sequence, point.CreatedAt, DateTimeOffset.UtcNow, new Dictionary<string, string>(point.Metadata), files);
         var indexBytes = WriteIndex(header, ids);
-        return new CopyReport(pointId, false, stats.BytesRead, stats.Chunks, stats.Zero, stats.New, stats.Sent, indexBytes, watch.Elapsed);
+        return new CopyReport(pointId, false, stats.BytesRead, stats.Chunks, stats.Zero, stats.New, stats.Sent, indexBytes, watch.Elapsed)
+        {
+            Stages = stats.Times(),
+        };
     }
+
+    /// <summary>Threads for the parallel steps (naming, sealing): one per core.</summary>
+    private static int Workers => Math.Max(2, Environment.ProcessorCount);
+
+    /// <summary>Batches (8 MiB read, up to as much sealed) held at once: enough to keep every step busy, never more.</summary>
+    public static int BatchesInFlight => Math.Clamp(Workers + 2, 4, 12);
+
+    /// <summary>
+    /// name (parallel): the ids of the non-zero blocks; ask (in order): which the store lacks; seal (parallel): those
+    /// compressed and encrypted; send (in order): uploaded, then the batch's ids appended to the index's list.
+    /// </summary>
+    private PipelineStep<CopyBatch>[] Steps(FileSink sink, Stats stats) =>
+    [
+        new("name", false, b => b.Name(_sealer)),
+        new("ask", true, b => b.Missing = b.FirstAt.Count == 0 ? [] : _store.Missing(b.FirstAt.Keys.ToList())),
+        new("seal", false, b => b.Seal(_sealer)),
+        new("send", true, b =>
+        {
+            if (b.Frames.Length > 0)
+            {
+                _store.PutChunks(b.Frames);
+            }
+            sink.Append(b, stats);
+            b.Return();
+        }),
+    ];
 
     private sealed class Stats
     {
@@ -106,48 +154,100 @@ public sealed class CopyRepository : IDisposable
         public long Zero;
         public long New;
         public long Sent;
+        private readonly Dictionary<string, TimeSpan> _busy = new(StringComparer.Ordinal);
+        private TimeSpan _read;
+        private TimeSpan _waited;
+        private int _maxInFlight;
+
+        public void Add(BatchPipeline<CopyBatch> pipeline, TimeSpan reading)
+        {
+            foreach (var (step, busy) in pipeline.Busy)
+            {
+                _busy[step] = _busy.GetValueOrDefault(step) + busy;
+            }
+            _read += reading - pipeline.WaitedForRoom;
+            _waited += pipeline.WaitedForRoom;
+            _maxInFlight = Math.Max(_maxInFlight, pipeline.MaxInFlight);
+        }
+
+        public CopyStageTimes Times() => new(_read, _busy.GetValueOrDefault("name"), _busy.GetValueOrDefault("ask"), _busy.GetValueOrDefault("seal"),
+            _busy.GetValueOrDefault("send"), _waited, _maxInFlight);
     }
 
-    /// <summary>One read buffer's blocks: ids (in parallel), ask which are missing, seal those (in parallel), send them as one batch.</summary>
-    private long CopyChunks(byte[] data, int length, bool[] zero, int blockSize, Stream ids, ChunkSealer.FileDigest digest, Stats stats, CancellationToken ct)
+    /// <summary>Where a file's chunk ids go, in order: the temporary id list of the index, and the file digest.</summary>
+    private sealed class FileSink(Stream ids, ChunkSealer.FileDigest digest)
     {
-        ct.ThrowIfCancellationRequested();
-        var blocks = zero.Length;
-        var chunkIds = new ChunkId[blocks];
-        Parallel.For(0, blocks, i =>
+        public long Chunks { get; private set; }
+
+        public void Append(CopyBatch b, Stats stats)
         {
-            if (!zero[i])
+            var bytes = new byte[b.Blocks * ChunkId.Length];
+            var zero = 0;
+            for (var i = 0; i < b.Blocks; i++)
             {
-                chunkIds[i] = _sealer.Id(Block(data, length, blockSize, i));
+                b.Ids[i].Write(bytes.AsSpan(i * ChunkId.Length));
+                zero += b.Ids[i].IsZero ? 1 : 0;
             }
-        });
-        var firstAt = new Dictionary<ChunkId, int>();
-        for (var i = 0; i < blocks; i++)
+            ids.Write(bytes);
+            digest.Add(bytes);
+            Chunks += b.Blocks;
+            stats.Chunks += b.Blocks;
+            stats.Zero += zero;
+            stats.New += b.Frames.Length;
+            stats.Sent += b.Frames.Sum(f => (long)f.Frame.Length);
+        }
+    }
+
+    /// <summary>One read buffer's blocks on their way through the steps; its data buffer is pooled.</summary>
+    private sealed class CopyBatch
+    {
+        private byte[] _data = [];
+        private int _length;
+        private bool[] _zero = [];
+        private int _blockSize;
+
+        public int Blocks => _zero.Length;
+        public ChunkId[] Ids { get; private set; } = [];
+        public Dictionary<ChunkId, int> FirstAt { get; } = [];
+        public IReadOnlyList<ChunkId> Missing { get; set; } = [];
+        public (ChunkId Id, byte[] Frame)[] Frames { get; private set; } = [];
+
+        public static CopyBatch Rent(ReadOnlySpan<byte> data, ReadOnlySpan<bool> zero, int blockSize)
         {
-            if (!chunkIds[i].IsZero)
+            var b = new CopyBatch { _data = ArrayPool<byte>.Shared.Rent(data.Length), _length = data.Length, _zero = zero.ToArray(), _blockSize = blockSize };
+            data.CopyTo(b._data);
+            return b;
+        }
+
+        public void Name(ChunkSealer sealer)
+        {
+            Ids = new ChunkId[Blocks];
+            for (var i = 0; i < Blocks; i++)
             {
-                firstAt.TryAdd(chunkIds[i], i);
+                if (!_zero[i])
+                {
+                    Ids[i] = sealer.Id(Block(i));
+                    FirstAt.TryAdd(Ids[i], i);
+                }
             }
         }
-        var missing = firstAt.Count == 0 ? [] : _store.Missing(firstAt.Keys.ToList());
-        if (missing.Count > 0)
+
+        public void Seal(ChunkSealer sealer)
         {
-            var frames = new (ChunkId, byte[])[missing.Count];
-            Parallel.For(0, missing.Count, j => frames[j] = (missing[j], _sealer.Seal(missing[j], Block(data, length, blockSize, firstAt[missing[j]]))));
-            _store.PutChunks(frames);
-            stats.New += frames.Length;
-            stats.Sent += frames.Sum(f => (long)f.Item2.Length);
+            Frames = new (ChunkId, byte[])[Missing.Count];
+            for (var j = 0; j < Frames.Length; j++)
+            {
+                Frames[j] = (Missing[j], sealer.Seal(Missing[j], Block(FirstAt[Missing[j]])));
+            }
         }
-        var bytes = new byte[blocks * ChunkId.Length];
-        for (var i = 0; i < blocks; i++)
+
+        public void Return()
         {
-            chunkIds[i].Write(bytes.AsSpan(i * ChunkId.Length));
+            ArrayPool<byte>.Shared.Return(_data);
+            _data = [];
         }
-        ids.Write(bytes);
-        digest.Add(bytes);
-        stats.Chunks += blocks;
-        stats.Zero += chunkIds.Count(c => c.IsZero);
-        return blocks;
+
+        private ReadOnlySpan<byte> Block(int i) => CopyRepository.Block(_data, _length, _blockSize, i);
     }
 
     private static ReadOnlySpan<byte> Block(byte[] data, int length, int blockSize, int i) =>

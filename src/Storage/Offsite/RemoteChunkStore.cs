@@ -7,6 +7,9 @@ namespace Backupd.Storage.Offsite;
 /// A copy repository at the other end of a byte stream (the stdin/stdout of `ssh HOST backupd serve ...`): every
 /// <see cref="IChunkStore"/> call is one request and one response of <see cref="ServeProtocol"/>. Large calls are
 /// split so no frame exceeds <see cref="MaxFrame"/>. <paramref name="connection"/> (the ssh process) is disposed with it.
+/// Calls from several threads are pipelined: each request goes on the wire as soon as the one before it is written,
+/// and responses, which come in request order, are handed to their callers in that order; so a copy's missing-chunks
+/// query travels while the previous batch is still being stored (the link never waits for a round trip).
 /// </summary>
 public sealed class RemoteChunkStore : IChunkStore
 {
@@ -16,6 +19,10 @@ public sealed class RemoteChunkStore : IChunkStore
     private readonly Stream _fromServer;
     private readonly IDisposable? _connection;
     private readonly Func<string?> _serverErrors;
+    private readonly Lock _writing = new();
+    private readonly Lock _reading = new();
+    private readonly System.Collections.Concurrent.ConcurrentQueue<Pending> _pending = new(); // requests on the wire, oldest first (enqueued under _writing)
+    private Exception? _broken;
 
     /// <param name="serverErrors">What the transport has to add when the connection fails (ssh's stderr).</param>
     public RemoteChunkStore(Stream toServer, Stream fromServer, string location, IDisposable? connection, Func<string?>? serverErrors = null)
@@ -56,26 +63,32 @@ public sealed class RemoteChunkStore : IChunkStore
         return missing;
     }
 
+    /// <summary>Sends the frames as they are (no copy into one payload), at most <see cref="MaxFrame"/> per request.</summary>
     public void PutChunks(IReadOnlyList<(ChunkId Id, byte[] Frame)> chunks)
     {
-        var batch = new BinaryBuilder();
-        var bytes = 0L;
-        Span<byte> idBytes = stackalloc byte[ChunkId.Length];
-        foreach (var (id, frame) in chunks)
+        var first = 0;
+        while (first < chunks.Count)
         {
-            if (bytes + frame.Length + 36 > MaxFrame - 16)
+            var end = first;
+            var bytes = 0L;
+            while (end < chunks.Count && (end == first || bytes + chunks[end].Frame.Length + 36 <= MaxFrame - 16))
             {
-                Call(Op.PutChunks, batch.Span);
-                batch = new BinaryBuilder();
-                bytes = 0;
+                bytes += chunks[end].Frame.Length + 36;
+                end++;
             }
-            id.Write(idBytes);
-            batch.Bytes(idBytes).U32((uint)frame.Length).Bytes(frame);
-            bytes += frame.Length + 36;
-        }
-        if (bytes > 0)
-        {
-            Call(Op.PutChunks, batch.Span);
+            var (from, to) = (first, end);
+            Call(Op.PutChunks, (int)bytes, output =>
+            {
+                Span<byte> head = stackalloc byte[ChunkId.Length + 4];
+                for (var i = from; i < to; i++)
+                {
+                    chunks[i].Id.Write(head);
+                    System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(head[ChunkId.Length..], (uint)chunks[i].Frame.Length);
+                    output.Write(head);
+                    output.Write(chunks[i].Frame);
+                }
+            });
+            first = end;
         }
     }
 
@@ -127,21 +140,86 @@ public sealed class RemoteChunkStore : IChunkStore
 
     private byte[] Call(Op op, ReadOnlySpan<byte> payload)
     {
-        (byte Code, byte[] Payload)? frame;
-        try
+        var copy = payload.ToArray();
+        return Call(op, copy.Length, output => output.Write(copy));
+    }
+
+    /// <summary>
+    /// One request: written (under the write lock, so frames never interleave) and queued; then its response read,
+    /// together with those of earlier requests still unread (under the read lock, handing each to its caller). A
+    /// broken connection fails this and every later call.
+    /// </summary>
+    private byte[] Call(Op op, int payloadLength, Action<Stream> writePayload)
+    {
+        var mine = new Pending();
+        lock (_writing)
         {
-            WriteFrame(_toServer, (byte)op, payload);
-            frame = ReadFrame(_fromServer, Location);
+            ThrowIfBroken();
+            _pending.Enqueue(mine); // before writing: a reader may then wait for this response, never miss it
+            try
+            {
+                WriteFrameHeader(_toServer, (byte)op, payloadLength);
+                writePayload(_toServer);
+                _toServer.Flush();
+            }
+            catch (IOException e)
+            {
+                var lost = Lost(e.Message, e);
+                Break(lost);
+                throw lost;
+            }
         }
-        catch (IOException e)
+        lock (_reading)
         {
-            throw Lost(e.Message, e);
+            while (!mine.Done)
+            {
+                ThrowIfBroken();
+                if (!_pending.TryDequeue(out var head))
+                {
+                    throw new InvalidOperationException("a response is awaited with no request on the wire"); // a bug, not the peer
+                }
+                try
+                {
+                    head.Frame = ReadFrame(_fromServer, Location);
+                }
+                catch (IOException e)
+                {
+                    var lost = Lost(e.Message, e);
+                    Break(lost);
+                    throw lost;
+                }
+                catch (InvalidDataException e)
+                {
+                    Break(e);
+                    throw;
+                }
+                if (head.Frame is null)
+                {
+                    var lost = Lost("the server closed the connection", null);
+                    Break(lost);
+                    throw lost;
+                }
+                head.Done = true;
+            }
         }
-        if (frame is not var (code, body))
-        {
-            throw Lost("the server closed the connection", null);
-        }
+        var (code, body) = mine.Frame!.Value;
         return (Status)code == Status.Ok ? body : throw ExceptionFor((Status)code, $"{Location}: {Encoding.UTF8.GetString(body)}");
+    }
+
+    private void Break(Exception e) => Interlocked.CompareExchange(ref _broken, e, null);
+
+    private void ThrowIfBroken()
+    {
+        if (_broken is { } e)
+        {
+            throw new Repository.RepositoryException(e.Message, e); // another caller's failure: the connection is gone
+        }
+    }
+
+    private sealed class Pending
+    {
+        public volatile bool Done;
+        public (byte Code, byte[] Payload)? Frame;
     }
 
     private Repository.RepositoryException Lost(string what, Exception? inner)

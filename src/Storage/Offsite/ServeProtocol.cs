@@ -55,6 +55,19 @@ public static class ServeProtocol
         output.Flush();
     }
 
+    /// <summary>A frame's header alone, for a payload the caller writes itself (in pieces, without copying them together).</summary>
+    public static void WriteFrameHeader(Stream output, byte code, int payloadLength)
+    {
+        if (payloadLength + 1 > MaxFrame)
+        {
+            throw new ArgumentException($"a frame is at most {MaxFrame} bytes, this one {payloadLength + 1}", nameof(payloadLength));
+        }
+        Span<byte> header = stackalloc byte[5];
+        BinaryPrimitives.WriteInt32BigEndian(header, payloadLength + 1);
+        header[4] = code;
+        output.Write(header);
+    }
+
     /// <summary>The next frame, or null at a clean end of the stream (between frames).</summary>
     public static (byte Code, byte[] Payload)? ReadFrame(Stream input, string peer)
     {

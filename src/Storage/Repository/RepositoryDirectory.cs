@@ -302,7 +302,7 @@ internal sealed class RepositoryDirectory : IDisposable
                     dirs[parent] = Open(path, parts[..^1], ORdOnly | ODirectory, 0);
                 }
             }
-            ParallelOrFirstError(() => Parallel.For(0, files.Count, new ParallelOptions { MaxDegreeOfParallelism = 16 }, i =>
+            FanOut(files.Count, i =>
             {
                 var (path, content) = files[i];
                 var dir = dirs[Parent(path)];
@@ -316,7 +316,7 @@ internal sealed class RepositoryDirectory : IDisposable
                 using var handle = new SafeFileHandle(fd, ownsHandle: true);
                 RandomAccess.Write(handle, content, 0);
                 RandomAccess.FlushToDisk(handle);
-            }));
+            });
             for (var i = 0; i < files.Count; i++)
             {
                 var path = files[i].Path;
@@ -333,7 +333,8 @@ internal sealed class RepositoryDirectory : IDisposable
                 }
                 temps[i] = null;
             }
-            ParallelOrFirstError(() => Parallel.ForEach(dirs, new ParallelOptions { MaxDegreeOfParallelism = 16 }, d => Sync(d.Value, d.Key)));
+            var dirList = dirs.ToList();
+            FanOut(dirList.Count, i => Sync(dirList[i].Value, dirList[i].Key));
         }
         finally
         {
@@ -352,17 +353,51 @@ internal sealed class RepositoryDirectory : IDisposable
     }
 
     /// <summary>Parallel loops wrap failures in an AggregateException: callers see the first one, as from a plain loop (ENOSPC stays an IOException).</summary>
-    private static void ParallelOrFirstError(Action loop)
+    /// <summary>
+    /// Runs <paramref name="body"/> for 0 .. count-1 on up to <see cref="FlushThreads"/> threads of its own; the first
+    /// failure stops the others from starting new work and is thrown. Own threads, not the thread pool: each call
+    /// blocks in fsync, the pool (sized by the cores) would add threads for that only slowly, and it is many
+    /// flushes waiting at once that let the file system commit a whole batch in one journal transaction (one
+    /// flush after another measured 10 MiB/s here, sixteen at once 110-190 MiB/s).
+    /// </summary>
+    private static void FanOut(int count, Action<int> body)
     {
-        try
+        var next = -1;
+        Exception? failure = null;
+        void Work()
         {
-            loop();
+            for (var i = Interlocked.Increment(ref next); i < count && Volatile.Read(ref failure) is null; i = Interlocked.Increment(ref next))
+            {
+                try
+                {
+                    body(i);
+                }
+#pragma warning disable CA1031 // the first failure is rethrown to the caller below
+                catch (Exception e)
+#pragma warning restore CA1031
+                {
+                    Interlocked.CompareExchange(ref failure, e, null);
+                }
+            }
         }
-        catch (AggregateException e)
+        var helpers = new Thread[Math.Clamp(count - 1, 0, FlushThreads - 1)];
+        for (var t = 0; t < helpers.Length; t++)
         {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.Flatten().InnerExceptions[0]);
+            helpers[t] = new Thread(Work) { IsBackground = true, Name = "fsync" };
+            helpers[t].Start();
+        }
+        Work();
+        foreach (var t in helpers)
+        {
+            t.Join();
+        }
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         }
     }
+
+    private const int FlushThreads = 16;
 
     /// <summary>Renames within the repository (replacing <paramref name="to"/> unless <paramref name="noReplace"/>: then an existing one is an error), then makes it durable.</summary>
     public void Rename(string from, string to, bool noReplace = false)

@@ -26,18 +26,20 @@ internal static class CatalogBackupHandler
     public static void AddOptions(Command command) => command.Options.Add(NoCatalog);
 
     /// <summary>How `backup --domain` runs: through the catalog, or repository-only with the note to print on stderr.</summary>
-    public static (bool UseCatalog, string? Note) Choose(ParseResult parse) =>
-        Choose(parse, Environment.GetEnvironmentVariable(ConfigLoader.EnvironmentVariable), File.Exists);
+    public static (bool UseCatalog, string? Note) Choose(ParseResult parse, string command = "backup") =>
+        Choose(parse, Environment.GetEnvironmentVariable(ConfigLoader.EnvironmentVariable), File.Exists, command);
 
     /// <summary><see cref="Choose(ParseResult)"/> with the environment and the file system given (for tests).</summary>
-    internal static (bool UseCatalog, string? Note) Choose(ParseResult parse, string? environmentConfig, Func<string, bool> fileExists)
+    internal static (bool UseCatalog, string? Note) Choose(ParseResult parse, string? environmentConfig, Func<string, bool> fileExists, string command = "backup")
     {
         if (parse.GetValue(NoCatalog))
-            return (false, "backupd backup: --no-catalog: this run is not recorded in the catalog and takes no domain lock (`backupd catalog rebuild --repository DIR` adds its restore point later)");
+            return (false, command == "backup"
+                ? "backupd backup: --no-catalog: this run is not recorded in the catalog and takes no domain lock (`backupd catalog rebuild --repository DIR` adds its restore point later)"
+                : $"backupd {command}: --no-catalog: this run is not recorded in the catalog");
         // Named explicitly (--config or the environment: errors in it are errors), or present at the default path.
         if (parse.GetValue(GlobalOptions.Config) is not null || environmentConfig is not null || fileExists(ConfigLoader.DefaultPath))
             return (true, null);
-        return (false, $"backupd backup: no configuration ({ConfigLoader.DefaultPath} or ${ConfigLoader.EnvironmentVariable}): this run is not recorded in a catalog");
+        return (false, $"backupd {command}: no configuration ({ConfigLoader.DefaultPath} or ${ConfigLoader.EnvironmentVariable}): this run is not recorded in a catalog");
     }
 
     public static async Task<int> RunAsync(ParseResult parse, CancellationToken ct)

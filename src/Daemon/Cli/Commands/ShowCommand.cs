@@ -51,6 +51,9 @@ public static class ShowCommand
             {
                 Row("run", "none recorded (point rebuilt from the repository)");
             }
+            Row("copies", detail.Copies is { Count: > 0 } copies
+                ? string.Join("; ", copies.Select(c => $"{c.Target} (run {c.RunId?.ToString() ?? "-"}, {CatalogCli.Time(c.CopiedAt)})"))
+                : "none recorded");
             var drill = (await store.LastDrillsAsync([p.Id], ct)).GetValueOrDefault(p.Id);
             Row("last drill", drill is null ? "never" : $"{ListCommand.DrillText(drill)}{(drill.Error is { } de ? $": {de}" : "")}");
             Row("last verify", detail.LastVerify is { } v ? $"{(v.Ok ? "ok" : "DAMAGED")} at {CatalogCli.Time(v.At)}: {v.Detail}" : "never");
