@@ -19,7 +19,7 @@ public sealed class CheckpointLifecycleTests(Xunit.Abstractions.ITestOutputHelpe
     private const long MiB = TestVm.MiB;
     private readonly string work = Directory.CreateTempSubdirectory("bkd-cpl-").FullName;
     private string Repository => Path.Combine(work, "repo");
-    private WorkflowOptions Options => new() { StateDirectory = Path.Combine(work, "state"), MinimumOverlayFreeBytes = 64 * MiB };
+    private WorkflowOptions Options => new() { StateDirectory = Path.Combine(work, "state"), MinimumOverlayFreeBytes = 64 * MiB, ChangedBlockTracking = true };
 
     public void Dispose() => Directory.Delete(work, recursive: true);
 

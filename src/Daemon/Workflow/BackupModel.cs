@@ -72,6 +72,12 @@ public sealed record WorkflowOptions
     public TimeSpan AgentTimeout { get; init; } = GuestAgent.AgentGuard.DefaultTimeout;
     /// <summary>How long a run keeps trying to thaw a guest after a quiesce failed before it leaves it to `recover`.</summary>
     public TimeSpan ThawBudget { get; init; } = GuestAgent.AgentGuard.DefaultThawBudget;
+    /// <summary>
+    /// Create and rotate libvirt checkpoints (changed-block tracking, docs/workflow.md). Off in the product until an in-place
+    /// restore drops the domain's checkpoints and restored images lose their bitmaps: before that, a bitmap that no longer
+    /// describes the restored file could be trusted by an incremental read. The CBT tests turn it on.
+    /// </summary>
+    public bool ChangedBlockTracking { get; init; }
 }
 
 public sealed record SkippedDisk(string Target, string Reason);

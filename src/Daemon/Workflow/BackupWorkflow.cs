@@ -235,7 +235,7 @@ public sealed class BackupWorkflow(IHypervisor hypervisor, IImageTool images, IB
         try
         {
             Faults.Hit(Faults.AfterJournal);
-            cbt = CreateCheckpoint(plan, cbt, entry);
+            cbt = options.ChangedBlockTracking ? CreateCheckpoint(plan, cbt, entry) : cbt with { NewName = null, NotCreatedReason = "changed-block tracking is off" };
             (consistency, quiesce) = TakeSnapshot(plan, entry);
             overlayClock.Start();
             entry.Step = RunStep.SnapshotCreated;

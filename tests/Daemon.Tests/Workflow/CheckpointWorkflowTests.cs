@@ -38,6 +38,7 @@ public sealed class CheckpointWorkflowTests : IDisposable
         StateDirectory = Path.Combine(dir, "state"),
         MinimumOverlayFreeBytes = 1,
         CommitRetryDelay = TimeSpan.Zero,
+        ChangedBlockTracking = true,
     };
 
     private Task<BackupResult> Run(ReadRequest? read = null) =>
@@ -302,7 +303,7 @@ public sealed class ChangedBlockMappingTests : IDisposable
         Directory.Delete(dir, recursive: true);
     }
 
-    private WorkflowOptions Options => new() { StateDirectory = Path.Combine(dir, "state"), MinimumOverlayFreeBytes = 1, CommitRetryDelay = TimeSpan.Zero };
+    private WorkflowOptions Options => new() { StateDirectory = Path.Combine(dir, "state"), MinimumOverlayFreeBytes = 1, CommitRetryDelay = TimeSpan.Zero, ChangedBlockTracking = true };
 
     private Task<BackupResult> Run(ReadRequest? read = null) =>
         new BackupWorkflow(hv, images, target, Options, log) { Planner = planner }
