@@ -8,7 +8,7 @@ internal static class CatalogSchema
 {
     public static readonly string[] ExpectedTables =
     [
-        "catalog_schema_version", "domain_locks", "domains", "events", "hosts", "policies", "restore_point_files", "restore_points", "runs",
+        "catalog_schema_version", "domain_locks", "domains", "events", "hosts", "point_copies", "policies", "restore_point_files", "restore_points", "runs",
     ];
 
     public static async Task<string> DescribeAsync(string connectionString)
