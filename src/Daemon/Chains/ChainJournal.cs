@@ -78,16 +78,8 @@ public sealed class ChainJournal(string stateDirectory)
 
     public void Write(ChainJournalEntry entry)
     {
-        System.IO.Directory.CreateDirectory(Directory);
         entry.UpdatedAt = DateTimeOffset.UtcNow;
-        var path = Path.Combine(Directory, entry.Id + ".json");
-        using (var stream = new FileStream(path + ".tmp", FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            JsonSerializer.Serialize(stream, entry, Json);
-            stream.Flush(flushToDisk: true);
-        }
-        File.Move(path + ".tmp", path, overwrite: true);
-        Durable.FsyncDirectory(Directory);
+        Durable.WriteJsonEntry(Directory, entry.Id, entry, Json);
     }
 
     public void Step(ChainJournalEntry entry, ChainStep step)
@@ -106,21 +98,5 @@ public sealed class ChainJournal(string stateDirectory)
         Durable.FsyncDirectory(Directory);
     }
 
-    public IReadOnlyList<ChainJournalEntry> OpenEntries()
-    {
-        if (!System.IO.Directory.Exists(Directory)) return [];
-        var entries = new List<ChainJournalEntry>();
-        foreach (var file in System.IO.Directory.EnumerateFiles(Directory, "*.json").Order(StringComparer.Ordinal))
-        {
-            try
-            {
-                if (JsonSerializer.Deserialize<ChainJournalEntry>(File.ReadAllText(file), Json) is { } e) entries.Add(e);
-            }
-            catch (JsonException)
-            {
-                // a bad file is left for the operator; a torn write never ends in .json
-            }
-        }
-        return entries;
-    }
+    public IReadOnlyList<ChainJournalEntry> OpenEntries() => Durable.ReadJsonEntries<ChainJournalEntry>(Directory, Json);
 }

@@ -39,15 +39,7 @@ public sealed class DrillJournal(string stateDirectory)
 
     public void Write(DrillJournalEntry entry)
     {
-        System.IO.Directory.CreateDirectory(Directory);
-        var path = Path.Combine(Directory, entry.Id + ".json");
-        using (var stream = new FileStream(path + ".tmp", FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            JsonSerializer.Serialize(stream, entry, Json);
-            stream.Flush(flushToDisk: true);
-        }
-        File.Move(path + ".tmp", path, overwrite: true);
-        Durable.FsyncDirectory(Directory);
+        Durable.WriteJsonEntry(Directory, entry.Id, entry, Json);
     }
 
     public void Remove(DrillJournalEntry entry)
@@ -56,21 +48,5 @@ public sealed class DrillJournal(string stateDirectory)
         if (System.IO.Directory.Exists(Directory)) Durable.FsyncDirectory(Directory);
     }
 
-    public IReadOnlyList<DrillJournalEntry> OpenEntries()
-    {
-        if (!System.IO.Directory.Exists(Directory)) return [];
-        var entries = new List<DrillJournalEntry>();
-        foreach (var file in System.IO.Directory.EnumerateFiles(Directory, "*.json").Order(StringComparer.Ordinal))
-        {
-            try
-            {
-                if (JsonSerializer.Deserialize<DrillJournalEntry>(File.ReadAllText(file), Json) is { } e) entries.Add(e);
-            }
-            catch (JsonException)
-            {
-                // a bad file is left for the operator; a torn write never ends in .json
-            }
-        }
-        return entries;
-    }
+    public IReadOnlyList<DrillJournalEntry> OpenEntries() => Durable.ReadJsonEntries<DrillJournalEntry>(Directory, Json);
 }

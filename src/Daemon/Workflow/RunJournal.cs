@@ -111,9 +111,41 @@ public sealed class RunJournal(string stateDirectory)
     public JournalEntry? Find(string runId) => OpenEntries().FirstOrDefault(e => e.RunId == runId);
 }
 
-/// <summary>fsync of a directory, so a rename inside it survives a power cut.</summary>
+/// <summary>fsync of a directory, so a rename inside it survives a power cut; and the one-JSON-file-per-entry journals built on it.</summary>
 internal static partial class Durable
 {
+    /// <summary>DIR/ID.json written crash-safely: temp file, fsync, rename over, fsync of the directory.</summary>
+    public static void WriteJsonEntry<T>(string directory, string id, T entry, System.Text.Json.JsonSerializerOptions json)
+    {
+        Directory.CreateDirectory(directory);
+        var path = Path.Combine(directory, id + ".json");
+        using (var stream = new FileStream(path + ".tmp", FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            System.Text.Json.JsonSerializer.Serialize(stream, entry, json);
+            stream.Flush(flushToDisk: true);
+        }
+        File.Move(path + ".tmp", path, overwrite: true);
+        FsyncDirectory(directory);
+    }
+
+    /// <summary>Every DIR/*.json entry in name order; a file that does not parse is left for the operator (a torn write never ends in .json).</summary>
+    public static IReadOnlyList<T> ReadJsonEntries<T>(string directory, System.Text.Json.JsonSerializerOptions json)
+    {
+        if (!Directory.Exists(directory)) return [];
+        var entries = new List<T>();
+        foreach (var file in Directory.EnumerateFiles(directory, "*.json").Order(StringComparer.Ordinal))
+        {
+            try
+            {
+                if (System.Text.Json.JsonSerializer.Deserialize<T>(File.ReadAllText(file), json) is { } e) entries.Add(e);
+            }
+            catch (System.Text.Json.JsonException)
+            {
+            }
+        }
+        return entries;
+    }
+
     private const int O_RDONLY = 0, O_DIRECTORY = 0x10000;
 
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
