@@ -2,6 +2,7 @@ using Backupd.Daemon.Configuration;
 using Backupd.Daemon.Scheduling;
 using Backupd.Daemon.Workflow;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Hosting.Systemd;
 
@@ -22,10 +23,9 @@ public static class DaemonHost
         // AddSystemd only notifies when the parent process is systemd. Honour NOTIFY_SOCKET whoever set it
         // (a supervisor wrapper, systemd-run under a shell, our tests), so READY/STOPPING always reach it.
         if (!SystemdHelpers.IsSystemdService() && Environment.GetEnvironmentVariable("NOTIFY_SOCKET") is { Length: > 0 })
-        {
-            builder.Services.AddSingleton<ISystemdNotifier, SystemdNotifier>();
             builder.Services.AddSingleton<IHostLifetime, SystemdLifetime>();
-        }
+        // Either way the notifications go through a sender that cannot block the SIGTERM path (NonBlockingNotifier).
+        builder.Services.Replace(ServiceDescriptor.Singleton<ISystemdNotifier>(_ => new NonBlockingNotifier()));
         // A stop cancels copies but waits for every running backup to commit and pivot back. The host's
         // default 30 s would abandon a merge-back: the wait is the loaded policies' worst merge-back
         // (ShutdownBudget), set here for no policies and again by SchedulingService at every (re)load.
