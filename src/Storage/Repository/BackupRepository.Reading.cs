@@ -258,7 +258,12 @@ public sealed partial class BackupRepository
                     $"{(bad.Count > 1 ? $" ({bad.Count} bad blocks in all)" : "")}; {RecordDamage(g, key, version, bad)}";
             }
             var digest = computed.Digest();
-            return digest == version.Digest ? null : $"{where}: digest {digest}, recorded {version.Digest}";
+            if (digest != version.Digest) return $"{where}: digest {digest}, recorded {version.Digest}";
+            // The version itself is whole (a full read), but the dirty bitmap missed writes: incremental points before it may lack them.
+            return version.CleanButChanged is > 0 and var missed
+                ? $"{where}: its safety-net read found {missed} block(s) that changed although the dirty bitmap called them clean; " +
+                  "the incremental restore points before it may lack those writes (changed-block tracking, docs/workflow.md)"
+                : null;
         }
         catch (CorruptDataException e)
         {
