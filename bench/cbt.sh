@@ -5,6 +5,8 @@
 #   backupd inc   `backupd backup --domain VM --to REPO --json` (reads the changed-block plan)
 #   virtnbdbackup `virtnbdbackup -d VM -l inc -o DIR` (pull-mode backup over NBD, its own checkpoints)
 # and, after one more change of the same size, `backupd backup --full` (safety net: reads everything).
+# virtnbdbackup refuses a domain with checkpoints it did not create ("Foreign checkpoint found"), so it backs up a
+# twin: a second domain on a copy of the same image, given the same guest writes in the same order.
 # A build without `backup --full` has changed-block tracking off (main before it was switched on): its rows are
 # labelled "backupd (CBT off)" and read the whole file every time. BKD=... points at another build.
 # The page cache is dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before each run, so the image is read cold as
@@ -39,19 +41,22 @@ if $BKD backup --help 2>&1 | grep -q -- '--full'; then CBT=1; INC="backupd inc";
 fi
 
 VM=bkd-cbt-bench-$$
+TWIN=$VM-vnb
 DIR=/var/lib/libvirt/images/bkd-tests/$VM
 RESULTS=${BENCH_DIR:-/var/tmp/backupd-bench}
 OUT=$RESULTS/cbt-$$
 V() { virsh -q -c qemu:///system "$@"; }
 cleanup_vm() {
-  V destroy "$VM" >/dev/null 2>&1 || true
-  V undefine "$VM" --checkpoints-metadata >/dev/null 2>&1 || true
+  for d in "$VM" "$TWIN"; do
+    V destroy "$d" >/dev/null 2>&1 || true
+    V undefine "$d" --checkpoints-metadata >/dev/null 2>&1 || true
+  done
   rm -rf "$DIR" "$OUT/repo" "$OUT/vnb"
 }
 trap 'cleanup_vm; rm -rf "$OUT"' EXIT
-io() { V qemu-monitor-command "$VM" --hmp "qemu-io -d /machine/peripheral/virtio-disk0/virtio-backend \"$1\"" >/dev/null; }
+io() { for d in "$VM" "$TWIN"; do V qemu-monitor-command "$d" --hmp "qemu-io -d /machine/peripheral/virtio-disk0/virtio-backend \"$1\"" >/dev/null; done; }
 uncache() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-qemu_rchar() { awk '/^rchar/ {print $2}' "/proc/$(cat "/run/libvirt/qemu/$VM.pid")/io"; }
+qemu_rchar() { awk '/^rchar/ {print $2}' "/proc/$(cat "/run/libvirt/qemu/$TWIN.pid")/io"; }
 load() { cut -d' ' -f1 /proc/loadavg; }
 dirty() { cat "$OUT/dirty" 2>/dev/null || echo 0; }
 
@@ -102,7 +107,7 @@ PY
 }
 theirs() {
   uncache; local before r0 l; before=$(du -sb "$OUT/vnb" 2>/dev/null | cut -f1 || echo 0); r0=$(qemu_rchar); l=$(load)
-  /usr/bin/time -f '%e %M' -o "$OUT/time" virtnbdbackup -d "$VM" -l "$1" -o "$OUT/vnb" >"$OUT/vnb.log" 2>&1 || { cat "$OUT/vnb.log" >&2; exit 1; }
+  /usr/bin/time -f '%e %M' -o "$OUT/time" virtnbdbackup -d "$TWIN" -l "$1" -o "$OUT/vnb" >"$OUT/vnb.log" 2>&1 || { cat "$OUT/vnb.log" >&2; exit 1; }
   read -r wall rss < <(tail -1 "$OUT/time")
   printf '%s\t%s\t%s\t%s\t%s\t-\t%s\t-\t%s\t0\t%s\n' "$size" "virtnbdbackup -l $1" "$wall" $(( $(qemu_rchar) - r0 )) \
     $(( $(du -sb "$OUT/vnb" | cut -f1) - before )) $((rss / 1024)) "$(dirty)" "$l" >>"$OUT/rows.tsv"
@@ -119,13 +124,16 @@ for size in "${SIZES[@]}"; do
 fd = os.open(sys.argv[1], os.O_RDONLY); t = time.monotonic(); n = 0
 while (b := os.read(fd, 8 << 20)): n += len(b)
 print(sys.argv[2], n / (time.monotonic() - t))' "$DIR/disk.qcow2" "$size" >>"$OUT/rates"
-  cat >"$DIR/dom.xml" <<XML
-<domain type='qemu'><name>$VM</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
+  cp --sparse=always "$DIR/disk.qcow2" "$DIR/twin.qcow2"
+  for d in "$VM:disk" "$TWIN:twin"; do
+    cat >"$DIR/${d#*:}.xml" <<XML
+<domain type='qemu'><name>${d%%:*}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
 <os><type arch='x86_64' machine='pc'>hvm</type></os><devices><emulator>/usr/bin/qemu-system-x86_64</emulator>
-<disk type='file' device='disk'><driver name='qemu' type='qcow2' cache='none'/><source file='$DIR/disk.qcow2'/><target dev='vda' bus='virtio'/></disk>
+<disk type='file' device='disk'><driver name='qemu' type='qcow2' cache='none'/><source file='$DIR/${d#*:}.qcow2'/><target dev='vda' bus='virtio'/></disk>
 </devices></domain>
 XML
-  V define "$DIR/dom.xml" >/dev/null; V start "$VM" >/dev/null
+    V define "$DIR/${d#*:}.xml" >/dev/null; V start "${d%%:*}" >/dev/null
+  done
   rm -f "$OUT/dirty"; ours "backupd first"; theirs full
   for _ in $(seq "$ROUNDS"); do
     change "$size"
