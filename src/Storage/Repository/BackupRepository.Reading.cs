@@ -9,8 +9,8 @@ public sealed partial class BackupRepository
     /// <summary>
     /// Writes one file of a restore point to a new path: streamed, holes kept as holes, and checked against the
     /// recorded digest before returning (on mismatch the target is removed). Refuses an existing target.
-    /// Bytes are hashed as they are read; the mirror's own ranges reach the target through copy_file_range
-    /// (<see cref="RestoreTarget"/>).
+    /// Bytes are hashed as they are read and written from that buffer; the mirror's own ranges are cloned instead
+    /// where the file system shares extents (<see cref="RestoreTarget"/>).
     /// Takes the group's lock shared: refused (busy) while a backup or deletion of the group runs.
     /// </summary>
     public async Task<RestoreReport> RestoreFileAsync(string pointId, string fileKey, string targetPath, IProgress<long>? progress, CancellationToken ct)
@@ -27,8 +27,8 @@ public sealed partial class BackupRepository
         return await Task.Run(() => Restore(point, file, undoPaths, targetPath, progress, ct), ct);
     }
 
-    /// <summary>False makes restores write every byte from their buffer (tests of the path taken where copy_file_range is refused).</summary>
-    internal bool KernelCopy { get; set; } = true;
+    /// <summary>False makes restores write every byte from their buffer, as where the file system cannot clone.</summary>
+    internal bool CloneFromMirror { get; set; } = true;
 
     private (PointDocument Point, PointFileDocument File) FindFile(string pointId, string fileKey)
     {
@@ -77,7 +77,7 @@ public sealed partial class BackupRepository
             }
             using var output = File.OpenHandle(targetPath, FileMode.CreateNew, FileAccess.Write, FileShare.None);
             created = true;
-            var sink = new RestoreTarget(output, reader.Mirror, KernelCopy);
+            var sink = new RestoreTarget(output, reader.Mirror, CloneFromMirror);
             var signature = ReadWindows(reader, file.BlockSize, sink.Write, progress, perBlock: null, trackOverlay: true, ct);
             var digest = signature.Digest();
             if (digest != file.Digest)
