@@ -187,7 +187,8 @@ internal static class DomainRestoreHandler
     {
         if (json)
         {
-            JsonOutput.Write(new { domain = domain.Name, domainUuid = domain.Uuid, outcome.PointId, outcome.Mode, outcome.Disks, outcome.NewDomainName, outcome.NewDomainUuid, outcome.Changes, outcome.InPlace });
+            JsonOutput.Write(new { domain = domain.Name, domainUuid = domain.Uuid, outcome.PointId, outcome.Mode, outcome.Disks, outcome.NewDomainName, outcome.NewDomainUuid, outcome.Changes, outcome.InPlace,
+                outcome.DroppedCheckpoints, outcome.CheckpointProblem });
             return;
         }
         foreach (var d in outcome.Disks)
@@ -199,6 +200,10 @@ internal static class DomainRestoreHandler
             Console.WriteLine($"{c.Action}: {c.Element}: {c.Reason}");
         foreach (var f in outcome.InPlace ?? [])
             if (f.KeptAside is not null) Console.WriteLine($"kept the replaced image as {f.KeptAside}");
+        var bitmaps = outcome.Disks.SelectMany(d => d.RemovedBitmaps).Concat((outcome.InPlace ?? []).SelectMany(f => f.RemovedBitmaps.Select(b => $"{f.Path}: {b}"))).ToList();
+        if (bitmaps.Count > 0) Console.WriteLine($"removed {bitmaps.Count} dirty bitmap(s) the backed-up images carried: {string.Join(", ", bitmaps)}");
+        if (outcome.DroppedCheckpoints is { Count: > 0 } dropped) Console.WriteLine($"deleted the domain's checkpoint(s) {string.Join(", ", dropped)} (metadata only): the next backup reads every disk in full");
+        if (outcome.CheckpointProblem is { } problem) Console.WriteLine($"warning: {problem}");
         AnsiConsole.MarkupLine($"restored [bold]{Markup.Escape(domain.Name)}[/] point {Markup.Escape(outcome.PointId)} ({outcome.Mode}), digests verified");
     }
 }
