@@ -101,14 +101,15 @@ for r in range(runs):
         ratio[n].append(t["cp"] / t[n])
 os.remove("out.img")
 print(f"{gib} GiB image ({open('gen.txt').read().strip()}), {runs} rounds, commands rotated per round:")
-print("| command | median s | min s | max s | CPU s (median) | throughput vs cp+fsync (median of same-round ratios) | peak RSS MiB | allocated / source allocated | kernel-copied / written |")
+print("| command | median s | min s | max s | CPU s (median) | throughput vs cp+fsync (median of same-round ratios) | peak RSS MiB | allocated / source allocated | cloned (or kernel-copied) / written |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
 for n in names:
     a, b = alloc[n]
     k = kernel.get(n)
-    kw = f"{k.get('kernelCopiedBytes', '-'):,} / {k.get('writtenBytes', '-'):,}" if k and "kernelCopiedBytes" in k else "-"
+    ck = "clonedBytes" if k and "clonedBytes" in k else "kernelCopiedBytes"   # (before): builds that used copy_file_range
+    kw = f"{k.get(ck, '-'):,} / {k.get('writtenBytes', '-'):,}" if k and ck in k else "-"
     print(f"| {n} | {statistics.median(wall[n]):.3f} | {min(wall[n]):.3f} | {max(wall[n]):.3f} | {statistics.median(cpu[n]):.2f} | {statistics.median(ratio[n]):.2f} | {rss[n] / 1024:.0f} | {a / b:.3f} | {kw} |")
-print(f"targets: newest >= 0.90 (is {statistics.median(ratio['newest']):.2f}), older >= 0.70 (is {statistics.median(ratio['older']):.2f})")
+print(f"targets: newest >= 0.90 (is {statistics.median(ratio['newest']):.2f}), older >= 0.70 (is {statistics.median(ratio['older']):.2f}); load average {open('/proc/loadavg').read().split()[0]}")
 print()
 PY
     cd "$DIR"

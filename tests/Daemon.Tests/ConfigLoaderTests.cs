@@ -55,6 +55,19 @@ public sealed class ConfigLoaderTests
     }
 
     [Fact]
+    public void Changed_blocks_is_on_by_default_off_turns_it_off_and_a_bad_value_names_the_line()
+    {
+        Assert.True(Backupd.Daemon.Workflow.LiveBackupSettings.From(ConfigLoader.Parse(Minimal, "/c.yaml")).ToOptions().ChangedBlockTracking);
+        Assert.True(Backupd.Daemon.Workflow.LiveBackupSettings.Defaults.ToOptions().ChangedBlockTracking);
+        Assert.False(Backupd.Daemon.Workflow.LiveBackupSettings.From(ConfigLoader.Parse(Minimal + "\nchanged-blocks: off", "/c.yaml")).ToOptions().ChangedBlockTracking);
+
+        var e = Assert.Throws<ConfigException>(() => ConfigLoader.Parse(Minimal + "\nchanged-blocks: maybe", "/c.yaml"));
+
+        Assert.Contains("'changed-blocks' expects on or off, got 'maybe'", e.Message, StringComparison.Ordinal);
+        Assert.Matches(@"/c\.yaml:\d+:\d+: 'changed-blocks'", e.Message);
+    }
+
+    [Fact]
     public void Agent_timeout_defaults_to_5s_reaches_the_workflow_and_is_range_checked()
     {
         var defaults = Backupd.Daemon.Workflow.LiveBackupSettings.From(ConfigLoader.Parse(Minimal, "/etc/backupd/backupd.yaml")).ToOptions();

@@ -268,15 +268,5 @@ public sealed class BlockDeviceBackupTests : IDisposable
     }
 
     /// <summary>The restore plan for one disk, from the point's manifest (the catalog holds the same rows).</summary>
-    private IReadOnlyList<PlannedDisk> PlanOf(string pointId, string disk)
-    {
-        using var repository = BackupRepository.Open(Repository);
-        var point = repository.FindPoint(pointId)!;
-        var rows = point.Files.Where(f => f.FileKey.StartsWith(disk + ".", StringComparison.Ordinal)).Select(f => new RestorePointFileRow
-        {
-            FileKey = f.FileKey, Disk = disk, Depth = int.Parse(f.FileKey[(disk.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture),
-            SourcePath = f.SourcePath, Format = f.Format, BackingFile = f.BackingFile, VirtualSize = f.VirtualSize, FileSize = f.FileSize, Digest = f.Digest,
-        }).ToList();
-        return RestorePlan.Build(pointId, rows, null);
-    }
+    private IReadOnlyList<PlannedDisk> PlanOf(string pointId, string disk) => RepositoryPlans.Of(Repository, pointId, disk);
 }

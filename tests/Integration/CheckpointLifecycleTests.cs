@@ -149,4 +149,58 @@ public sealed class CheckpointLifecycleTests(Xunit.Abstractions.ITestOutputHelpe
         Assert.Equal(RunOutcome.Succeeded, again.Outcome);
         Assert.Equal(CheckpointSteps.NameFor(again.RunId), Assert.Single(Checkpoints(vm)).Name);
     }
+
+    [Fact]
+    public async Task An_in_place_restore_drops_the_checkpoints_and_bitmaps_then_the_next_backup_reads_in_full_and_the_one_after_is_incremental_and_correct()
+    {
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda", FillPattern: 0x11));
+        await vm.StartAsync();
+        var first = await BackupAsync(vm);
+        await vm.WriteAsGuestAsync("vda", 4 * MiB, 0x22, MiB);
+        var second = await BackupAsync(vm);
+        Assert.Equal("incremental", second.Disks.Single().ReadMode);
+        await vm.DestroyAsync();
+        Assert.NotEmpty(Checkpoints(vm));
+
+        OutcomeOf restore;
+        using (var repository = Storage.Repository.BackupRepository.Open(Repository))
+        using (var hypervisor = LibvirtHypervisor.Open("qemu:///system"))
+        {
+            var outcome = await new Daemon.Restore.DomainRestore(new Daemon.Restore.RepositoryRestoreSource(repository)).InPlaceAsync(
+                hypervisor, Guid.Parse(vm.Uuid), first.RestorePointId!, RepositoryPlans.Of(Repository, first.RestorePointId!, "vda"), keepOld: false, null, CancellationToken.None);
+            restore = new(outcome.DroppedCheckpoints!, outcome.CheckpointProblem, outcome.InPlace!.Single().RemovedBitmaps);
+        }
+
+        // The restored file is point 1's copy, which carried the bitmaps of its moment: all gone, and so are the domain's checkpoints.
+        Assert.Null(restore.Problem);
+        Assert.Equal([CheckpointSteps.NameFor(second.RunId)], restore.Dropped);
+        Assert.Contains(CheckpointSteps.NameFor(first.RunId), restore.RemovedBitmaps);
+        Assert.Empty(Checkpoints(vm));
+        Assert.Empty(await BitmapsAsync(vm.Disk("vda").Path));
+        Assert.True(await TestVm.ImageMatchesAsync(vm.Disk("vda").Path, "qcow2", 4 * MiB, MiB, 0x00), "the restored image is point 1's");
+
+        await vm.StartAsync();
+        await vm.WriteAsGuestAsync("vda", 6 * MiB, 0x33, MiB);
+        var third = await BackupAsync(vm);
+        Assert.Equal(RunOutcome.Succeeded, third.Outcome);
+        Assert.Equal("full", third.Disks.Single().ReadMode);
+        Assert.Equal($"checkpoint {CheckpointSteps.NameFor(second.RunId)} of the previous point no longer exists", third.Disks.Single().FullReadReason);
+
+        await vm.WriteAsGuestAsync("vda", 9 * MiB, 0x44, MiB);
+        var fourth = await BackupAsync(vm);
+        Assert.Equal(RunOutcome.Succeeded, fourth.Outcome);
+        Assert.True(fourth.Disks.Single().ReadMode == "incremental", fourth.Disks.Single().FullReadReason);
+        await vm.DestroyAsync();
+
+        // Nothing was written after the fourth snapshot: its point is the image as it rests now.
+        var copy = Path.Combine(work, "restored-fourth");
+        using (var repository = Storage.Repository.BackupRepository.Open(Repository))
+            await repository.RestoreFileAsync(fourth.RestorePointId!, "vda.0", copy, null, CancellationToken.None);
+        Assert.True(await QemuImg.CompareAsync(copy, vm.Disk("vda").Path, CancellationToken.None), "the incremental after the restore is the guest's view");
+        Assert.True(await TestVm.ImageMatchesAsync(copy, "qcow2", 4 * MiB, MiB, 0x00));
+        Assert.True(await TestVm.ImageMatchesAsync(copy, "qcow2", 6 * MiB, MiB, 0x33));
+        Assert.True(await TestVm.ImageMatchesAsync(copy, "qcow2", 9 * MiB, MiB, 0x44));
+    }
+
+    private sealed record OutcomeOf(IReadOnlyList<string> Dropped, string? Problem, IReadOnlyList<string> RemovedBitmaps);
 }

@@ -179,4 +179,95 @@ public sealed class OffsiteCopyCatalogTests(PostgresDatabase database, ITestOutp
         Assert.True(restored.ExitCode == 0, restored.Stderr);
         Assert.Equal(0, (await Tools.TryRunAsync("cmp", "-s", fromLocal, fromCopy)).ExitCode);
     }
+
+    private int RemoteIndexes() => Directory.EnumerateFiles(Path.Combine(_remote.RepositoryPath, "indexes"), "*.idx").Count();
+
+    private int RemoteChunks() => Directory.EnumerateFiles(Path.Combine(_remote.RepositoryPath, "chunks"), "*", SearchOption.AllDirectories).Count(f => !Path.GetFileName(f).StartsWith('.'));
+
+    private async Task<string[]> CopiesOfAsync(string point)
+    {
+        using var doc = JsonDocument.Parse((await Backupd("show", point, "--json")).Stdout);
+        return doc.RootElement.GetProperty("copies").EnumerateArray().Select(c => c.GetProperty("target").GetString()!).ToArray();
+    }
+
+    [Fact]
+    public async Task Prune_of_a_copy_is_refused_append_only_and_done_by_the_side_that_may_delete_with_chunks_collected_and_rows_updated()
+    {
+        Assert.Equal(0, (await BackupdProcess.RunAsync("key", "create", "--to", KeyFile)).ExitCode);
+        await using var vm = await TestVm.CreateAsync(new DiskSpec("vda"));
+        await vm.StartAsync();
+        var appendOnly = SshRemote.Environment_(_remote.AppendOnlyKey);
+        var writable = SshRemote.Environment_(_remote.WritableKey);
+        var points = new List<string>();
+        for (var i = 0; i < 4; i++)
+        {
+            await vm.WriteAsGuestAsync("vda", (2 + (2 * i)) * MiB, (byte)(0x61 + i), 2 * MiB);
+            points.Add(await BackupAsync(vm));
+            var copy = await Backupd(appendOnly, "copy", "--point", points[^1], "--to", _remote.Target, "--key", KeyFile, "--json");
+            Assert.True(copy.ExitCode == 0, copy.Stderr);
+        }
+        var chunks = RemoteChunks();
+
+        // The append-only key: a dry run says what would go, a real prune is refused and nothing changes.
+        var dry = await Backupd(appendOnly, "prune", "--target", _remote.Target, "--keep-last", "2", "--key", KeyFile, "--dry-run");
+        Assert.True(dry.ExitCode == 0, dry.Stderr + dry.Stdout);
+        output.WriteLine(dry.Stdout);
+        Assert.Equal(2, dry.Stdout.Split('\n').Count(l => l.StartsWith("would remove", StringComparison.Ordinal)));
+        Assert.Contains(points[0], dry.Stdout, StringComparison.Ordinal);
+        var refused = await Backupd(appendOnly, "prune", "--target", _remote.Target, "--keep-last", "2", "--key", KeyFile);
+        Assert.NotEqual(0, refused.ExitCode);
+        Assert.Contains("append-only", refused.Stderr, StringComparison.Ordinal);
+        Assert.Equal(4, RemoteIndexes());
+        Assert.Equal(chunks, RemoteChunks());
+        Assert.Equal([_remote.Target], await CopiesOfAsync(points[0]));
+
+        // The key allowed to delete: the two oldest points go, their chunks no other point names are collected,
+        // and the catalog no longer lists the copy on them.
+        var pruned = await Backupd(writable, "prune", "--target", _remote.Target, "--keep-last", "2", "--key", KeyFile, "--json");
+        Assert.True(pruned.ExitCode == 0, pruned.Stderr + pruned.Stdout);
+        output.WriteLine(pruned.Stdout);
+        using (var doc = JsonDocument.Parse(pruned.Stdout))
+        {
+            Assert.Equal(new[] { points[0], points[1] }.Order(), doc.RootElement.GetProperty("indexesRemoved").EnumerateArray().Select(e => e.GetString()!).Order());
+            Assert.True(doc.RootElement.GetProperty("chunksRemoved").GetInt64() > 0, pruned.Stdout);
+        }
+        Assert.Equal(2, RemoteIndexes());
+        Assert.True(RemoteChunks() < chunks, $"{RemoteChunks()} chunks stored after the prune, {chunks} before");
+        Assert.Empty(await CopiesOfAsync(points[0]));
+        Assert.Empty(await CopiesOfAsync(points[1]));
+        Assert.Equal([_remote.Target], await CopiesOfAsync(points[3]));
+        var verify = await Backupd(writable, "verify", "--target", _remote.Target, "--read-data", "--key", KeyFile);
+        Assert.True(verify.ExitCode == 0, verify.Stdout + verify.Stderr);
+        Assert.Contains("ok: 2 points", verify.Stdout, StringComparison.Ordinal);
+
+        // On the repository's host, as its owner, by path: the next oldest goes; the client's next prune then drops
+        // its catalog row too.
+        var remoteKey = $"{_remote.RepositoryPath}/../prune-{Guid.NewGuid():N}.key";
+        File.Copy(KeyFile, remoteKey);
+        await Tools.RunAsync("chown", $"{SshRemote.User}:", remoteKey);
+        try
+        {
+            var onHost = await Tools.TryRunAsync("runuser", "-u", SshRemote.User, "--", "dotnet", $"{_remote.ServeDirectory}/backupd.dll",
+                "prune", "--repository", _remote.RepositoryPath, "--keep-last", "1", "--key", remoteKey, "--no-catalog");
+            Assert.True(onHost.ExitCode == 0, onHost.Stdout + onHost.Stderr);
+            Assert.Contains("1 of 2 points removed", onHost.Stdout, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(remoteKey);
+        }
+        Assert.Equal(1, RemoteIndexes());
+        Assert.Equal([_remote.Target], await CopiesOfAsync(points[2]));
+        var again = await Backupd(writable, "prune", "--target", _remote.Target, "--keep-last", "1", "--key", KeyFile);
+        Assert.True(again.ExitCode == 0, again.Stderr + again.Stdout);
+        Assert.Contains("0 of 1 points removed", again.Stdout, StringComparison.Ordinal);
+        Assert.Empty(await CopiesOfAsync(points[2]));
+        var restored = Path.Combine(_remote.Local, "kept.img");
+        var fileKey = JsonDocument.Parse((await Backupd("show", points[3], "--json")).Stdout).RootElement.GetProperty("files")[0].GetProperty("fileKey").GetString()!;
+        var fromCopy = await Backupd(writable, "restore", "--from", _remote.Target, "--point", points[3], "--file", fileKey, "--to", restored, "--key", KeyFile);
+        Assert.True(fromCopy.ExitCode == 0, fromCopy.Stderr);
+        var fromLocal = Path.Combine(_remote.Local, "kept-local.img");
+        Assert.Equal(0, (await Backupd("restore", "--repository", Repository, "--point", points[3], "--file", fileKey, "--to", fromLocal)).ExitCode);
+        Assert.Equal(0, (await Tools.TryRunAsync("cmp", "-s", fromLocal, restored)).ExitCode);
+    }
 }

@@ -49,6 +49,21 @@ public class ConfigExamplesTests
         Assert.True(set.IsValid, string.Join("\n", set.Errors));
     }
 
+    [Fact]
+    public void Full_every_defaults_to_7_is_read_and_a_bad_value_names_file_and_line()
+    {
+        const string head = "name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\n";
+        Assert.Equal(7, PolicyLoader.ParseText(head, "p.yaml").Policies[0].FullEvery);
+        Assert.Equal(3, PolicyLoader.ParseText(head + "full-every: 3\n", "p.yaml").Policies[0].FullEvery);
+
+        var bad = PolicyLoader.ParseText(head + "full-every: 0\n", "/etc/backupd/policies.d/p.yaml");
+
+        Assert.False(bad.IsValid);
+        Assert.Equal("/etc/backupd/policies.d/p.yaml:5:13: 'full-every' expects a whole number from 1 to 10000, got '0'", Assert.Single(bad.Errors).ToString());
+        Assert.NotEmpty(SchemaErrors(YamlJson.Convert(head + "full-every: 0\n")[0]));
+        Assert.Empty(SchemaErrors(YamlJson.Convert(head + "full-every: 3\n")[0]));
+    }
+
     [Theory]
     [InlineData("2KiB")]
     [InlineData("4KiB")]

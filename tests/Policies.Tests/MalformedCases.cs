@@ -67,6 +67,8 @@ internal static class MalformedCases
         ("verify after-backup yes", U(Head + "schedule: hourly\nverify: {after-backup: yes}\n")),
         ("verify empty", U(Head + "schedule: hourly\nverify: {}\n")),
         ("max-parallel zero", U(Head + "schedule: hourly\nmax-parallel: 0\n")),
+        ("full-every zero", U(Head + "schedule: hourly\nfull-every: 0\n")),
+        ("full-every words", U(Head + "schedule: hourly\nfull-every: weekly\n")),
         ("max-parallel words", U(Head + "schedule: hourly\nmax-parallel: two\n")),
         ("copy timeout not a duration", U(Head + "schedule: hourly\ntimeouts: {copy: forever}\n")),
         ("commit timeout zero", U(Head + "schedule: hourly\ntimeouts: {commit: 0s}\n")),

@@ -58,14 +58,14 @@ public class MalformedFileTests
                 "1:11: 'policies' expects a non-empty list of policy mappings ('- name: ...')",
             ],
             ["misspelt key"] = [
-                "4:1: unknown key 'schedul' in policy (did you mean 'schedule'?); expected one of: name, description, connection, domains, disks, schedule, quiesce, repository, block-size, retention, verify, max-parallel, timeouts, bandwidth, chains, notify, drill, copies",
+                "4:1: unknown key 'schedul' in policy (did you mean 'schedule'?); expected one of: name, description, connection, domains, disks, schedule, quiesce, repository, block-size, full-every, retention, verify, max-parallel, timeouts, bandwidth, chains, notify, drill, copies",
                 "1:1: policy 'web' is missing required key 'schedule' (a cron expression or a form like 'daily 02:30')",
             ],
             ["unknown key without suggestion"] = [
-                "5:1: unknown key 'colour' in policy; expected one of: name, description, connection, domains, disks, schedule, quiesce, repository, block-size, retention, verify, max-parallel, timeouts, bandwidth, chains, notify, drill, copies",
+                "5:1: unknown key 'colour' in policy; expected one of: name, description, connection, domains, disks, schedule, quiesce, repository, block-size, full-every, retention, verify, max-parallel, timeouts, bandwidth, chains, notify, drill, copies",
             ],
             ["underscore key"] = [
-                "5:1: unknown key 'max_parallel' in policy (did you mean 'max-parallel'?); expected one of: name, description, connection, domains, disks, schedule, quiesce, repository, block-size, retention, verify, max-parallel, timeouts, bandwidth, chains, notify, drill, copies",
+                "5:1: unknown key 'max_parallel' in policy (did you mean 'max-parallel'?); expected one of: name, description, connection, domains, disks, schedule, quiesce, repository, block-size, full-every, retention, verify, max-parallel, timeouts, bandwidth, chains, notify, drill, copies",
             ],
             ["duplicate key"] = [
                 "5:1: key 'name' is given twice (first at line 1, column 1)",
@@ -181,6 +181,12 @@ public class MalformedFileTests
             ],
             ["max-parallel zero"] = [
                 "5:15: 'max-parallel' expects a whole number from 1 to 64, got '0'",
+            ],
+            ["full-every zero"] = [
+                "5:13: 'full-every' expects a whole number from 1 to 10000, got '0'",
+            ],
+            ["full-every words"] = [
+                "5:13: 'full-every' expects a whole number from 1 to 10000, got 'weekly'",
             ],
             ["max-parallel words"] = [
                 "5:15: 'max-parallel' expects a whole number from 1 to 64, got 'two'",

@@ -25,7 +25,7 @@ public static class ConfigLoader
     [
         "libvirt-uri", "catalog-connection", "catalog-connection-file", "state-directory",
         "scratch-directory", "policies-directory", "max-parallel", "misfire-grace", "catalog-retry",
-        "reader-wait", "scrub-cycle", "agent-timeout", "stale-check", "http", "notify",
+        "reader-wait", "scrub-cycle", "agent-timeout", "stale-check", "http", "notify", "changed-blocks",
     ];
 
     public static DaemonConfig Load(string? explicitPath)
@@ -128,6 +128,13 @@ public static class ConfigLoader
         if ((staleCheck < TimeSpan.FromSeconds(1) || staleCheck > TimeSpan.FromHours(1)) && values.TryGetValue("stale-check", out var sc))
             errors.Add($"{At(path, sc.Start)}: 'stale-check' expects a duration from 1s to 1h, got '{sc.Value}'");
 
+        var changedBlocks = true;
+        if (values.TryGetValue("changed-blocks", out var cb))
+        {
+            if (cb.Value is "on" or "off") changedBlocks = cb.Value == "on";
+            else errors.Add($"{At(path, cb.Start)}: 'changed-blocks' expects on or off, got '{cb.Value}'");
+        }
+
         var http = sections.TryGetValue("http", out var httpSection) ? Web.HttpSettings.Parse(path, httpSection, errors) : null;
         var notify = sections.TryGetValue("notify", out var notifySection) ? Notifications.NotifyTarget.ParseAll(path, notifySection, errors) : [];
 
@@ -149,6 +156,7 @@ public static class ConfigLoader
             ScrubCycle = scrubCycle,
             AgentTimeout = agentTimeout,
             StaleCheck = staleCheck,
+            ChangedBlocks = changedBlocks,
             Http = http,
             Notify = notify,
         };

@@ -23,6 +23,8 @@ public sealed record DaemonConfig
     public TimeSpan ReaderWait { get; init; } = Storage.Repository.BackupRepository.DefaultReaderWait;
     /// <summary>Each backup re-checks 1/N of the mirror's unchanged blocks, all of them every N runs; 0 turns it off.</summary>
     public int ScrubCycle { get; init; } = Storage.Repository.BackupRepository.DefaultScrubCycle;
+    /// <summary>`changed-blocks: off` turns changed-block tracking off (no checkpoints are created; every disk is read in full).</summary>
+    public bool ChangedBlocks { get; init; } = true;
     /// <summary>Bound on every guest-agent call of a run (ping, freeze, thaw): a hung agent costs seconds, not minutes.</summary>
     public TimeSpan AgentTimeout { get; init; } = GuestAgent.AgentGuard.DefaultTimeout;
     /// <summary>How often the daemon looks for domains with no success in 1.5x their policy's interval (stale notification).</summary>

@@ -47,7 +47,7 @@ public sealed class InstantRestore(IHypervisor hypervisor, DrillJournal journal,
         string uuid;
         try
         {
-            backing = await PointBacking.PrepareAsync(repository, pointId, plan, directory, "instant restore", allowMirror: true, null, ct, disk => $"{disk}.qcow2");
+            backing = await PointBacking.PrepareAsync(repository, pointId, plan, directory, $"the instant restore of {newName}", allowMirror: true, null, ct, disk => $"{disk}.qcow2", pinId: entry.Id);
             definition = NewDomainXml.Rewrite(savedXml, newName, backing.Disks.ToDictionary(d => d.Disk, d => new RestoredDisk(d.Overlay, "qcow2")), new SavedXmlPolicy(directory, emulator, trustSavedXml));
             hypervisor.DefineXml(DrillXml.OwnCharacterFiles(definition.Xml, directory));
             uuid = definition.Uuid.ToString();
@@ -58,6 +58,7 @@ public sealed class InstantRestore(IHypervisor hypervisor, DrillJournal journal,
             // Nothing runs yet: leave nothing behind.
             if (hypervisor.FindDomain(newName) is { } made) { if (made.IsActive) hypervisor.Destroy(made.Uuid); hypervisor.Undefine(made.Uuid); }
             Directory.Delete(directory, recursive: true);
+            repository.Unpin(pointId, entry.Id);
             journal.Remove(entry);
             throw;
         }
@@ -68,7 +69,7 @@ public sealed class InstantRestore(IHypervisor hypervisor, DrillJournal journal,
             foreach (var d in backing.Disks) hypervisor.StartPull(uuid, d.Disk, null, bandwidth);
             await FinishPullsAsync(uuid, newName, backing.Disks.Select(d => d.Disk).ToList(), progress, ct);
         }
-        await Standalone(entry, uuid, ct);
+        await Standalone(entry, repository, ct);
         return new InstantOutcome(newName, definition.Uuid, pointId, backing.Kind, started, clock.Elapsed,
             backing.Disks.Select(d => new RestoredDiskResult(d.Disk, d.Overlay, "qcow2", [d.Overlay])).ToList(), definition.Changes);
     }
@@ -89,8 +90,8 @@ public sealed class InstantRestore(IHypervisor hypervisor, DrillJournal journal,
         }
     }
 
-    /// <summary>Checks that no disk has a backing file any more, then drops the reconstructed point (if any) and the journal entry.</summary>
-    private async Task Standalone(DrillJournalEntry entry, string uuid, CancellationToken ct)
+    /// <summary>Checks that no disk has a backing file any more, then drops the reconstructed point (if any), the point's pin and the journal entry.</summary>
+    private async Task Standalone(DrillJournalEntry entry, BackupRepository repository, CancellationToken ct)
     {
         foreach (var (disk, overlay) in entry.Overlays)
         {
@@ -98,9 +99,9 @@ public sealed class InstantRestore(IHypervisor hypervisor, DrillJournal journal,
             if (chain.RootElement.GetArrayLength() != 1)
                 throw new DrillException($"{entry.DomainName} disk {disk}: {overlay} still has a backing file after its pull");
         }
-        _ = uuid;
         var point = Path.Combine(entry.Directory, "point");
         if (Directory.Exists(point)) Directory.Delete(point, recursive: true);
+        repository.Unpin(entry.PointId, entry.Id);
         journal.Remove(entry);
     }
 
@@ -111,12 +112,21 @@ public sealed class InstantRestore(IHypervisor hypervisor, DrillJournal journal,
     /// </summary>
     public async Task<RecoveryAction> ResumeAsync(DrillJournalEntry entry, CancellationToken ct)
     {
-        if (hypervisor.FindDomain(entry.DomainName) is not { IsActive: true } domain)
+        var found = hypervisor.FindDomain(entry.DomainName);
+        if (found is null)
+        {
+            // Undefined by the operator: nothing uses the point's images any more, so the pin and the entry go.
+            using var gone = BackupRepository.Open(entry.Repository);
+            gone.Unpin(entry.PointId, entry.Id);
+            journal.Remove(entry);
+            return new RecoveryAction(entry.DomainName, "-", entry.Directory, "release the point of an instant restore whose domain no longer exists", true, null);
+        }
+        if (found is not { IsActive: true } domain)
             return new RecoveryAction(entry.DomainName, "-", entry.Directory, "resume the instant restore's block pull", false,
                 $"{entry.DomainName} is not running: start it (its disks still use the repository's images as backing files) and run `backupd recover` again");
         DrillsLog.InstantResumed(logger, entry.DomainName);
         using var repository = BackupRepository.Open(entry.Repository);
-        using var lease = repository.LeasePoint(entry.PointId, "instant restore (recover)");
+        using var lease = repository.LeasePoint(entry.PointId, $"the instant restore of {entry.DomainName} (recover)", entry.Id);
         var pending = new List<string>();
         foreach (var (disk, overlay) in entry.Overlays)
         {
@@ -128,7 +138,7 @@ public sealed class InstantRestore(IHypervisor hypervisor, DrillJournal journal,
             pending.Add(disk);
         }
         await FinishPullsAsync(domain.Uuid, entry.DomainName, pending, null, ct);
-        await Standalone(entry, domain.Uuid, ct);
+        await Standalone(entry, repository, ct);
         return new RecoveryAction(entry.DomainName, string.Join(",", entry.Overlays.Keys), entry.Directory, "resume the instant restore's block pull", true, null);
     }
 }

@@ -11,7 +11,8 @@ public sealed record OverlayDisk(string Disk, string Overlay, string Backing, st
 /// Makes qcow2 overlays over a restore point's images without copying them. The point's group is leased (its lock
 /// held shared: no backup, prune or forget changes a mirror meanwhile). A disk of one file whose version is the
 /// mirror, in a directory QEMU's user can reach, is backed by the mirror itself; any other disk (an older point, a
-/// chain, a repository QEMU cannot read) is first reconstructed into DIRECTORY/point/ and backed by that.
+/// chain, a repository QEMU cannot read) is first reconstructed into DIRECTORY/point/ and backed by that. With a pin id
+/// the point is also pinned in the repository (survives a kill: see <see cref="BackupRepository.LeasePoint"/>).
 /// </summary>
 public sealed class PointBacking : IDisposable
 {
@@ -29,10 +30,10 @@ public sealed class PointBacking : IDisposable
     public string Kind => Disks.All(d => d.FromMirror) ? "mirror" : Disks.Any(d => d.FromMirror) ? "mixed" : "reconstructed";
 
     public static async Task<PointBacking> PrepareAsync(BackupRepository repository, string pointId, IReadOnlyList<PlannedDisk> plan, string directory, string purpose,
-        bool allowMirror, IProgress<long>? progress, CancellationToken ct, Func<string, string>? overlayName = null)
+        bool allowMirror, IProgress<long>? progress, CancellationToken ct, Func<string, string>? overlayName = null, string? pinId = null)
     {
         overlayName ??= disk => $"{disk}.overlay.qcow2";
-        var lease = repository.LeasePoint(pointId, purpose);
+        var lease = repository.LeasePoint(pointId, purpose, pinId);
         try
         {
             var disks = new List<OverlayDisk>();

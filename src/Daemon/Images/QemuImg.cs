@@ -58,6 +58,19 @@ public sealed class QemuImg : IImageTool
     /// <summary>`qemu-img map -U --output=json` of one qcow2 file: its guest extents and where they are stored (changed-block read plans).</summary>
     public static Task<string> MapJsonAsync(string path, CancellationToken ct) => OutputAsync(ct, "map", "-U", "-f", "qcow2", "--output=json", path);
 
+    /// <summary>
+    /// Removes every persistent dirty bitmap from a restored qcow2 image (`qemu-img bitmap --remove`, one per bitmap): the repository's
+    /// copy carries the bitmaps the source had when it was read, and a checkpoint could otherwise trust one that no longer describes the
+    /// file (docs/workflow.md, "Changed-block tracking"). Returns the names removed; nothing for other formats. The image must not be in use.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> RemoveBitmapsAsync(string image, string format, CancellationToken ct)
+    {
+        if (format != "qcow2") return [];
+        var names = Storage.ChangedBlocks.BitmapCheck.Names(await OutputAsync(ct, "info", "-f", "qcow2", "--output=json", image));
+        foreach (var name in names) await RunAsync(ct, "bitmap", "--remove", "-f", "qcow2", image, name);
+        return names;
+    }
+
     /// <summary>Offline commit of <paramref name="top"/> and every layer between it and <paramref name="baseImage"/> into that base; -d keeps the top's data.</summary>
     public static Task CommitIntoAsync(string top, string topFormat, string baseImage, CancellationToken ct) =>
         RunAsync(ct, "commit", "-q", "-d", "-f", topFormat, "-b", baseImage, top);

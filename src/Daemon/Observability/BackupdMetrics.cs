@@ -57,6 +57,11 @@ public sealed class BackupdMetrics : IRunObserver, IDisposable
         Domain("backupd_newest_point_consistency", "The newest restore point's consistency (label; value 1).", health,
             d => d.NewestPoint is null ? null : 1, d => [Tag("consistency", d.NewestConsistency ?? "unknown")]);
         Domain("backupd_damaged_points", "Restore points whose newest verify found damage.", health, d => d.DamagedPoints);
+        Domain("backupd_drill_last_timestamp_seconds", "Unix time the newest restore drill of each domain ended.", health, d => d.LastDrillAt is { } t ? Seconds(t) : null);
+        Domain("backupd_drill_last_passed", "1 when the newest restore drill of the domain passed, 0 when it failed or was interrupted.", health,
+            d => d.LastDrillPassed is { } p ? p ? 1 : 0 : null);
+        Domain("backupd_drill_last_rto_seconds", "RTO of the newest restore drill of each domain: restore start to agent answer or check passed (absent when that drill measured none).", health,
+            d => d.LastDrillRtoSeconds);
         Domain("backupd_overlay_left", "1 when the newest run died while the VM ran on an overlay (copy or commit step).", health, d => d.OverlayLeft ? 1 : 0);
     }
 

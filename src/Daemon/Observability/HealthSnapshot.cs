@@ -15,7 +15,7 @@ public sealed class HealthSnapshot(CatalogStore catalog, ILogger<HealthSnapshot>
     private readonly SemaphoreSlim _gate = new(1, 1);
     private DateTimeOffset _readAt = DateTimeOffset.MinValue;
 
-    public IReadOnlyList<DomainHealthRow> Domains { get; private set; } = [];
+    public IReadOnlyList<DomainHealthRow> Domains { get; internal set; } = [];
     public bool CatalogUp { get; private set; }
 
     public CatalogStore Catalog => catalog;

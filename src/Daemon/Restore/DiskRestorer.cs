@@ -4,12 +4,17 @@ using Backupd.Daemon.Images;
 namespace Backupd.Daemon.Restore;
 
 /// <summary>A disk as restored: the image to use (the top of the restored chain, or the flattened image) and every file written.</summary>
-public sealed record RestoredDiskResult(string Disk, string ImagePath, string Format, IReadOnlyList<string> Files);
+public sealed record RestoredDiskResult(string Disk, string ImagePath, string Format, IReadOnlyList<string> Files)
+{
+    /// <summary>The dirty bitmaps the restored files carried from the backed-up source and no longer do ("file: name").</summary>
+    public IReadOnlyList<string> RemovedBitmaps { get; init; } = [];
+}
 
 /// <summary>
 /// Writes restore-point disks into a directory. Chain files keep their chain: each restored file's
 /// backing reference is rewritten (`qemu-img rebase -u`, header only) to the restored file below it,
-/// so the restored chain never reads the original images. With flatten, the chain is first restored
+/// so the restored chain never reads the original images. Every restored qcow2 file loses the dirty bitmaps it carried from the source
+/// (they described the source's writes, not this file's). With flatten, the chain is first restored
 /// into a private scratch directory inside the target and converted to one standalone image per disk.
 /// On any failure every file this call created is removed again: a failed restore leaves nothing.
 /// </summary>
@@ -35,10 +40,10 @@ public sealed class DiskRestorer(IRestoreSource source)
                 var scratchDir = RestoreDirectory.Prepare(scratch, [], create: false);
                 foreach (var disk in plan)
                 {
-                    var chain = await RestoreChainAsync(pointId, disk, scratchDir, created, bytes, ct);
+                    var (chain, _) = await RestoreChainAsync(pointId, disk, scratchDir, created, bytes, ct);
                     var output = target.PathOf(disk.Top.FileName);
                     created.Add(output);
-                    await QemuImg.ConvertAsync(chain[0], disk.Top.Format, output, disk.Top.Format, ct);
+                    await QemuImg.ConvertAsync(chain[0], disk.Top.Format, output, disk.Top.Format, ct); // convert copies no bitmaps (no --bitmaps)
                     results.Add(new RestoredDiskResult(disk.Disk, output, disk.Top.Format, [output]));
                 }
             }
@@ -46,8 +51,8 @@ public sealed class DiskRestorer(IRestoreSource source)
             {
                 foreach (var disk in plan)
                 {
-                    var chain = await RestoreChainAsync(pointId, disk, target, created, bytes, ct);
-                    results.Add(new RestoredDiskResult(disk.Disk, chain[0], disk.Top.Format, chain));
+                    var (chain, removed) = await RestoreChainAsync(pointId, disk, target, created, bytes, ct);
+                    results.Add(new RestoredDiskResult(disk.Disk, chain[0], disk.Top.Format, chain) { RemovedBitmaps = removed });
                 }
             }
             if (scratch is not null) DeleteQuietly(scratch, created);
@@ -61,10 +66,14 @@ public sealed class DiskRestorer(IRestoreSource source)
         }
     }
 
-    /// <summary>Restores one disk's chain into <paramref name="dir"/> and links each file to the restored one below it. Returns paths, top first.</summary>
-    private async Task<IReadOnlyList<string>> RestoreChainAsync(string pointId, PlannedDisk disk, RestoreDirectory dir, List<string> created, ProgressTotal bytes, CancellationToken ct)
+    /// <summary>
+    /// Restores one disk's chain into <paramref name="dir"/>, removes its bitmaps, and links each file to the restored one below it.
+    /// Returns paths, top first, and the bitmaps removed.
+    /// </summary>
+    private async Task<(IReadOnlyList<string> Paths, IReadOnlyList<string> RemovedBitmaps)> RestoreChainAsync(string pointId, PlannedDisk disk, RestoreDirectory dir, List<string> created, ProgressTotal bytes, CancellationToken ct)
     {
         var paths = new List<string>();
+        var removed = new List<string>();
         foreach (var file in disk.Chain)
         {
             var path = dir.PathOf(file.FileName);
@@ -74,6 +83,7 @@ public sealed class DiskRestorer(IRestoreSource source)
             await source.RestoreFileAsync(pointId, file.FileKey, path, bytes.ForFile(), ct);
             bytes.FileDone();
             paths.Add(path);
+            removed.AddRange((await QemuImg.RemoveBitmapsAsync(path, file.Format, ct)).Select(b => $"{path}: {b}"));
         }
         for (var i = 0; i + 1 < disk.Chain.Count; i++)
         {
@@ -81,7 +91,7 @@ public sealed class DiskRestorer(IRestoreSource source)
                 throw new RestoreException(FailureKind.Failed, $"{disk.Chain[i].FileKey} is {disk.Chain[i].Format} but has a file below it in the chain; only qcow2 images have backing files");
             await QemuImg.RebaseUnsafeAsync(paths[i], paths[i + 1], disk.Chain[i + 1].Format, ct);
         }
-        return paths;
+        return (paths, removed);
     }
 
     private static void DeleteQuietly(string scratch, List<string> created)

@@ -11,7 +11,13 @@ public sealed record RestoreOutcome(
     string? NewDomainName = null,
     Guid? NewDomainUuid = null,
     IReadOnlyList<XmlChange>? Changes = null,
-    IReadOnlyList<InPlaceFile>? InPlace = null);
+    IReadOnlyList<InPlaceFile>? InPlace = null)
+{
+    /// <summary>In-place: the domain's checkpoints deleted (metadata only) because the restored images no longer carry their bitmaps.</summary>
+    public IReadOnlyList<string>? DroppedCheckpoints { get; init; }
+    /// <summary>In-place: why some checkpoint could not be dropped (harmless: its bitmap is gone, so no backup trusts it; the next one deletes it).</summary>
+    public string? CheckpointProblem { get; init; }
+}
 
 /// <summary>
 /// The three ways to restore a domain's restore point, with the checks that keep each one from
@@ -121,7 +127,29 @@ public sealed class DomainRestore(IRestoreSource source)
         // The domain did not start meanwhile? If it did, it ran on images being swapped: say so loudly.
         if (hypervisor.FindDomain(domain.Uuid) is { IsActive: true })
             throw new RestoreException(FailureKind.NeedsAttention, $"domain '{domain.Name}' was started while its images were being restored; shut it down and restore again");
+        var (dropped, problem) = DropCheckpoints(hypervisor, domain.Uuid);
         return new RestoreOutcome(pointId, "in-place", plan.Select(d => new RestoredDiskResult(d.Disk, d.Top.SourcePath, d.Top.Format, d.Chain.Select(f => f.SourcePath).ToList())).ToList(),
-            InPlace: files);
+            InPlace: files) { DroppedCheckpoints = dropped, CheckpointProblem = problem };
+    }
+
+    /// <summary>
+    /// Every checkpoint of the restored domain, ours or not, described writes to the images that were just replaced, and the restored
+    /// files lost their bitmaps: delete them all, metadata only (libvirt allows nothing else on a shut-off domain, and the bitmaps are
+    /// gone anyway). The next backup then finds no checkpoint and reads in full, with the reason.
+    /// </summary>
+    internal static (IReadOnlyList<string> Dropped, string? Problem) DropCheckpoints(IHypervisor hypervisor, string uuid)
+    {
+        var dropped = new List<string>();
+        try
+        {
+            foreach (var c in hypervisor.ListCheckpoints(uuid)) // any order: deleting a parent's metadata only unlinks its children
+                if (hypervisor.DeleteCheckpoint(uuid, c.Name, metadataOnly: true)) dropped.Add(c.Name);
+            return (dropped, null);
+        }
+        catch (Exception e) when (e is LibvirtException or NotSupportedException or FormatException)
+        {
+            return (dropped, $"could not delete every checkpoint of the domain: {(e is LibvirtException l ? l.LibvirtMessage : e.Message)}; " +
+                "the restored images carry no bitmaps, so none is trusted, and the next backup deletes them");
+        }
     }
 }

@@ -5,13 +5,18 @@ using Backupd.Storage.Repository;
 namespace Backupd.Daemon.Restore;
 
 /// <summary>What an in-place restore did with each file: the restored path and where the replaced image was kept.</summary>
-public sealed record InPlaceFile(string Path, string? KeptAside);
+public sealed record InPlaceFile(string Path, string? KeptAside)
+{
+    /// <summary>The dirty bitmaps the restored file carried from the backed-up source, removed once it was in place.</summary>
+    public IReadOnlyList<string> RemovedBitmaps { get; init; } = [];
+}
 
 /// <summary>
 /// Restores a shut-off domain's images where they were backed up from. Safe order: every file is
 /// first restored (and digest-verified by the repository) to a staging name in its own directory;
 /// only when all are staged are the current images renamed aside and the staged ones renamed into
-/// place; then every restored chain must open with `qemu-img check`. Any failure before that point
+/// place; then every restored qcow2 file loses its dirty bitmaps (they described the source's writes since some checkpoint, not
+/// this file: the caller drops the domain's checkpoints) and every restored chain must open with `qemu-img check`. Any failure before that point
 /// puts the original images back. The kept-aside images are deleted only after the check passed,
 /// unless the caller keeps them. The caller checks that the domain is shut off.
 /// A block device (an LVM logical volume, a LUN) is not renamed: its image is staged and verified in
@@ -86,6 +91,9 @@ public sealed class InPlaceRestorer(IRestoreSource source, string? deviceStaging
                 swapped.Add(new InPlaceFile(f.SourcePath, aside));
                 File.Move(staging, f.SourcePath);
             }
+            // After the swap (a device's image is verified against the point's digest as written): the bitmaps are not part of what was checked.
+            for (var i = 0; i < swapped.Count; i++)
+                swapped[i] = swapped[i] with { RemovedBitmaps = await QemuImg.RemoveBitmapsAsync(swapped[i].Path, staged[i].File.Format, ct) };
             foreach (var disk in plan.Where(d => d.Top.Format == "qcow2"))
                 await QemuImg.RunAsync(ct, "check", "-q", "-f", "qcow2", disk.Top.SourcePath);
         }

@@ -46,6 +46,7 @@ public sealed record BackupSpec(string Domain, string Repository, string Libvirt
             CopyTimeout = policy.CopyTimeout,
             Catalog = catalog,
             Quiesce = policy.Quiesce,
+            Read = new ReadRequest(FullEvery: policy.FullEvery),
         };
 
     /// <summary>`backupd backup --domain`: the configuration's (or the defaults') settings, with the command's own options applied by <paramref name="apply"/>.</summary>

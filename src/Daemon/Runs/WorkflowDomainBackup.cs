@@ -52,6 +52,8 @@ internal sealed class WorkflowDomainBackup(IHypervisor hypervisor, IImageTool im
         var commits = new CommitTotals();
         var workflow = new BackupWorkflow(hypervisor, images, repository, spec.Options, logger)
         {
+            // Off: no checkpoint is created, and without one nothing is planned (the planner is never asked).
+            Planner = spec.Options.ChangedBlockTracking ? new LibnbdPlanner() : null,
             OnProgress = p =>
             {
                 progress.Report(new RunProgress("copy", p.TotalBytesDone, p.TotalBytes));

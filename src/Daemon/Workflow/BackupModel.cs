@@ -73,11 +73,10 @@ public sealed record WorkflowOptions
     /// <summary>How long a run keeps trying to thaw a guest after a quiesce failed before it leaves it to `recover`.</summary>
     public TimeSpan ThawBudget { get; init; } = GuestAgent.AgentGuard.DefaultThawBudget;
     /// <summary>
-    /// Create and rotate libvirt checkpoints (changed-block tracking, docs/workflow.md). Off in the product until an in-place
-    /// restore drops the domain's checkpoints and restored images lose their bitmaps: before that, a bitmap that no longer
-    /// describes the restored file could be trusted by an incremental read. The CBT tests turn it on.
+    /// Create and rotate libvirt checkpoints and read only the changed blocks where they allow (changed-block tracking,
+    /// docs/workflow.md). On by default; the daemon configuration's `changed-blocks: off` turns it off.
     /// </summary>
-    public bool ChangedBlockTracking { get; init; }
+    public bool ChangedBlockTracking { get; init; } = true;
 }
 
 public sealed record SkippedDisk(string Target, string Reason);

@@ -34,7 +34,7 @@ public sealed record CheckpointChoice(string? NewName, string? LastGood, IReadOn
 public sealed record ReadRequest(bool Full = false, int FullEvery = ReadRequest.DefaultFullEvery)
 {
     /// <summary>Every 7th backup of a disk reads it in full and checks the bitmap against what changed (docs/policies.md, full-every).</summary>
-    public const int DefaultFullEvery = 7;
+    public const int DefaultFullEvery = global::Backupd.Policies.Model.PolicyDefaults.FullEvery;
 }
 
 /// <summary>

@@ -18,11 +18,14 @@ public sealed record LiveBackupSettings(string LibvirtUri, string StateDirectory
         ReaderWait = config.ReaderWait,
         ScrubCycle = config.ScrubCycle,
         AgentTimeout = config.AgentTimeout,
+        ChangedBlocks = config.ChangedBlocks,
     };
 
     public TimeSpan ReaderWait { get; init; } = Storage.Repository.BackupRepository.DefaultReaderWait;
     public int ScrubCycle { get; init; } = Storage.Repository.BackupRepository.DefaultScrubCycle;
     public TimeSpan AgentTimeout { get; init; } = GuestAgent.AgentGuard.DefaultTimeout;
+    /// <summary>Config changed-blocks (default on).</summary>
+    public bool ChangedBlocks { get; init; } = true;
 
     /// <summary>Loads the named configuration (errors are errors); falls back to defaults only when none exists.</summary>
     public static LiveBackupSettings Resolve(string? explicitPath, Func<string?, DaemonConfig> load)
@@ -32,5 +35,6 @@ public sealed record LiveBackupSettings(string LibvirtUri, string StateDirectory
         return From(load(named));
     }
 
-    public WorkflowOptions ToOptions() => new() { StateDirectory = StateDirectory, ScratchDirectory = ScratchDirectory, ReaderWait = ReaderWait, ScrubCycle = ScrubCycle, AgentTimeout = AgentTimeout };
+    public WorkflowOptions ToOptions() => new() { StateDirectory = StateDirectory, ScratchDirectory = ScratchDirectory, ReaderWait = ReaderWait, ScrubCycle = ScrubCycle, AgentTimeout = AgentTimeout,
+        ChangedBlockTracking = ChangedBlocks };
 }

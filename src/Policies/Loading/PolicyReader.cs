@@ -17,7 +17,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
     internal static readonly string[] PolicyKeys =
     [
         "name", "description", "connection", "domains", "disks", "schedule", "quiesce", "repository",
-        "block-size", "retention", "verify", "max-parallel", "timeouts", "bandwidth", "chains", "notify", "drill",
+        "block-size", "full-every", "retention", "verify", "max-parallel", "timeouts", "bandwidth", "chains", "notify", "drill",
         "copies",
     ];
     internal static readonly string[] SelectionKeys = ["include", "exclude"];
@@ -62,6 +62,8 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
         var quiesce = keys.TryGetValue("quiesce", out var quiesceNode) ? Quiesce(quiesceNode) : QuiesceMode.Preferred;
         var repository = keys.TryGetValue("repository", out var repositoryNode) ? Repository(repositoryNode) : null;
         var blockSize = keys.TryGetValue("block-size", out var blockNode) ? BlockSize(blockNode) : PolicyDefaults.BlockSize;
+        var fullEvery = keys.TryGetValue("full-every", out var fullNode)
+            ? Integer(fullNode, "full-every", 1, PolicyDefaults.MaxFullEvery) ?? PolicyDefaults.FullEvery : PolicyDefaults.FullEvery;
         var retention = keys.TryGetValue("retention", out var retentionNode) ? Retention(retentionNode) : RetentionRules.KeepAll;
         var verify = keys.TryGetValue("verify", out var verifyNode) ? Verify(verifyNode) : VerifyOptions.None;
         var maxParallel = keys.TryGetValue("max-parallel", out var parallelNode)
@@ -86,6 +88,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
             Quiesce = quiesce,
             Repository = repository,
             BlockSize = blockSize,
+            FullEvery = fullEvery,
             Retention = retention ?? RetentionRules.KeepAll,
             Verify = verify ?? VerifyOptions.None,
             MaxParallel = maxParallel,

@@ -22,6 +22,11 @@ public sealed record PolicyDefinition
     public required string Repository { get; init; }
     /// <summary>Delta block size in bytes for a file's first backup (the repository's range, <see cref="PolicyDefaults.MinBlockSize"/>..<see cref="PolicyDefaults.MaxBlockSize"/>); default 64 KiB (the qcow2 cluster size).</summary>
     public int BlockSize { get; init; } = PolicyDefaults.BlockSize;
+    /// <summary>
+    /// Changed-block tracking's safety net: every Nth backup of a disk reads it in full and counts the blocks that changed although
+    /// the dirty bitmap called them clean (must be 0); 1 reads in full every time. Default <see cref="PolicyDefaults.FullEvery"/>.
+    /// </summary>
+    public int FullEvery { get; init; } = PolicyDefaults.FullEvery;
     public RetentionRules Retention { get; init; } = RetentionRules.KeepAll;
     public VerifyOptions Verify { get; init; } = VerifyOptions.None;
     /// <summary>At most this many domains of this policy are backed up at once.</summary>
@@ -67,6 +72,9 @@ public sealed record DrillPolicy(ScheduleDefinition Schedule, TimeSpan Timeout, 
 public static class PolicyDefaults
 {
     public const int BlockSize = 64 * 1024;
+    /// <summary>full-every: a full (safety-net) read every 7th backup of a disk; the daemon's ReadRequest.DefaultFullEvery is the same.</summary>
+    public const int FullEvery = 7;
+    public const int MaxFullEvery = 10_000;
     // The repository's range (Storage's BlockHasher). Policies and Storage do not know each other (docs: DESIGN), so the
     // numbers stand here too and Policies.Tests proves they agree: a policy that passes here is never refused there.
     public const int MinBlockSize = 4 * 1024;

@@ -4,7 +4,7 @@ using Npgsql;
 namespace Backupd.Storage.Catalog;
 
 /// <summary>Who holds a domain's run lock.</summary>
-public sealed record LockHolder(string Host, int Pid, long? RunId, DateTimeOffset Since)
+public sealed record LockHolder(string Host, int Pid, long? RunId, DateTimeOffset Since, string? RunKind = null)
 {
     public override string ToString() =>
         $"{Host} pid {Pid}{(RunId is { } r ? $" run {r}" : "")} since {Since.UtcDateTime:yyyy-MM-dd HH:mm:ss}Z";
@@ -14,7 +14,10 @@ public sealed record LockHolder(string Host, int Pid, long? RunId, DateTimeOffse
 public sealed class DomainBusyException : CatalogException
 {
     public DomainBusyException(Guid domainUuid, string domainName, LockHolder? holder)
-        : base($"domain {domainName} ({domainUuid}) is being backed up by {holder?.ToString() ?? "another process (details not recorded yet)"}; nothing was done")
+        : base(holder?.RunKind is { } kind && kind != RunKinds.Backup
+            // Any run kind takes the lock: say which, so a refused backup during an instant restore or a drill is not a mystery.
+            ? $"domain {domainName} ({domainUuid}) is locked by its {kind} run ({holder}); nothing was done (`backupd status` shows its progress)"
+            : $"domain {domainName} ({domainUuid}) is being backed up by {holder?.ToString() ?? "another process (details not recorded yet)"}; nothing was done")
     {
         DomainUuid = domainUuid;
         Holder = holder;
@@ -128,17 +131,18 @@ public sealed class CatalogDomainLock : IAsyncDisposable
         var row = await connection.QueryFirstOrDefaultAsync<HolderRow>(new CommandDefinition(
             """
             select l.pid as backend_pid, a.application_name, a.backend_start,
-                   d.host, d.pid, d.run_id, d.since, d.backend_pid as recorded_backend_pid
+                   d.host, d.pid, d.run_id, d.since, d.backend_pid as recorded_backend_pid, r.kind as run_kind
             from pg_locks l
             left join pg_stat_activity a on a.pid = l.pid
             left join domain_locks d on d.domain_uuid = @domainUuid
+            left join runs r on r.id = d.run_id
             where l.locktype = 'advisory' and l.granted and l.classid = @classId::oid and l.objid = @objId::oid and l.objsubid = 1
               and l.database = (select oid from pg_database where datname = current_database())
             limit 1
             """, new { domainUuid, classId, objId }, cancellationToken: ct));
         if (row is null) return null;
         if (row.Host is not null && row.RecordedBackendPid == row.BackendPid)
-            return new LockHolder(row.Host, row.Pid ?? 0, row.RunId, new DateTimeOffset(DateTime.SpecifyKind(row.Since!.Value, DateTimeKind.Utc)));
+            return new LockHolder(row.Host, row.Pid ?? 0, row.RunId, new DateTimeOffset(DateTime.SpecifyKind(row.Since!.Value, DateTimeKind.Utc)), row.RunKind);
         // The holder has the lock but has not written its row yet: fall back to its session's name ("backupd lock host:pid").
         var app = row.ApplicationName ?? "";
         var hostPid = app.StartsWith("backupd lock ", StringComparison.Ordinal) ? app["backupd lock ".Length..] : app;
@@ -173,5 +177,6 @@ public sealed class CatalogDomainLock : IAsyncDisposable
         public long? RunId { get; init; }
         public DateTime? Since { get; init; }
         public int? RecordedBackendPid { get; init; }
+        public string? RunKind { get; init; }
     }
 }

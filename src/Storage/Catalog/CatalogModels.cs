@@ -73,6 +73,11 @@ public sealed record RestorePointFileRecord(
     long BytesRead,
     long BytesWritten)
 {
+    /// <summary>Changed-block tracking (migration 0003): ChangedBlocks.ReadModes; null when the repository did not record one (a file backup).</summary>
+    public string? ReadMode { get; init; }
+    public string? FullReadReason { get; init; }
+    public long CleanButChanged { get; init; }
+
     /// <summary>Splits a repository file key `&lt;disk&gt;.&lt;depth&gt;` (vda.0 = top of vda's chain). Other keys are one-file "disks" at depth 0.</summary>
     public static (string Disk, int Depth) ParseKey(string fileKey)
     {
@@ -126,6 +131,10 @@ public sealed class RestorePointFileRow
     public string Digest { get; init; } = "";
     public long BytesRead { get; init; }
     public long BytesWritten { get; init; }
+    /// <summary>incremental, full or safety-net (migration 0003); null for points recorded before it.</summary>
+    public string? ReadMode { get; init; }
+    public string? FullReadReason { get; init; }
+    public long CleanButChanged { get; init; }
 }
 
 /// <summary>One run.</summary>

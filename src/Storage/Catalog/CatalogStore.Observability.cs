@@ -27,6 +27,10 @@ public sealed class DomainHealthRow
     public int DamagedPoints { get; init; }
     /// <summary>The newest run ended (interrupted or failed) in the copy or commit step: the VM may still run on an overlay.</summary>
     public bool OverlayLeft { get; init; }
+    /// <summary>The newest finished restore drill of the domain (issue 11): when it ended, whether it passed, its RTO (null when it never got that far).</summary>
+    public DateTime? LastDrillAt { get; init; }
+    public bool? LastDrillPassed { get; init; }
+    public double? LastDrillRtoSeconds { get; init; }
 }
 
 public sealed partial class CatalogStore
@@ -46,13 +50,18 @@ public sealed partial class CatalogStore
                    coalesce(pt.points, 0)::int as points, coalesce(pt.bytes, 0)::bigint as repository_bytes,
                    np.id as newest_point, np.consistency as newest_consistency,
                    coalesce(dm.damaged, 0)::int as damaged_points,
-                   coalesce(l.state in ('{RunStates.Failed}', '{RunStates.Interrupted}') and l.step in ('copy', 'commit'), false) as overlay_left
+                   coalesce(l.state in ('{RunStates.Failed}', '{RunStates.Interrupted}') and l.step in ('copy', 'commit'), false) as overlay_left,
+                   dr.finished_at as last_drill_at, dr.state = '{RunStates.Succeeded}' as last_drill_passed, extract(epoch from dr.rto)::float8 as last_drill_rto_seconds
             from domains d
             left join lateral (
                 select r.id, r.state, r.step, r.error, r.started_at, r.finished_at, r.bytes_read, r.bytes_written, p.name as policy
                 from runs r left join policies p on p.id = r.policy_id
                 where r.domain_uuid = d.uuid and r.kind = '{RunKinds.Backup}' and r.state <> '{RunStates.Running}'
                 order by r.started_at desc, r.id desc limit 1) l on true
+            left join lateral (
+                select r.finished_at, r.state, r.rto from runs r
+                where r.domain_uuid = d.uuid and r.kind = '{RunKinds.Drill}' and r.state <> '{RunStates.Running}'
+                order by r.started_at desc, r.id desc limit 1) dr on true
             left join lateral (
                 select count(distinct rp.id) as points, sum(f.file_size) as bytes
                 from restore_points rp left join restore_point_files f on f.point_id = rp.id

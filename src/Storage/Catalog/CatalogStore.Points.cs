@@ -48,7 +48,8 @@ public sealed partial class CatalogStore
             "select domain_xml from restore_points where id = @pointId", new { pointId }, cancellationToken: ct));
         var files = (await connection.QueryAsync<RestorePointFileRow>(new CommandDefinition(
             """
-            select file_key, disk, depth, source_path, format, backing_file, virtual_size, file_size, digest, bytes_read, bytes_written
+            select file_key, disk, depth, source_path, format, backing_file, virtual_size, file_size, digest, bytes_read, bytes_written,
+                   read_mode, full_read_reason, clean_but_changed
             from restore_point_files where point_id = @pointId order by disk, depth
             """, new { pointId }, cancellationToken: ct))).AsList();
         var run = point.RunId is { } runId

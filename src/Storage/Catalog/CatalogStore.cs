@@ -65,10 +65,13 @@ public sealed partial class CatalogStore : IAsyncDisposable
         {
             await c.ExecuteAsync(new CommandDefinition(
                 """
-                insert into restore_point_files (point_id, file_key, disk, depth, source_path, format, backing_file, virtual_size, file_size, digest, bytes_read, bytes_written)
-                values (@pointId, @FileKey, @Disk, @Depth, @SourcePath, @Format, @BackingFile, @VirtualSize, @FileSize, @Digest, @BytesRead, @BytesWritten)
+                insert into restore_point_files (point_id, file_key, disk, depth, source_path, format, backing_file, virtual_size, file_size, digest, bytes_read, bytes_written,
+                                                 read_mode, full_read_reason, clean_but_changed)
+                values (@pointId, @FileKey, @Disk, @Depth, @SourcePath, @Format, @BackingFile, @VirtualSize, @FileSize, @Digest, @BytesRead, @BytesWritten,
+                        @ReadMode, @FullReadReason, @CleanButChanged)
                 """,
-                new { pointId = point.PointId, f.FileKey, f.Disk, f.Depth, f.SourcePath, f.Format, f.BackingFile, f.VirtualSize, f.FileSize, f.Digest, f.BytesRead, f.BytesWritten },
+                new { pointId = point.PointId, f.FileKey, f.Disk, f.Depth, f.SourcePath, f.Format, f.BackingFile, f.VirtualSize, f.FileSize, f.Digest, f.BytesRead, f.BytesWritten,
+                    f.ReadMode, f.FullReadReason, f.CleanButChanged },
                 tx, cancellationToken: ct));
         }
     }

@@ -23,7 +23,10 @@ public static class RepositoryRecords
         var files = point.Files.Select(f =>
         {
             var (disk, depth) = RestorePointFileRecord.ParseKey(f.FileKey);
-            return new RestorePointFileRecord(f.FileKey, disk, depth, f.SourcePath, f.Format, f.BackingFile, f.VirtualSize, f.FileSize, f.Digest, f.BytesRead, f.BytesWritten);
+            return new RestorePointFileRecord(f.FileKey, disk, depth, f.SourcePath, f.Format, f.BackingFile, f.VirtualSize, f.FileSize, f.Digest, f.BytesRead, f.BytesWritten)
+            {
+                ReadMode = f.ReadMode, FullReadReason = f.FullReadReason, CleanButChanged = f.CleanButChanged,
+            };
         }).ToList();
         return new RestorePointRecord(point.PointId, uuid, point.GroupName, Path.GetFullPath(repositoryDirectory), point.CreatedAt, xml, consistency ?? recorded, files);
     }

@@ -43,6 +43,30 @@ public static class BitmapCheck
         }
     }
 
+    /// <summary>
+    /// The names of every persistent bitmap <c>qemu-img info --output=json</c> lists (none for raw, qcow2 v2, or unparsable output):
+    /// a restore removes them all, since the restored file is no longer the one they described.
+    /// </summary>
+    public static IReadOnlyList<string> Names(string infoJson)
+    {
+        ArgumentNullException.ThrowIfNull(infoJson);
+        try
+        {
+            using var doc = JsonDocument.Parse(infoJson);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object
+                || !doc.RootElement.TryGetProperty("format-specific", out var fs) || !fs.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Object
+                || !data.TryGetProperty("bitmaps", out var bitmaps) || bitmaps.ValueKind != JsonValueKind.Array)
+            {
+                return [];
+            }
+            return [.. bitmaps.EnumerateArray().Select(b => b.TryGetProperty("name", out var n) ? n.GetString() : null).OfType<string>()];
+        }
+        catch (JsonException)
+        {
+            return [];
+        }
+    }
+
     private static string? Check(JsonElement root, string name, int blockSize, long size, out long granularity)
     {
         granularity = 0;

@@ -161,6 +161,12 @@ public sealed class ChunkServer(Stream input, Stream output, LocalChunkStore sto
             case Op.Delete:
                 store.DeleteIndex(Encoding.UTF8.GetString(c.Rest()));
                 return [];
+            case Op.Collect:
+                return new BinaryBuilder().U32((uint)store.BeginCollection()).Span.ToArray();
+            case Op.ListChunks:
+                return Ids(store.ListChunks(c.U8()));
+            case Op.DeleteChunks:
+                return new BinaryBuilder().I64(store.DeleteChunks(ReadIds(c.Rest()))).Span.ToArray();
             default:
                 throw new InvalidOperationException($"unknown operation {(byte)op}");
         }

@@ -20,6 +20,13 @@ public sealed record CopyReport(string PointId, bool AlreadyThere, long BytesRea
 /// </summary>
 public sealed record CopyStageTimes(TimeSpan Read, TimeSpan Name, TimeSpan Ask, TimeSpan Seal, TimeSpan Send, TimeSpan ReaderWaited, int MaxBatchesInFlight);
 
+/// <summary>
+/// What a prune of a copy did (or, with <see cref="DryRun"/>, would do): the indexes removed, then the chunks no
+/// remaining index names (<see cref="BytesFreed"/> is counted only when they are really deleted), and the temporary
+/// files interrupted uploads had left.
+/// </summary>
+public sealed record CopyPruneReport(IReadOnlyList<string> IndexesRemoved, long ChunksRemoved, long BytesFreed, long ChunksKept, int LeftoversRemoved, bool DryRun);
+
 /// <summary>One problem found by <see cref="CopyRepository.Verify"/>, or none.</summary>
 public sealed record CopyVerifyReport(bool Ok, IReadOnlyList<string> Problems, int Indexes, long ChunksChecked, long ChunksRead);
 
@@ -381,6 +388,35 @@ public sealed class CopyRepository : IDisposable
     }
 
     /// <summary>
+    /// True when the file (or block device) at <paramref name="path"/> holds exactly <paramref name="fileKey"/> of the
+    /// copied point: its length, and its blocks named as a copy names them (an all-zero block as the zero id) giving the
+    /// file's recorded chunk-list digest. Reads the file once, fetches nothing from the store.
+    /// </summary>
+    public bool Matches(string pointId, string fileKey, string path, CancellationToken ct)
+    {
+        var file = ReadHeader(pointId).Files.FirstOrDefault(f => f.FileKey == fileKey)
+            ?? throw new RestorePointNotFoundException($"the copy of {pointId} in {_store.Location} has no file '{fileKey}'");
+        using var input = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        if (SourceLength.Of(input, path) != file.FileSize)
+        {
+            return false;
+        }
+        using var digest = _sealer.NewFileDigest(file.FileSize);
+        var block = new byte[file.BlockSize];
+        var id = new byte[ChunkId.Length];
+        for (long offset = 0; offset < file.FileSize; offset += file.BlockSize)
+        {
+            ct.ThrowIfCancellationRequested();
+            var n = (int)Math.Min(file.BlockSize, file.FileSize - offset);
+            RandomAccess.Read(input, block.AsSpan(0, n), offset);
+            var chunk = block.AsSpan(0, n).ContainsAnyExcept((byte)0) ? _sealer.Id(block.AsSpan(0, n)) : ChunkId.Zero;
+            chunk.Write(id);
+            digest.Add(id);
+        }
+        return digest.Finish() == file.Digest;
+    }
+
+    /// <summary>
     /// A file's chunk ids from its index, in batches of at most 8 MiB of chunks (one GetChunks request each), each
     /// batch added to <paramref name="digest"/> as it is read.
     /// </summary>
@@ -485,8 +521,106 @@ public sealed class CopyRepository : IDisposable
         return new CopyVerifyReport(problems.Count == 0, problems, indexes.Count, checkedChunks, read.Count);
     }
 
-    /// <summary>Removes a point's index (its chunks stay: shared with other points; not collected yet). Refused by an append-only store.</summary>
+    /// <summary>Removes a point's index (its chunks stay until a <see cref="Prune"/> collects them). Refused by an append-only store.</summary>
     public void Delete(string pointId) => _store.DeleteIndex(pointId);
+
+    /// <summary>
+    /// Removes the indexes <paramref name="remove"/>, then every chunk no remaining index names. Crash-safe by order:
+    /// the repository is first held exclusively (no copy can find a chunk present while it may go; a killed prune's
+    /// lock goes with its process), each index is deleted durably before any chunk, and the referenced set is built
+    /// from every index left, so an interrupted prune only leaves unreferenced chunks for the next one. An index that
+    /// cannot be read stops the collection before any chunk is deleted (its chunks cannot be told apart). The
+    /// referenced ids go through 16 temporary files by their first hex digit, so memory holds a sixteenth of them.
+    /// With <paramref name="dryRun"/> nothing is taken or changed, and the counts say what would go.
+    /// </summary>
+    public CopyPruneReport Prune(IReadOnlyCollection<string> remove, bool dryRun, CancellationToken ct)
+    {
+        var collection = _store as IChunkCollector
+            ?? throw new ChunkStoreRefusedException($"{_store.Location}: this store cannot collect chunks");
+        if (!dryRun && _store.AppendOnly)
+        {
+            throw new ChunkStoreRefusedException($"{_store.Location} is served append-only: prune refused, nothing was removed (prune on the repository's host, or through a key whose forced `backupd serve` has no --append-only)");
+        }
+        var leftovers = dryRun ? 0 : collection.BeginCollection();
+        var present = _store.ListIndexes().Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
+        var removed = remove.Where(present.Contains).Distinct(StringComparer.Ordinal).ToList();
+        if (!dryRun)
+        {
+            foreach (var name in removed)
+            {
+                ct.ThrowIfCancellationRequested();
+                _store.DeleteIndex(name);
+            }
+        }
+        const int Buckets = 16;
+        var buckets = new FileStream[Buckets];
+        try
+        {
+            for (var b = 0; b < Buckets; b++)
+            {
+                buckets[b] = new FileStream(Path.Combine(Path.GetTempPath(), $"backupd-prune-{Guid.NewGuid():N}.ids"), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
+            }
+            var id = new byte[ChunkId.Length];
+            foreach (var name in present.Where(n => !removed.Contains(n)).Order(StringComparer.Ordinal))
+            {
+                try
+                {
+                    using var reader = OpenIndex(name, out var header);
+                    foreach (var file in header.Files)
+                    {
+                        using var digest = _sealer.NewFileDigest(file.FileSize);
+                        foreach (var (_, ids) in ChunkBatches(reader, file, digest, ct))
+                        {
+                            foreach (var chunk in ids.Where(c => !c.IsZero))
+                            {
+                                chunk.Write(id);
+                                buckets[id[0] >> 4].Write(id);
+                            }
+                        }
+                        if (digest.Finish() != file.Digest)
+                        {
+                            throw new RepositoryCorruptException($"the chunk list of '{file.FileKey}' does not give its recorded digest");
+                        }
+                    }
+                }
+                catch (RepositoryCorruptException e)
+                {
+                    throw new RepositoryCorruptException($"{_store.Location}: the index of {name} is damaged ({e.Message}); no chunk was collected, since the chunks it names cannot be told apart (" +
+                        (removed.Count > 0 && !dryRun ? $"the {removed.Count} index(es) pruned are gone; " : "") + "run `backupd verify --target` and remove or repair that point first)", e);
+                }
+            }
+            long chunksRemoved = 0, freed = 0, kept = 0;
+            for (var b = 0; b < Buckets; b++)
+            {
+                var referenced = new HashSet<ChunkId>();
+                buckets[b].Position = 0;
+                while (buckets[b].ReadAtLeast(id, id.Length, throwOnEndOfStream: false) == id.Length)
+                {
+                    referenced.Add(ChunkId.Read(id));
+                }
+                for (var prefix = b * 16; prefix < (b + 1) * 16; prefix++)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    var stored = collection.ListChunks((byte)prefix);
+                    var unreferenced = stored.Where(c => !referenced.Contains(c)).ToList();
+                    kept += stored.Count - unreferenced.Count;
+                    chunksRemoved += unreferenced.Count;
+                    if (!dryRun && unreferenced.Count > 0)
+                    {
+                        freed += collection.DeleteChunks(unreferenced);
+                    }
+                }
+            }
+            return new CopyPruneReport(removed, chunksRemoved, freed, kept, leftovers, dryRun);
+        }
+        finally
+        {
+            foreach (var bucket in buckets)
+            {
+                bucket?.Dispose();
+            }
+        }
+    }
 
     public void Dispose()
     {

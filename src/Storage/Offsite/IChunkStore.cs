@@ -51,3 +51,24 @@ public interface IIndexUpload : IDisposable
 
 /// <summary>The store refused an operation it is not allowed to do (append-only), or its file system is full.</summary>
 public sealed class ChunkStoreRefusedException(string message) : Repository.RepositoryException(message);
+
+/// <summary>
+/// Garbage collection of a store (docs/repository-format.md, "Pruning a copy"), for the side that may delete:
+/// <see cref="BeginCollection"/> takes the repository exclusively (no copy, restore or verify runs until the store is
+/// disposed, so no copy can rely on a chunk it found present while it goes), then the unreferenced chunks are listed
+/// and deleted. An append-only store refuses all of it.
+/// </summary>
+public interface IChunkCollector
+{
+    /// <summary>
+    /// Takes the repository for collection (refused while a copy, restore or verify holds it) and removes what
+    /// interrupted uploads left (temporary files: with the repository held, none is in progress); returns how many.
+    /// </summary>
+    int BeginCollection();
+
+    /// <summary>The chunks whose id starts with the byte <paramref name="prefix"/>.</summary>
+    IReadOnlyList<ChunkId> ListChunks(byte prefix);
+
+    /// <summary>Deletes chunks (absent ones are no error), durably; only after <see cref="BeginCollection"/>. Returns the bytes freed.</summary>
+    long DeleteChunks(IReadOnlyList<ChunkId> ids);
+}

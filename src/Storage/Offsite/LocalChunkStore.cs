@@ -8,27 +8,38 @@ namespace Backupd.Storage.Offsite;
 /// through <see cref="RepositoryDirectory"/> (no links followed, nothing outside the root). Chunks are published
 /// before the index that names them, each file by temporary name, fsync and rename, never over an existing one.
 /// </summary>
-public sealed class LocalChunkStore : IChunkStore
+/// <remarks>
+/// Locks (flocks on <c>lock</c> and <c>writer.lock</c> in the root, as a local repository's group locks): every user
+/// of an existing repository holds <c>lock</c> shared; a prune's collection holds it exclusively, so no copy can find a
+/// chunk present and then name it in an index while that chunk is being collected. The kernel drops them with the process.
+/// </remarks>
+public sealed class LocalChunkStore : IChunkStore, IChunkCollector
 {
+    private static readonly TimeSpan DefaultCollectionWait = TimeSpan.FromSeconds(10);
+    private readonly TimeSpan _collectionWait;
+    private GroupLock? _lock;
+    private bool _collecting;
     public const string ConfigName = "offsite.json";
     private const string IndexSuffix = ".idx";
     private const long MaxConfigBytes = 64 << 10;
     private readonly RepositoryDirectory _dir;
     private readonly string _root;
 
-    private LocalChunkStore(string root, bool appendOnly)
+    private LocalChunkStore(string root, bool appendOnly, TimeSpan collectionWait)
     {
+        _collectionWait = collectionWait;
         _root = root;
         AppendOnly = appendOnly;
         _dir = new RepositoryDirectory(root);
     }
 
     /// <summary>Opens the directory (created when missing, so a first copy can make the repository).</summary>
-    public static LocalChunkStore Open(string root, bool appendOnly = false)
+    /// <param name="collectionWait">How long a prune waits for the copies, restores and verifies holding the repository (default 10 s).</param>
+    public static LocalChunkStore Open(string root, bool appendOnly = false, TimeSpan? collectionWait = null)
     {
         root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root));
         Directory.CreateDirectory(root); // the root is the operator's path; everything below goes through RepositoryDirectory
-        return new LocalChunkStore(root, appendOnly);
+        return new LocalChunkStore(root, appendOnly, collectionWait ?? DefaultCollectionWait);
     }
 
     public string Location => _root;
@@ -42,7 +53,32 @@ public sealed class LocalChunkStore : IChunkStore
         return $"{_root}/chunks/{hex[..2]}/{hex}";
     }
 
-    public byte[]? ReadConfig() => _dir.FileExists(ConfigPath) ? _dir.ReadAll(ConfigPath, MaxConfigBytes) : null;
+    public byte[]? ReadConfig()
+    {
+        if (!_dir.FileExists(ConfigPath))
+        {
+            return null;
+        }
+        HoldShared();
+        return _dir.ReadAll(ConfigPath, MaxConfigBytes);
+    }
+
+    /// <summary>The shared lock of a user of the repository, taken once it exists (never in a directory that is not one).</summary>
+    private void HoldShared()
+    {
+        if (_lock is not null)
+        {
+            return;
+        }
+        try
+        {
+            _lock = GroupLock.Shared(_dir, _root, "copy");
+        }
+        catch (RepositoryBusyException e)
+        {
+            throw new RepositoryBusyException($"{_root}: a prune is collecting unreferenced chunks there; try again when it ends (a policy's copy retries by itself)", e);
+        }
+    }
 
     public void CreateConfig(byte[] config)
     {
@@ -50,7 +86,7 @@ public sealed class LocalChunkStore : IChunkStore
         {
             throw new RepositoryException($"{ConfigPath} exists: {_root} already holds a copy repository");
         }
-        if (_dir.List(_root).Any(e => !e.Name.StartsWith('.') && e.Name is not ("chunks" or "indexes")))
+        if (_dir.List(_root).Any(e => !e.Name.StartsWith('.') && e.Name is not ("chunks" or "indexes" or "lock" or "writer.lock")))
         {
             throw new RepositoryException($"{_root} is not empty and holds no copy repository (no {ConfigName}); refusing to create one over other files");
         }
@@ -63,6 +99,7 @@ public sealed class LocalChunkStore : IChunkStore
             _dir.CreateDirectory(Indexes);
             _dir.WriteFile(ConfigPath, config); // last: a repository exists only once its directories do
         });
+        HoldShared();
     }
 
     public IReadOnlyList<ChunkId> Missing(IReadOnlyList<ChunkId> ids) => ids.Where(id => !_dir.FileExists(ChunkPath(id))).ToList();
@@ -142,7 +179,85 @@ public sealed class LocalChunkStore : IChunkStore
         _dir.Delete(Indexes + "/" + name + IndexSuffix);
     }
 
-    public void Dispose() => _dir.Dispose();
+    public int BeginCollection()
+    {
+        if (AppendOnly)
+        {
+            throw new ChunkStoreRefusedException($"{_root} is served append-only: pruning is refused (prune on the repository's host, or through a key whose forced `backupd serve` has no --append-only)");
+        }
+        _lock?.Dispose();
+        _lock = null;
+        try
+        {
+            _lock = GroupLock.Exclusive(_dir, _root, "prune", _collectionWait);
+        }
+        catch (RepositoryBusyException e)
+        {
+            throw new RepositoryBusyException($"{_root} is in use by a copy, restore or verify (waited {_collectionWait.TotalSeconds:0} s); prune refused, nothing was removed; try again when it ends", e);
+        }
+        _collecting = true;
+        // Held exclusively: no upload is in progress, so every temporary file is what a killed client or server left.
+        var removed = 0;
+        foreach (var dir in Enumerable.Range(0, 256).Select(i => $"{_root}/chunks/{i:x2}").Append(Indexes).Where(_dir.DirectoryExists))
+        {
+            foreach (var (name, kind) in _dir.List(dir))
+            {
+                if (kind == EntryKind.File && name.StartsWith('.') && name.EndsWith(".tmp", StringComparison.Ordinal))
+                {
+                    _dir.Delete(dir + "/" + name);
+                    removed++;
+                }
+            }
+        }
+        return removed;
+    }
+
+    public IReadOnlyList<ChunkId> ListChunks(byte prefix)
+    {
+        var dir = $"{_root}/chunks/{prefix:x2}";
+        if (!_dir.DirectoryExists(dir))
+        {
+            return [];
+        }
+        var ids = new List<ChunkId>();
+        foreach (var (name, kind) in _dir.List(dir))
+        {
+            if (kind == EntryKind.File && ChunkId.TryParse(name, out var id) && name.StartsWith($"{prefix:x2}", StringComparison.Ordinal))
+            {
+                ids.Add(id);
+            }
+        }
+        return ids;
+    }
+
+    public long DeleteChunks(IReadOnlyList<ChunkId> ids)
+    {
+        if (!_collecting)
+        {
+            throw new InvalidOperationException("chunks are deleted only by a collection (BeginCollection first)");
+        }
+        long freed = 0;
+        foreach (var id in ids)
+        {
+            var path = ChunkPath(id);
+            if (!_dir.FileExists(path))
+            {
+                continue;
+            }
+            using (var handle = _dir.OpenFile(path, FileMode.Open, FileAccess.Read))
+            {
+                freed += RandomAccess.GetLength(handle);
+            }
+            _dir.Delete(path);
+        }
+        return freed;
+    }
+
+    public void Dispose()
+    {
+        _lock?.Dispose();
+        _dir.Dispose();
+    }
 
     /// <summary>A full file system is told as such: the copy stops, nothing half-written stays visible.</summary>
     private void Guard(Action action)

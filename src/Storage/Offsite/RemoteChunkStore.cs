@@ -11,7 +11,7 @@ namespace Backupd.Storage.Offsite;
 /// and responses, which come in request order, are handed to their callers in that order; so a copy's missing-chunks
 /// query travels while the previous batch is still being stored (the link never waits for a round trip).
 /// </summary>
-public sealed class RemoteChunkStore : IChunkStore
+public sealed class RemoteChunkStore : IChunkStore, IChunkCollector
 {
     private const int MaxIdsPerRequest = 64 << 10;
     private const int IndexReadBytes = 4 << 20;
@@ -131,6 +131,20 @@ public sealed class RemoteChunkStore : IChunkStore
     }
 
     public void DeleteIndex(string name) => Call(Op.Delete, Encoding.UTF8.GetBytes(name));
+
+    public int BeginCollection() => (int)new BinaryCursor(Call(Op.Collect, [])).U32();
+
+    public IReadOnlyList<ChunkId> ListChunks(byte prefix) => ReadIds(Call(Op.ListChunks, [prefix]));
+
+    public long DeleteChunks(IReadOnlyList<ChunkId> ids)
+    {
+        long freed = 0;
+        for (var i = 0; i < ids.Count; i += MaxIdsPerRequest)
+        {
+            freed += new BinaryCursor(Call(Op.DeleteChunks, Ids(ids.Skip(i).Take(MaxIdsPerRequest).ToList()))).I64();
+        }
+        return freed;
+    }
 
     public void Dispose()
     {

@@ -30,6 +30,9 @@ public static class ServeProtocol
         List = 11,
         IndexRead = 12,
         Delete = 13,
+        Collect = 14,
+        ListChunks = 15,
+        DeleteChunks = 16,
     }
 
     public enum Status : byte

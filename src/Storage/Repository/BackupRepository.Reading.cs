@@ -9,8 +9,8 @@ public sealed partial class BackupRepository
     /// <summary>
     /// Writes one file of a restore point to a new path: streamed, holes kept as holes, and checked against the
     /// recorded digest before returning (on mismatch the target is removed). Refuses an existing target.
-    /// Bytes are hashed as they are read; the mirror's own ranges reach the target through copy_file_range
-    /// (<see cref="RestoreTarget"/>).
+    /// Bytes are hashed as they are read and written from that buffer; the mirror's own ranges are cloned instead
+    /// where the file system shares extents (<see cref="RestoreTarget"/>).
     /// Takes the group's lock shared: refused (busy) while a backup or deletion of the group runs.
     /// </summary>
     public async Task<RestoreReport> RestoreFileAsync(string pointId, string fileKey, string targetPath, IProgress<long>? progress, CancellationToken ct)
@@ -27,8 +27,8 @@ public sealed partial class BackupRepository
         return await Task.Run(() => Restore(point, file, undoPaths, targetPath, progress, ct), ct);
     }
 
-    /// <summary>False makes restores write every byte from their buffer (tests of the path taken where copy_file_range is refused).</summary>
-    internal bool KernelCopy { get; set; } = true;
+    /// <summary>False makes restores write every byte from their buffer, as where the file system cannot clone.</summary>
+    internal bool CloneFromMirror { get; set; } = true;
 
     private (PointDocument Point, PointFileDocument File) FindFile(string pointId, string fileKey)
     {
@@ -77,7 +77,7 @@ public sealed partial class BackupRepository
             }
             using var output = File.OpenHandle(targetPath, FileMode.CreateNew, FileAccess.Write, FileShare.None);
             created = true;
-            var sink = new RestoreTarget(output, reader.Mirror, KernelCopy);
+            var sink = new RestoreTarget(output, reader.Mirror, CloneFromMirror);
             var signature = ReadWindows(reader, file.BlockSize, sink.Write, progress, perBlock: null, trackOverlay: true, ct);
             var digest = signature.Digest();
             if (digest != file.Digest)
@@ -258,7 +258,12 @@ public sealed partial class BackupRepository
                     $"{(bad.Count > 1 ? $" ({bad.Count} bad blocks in all)" : "")}; {RecordDamage(g, key, version, bad)}";
             }
             var digest = computed.Digest();
-            return digest == version.Digest ? null : $"{where}: digest {digest}, recorded {version.Digest}";
+            if (digest != version.Digest) return $"{where}: digest {digest}, recorded {version.Digest}";
+            // The version itself is whole (a full read), but the dirty bitmap missed writes: incremental points before it may lack them.
+            return version.CleanButChanged is > 0 and var missed
+                ? $"{where}: its safety-net read found {missed} block(s) that changed although the dirty bitmap called them clean; " +
+                  "the incremental restore points before it may lack those writes (changed-block tracking, docs/workflow.md)"
+                : null;
         }
         catch (CorruptDataException e)
         {

@@ -168,7 +168,7 @@ public sealed partial class BackupRepository
     {
         var doc = FindPointDocument(pointId) ?? throw new RestorePointNotFoundException($"restore point {pointId} does not exist in {Directory}");
         var g = doc.GroupId;
-        using var groupLock = GroupLock.Exclusive(Beneath, _layout.Group(g), "delete", ReaderWait);
+        using var groupLock = GroupLock.Exclusive(Beneath, _layout.Group(g), "delete", ReaderWait, refuse: () => RefuseIfPinned(g, $"deleting {pointId}"));
         Recover(g);
         var points = LoadPoints(g);
         if (points.All(p => p.PointId != pointId))

@@ -199,7 +199,7 @@ public sealed partial class BackupRepository : IDisposable
         Names.Validate(NameKind.GroupId, groupId, nameof(groupId));
         ArgumentNullException.ThrowIfNull(groupName);
         Beneath.CreateDirectory(_layout.Group(groupId));
-        var groupLock = GroupLock.Exclusive(Beneath, _layout.Group(groupId), "backup", ReaderWait, ct);
+        var groupLock = GroupLock.Exclusive(Beneath, _layout.Group(groupId), "backup", ReaderWait, () => RefuseIfPinned(groupId, "backup"), ct);
         try
         {
             if (Beneath.FileExists(_layout.Journal(groupId)))

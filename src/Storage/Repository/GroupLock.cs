@@ -51,7 +51,9 @@ internal sealed partial class GroupLock : IDisposable
     /// A writer's lock. Refused at once if another writer holds the group; otherwise waits up to <paramref name="readerWait"/>
     /// for restores and verifies of the group to end, and is refused (nothing changed) if they do not.
     /// </summary>
-    public static GroupLock Exclusive(RepositoryDirectory beneath, string groupDirectory, string purpose, TimeSpan readerWait, CancellationToken ct = default)
+    /// <param name="refuse">Throws when the group must not be written at all (a pinned point): checked once the writer lock is
+    /// held, before waiting for readers (an answer at once), and again once the group is ours (a pin whose holder died).</param>
+    public static GroupLock Exclusive(RepositoryDirectory beneath, string groupDirectory, string purpose, TimeSpan readerWait, Action? refuse = null, CancellationToken ct = default)
     {
         var busy = $"{groupDirectory} is in use by another backup, deletion or recovery ({purpose} refused; try again when it ends)";
         var writer = Open(beneath, groupDirectory, "writer.lock");
@@ -62,6 +64,7 @@ internal sealed partial class GroupLock : IDisposable
             {
                 throw new RepositoryBusyException(busy);
             }
+            refuse?.Invoke();
             handle = Open(beneath, groupDirectory, "lock");
             var clock = Stopwatch.StartNew();
             while (!TryFlockBriefly(handle, LockExclusive))
@@ -75,6 +78,7 @@ internal sealed partial class GroupLock : IDisposable
                 ct.WaitHandle.WaitOne(left < PollInterval ? left : PollInterval);
                 ct.ThrowIfCancellationRequested(); // a stopping daemon does not sit out the wait
             }
+            refuse?.Invoke();
             return new GroupLock(handle, writer);
         }
         catch

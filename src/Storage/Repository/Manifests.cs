@@ -33,6 +33,7 @@ internal static class Json
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(RepositoryDocument))]
 [JsonSerializable(typeof(GroupDocument))]
+[JsonSerializable(typeof(PinDocument))]
 [JsonSerializable(typeof(PointDocument))]
 [JsonSerializable(typeof(JournalDocument))]
 internal sealed partial class RepositoryJsonContext : JsonSerializerContext

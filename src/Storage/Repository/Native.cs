@@ -33,8 +33,14 @@ internal static partial class Native
     [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
     private static partial int IoctlU64(SafeFileHandle fd, nuint request, out ulong value);
 
-    [LibraryImport("libc", EntryPoint = "copy_file_range", SetLastError = true)]
-    private static partial nint CopyFileRange(SafeFileHandle fdIn, ref long offIn, SafeFileHandle fdOut, ref long offOut, nuint length, uint flags);
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    private static partial int IoctlCloneRange(SafeFileHandle fd, nuint request, in FileCloneRange range);
+
+    /// <summary>struct file_clone_range of FICLONERANGE.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private readonly record struct FileCloneRange(long SourceFd, ulong SourceOffset, ulong Length, ulong DestinationOffset);
+
+    private const nuint FiCloneRange = 0x4020940D; // _IOW(0x94, 13, struct file_clone_range)
 
     [LibraryImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]
     private static partial int SyncFileRange(SafeFileHandle fd, long offset, long length, uint flags);
@@ -44,6 +50,8 @@ internal static partial class Native
     private const int ENOSYS = 38;
     private const int EOPNOTSUPP = 95;
     private const int EBADF = 9;
+    private const int ENOTTY = 25;
+    private const int EPERM = 1;
     private const uint SyncFileRangeWaitBefore = 1;
     private const uint SyncFileRangeWrite = 2;
     private const uint SyncFileRangeWaitAfter = 4;
@@ -103,35 +111,38 @@ internal static partial class Native
     }
 
     /// <summary>
-    /// Copies [offset, offset+length) of <paramref name="from"/> to the same offsets of <paramref name="to"/> inside the
-    /// kernel (copy_file_range: a reflink on XFS/btrfs, a server-side copy on NFS 4.2, a page-cache copy on ext4).
-    /// Returns the bytes copied (fewer only at the end of <paramref name="from"/>), or -1 when this pair of files
-    /// cannot be copied that way (different file systems, no support): the caller then writes the bytes itself.
+    /// Makes [offset, offset+length) of <paramref name="to"/> share the extents of the same range of <paramref name="from"/>
+    /// (FICLONERANGE: a reflink on XFS and btrfs; no data is copied, read or written). Offsets and length must be multiples
+    /// of the file system's block size, except a range ending at the end of <paramref name="from"/>.
     /// </summary>
-    public static long CopyRange(SafeFileHandle from, SafeFileHandle to, long offset, long length)
+    /// <returns><see cref="CloneResult.Cloned"/>; <see cref="CloneResult.Unsupported"/> when this pair of files can never be cloned
+    /// (ext4, tmpfs, another file system); <see cref="CloneResult.Misaligned"/> when only this range cannot be (write it instead).</returns>
+    public static CloneResult CloneRange(SafeFileHandle from, SafeFileHandle to, long offset, long length)
     {
-        long done = 0;
-        while (done < length)
+        var added = false;
+        from.DangerousAddRef(ref added);
+        try
         {
-            long inOff = offset + done, outOff = offset + done;
-            var n = CopyFileRange(from, ref inOff, to, ref outOff, (nuint)(length - done), 0);
-            if (n > 0)
+            var range = new FileCloneRange(from.DangerousGetHandle(), (ulong)offset, (ulong)length, (ulong)offset);
+            if (IoctlCloneRange(to, FiCloneRange, in range) == 0)
             {
-                done += n;
-                continue;
+                return CloneResult.Cloned;
             }
-            if (n == 0)
-            {
-                return done; // end of the source file
-            }
-            var errno = Marshal.GetLastPInvokeError();
-            if (done == 0 && errno is EXDEV or EINVAL or ENOSYS or EOPNOTSUPP or EBADF)
-            {
-                return -1;
-            }
-            throw new IOException($"copy_file_range at {offset + done} failed: {new Win32Exception(errno).Message}");
         }
-        return done;
+        finally
+        {
+            if (added)
+            {
+                from.DangerousRelease();
+            }
+        }
+        var errno = Marshal.GetLastPInvokeError();
+        return errno switch
+        {
+            EINVAL => CloneResult.Misaligned,
+            EXDEV or EOPNOTSUPP or ENOTTY or ENOSYS or EBADF or EPERM => CloneResult.Unsupported,
+            _ => throw new IOException($"ioctl(FICLONERANGE) at {offset} failed: {new Win32Exception(errno).Message}"),
+        };
     }
 
     /// <summary>Starts write-back of a range (sync_file_range WRITE); with <paramref name="wait"/> also waits for it. Advisory: fsync still decides durability.</summary>
@@ -141,4 +152,12 @@ internal static partial class Native
     /// <summary>Deallocates a range (reads as zeros). False when the file system cannot punch holes.</summary>
     public static bool PunchHole(SafeFileHandle file, long offset, long length) =>
         FAllocate(file, FallocPunchHole | FallocKeepSize, offset, length) == 0;
+}
+
+/// <summary>What <see cref="Native.CloneRange"/> did.</summary>
+internal enum CloneResult
+{
+    Cloned,
+    Unsupported,
+    Misaligned,
 }

@@ -12,6 +12,8 @@ internal sealed class RepositoryLayout(string root)
     public string Journal(string g) => Path.Combine(Group(g), "journal.json");
     public string Points(string g) => Path.Combine(Group(g), "points");
     public string Point(string g, string p) => Path.Combine(Points(g), p + ".json");
+    public string Pins(string g) => Path.Combine(Group(g), "pins");
+    public string Pin(string g, string pinId) => Path.Combine(Pins(g), pinId + ".json");
     public string Files(string g) => Path.Combine(Group(g), "files");
     public string File(string g, string k) => Path.Combine(Files(g), k);
     public string Mirror(string g, string k) => Path.Combine(File(g, k), "mirror");

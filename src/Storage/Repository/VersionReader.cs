@@ -104,7 +104,10 @@ internal sealed class VersionReader : IDisposable
             Array.Fill(_overlaid, true, first, last - first + 1);
         }
 
-        /// <summary>Bytes are about to be written into [from, to): materialise (zero) the hole blocks it touches.</summary>
+        /// <summary>
+        /// Bytes are about to be written into [from, to): materialise the hole blocks it touches, zeroing only their
+        /// bytes outside that range (clearing what the write overwrites cost a memset of every restored byte).
+        /// </summary>
         public void Materialise(long from, long to)
         {
             if (_holes is null || from >= to)
@@ -113,12 +116,16 @@ internal sealed class VersionReader : IDisposable
             }
             var first = (int)((from - _offset) / _blockSize);
             var last = (int)((to - 1 - _offset) / _blockSize);
+            var inFrom = (int)(from - _offset);
+            var inTo = (int)(to - _offset);
             for (var i = first; i <= last; i++)
             {
                 if (_holes[i])
                 {
                     var start = i * _blockSize;
-                    _dest.Slice(start, Math.Min(_blockSize, _dest.Length - start)).Clear();
+                    var end = Math.Min(start + _blockSize, _dest.Length);
+                    _dest[start..Math.Max(start, Math.Min(inFrom, end))].Clear();
+                    _dest[Math.Min(end, Math.Max(inTo, start))..end].Clear();
                     _holes[i] = false;
                 }
             }
@@ -163,6 +170,7 @@ internal sealed class VersionReader : IDisposable
                 var r = RandomAccess.Read(_mirror, span[n..], from + n);
                 if (r == 0)
                 {
+                    span[n..].Clear(); // Materialise left these bytes to the read
                     break;
                 }
                 n += r;

@@ -109,6 +109,47 @@ public sealed class DiskRestorerTests : IDisposable
         Assert.Equal(["base.qcow2", "top.qcow2"], Directory.GetFiles(Path.GetDirectoryName(basePath)!).Select(Path.GetFileName).Order());
     }
 
+    /// <summary>Bitmap names in an image, as qemu-img reads the file.</summary>
+    private static async Task<IReadOnlyList<string>> BitmapsAsync(string image) =>
+        Backupd.Storage.ChangedBlocks.BitmapCheck.Names(await Tools.RunAsync("qemu-img", "info", "--output=json", image));
+
+    [Fact]
+    public async Task Restored_files_lose_the_dirty_bitmaps_the_backed_up_images_carried_and_still_read_like_them()
+    {
+        var (top, basePath, plan, source) = await ChainAsync();
+        await Tools.RunAsync("qemu-img", "bitmap", "--add", "-g", "64K", top, "backupd-run1");
+        await Tools.RunAsync("qemu-img", "bitmap", "--add", "-g", "64K", top, "foreign");
+        await Tools.RunAsync("qemu-img", "bitmap", "--add", "-g", "64K", basePath, "backupd-run0");
+        Assert.Equal(["backupd-run1", "foreign"], (await BitmapsAsync(top)).Order());
+        var target = RestoreDirectory.Prepare(Path.Combine(_dir, "bm"), DiskRestorer.OutputNames(plan, false), create: true);
+
+        var result = Assert.Single(await new DiskRestorer(source).RestoreToDirectoryAsync("p1", plan, target, flatten: false, null, CancellationToken.None));
+
+        Assert.Empty(await BitmapsAsync(result.Files[0]));
+        Assert.Empty(await BitmapsAsync(result.Files[1]));
+        Assert.Equal(3, result.RemovedBitmaps.Count);
+        Assert.True(await QemuImg.CompareAsync(top, result.ImagePath, CancellationToken.None));
+        Assert.Equal(2, (await BitmapsAsync(top)).Count); // the source is not touched
+    }
+
+    [Fact]
+    public async Task In_place_restored_files_lose_their_dirty_bitmaps()
+    {
+        var (top, basePath, plan, _) = await ChainAsync();
+        var saved = Directory.CreateDirectory(Path.Combine(_dir, "saved-bm")).FullName;
+        await Tools.RunAsync("qemu-img", "bitmap", "--add", "-g", "64K", top, "backupd-run1");
+        File.Copy(top, Path.Combine(saved, "top"));
+        File.Copy(basePath, Path.Combine(saved, "base"));
+        var source = new CopySource(new Dictionary<string, string> { ["vda.0"] = Path.Combine(saved, "top"), ["vda.1"] = Path.Combine(saved, "base") });
+
+        var result = await new InPlaceRestorer(source).RestoreAsync("p1", plan, keepOld: false, null, CancellationToken.None);
+
+        Assert.Empty(await BitmapsAsync(top));
+        Assert.Equal(["backupd-run1"], result[0].RemovedBitmaps);
+        Assert.Empty(result[1].RemovedBitmaps);
+        Assert.True(await QemuImg.CompareAsync(top, Path.Combine(saved, "top"), CancellationToken.None));
+    }
+
     private sealed class SyncProgress(Action<long> action) : IProgress<long>
     {
         public void Report(long value) => action(value);

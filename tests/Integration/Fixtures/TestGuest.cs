@@ -73,7 +73,9 @@ public sealed class TestGuest : IAsyncDisposable
         Directory = directory;
     }
 
-    public static async Task<TestGuest> BootAsync(int dataDiskMiB = 128)
+    /// <param name="blobMiB">A file of that many MiB of random data put on the data disk at mkfs time (/blob): data a
+    /// block pull or a restore has to move, so it takes a while.</param>
+    public static async Task<TestGuest> BootAsync(int dataDiskMiB = 128, int blobMiB = 0)
     {
         var image = await GuestImage.DirectoryAsync();
         var name = $"bkd-g{Guid.NewGuid():N}"[..13];
@@ -83,6 +85,7 @@ public sealed class TestGuest : IAsyncDisposable
         try
         {
             var empty = System.IO.Directory.CreateDirectory(Path.Combine(dir, "seed")).FullName;
+            if (blobMiB > 0) await Tools.RunAsync("dd", "if=/dev/urandom", $"of={Path.Combine(empty, "blob")}", "bs=1M", $"count={blobMiB}", "status=none");
             var raw = Path.Combine(dir, "data.raw");
             await Tools.RunAsync("truncate", "-s", $"{dataDiskMiB}M", raw);
             await Tools.RunAsync("mkfs.ext4", "-q", "-F", "-d", empty, raw);
@@ -235,6 +238,31 @@ public sealed record GuestDiskCheck(bool Clean, string FsckOutput, int ManifestF
 /// <summary>Checks an image of the data disk without mounting it: e2fsck -fn, debugfs rdump, every manifest file's sha256.</summary>
 public static class GuestDisk
 {
+    /// <summary>The complete lines of the writer's /manifest in an image (read with -U: a running VM's disk works), plus the sha256 of /blob if any.</summary>
+    public static async Task<(IReadOnlyList<string> Manifest, string? Blob)> ContentAsync(string image, string format)
+    {
+        var work = System.IO.Directory.CreateTempSubdirectory("bkd-manifest-").FullName;
+        try
+        {
+            var raw = Path.Combine(work, "disk.raw");
+            await Tools.RunAsync("qemu-img", "convert", "-U", "-f", format, "-O", "raw", image, raw);
+            var text = await Tools.RunAsync("debugfs", "-R", "cat /manifest", raw);
+            var blob = Path.Combine(work, "blob");
+            await Tools.TryRunAsync("debugfs", "-R", $"dump /blob {blob}", raw);
+            string? sum = null;
+            if (File.Exists(blob) && new FileInfo(blob).Length > 0)
+            {
+                using var stream = File.OpenRead(blob);
+                sum = Convert.ToHexString(SHA256.HashData(stream));
+            }
+            return (text[..(text.LastIndexOf('\n') + 1)].Split('\n', StringSplitOptions.RemoveEmptyEntries), sum);
+        }
+        finally
+        {
+            System.IO.Directory.Delete(work, recursive: true);
+        }
+    }
+
     /// <summary>
     /// <paramref name="replayJournal"/>: a crash-consistent image: replay its journal first (on the copy, as a mount
     /// would). The image is converted to a private raw copy first (read with -U, so a running VM's disk works).

@@ -1,4 +1,3 @@
-using System.IO.Pipes;
 using Backupd.Storage.Offsite;
 using Backupd.Storage.Repository;
 using Backupd.Storage.Tests.Repository;
@@ -253,26 +252,7 @@ public sealed class CopyRepositoryTests : IDisposable
         Assert.Contains("chmod 600", Assert.Throws<RepositoryException>(() => OffsiteKey.Load(path)).Message, StringComparison.Ordinal);
     }
 
-    /// <summary>A <see cref="ChunkServer"/> on a thread, its client connected through two anonymous pipes.</summary>
-    private RemoteChunkStore Serve(bool appendOnly, out Thread server)
-    {
-        var toServer = new AnonymousPipeServerStream(PipeDirection.Out);
-        var serverIn = new AnonymousPipeClientStream(PipeDirection.In, toServer.ClientSafePipeHandle);
-        var fromServer = new AnonymousPipeServerStream(PipeDirection.In);
-        var serverOut = new AnonymousPipeClientStream(PipeDirection.Out, fromServer.ClientSafePipeHandle);
-        var store = LocalChunkStore.Open(Target, appendOnly);
-        server = new Thread(() =>
-        {
-            using (store)
-            using (serverIn)
-            using (serverOut)
-            {
-                new ChunkServer(serverIn, serverOut, store).Run();
-            }
-        }) { IsBackground = true };
-        server.Start();
-        return new RemoteChunkStore(toServer, fromServer, "pipe:" + Target, fromServer);
-    }
+    private RemoteChunkStore Serve(bool appendOnly, out Thread server) => PipeServe.Start(Target, appendOnly, out server);
 
     /// <summary>A store whose PutChunks fails (as a lost connection would) after some batches.</summary>
     private sealed class FailingStore(LocalChunkStore inner, int failAfterPuts) : IChunkStore

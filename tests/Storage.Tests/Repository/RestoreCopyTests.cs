@@ -4,9 +4,9 @@ using Backupd.Storage.Tests.Delta;
 namespace Backupd.Storage.Tests.Repository;
 
 /// <summary>
-/// Restore writes through copy_file_range from the mirror where the kernel allows, through its hashed buffer
-/// elsewhere (undo-record blocks, another file system, or when told to): every path byte-identical, holes kept,
-/// the digest still checked.
+/// Restore clones the mirror's ranges where the file system shares extents and writes its hashed buffer elsewhere
+/// (undo-record blocks, ext4 or tmpfs, another file system, or when told to): every path byte-identical, holes kept,
+/// the digest still checked. (The test directories are on ext4 here: the clone is refused and counted as such.)
 /// </summary>
 public class RestoreCopyTests
 {
@@ -37,7 +37,7 @@ public class RestoreCopyTests
     }
 
     [Fact]
-    public async Task Newest_point_is_copied_in_the_kernel_byte_identical_with_its_holes()
+    public async Task Newest_point_is_cloned_or_written_byte_identical_with_its_holes()
     {
         using var t = new TempRepository();
         var v = Image(1);
@@ -45,9 +45,8 @@ public class RestoreCopyTests
         var target = t.Path_("restored");
         var report = await t.Repo.RestoreFileAsync(p.PointId, "disk", target, null, CancellationToken.None);
         AssertSameWithHoles(v, target);
-        Assert.False(report.KernelCopyRefused);
-        Assert.Equal(DataBytes(v), report.KernelCopiedBytes);
-        Assert.Equal(0, report.WrittenBytes);
+        Assert.Equal(DataBytes(v), report.ClonedBytes + report.WrittenBytes);
+        Assert.Equal(report.CloneRefused, report.ClonedBytes == 0); // all-or-nothing for the newest point: every data block is the mirror's
     }
 
     [Fact]
@@ -63,26 +62,25 @@ public class RestoreCopyTests
         var target = t.Path_("restored-old");
         var report = await t.Repo.RestoreFileAsync(p0.PointId, "disk", target, null, CancellationToken.None);
         AssertSameWithHoles(v0, target);
-        Assert.True(report.WrittenBytes > 0, "blocks from the undo record are written from the buffer");
-        Assert.True(report.KernelCopiedBytes > 0, "the unchanged ranges come from the mirror");
-        Assert.Equal(DataBytes(v0), report.KernelCopiedBytes + report.WrittenBytes);
+        Assert.True(report.WrittenBytes >= 2 * TempRepository.BlockSize, "blocks from the undo record are written from the buffer");
+        Assert.Equal(DataBytes(v0), report.ClonedBytes + report.WrittenBytes);
     }
 
     [Fact]
-    public async Task Without_the_kernel_copy_every_byte_is_written_from_the_buffer()
+    public async Task Without_cloning_every_byte_is_written_from_the_buffer()
     {
         using var t = new TempRepository();
         var v0 = Image(4);
         var v1 = TempRepository.Edit(5, v0, TestFiles.Edit.InPlace);
         var p0 = await t.BackupAsync("g", ("disk", v0));
         var p1 = await t.BackupAsync("g", ("disk", v1));
-        t.Repo.KernelCopy = false;
+        t.Repo.CloneFromMirror = false;
         foreach (var (point, want) in new[] { (p0, v0), (p1, v1) })
         {
             var target = t.Path_($"restored-{point.PointId}");
             var report = await t.Repo.RestoreFileAsync(point.PointId, "disk", target, null, CancellationToken.None);
             AssertSameWithHoles(want, target);
-            Assert.Equal(0, report.KernelCopiedBytes);
+            Assert.Equal(0, report.ClonedBytes);
             Assert.Equal(DataBytes(want), report.WrittenBytes);
         }
     }
@@ -99,13 +97,10 @@ public class RestoreCopyTests
         {
             var report = await t.Repo.RestoreFileAsync(p.PointId, "disk", target, null, CancellationToken.None);
             AssertSameWithHoles(v, target);
-            var otherFileSystem = Device(target) != Device(t.RepoDir);
-            Assert.Equal(otherFileSystem, report.KernelCopyRefused);
-            Assert.Equal(DataBytes(v), report.KernelCopiedBytes + report.WrittenBytes);
-            if (otherFileSystem)
-            {
-                Assert.Equal(DataBytes(v), report.WrittenBytes);
-            }
+            Assert.NotEqual(Device(target), Device(t.RepoDir));
+            Assert.True(report.CloneRefused, "no clone across file systems");
+            Assert.Equal(0, report.ClonedBytes);
+            Assert.Equal(DataBytes(v), report.WrittenBytes);
         }
         finally
         {
@@ -125,7 +120,7 @@ public class RestoreCopyTests
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
-    public async Task A_flipped_byte_in_the_mirror_fails_the_restore_and_leaves_no_file(bool kernelCopy)
+    public async Task A_flipped_byte_in_the_mirror_fails_the_restore_and_leaves_no_file(bool clone)
     {
         using var t = new TempRepository();
         var v0 = Image(7);
@@ -142,7 +137,7 @@ public class RestoreCopyTests
             fs.Position = at;
             fs.WriteByte((byte)(b ^ 0x10));
         }
-        t.Repo.KernelCopy = kernelCopy;
+        t.Repo.CloneFromMirror = clone;
         foreach (var point in new[] { p1, p0 })
         {
             var target = t.Path_($"restored-{point.PointId}");

@@ -38,6 +38,12 @@ public static class BackupCommand
         DefaultValueFactory = _ => QuiesceMode.Preferred,
     };
 
+    public static readonly Option<bool> Full = new("--full")
+    {
+        Description = "Read every disk in full even where the last checkpoint's dirty bitmap would allow an incremental read, and count " +
+            "blocks that changed although the bitmap called them clean (the safety net: must be 0); the policy's full-every does this periodically",
+    };
+
     /// <summary>--bandwidth RATE: the copy's reads (bytes per second, at least 1 MiB/s like a policy's rates); null when not given.</summary>
     public static readonly Option<long?> Bandwidth = RateOption("--bandwidth",
         "Limit the copy's reads to RATE (50M or 50MiB/s = 50 MiB/s; at least 1M); default unlimited. The commit has its own --commit-bandwidth");
@@ -76,6 +82,7 @@ public static class BackupCommand
         command.Options.Add(Disk);
         command.Options.Add(ExcludeDisk);
         command.Options.Add(Quiesce);
+        command.Options.Add(Full);
         command.Options.Add(Bandwidth);
         command.Options.Add(CommitBandwidth);
         command.Options.Add(GlobalOptions.Json);
@@ -111,7 +118,7 @@ public static class BackupCommand
     /// </summary>
     internal static IReadOnlyList<(string Form, Option[] Options)> FormOptions { get; } =
     [
-        ("--domain", [Disk, ExcludeDisk, Quiesce, Bandwidth, CommitBandwidth, CatalogBackupHandler.NoCatalog]),
+        ("--domain", [Disk, ExcludeDisk, Quiesce, Full, Bandwidth, CommitBandwidth, CatalogBackupHandler.NoCatalog]),
         ("--file", [FileBackupHandler.BlockSize]),
     ];
 

@@ -69,14 +69,14 @@ public static class CopyCommand
 
     private static double Seconds(TimeSpan t) => Math.Round(t.TotalSeconds, 3);
 
-    private static async Task<CatalogStore> OpenCatalogAsync(ParseResult parse, CancellationToken ct)
+    internal static async Task<CatalogStore> OpenCatalogAsync(ParseResult parse, CancellationToken ct,
+        string nothingDone = "nothing was copied. Fix 'catalog-connection' or PostgreSQL, or run with --no-catalog --repository DIR (the copy is then not recorded)")
     {
         var config = GlobalOptions.LoadConfig(parse);
         try { await CatalogMigrator.MigrateAsync(config.CatalogConnectionString, ct); }
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {
-            throw new CliFailureException(FailureKind.Failed, $"the catalog at {CatalogBackupHandler.Describe(config.CatalogConnectionString)} is unreachable ({e.Message}); " +
-                "nothing was copied. Fix 'catalog-connection' or PostgreSQL, or run with --no-catalog --repository DIR (the copy is then not recorded)");
+            throw new CliFailureException(FailureKind.Failed, $"the catalog at {CatalogBackupHandler.Describe(config.CatalogConnectionString)} is unreachable ({e.Message}); " + nothingDone);
         }
         return new CatalogStore(config.CatalogConnectionString);
     }

@@ -68,26 +68,33 @@ internal static class DomainRestoreHandler
         if (parse.GetValue(Instant))
             return await InstantAsync(parse, config, store, domain, point, detail, plan, asDomain!, json, ct);
         using var repository = BackupRepository.Open(point.Repository);
-        var restore = new DomainRestore(new RepositoryRestoreSource(repository));
-        var total = plan.SelectMany(d => d.Chain).Sum(f => f.FileSize);
-        var label = $"restore {domain.Name} {point.Id}";
-        RestoreOutcome outcome;
-        if (to is not null)
-        {
-            outcome = await RepositoryCli.WithProgressAsync(label, total, json, p => restore.ToDirectoryAsync(point.Id, plan, to, flatten, p, ct));
-        }
-        else
-        {
-            using var hypervisor = LibvirtHypervisor.Open(config.LibvirtUri);
-            outcome = asDomain is not null
-                ? await RepositoryCli.WithProgressAsync(label, total, json, p => restore.AsDomainAsync(hypervisor, point.Id, detail.DomainXml, plan, asDomain, flatten, parse.GetValue(ImagesDir), parse.GetValue(TrustSavedXml), p, ct))
-                : await RepositoryCli.WithProgressAsync(label, total, json, p => restore.InPlaceAsync(hypervisor, domain.Uuid, point.Id, plan, parse.GetValue(KeepOld), p, ct, DeviceStaging(parse, config.StateDirectory)));
-        }
+        var outcome = await RestoreModeAsync(parse, new DomainRestore(new RepositoryRestoreSource(repository)), domain.Uuid, point.Id, detail.DomainXml, plan,
+            $"restore {domain.Name} {point.Id}", () => config.LibvirtUri, () => DeviceStaging(parse, config.StateDirectory), ct);
         Print(outcome, domain, json);
         return ExitCodes.Ok;
     }, ct);
 
-    private static void CheckUsage(ParseResult parse, string? to, string? asDomain, bool inPlace, bool flatten)
+    /// <summary>
+    /// The chosen mode (--to, --as-domain, --in-place; checked by <see cref="CheckUsage"/>) of a restore from any
+    /// source, with progress; libvirt is opened (at <paramref name="libvirtUri"/>) only by the modes that need it.
+    /// </summary>
+    internal static async Task<RestoreOutcome> RestoreModeAsync(ParseResult parse, DomainRestore restore, Guid domainUuid, string pointId, string? savedXml,
+        IReadOnlyList<PlannedDisk> plan, string label, Func<string> libvirtUri, Func<string?> staging, CancellationToken ct)
+    {
+        var json = parse.GetValue(GlobalOptions.Json);
+        var flatten = parse.GetValue(Flatten);
+        var total = plan.SelectMany(d => d.Chain).Sum(f => f.FileSize);
+        if (parse.GetValue(FileRestoreHandler.To)?.FullName is { } to)
+        {
+            return await RepositoryCli.WithProgressAsync(label, total, json, p => restore.ToDirectoryAsync(pointId, plan, to, flatten, p, ct));
+        }
+        using var hypervisor = LibvirtHypervisor.Open(libvirtUri());
+        return parse.GetValue(AsDomain) is { } asDomain
+            ? await RepositoryCli.WithProgressAsync(label, total, json, p => restore.AsDomainAsync(hypervisor, pointId, savedXml, plan, asDomain, flatten, parse.GetValue(ImagesDir), parse.GetValue(TrustSavedXml), p, ct))
+            : await RepositoryCli.WithProgressAsync(label, total, json, p => restore.InPlaceAsync(hypervisor, domainUuid, pointId, plan, parse.GetValue(KeepOld), p, ct, staging()));
+    }
+
+    internal static void CheckUsage(ParseResult parse, string? to, string? asDomain, bool inPlace, bool flatten)
     {
         var modes = (to is not null ? 1 : 0) + (asDomain is not null ? 1 : 0) + (inPlace ? 1 : 0);
         if (modes != 1)
@@ -183,11 +190,12 @@ internal static class DomainRestoreHandler
         return all.Count > 0 ? all[0] : throw new CliFailureException(FailureKind.NotFound, $"{domain.Name} has no restore points");
     }
 
-    private static void Print(RestoreOutcome outcome, DomainRow domain, bool json)
+    internal static void Print(RestoreOutcome outcome, DomainRow domain, bool json)
     {
         if (json)
         {
-            JsonOutput.Write(new { domain = domain.Name, domainUuid = domain.Uuid, outcome.PointId, outcome.Mode, outcome.Disks, outcome.NewDomainName, outcome.NewDomainUuid, outcome.Changes, outcome.InPlace });
+            JsonOutput.Write(new { domain = domain.Name, domainUuid = domain.Uuid, outcome.PointId, outcome.Mode, outcome.Disks, outcome.NewDomainName, outcome.NewDomainUuid, outcome.Changes, outcome.InPlace,
+                outcome.DroppedCheckpoints, outcome.CheckpointProblem });
             return;
         }
         foreach (var d in outcome.Disks)
@@ -199,6 +207,10 @@ internal static class DomainRestoreHandler
             Console.WriteLine($"{c.Action}: {c.Element}: {c.Reason}");
         foreach (var f in outcome.InPlace ?? [])
             if (f.KeptAside is not null) Console.WriteLine($"kept the replaced image as {f.KeptAside}");
+        var bitmaps = outcome.Disks.SelectMany(d => d.RemovedBitmaps).Concat((outcome.InPlace ?? []).SelectMany(f => f.RemovedBitmaps.Select(b => $"{f.Path}: {b}"))).ToList();
+        if (bitmaps.Count > 0) Console.WriteLine($"removed {bitmaps.Count} dirty bitmap(s) the backed-up images carried: {string.Join(", ", bitmaps)}");
+        if (outcome.DroppedCheckpoints is { Count: > 0 } dropped) Console.WriteLine($"deleted the domain's checkpoint(s) {string.Join(", ", dropped)} (metadata only): the next backup reads every disk in full");
+        if (outcome.CheckpointProblem is { } problem) Console.WriteLine($"warning: {problem}");
         AnsiConsole.MarkupLine($"restored [bold]{Markup.Escape(domain.Name)}[/] point {Markup.Escape(outcome.PointId)} ({outcome.Mode}), digests verified");
     }
 }

@@ -55,7 +55,7 @@ internal static class FileRestoreHandler
             JsonOutput.Write(new
             {
                 pointId = point.PointId, file = name, target = to.FullName, fileSize = file.FileSize, digest = file.Digest, verified = true,
-                kernelCopiedBytes = report.KernelCopiedBytes, writtenBytes = report.WrittenBytes, kernelCopyRefused = report.KernelCopyRefused,
+                clonedBytes = report.ClonedBytes, writtenBytes = report.WrittenBytes, cloneRefused = report.CloneRefused,
                 seconds = Math.Round(watch.Elapsed.TotalSeconds, 3),
             });
         }

@@ -39,6 +39,7 @@ public static class LiveBackupHandler
             IncludeDisks = parse.GetValue(BackupCommand.Disk) ?? [],
             ExcludeDisks = parse.GetValue(BackupCommand.ExcludeDisk) ?? [],
             Quiesce = parse.GetValue(BackupCommand.Quiesce),
+            Read = new ReadRequest(Full: parse.GetValue(BackupCommand.Full)),
         };
 
     /// <summary>Runs the spec and prints its result; a failed run prints the workflow's result, then goes up to <see cref="CommandTree"/>.</summary>
@@ -151,9 +152,18 @@ public static class LiveBackupHandler
         PrintHealing(r);
     }
 
-    /// <summary>The mirror scrub's findings (docs/repository-format.md, "Mirror scrub"), one line per file that had any.</summary>
+    /// <summary>
+    /// The mirror scrub's findings (docs/repository-format.md, "Mirror scrub"), one line per file that had any; then how each disk
+    /// was read (changed-block tracking: incremental, or full with the reason, and a safety net's count).
+    /// </summary>
     internal static void PrintHealing(BackupResult r)
     {
+        foreach (var d in r.Disks.Where(d => d.Files.Count > 0))
+        {
+            var net = d.ReadMode == Storage.ChangedBlocks.ReadModes.SafetyNet ? $", {d.CleanButChanged} block(s) changed although the bitmap called them clean" : "";
+            var line = $"{d.Target}: {d.ReadMode} read{net}{(d.FullReadReason is { } why ? $" ({why})" : "")}";
+            AnsiConsole.MarkupLine(d.CleanButChanged > 0 ? $"[red]{Markup.Escape(line)}[/]" : Markup.Escape(line));
+        }
         foreach (var f in r.Disks.SelectMany(d => d.Files).Where(f => f.Healing is not null))
             AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(f.Healing!)}[/]");
     }

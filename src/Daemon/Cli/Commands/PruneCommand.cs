@@ -6,7 +6,10 @@ using Backupd.Storage.Catalog;
 
 namespace Backupd.Daemon.Cli.Commands;
 
-/// <summary>`backupd prune [--policy NAME] [--dry-run]`: applies the policies' retention by hand, as the daemon does after each backup.</summary>
+/// <summary>
+/// `backupd prune [--policy NAME] [--dry-run]`: applies the policies' retention by hand, as the daemon does after each
+/// backup; with --target (or --repository of a copy repository) it prunes a copy instead (<see cref="CopyPruneHandler"/>).
+/// </summary>
 public static class PruneCommand
 {
     private static readonly Option<string?> Policy = new("--policy") { Description = "Only this policy (default: every policy)" };
@@ -14,11 +17,12 @@ public static class PruneCommand
 
     public static Command Create()
     {
-        var command = new Command("prune", "Apply the retention rules of the policies to their repositories");
+        var command = new Command("prune", "Apply the retention rules of the policies to their repositories, or to a copy repository (--target)");
         command.Options.Add(Policy);
         command.Options.Add(DryRun);
         command.Options.Add(GlobalOptions.Json);
-        command.SetAction((parse, ct) => RunAsync(parse, ct));
+        CopyPruneHandler.AddOptions(command);
+        command.SetAction((parse, ct) => CopyPruneHandler.Applies(parse) ? CopyPruneHandler.RunAsync(parse, Policy, DryRun, ct) : RunAsync(parse, ct));
         return command;
     }
 

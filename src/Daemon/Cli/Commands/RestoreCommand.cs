@@ -16,7 +16,7 @@ public static class RestoreCommand
         {
             if (CopyRestoreHandler.Applies(parse))
             {
-                return await CopyRestoreHandler.RunAsync(parse, ct);
+                return CopyDomainRestoreHandler.Applies(parse) ? await CopyDomainRestoreHandler.RunAsync(parse, ct) : await CopyRestoreHandler.RunAsync(parse, ct);
             }
             if (DomainRestoreHandler.Applies(parse))
             {
@@ -26,7 +26,7 @@ public static class RestoreCommand
             {
                 return await FileRestoreHandler.RunAsync(parse, ct);
             }
-            await Console.Error.WriteLineAsync("backupd restore: say what to restore: --domain NAME [--point ID | --at TIME] (--to DIR | --as-domain NEW | --in-place --force), or --repository DIR --file NAME [--point ID] --to PATH, or --from TARGET --point ID --file NAME --to PATH");
+            await Console.Error.WriteLineAsync("backupd restore: say what to restore: --domain NAME [--point ID | --at TIME] (--to DIR | --as-domain NEW | --in-place --force), or --repository DIR --file NAME [--point ID] --to PATH, or --from TARGET --point ID --file NAME --to PATH, or --domain NAME --from TARGET [--point ID] (--to DIR | --as-domain NEW | --in-place --force)");
             return ExitCodes.UsageOrConfig;
         });
         return command;

@@ -65,6 +65,13 @@ public static class ShowCommand
                     CatalogCli.Size(f.FileSize), Markup.Escape(f.SourcePath), Markup.Escape(f.BackingFile ?? "-"), Markup.Escape(f.Digest));
             }
             CatalogCli.Out.Write(files);
+            // Changed-block tracking: how each file was read (the catalog's columns of migration 0003; none for older points).
+            foreach (var f in detail.Files.Where(f => f.ReadMode is not null))
+            {
+                CatalogCli.Out.WriteLine($"{f.FileKey}: {f.ReadMode}, read {CatalogCli.Size(f.BytesRead)} of {CatalogCli.Size(f.FileSize)}" +
+                    (f.FullReadReason is { } why ? $"; full read because {why}" : "") +
+                    (f.ReadMode == Storage.ChangedBlocks.ReadModes.SafetyNet ? $"; {f.CleanButChanged} block(s) changed although the bitmap called them clean" : ""));
+            }
             return ExitCodes.Ok;
         }, ct));
         return command;
