@@ -232,7 +232,7 @@ public sealed class RealGuestInstantRestoreTests(InstantRestoreFixture fixture, 
             Assert.Contains("pull vda", text.Stdout, StringComparison.Ordinal);
 
             // While the pull runs: the domain's run lock and the group's lock refuse every writer.
-            await AssertLockedAsync(point, "during the pull", message => Assert.Matches(@"another backupd run is working on domain|is being backed up by|in use by the instant restore", message));
+            await AssertLockedAsync(point, "during the pull", message => Assert.Matches(@"another backupd run is working on domain|is being backed up by|is locked by its instant-restore run|in use by the instant restore", message));
             Assert.False(process.HasExited, $"the pull ended before the lock checks were done: {string.Join('\n', lines)}");
 
             // kill -9 of backupd mid-pull: QEMU's job goes on, and the pin in the repository still refuses every writer.
