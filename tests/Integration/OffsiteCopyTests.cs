@@ -212,7 +212,16 @@ public sealed class OffsiteCopyTests(ITestOutputHelper output) : IDisposable
             var fromLocal = Path.Combine(_remote.Local, $"local-{Guid.NewGuid():N}");
             var restore = await BackupdProcess.RunAsync("restore", "--repository", Repo, "--point", point, "--file", file.FileKey, "--to", fromLocal);
             Assert.True(restore.ExitCode == 0, restore.Stderr);
-            Assert.True(await FilesEqualAsync(fromLocal, disk.GetProperty("imagePath").GetString()!), $"{file.FileKey} of {point} restored from the copy differs from the local restore");
+            var image = disk.GetProperty("imagePath").GetString()!;
+            if (disk.GetProperty("format").GetString() == "qcow2")
+            {
+                // A domain restore strips the dirty bitmaps changed-block tracking left in the qcow2 (a file-level restore
+                // keeps the file as stored), so the files differ in qcow2 metadata: what the guest reads must be identical.
+                var compare = await Tools.TryRunAsync("qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", fromLocal, image);
+                Assert.True(compare.ExitCode == 0, $"{file.FileKey} of {point} restored from the copy differs from the local restore: {compare.Stdout}{compare.Stderr}");
+            }
+            else
+                Assert.True(await FilesEqualAsync(fromLocal, image), $"{file.FileKey} of {point} restored from the copy differs from the local restore");
             File.Delete(fromLocal);
         }
     }
