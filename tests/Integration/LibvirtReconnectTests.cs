@@ -216,6 +216,10 @@ public sealed class LibvirtReconnectTests : IDisposable
         public void SetAgentResponseTimeout(string uuid, TimeSpan timeout) => inner.SetAgentResponseTimeout(uuid, timeout);
         public int ThawFileSystems(string uuid) => inner.ThawFileSystems(uuid);
         public string? AgentCommand(string uuid, string command, TimeSpan timeout) => inner.AgentCommand(uuid, command, timeout);
+        // Checkpoints too: changed-block tracking is on by default, and this wrapper must not turn it into a warning.
+        public IReadOnlyList<CheckpointInfo> ListCheckpoints(string uuid) => ((IHypervisor)inner).ListCheckpoints(uuid);
+        public void CreateCheckpoint(string uuid, string checkpointXml) => ((IHypervisor)inner).CreateCheckpoint(uuid, checkpointXml);
+        public bool DeleteCheckpoint(string uuid, string name, bool metadataOnly) => ((IHypervisor)inner).DeleteCheckpoint(uuid, name, metadataOnly);
         public void Dispose() { }
     }
 }
