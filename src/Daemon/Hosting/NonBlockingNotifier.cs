@@ -17,6 +17,8 @@ public sealed class NonBlockingNotifier : ISystemdNotifier, IDisposable
 {
     public static readonly TimeSpan FullQueueWait = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan RetryDelay = TimeSpan.FromMilliseconds(20);
+    // A receiver that never reads must not grow the backlog for the daemon's lifetime (STATUS= at every progress step).
+    private const int MaxBacklog = 64;
 
     private readonly UnixDomainSocketEndPoint? _endpoint;
     private readonly Socket? _socket;
@@ -53,7 +55,7 @@ public sealed class NonBlockingNotifier : ISystemdNotifier, IDisposable
                 if (TrySend(data, out var full)) return;
                 if (!full) { Interlocked.Increment(ref _dropped); return; } // no receiver at all
             }
-            if (_backlog.IsAddingCompleted) { Interlocked.Increment(ref _dropped); return; }
+            if (_backlog.IsAddingCompleted || _pending >= MaxBacklog) { Interlocked.Increment(ref _dropped); return; }
             _pending++;
             _sender ??= StartSender();
             _backlog.Add(data);
