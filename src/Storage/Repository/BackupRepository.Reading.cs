@@ -112,35 +112,75 @@ public sealed partial class BackupRepository
     private Signature ReadVersion(VersionReader reader, int blockSize, ChunkAction? onChunk, IProgress<long>? progress, CancellationToken ct, Action<long, bool, UInt128>? perBlock = null) =>
         ReadWindows(reader, blockSize, onChunk is null ? null : (offset, data, zero, _, size) => onChunk(offset, data, zero, size), progress, perBlock, trackOverlay: false, ct);
 
-    /// <summary>As <see cref="ReadVersion"/>; with <paramref name="trackOverlay"/> each window also says which blocks an undo record set.</summary>
+    /// <summary>
+    /// As <see cref="ReadVersion"/>; with <paramref name="trackOverlay"/> each window also says which blocks an undo record set.
+    /// Two window buffers: while <paramref name="onChunk"/> handles one window on a worker thread (a restore's write, which
+    /// may wait for write-back), the next is read and hashed here, so reading and writing overlap as in cp. Windows reach
+    /// <paramref name="onChunk"/> one at a time and in order. Memory: two windows (8 MiB each, or one block if larger).
+    /// </summary>
     private Signature ReadWindows(VersionReader reader, int blockSize, WindowAction? onChunk, IProgress<long>? progress, Action<long, bool, UInt128>? perBlock, bool trackOverlay, CancellationToken ct)
     {
         var chunkBytes = Math.Max(ReadChunkBytes, blockSize);
-        var buffer = new byte[chunkBytes];
         var maxBlocks = chunkBytes / blockSize;
-        var zero = new bool[maxBlocks];
+        var windows = new[] { new Window(chunkBytes, maxBlocks), new Window(chunkBytes, maxBlocks) };
         var holes = new bool[maxBlocks];
         var tags = new UInt128[maxBlocks];
-        var overlaid = new bool[maxBlocks]; // stays all false without trackOverlay: every block is the mirror's
         var builder = new SignatureBuilder(blockSize, Hasher.KeyId, expectedBlocks: Signature.BlockCountFor(reader.Length, blockSize));
         var length = reader.Length;
-        for (long offset = 0; offset < length; offset += chunkBytes)
+        Task? handling = null; // onChunk of the previous window, still running
+        try
         {
-            ct.ThrowIfCancellationRequested();
-            var n = (int)Math.Min(chunkBytes, length - offset);
-            reader.Read(offset, buffer.AsSpan(0, n), holes, blockSize, trackOverlay ? overlaid : null);
-            BlockDiff.HashBlocks(buffer, n, blockSize, Hasher, zero, tags, holes);
-            var blocks = (n + blockSize - 1) / blockSize;
-            for (var i = 0; i < blocks; i++)
+            var k = 0;
+            for (long offset = 0; offset < length; offset += chunkBytes, k++)
             {
-                builder.Add(zero[i], tags[i], 0, Math.Min(blockSize, n - (i * blockSize)));
-                perBlock?.Invoke((offset / blockSize) + i, zero[i], tags[i]);
+                ct.ThrowIfCancellationRequested();
+                var w = windows[k % 2]; // the other buffer may still be in onChunk's hands
+                var n = (int)Math.Min(chunkBytes, length - offset);
+                reader.Read(offset, w.Data.AsSpan(0, n), holes, blockSize, trackOverlay ? w.Overlaid : null);
+                BlockDiff.HashBlocks(w.Data, n, blockSize, Hasher, w.Zero, tags, holes);
+                var blocks = (n + blockSize - 1) / blockSize;
+                for (var i = 0; i < blocks; i++)
+                {
+                    builder.Add(w.Zero[i], tags[i], 0, Math.Min(blockSize, n - (i * blockSize)));
+                    perBlock?.Invoke((offset / blockSize) + i, w.Zero[i], tags[i]);
+                }
+                handling?.GetAwaiter().GetResult(); // in order, and frees the buffer the next window reads into
+                handling = null;
+                if (onChunk is not null)
+                {
+                    var at = offset;
+                    handling = Task.Run(() => onChunk(at, w.Data.AsSpan(0, n), w.Zero.AsSpan(0, blocks), w.Overlaid.AsSpan(0, blocks), blockSize), ct);
+                }
+                progress?.Report(offset + n);
             }
-            onChunk?.Invoke(offset, buffer.AsSpan(0, n), zero.AsSpan(0, blocks), overlaid.AsSpan(0, blocks), blockSize);
-            progress?.Report(offset + n);
+            handling?.GetAwaiter().GetResult();
+            handling = null;
+        }
+        finally
+        {
+            // On failure the caller disposes what onChunk writes to: let the running window finish first.
+            if (handling is not null)
+            {
+                try
+                {
+                    handling.Wait(CancellationToken.None);
+                }
+                catch (Exception)
+                {
+                    // the first failure is the one thrown
+                }
+            }
         }
         reader.Finish();
         return builder.Build();
+    }
+
+    /// <summary>One window's buffer and per-block flags (overlaid stays all false without trackOverlay: every block is the mirror's).</summary>
+    private sealed class Window(int bytes, int blocks)
+    {
+        public byte[] Data { get; } = new byte[bytes];
+        public bool[] Zero { get; } = new bool[blocks];
+        public bool[] Overlaid { get; } = new bool[blocks];
     }
 
     internal delegate void ChunkAction(long offset, ReadOnlySpan<byte> data, ReadOnlySpan<bool> zero, int blockSize);
