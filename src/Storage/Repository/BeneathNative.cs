@@ -94,10 +94,6 @@ internal static partial class BeneathNative
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     public static partial int Fsync(int fd);
 
-    /// <summary>Commits the whole file system holding <paramref name="fd"/> (data, then the journal); reports writeback errors since Linux 5.8.</summary>
-    [LibraryImport("libc", EntryPoint = "syncfs", SetLastError = true)]
-    public static partial int Syncfs(int fd);
-
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
 

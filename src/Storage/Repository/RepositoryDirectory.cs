@@ -282,12 +282,9 @@ internal sealed class RepositoryDirectory : IDisposable
     }
 
     /// <summary>
-    /// Publishes several new files durably, as <see cref="WriteFile"/> does each, but per batch rather than per file:
-    /// every file is written under a temporary name, then one syncfs makes all their data durable, then all are
-    /// renamed into place, then a second syncfs makes the renames durable. A name is thus never visible before its
-    /// content is on disk (a crash leaves whole files or temporaries), and the caller may acknowledge the batch once
-    /// this returns. Two file-system commits per batch instead of one fsync per file and per directory: a copy's
-    /// batch of 128 chunks spread over ~100 directories cost ~230 flushes. <paramref name="noReplace"/>: an
+    /// Publishes several new files as <see cref="WriteFile"/> does each (temporary name, fsync, rename), with the
+    /// fsyncs run in parallel and each directory synced once after all renames: a copy writes chunks in batches,
+    /// and one fsync after another would bound it to the disk's flush latency. <paramref name="noReplace"/>: an
     /// existing file is kept (renameat2 RENAME_NOREPLACE), never overwritten.
     /// </summary>
     public void WriteFiles(IReadOnlyList<(string Path, byte[] Content)> files, bool noReplace, uint createMode = DefaultFileMode)
@@ -305,7 +302,7 @@ internal sealed class RepositoryDirectory : IDisposable
                     dirs[parent] = Open(path, parts[..^1], ORdOnly | ODirectory, 0);
                 }
             }
-            for (var i = 0; i < files.Count; i++)
+            FanOut(files.Count, i =>
             {
                 var (path, content) = files[i];
                 var dir = dirs[Parent(path)];
@@ -318,11 +315,8 @@ internal sealed class RepositoryDirectory : IDisposable
                 temps[i] = temp;
                 using var handle = new SafeFileHandle(fd, ownsHandle: true);
                 RandomAccess.Write(handle, content, 0);
-            }
-            if (dirs.Count > 0)
-            {
-                SyncFileSystem(dirs.Values.First(), Parent(files[0].Path)); // the data, before any name points at it
-            }
+                RandomAccess.FlushToDisk(handle);
+            });
             for (var i = 0; i < files.Count; i++)
             {
                 var path = files[i].Path;
@@ -339,10 +333,8 @@ internal sealed class RepositoryDirectory : IDisposable
                 }
                 temps[i] = null;
             }
-            if (dirs.Count > 0)
-            {
-                SyncFileSystem(dirs.Values.First(), Parent(files[0].Path)); // the renames
-            }
+            var dirList = dirs.ToList();
+            FanOut(dirList.Count, i => Sync(dirList[i].Value, dirList[i].Key));
         }
         finally
         {
@@ -359,6 +351,53 @@ internal sealed class RepositoryDirectory : IDisposable
             }
         }
     }
+
+    /// <summary>Parallel loops wrap failures in an AggregateException: callers see the first one, as from a plain loop (ENOSPC stays an IOException).</summary>
+    /// <summary>
+    /// Runs <paramref name="body"/> for 0 .. count-1 on up to <see cref="FlushThreads"/> threads of its own; the first
+    /// failure stops the others from starting new work and is thrown. Own threads, not the thread pool: each call
+    /// blocks in fsync, the pool (sized by the cores) would add threads for that only slowly, and it is many
+    /// flushes waiting at once that let the file system commit a whole batch in one journal transaction (one
+    /// flush after another measured 10 MiB/s here, sixteen at once 110-190 MiB/s).
+    /// </summary>
+    private static void FanOut(int count, Action<int> body)
+    {
+        var next = -1;
+        Exception? failure = null;
+        void Work()
+        {
+            for (var i = Interlocked.Increment(ref next); i < count && Volatile.Read(ref failure) is null; i = Interlocked.Increment(ref next))
+            {
+                try
+                {
+                    body(i);
+                }
+#pragma warning disable CA1031 // the first failure is rethrown to the caller below
+                catch (Exception e)
+#pragma warning restore CA1031
+                {
+                    Interlocked.CompareExchange(ref failure, e, null);
+                }
+            }
+        }
+        var helpers = new Thread[Math.Clamp(count - 1, 0, FlushThreads - 1)];
+        for (var t = 0; t < helpers.Length; t++)
+        {
+            helpers[t] = new Thread(Work) { IsBackground = true, Name = "fsync" };
+            helpers[t].Start();
+        }
+        Work();
+        foreach (var t in helpers)
+        {
+            t.Join();
+        }
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        }
+    }
+
+    private const int FlushThreads = 16;
 
     /// <summary>Renames within the repository (replacing <paramref name="to"/> unless <paramref name="noReplace"/>: then an existing one is an error), then makes it durable.</summary>
     public void Rename(string from, string to, bool noReplace = false)
@@ -635,14 +674,6 @@ internal sealed class RepositoryDirectory : IDisposable
     }
 
     private static string Parent(string path) => path[..path.LastIndexOf('/')];
-
-    private static void SyncFileSystem(int fd, string path)
-    {
-        if (Syncfs(fd) != 0)
-        {
-            throw new IOException($"syncfs of the file system holding {path} failed: {Describe(Marshal.GetLastPInvokeError())}");
-        }
-    }
 
     private static void Sync(int fd, string path)
     {
