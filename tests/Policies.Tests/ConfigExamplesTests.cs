@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Backupd.Policies.Loading;
+using Backupd.Policies.Model;
 using Backupd.Policies.Yaml;
 using Json.Schema;
 
@@ -53,16 +54,39 @@ public class ConfigExamplesTests
     public void Full_every_defaults_to_7_is_read_and_a_bad_value_names_file_and_line()
     {
         const string head = "name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\n";
-        Assert.Equal(7, PolicyLoader.ParseText(head, "p.yaml").Policies[0].FullEvery);
-        Assert.Equal(3, PolicyLoader.ParseText(head + "full-every: 3\n", "p.yaml").Policies[0].FullEvery);
+        Assert.Equal(FullReadPeriod.EveryBackups(7), PolicyLoader.ParseText(head, "p.yaml").Policies[0].FullEvery);
+        Assert.Equal(FullReadPeriod.EveryBackups(3), PolicyLoader.ParseText(head + "full-every: 3\n", "p.yaml").Policies[0].FullEvery);
+        Assert.Equal(FullReadPeriod.EveryDays(14), PolicyLoader.ParseText(head + "full-every: 14d\n", "p.yaml").Policies[0].FullEvery);
+        Assert.Equal(FullReadPeriod.Either(7, 14), PolicyLoader.ParseText(head + "full-every: {backups: 7, days: 14}\n", "p.yaml").Policies[0].FullEvery);
+        Assert.Equal(FullReadPeriod.EveryDays(30), PolicyLoader.ParseText(head + "full-every:\n  days: 30\n", "p.yaml").Policies[0].FullEvery);
 
         var bad = PolicyLoader.ParseText(head + "full-every: 0\n", "/etc/backupd/policies.d/p.yaml");
 
         Assert.False(bad.IsValid);
-        Assert.Equal("/etc/backupd/policies.d/p.yaml:5:13: 'full-every' expects a whole number from 1 to 10000, got '0'", Assert.Single(bad.Errors).ToString());
-        Assert.NotEmpty(SchemaErrors(YamlJson.Convert(head + "full-every: 0\n")[0]));
-        Assert.Empty(SchemaErrors(YamlJson.Convert(head + "full-every: 3\n")[0]));
+        Assert.Equal("/etc/backupd/policies.d/p.yaml:5:13: 'full-every' expects " + FullEveryExpected + ", got '0'", Assert.Single(bad.Errors).ToString());
+        foreach (var wrong in new[] { "0", "0d", "14w", "3661d", "{}", "{days: 0}", "{weeks: 2}" })
+            Assert.NotEmpty(SchemaErrors(YamlJson.Convert(head + $"full-every: {wrong}\n")[0]));
+        foreach (var right in new[] { "3", "14d", "{backups: 7, days: 14}", "{days: 30}" })
+            Assert.Empty(SchemaErrors(YamlJson.Convert(head + $"full-every: {right}\n")[0]));
     }
+
+    [Theory]
+    [InlineData("full-every: 14w", "5:13: 'full-every' expects " + FullEveryExpected + ", got '14w'")]
+    [InlineData("full-every: 3661d", "5:13: 'full-every' expects " + FullEveryExpected + ", got '3661d'")]
+    [InlineData("full-every: {}", "5:13: 'full-every' expects " + FullEveryExpected + ", got an empty mapping")]
+    [InlineData("full-every: {days: 0}", "5:20: 'full-every.days' expects a whole number from 1 to 3660, got '0'")]
+    [InlineData("full-every: {backups: x, days: 2}", "5:23: 'full-every.backups' expects a whole number from 1 to 10000, got 'x'")]
+    [InlineData("full-every: {weeks: 2}", "5:14: unknown key 'weeks' in 'full-every'; expected one of: backups, days")]
+    public void A_bad_full_every_names_file_line_and_what_is_expected(string line, string error)
+    {
+        var bad = PolicyLoader.ParseText("name: web\ndomains: [w]\nschedule: hourly\nrepository: /r\n" + line + "\n", "/etc/backupd/policies.d/p.yaml");
+
+        Assert.False(bad.IsValid);
+        Assert.Contains("/etc/backupd/policies.d/p.yaml:" + error, bad.Errors.Select(e => e.ToString()));
+    }
+
+    private const string FullEveryExpected =
+        "a whole number of backups from 1 to 10000, a number of days from 1d to 3660d such as 14d, or {backups: N, days: K} (whichever comes first)";
 
     [Theory]
     [InlineData("2KiB")]

@@ -183,10 +183,10 @@ public class MalformedFileTests
                 "5:15: 'max-parallel' expects a whole number from 1 to 64, got '0'",
             ],
             ["full-every zero"] = [
-                "5:13: 'full-every' expects a whole number from 1 to 10000, got '0'",
+                "5:13: 'full-every' expects a whole number of backups from 1 to 10000, a number of days from 1d to 3660d such as 14d, or {backups: N, days: K} (whichever comes first), got '0'",
             ],
             ["full-every words"] = [
-                "5:13: 'full-every' expects a whole number from 1 to 10000, got 'weekly'",
+                "5:13: 'full-every' expects a whole number of backups from 1 to 10000, a number of days from 1d to 3660d such as 14d, or {backups: N, days: K} (whichever comes first), got 'weekly'",
             ],
             ["max-parallel words"] = [
                 "5:15: 'max-parallel' expects a whole number from 1 to 64, got 'two'",

@@ -3,6 +3,7 @@ using Backupd.Daemon.Libvirt;
 using Backupd.Storage.Catalog;
 using Backupd.Storage.ChangedBlocks;
 using Backupd.Storage.Repository;
+using Backupd.Policies.Model;
 using Microsoft.Extensions.Logging;
 
 namespace Backupd.Daemon.Workflow;
@@ -18,6 +19,10 @@ public sealed record DiskReadChoice(string Target, bool Bitmap, string? LastGood
 
     /// <summary>The last good checkpoint's bitmap covers every write to this disk since the previous point (so it may be carried over).</summary>
     public bool TrackedByLastGood { get; init; }
+
+    /// <summary>full-every in days: when the disk was last read in full (from the previous point's record), and the decision's "now".</summary>
+    public DateTimeOffset? LastFullRead { get; init; }
+    public DateTimeOffset DecidedAt { get; init; }
 }
 
 /// <summary>
@@ -30,11 +35,15 @@ public sealed record CheckpointChoice(string? NewName, string? LastGood, IReadOn
     public string? Keep => NewName ?? (Disks.Values.Any(d => d.TrackedByLastGood) ? LastGood : null);
 }
 
-/// <summary>What the workflow asks of changed-block tracking for one run: a forced safety-net read, and the policy's period.</summary>
-public sealed record ReadRequest(bool Full = false, int FullEvery = ReadRequest.DefaultFullEvery)
+/// <summary>
+/// What the workflow asks of changed-block tracking for one run: a forced safety-net read, and the policy's period (default every
+/// 7th backup of a disk; docs/policies.md, full-every). <see cref="Clock"/>: the "now" the days form of the period is measured at.
+/// </summary>
+public sealed record ReadRequest(bool Full = false, FullReadPeriod? FullEvery = null)
 {
-    /// <summary>Every 7th backup of a disk reads it in full and checks the bitmap against what changed (docs/policies.md, full-every).</summary>
-    public const int DefaultFullEvery = global::Backupd.Policies.Model.PolicyDefaults.FullEvery;
+    public FullReadPeriod Period => FullEvery ?? FullReadPeriod.Default;
+
+    public TimeProvider Clock { get; init; } = TimeProvider.System;
 }
 
 /// <summary>
@@ -81,6 +90,7 @@ public sealed class CheckpointSteps(IHypervisor hypervisor, ILogger logger)
             listProblem = $"cannot list the domain's checkpoints: {(e is LibvirtException l ? l.LibvirtMessage : e.Message)}";
         }
         var lastGood = record?.Checkpoint is { } name ? existing.FirstOrDefault(c => c.Name == name) : null;
+        var now = request.Clock.GetUtcNow();
         var disks = new Dictionary<string, DiskReadChoice>();
         foreach (var (disk, chain) in selected)
         {
@@ -101,9 +111,9 @@ public sealed class CheckpointSteps(IHypervisor hypervisor, ILogger logger)
                 ?? (version is null ? $"the previous point has no {disk.Target}.0" : null)
                 ?? (!live ? "the domain is shut off: its files are read in full (the bitmap keeps recording for the next live backup)" : null);
             var sinceFull = before?.SinceFull ?? 0;
-            var safetyNet = request.Full || sinceFull + 1 >= Math.Max(1, request.FullEvery);
+            var safetyNet = request.Full || request.Period.IsDue(sinceFull, before?.LastFullRead, now);
             disks[disk.Target] = new DiskReadChoice(disk.Target, noBitmap is null, reason is null ? lastGood!.Name : null, reason is null ? version!.VersionId : null,
-                safetyNet, reason, sinceFull) { TrackedByLastGood = untracked is null };
+                safetyNet, reason, sinceFull) { TrackedByLastGood = untracked is null, LastFullRead = before?.LastFullRead, DecidedAt = now };
         }
         // A shut-off domain gets no new checkpoint (libvirt refuses one): its bitmaps keep recording, so the old one is carried over.
         var anyBitmap = disks.Values.Any(d => d.Bitmap);
@@ -197,7 +207,10 @@ public sealed class CheckpointSteps(IHypervisor hypervisor, ILogger logger)
             // Carried over (no NEW): the disk stays trusted only if the kept checkpoint already tracked it.
             var tracked = keep is not null && (choice.NewName is not null ? c.Bitmap : c.TrackedByLastGood);
             return new ChangedBlockDisk(s.Disk.Target, s.Chain[0].Path, s.Chain.Count, tracked, mode, file?.FullReadReason ?? c.FullReadReason,
-                file?.BytesRead ?? 0, file?.CleanButChanged ?? 0, mode == ReadModes.Incremental ? c.SinceFull + 1 : 0);
+                file?.BytesRead ?? 0, file?.CleanButChanged ?? 0, mode == ReadModes.Incremental ? c.SinceFull + 1 : 0)
+            {
+                LastFullRead = mode == ReadModes.Incremental ? c.LastFullRead : c.DecidedAt,
+            };
         }).ToList();
         return new ChangedBlockMetadata(keep, disks);
     }

@@ -29,6 +29,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
     internal static readonly string[] DrillKeys = ["schedule", "timeout", "check", "trust-saved-xml"];
     internal static readonly string[] ChainsKeys = ["max-depth", "method"];
     internal static readonly string[] ChainMethods = ["commit", "pull"];
+    internal static readonly string[] FullEveryKeys = ["backups", "days"];
 
     public const int MaxRetentionCount = 100_000;
 
@@ -62,8 +63,7 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
         var quiesce = keys.TryGetValue("quiesce", out var quiesceNode) ? Quiesce(quiesceNode) : QuiesceMode.Preferred;
         var repository = keys.TryGetValue("repository", out var repositoryNode) ? Repository(repositoryNode) : null;
         var blockSize = keys.TryGetValue("block-size", out var blockNode) ? BlockSize(blockNode) : PolicyDefaults.BlockSize;
-        var fullEvery = keys.TryGetValue("full-every", out var fullNode)
-            ? Integer(fullNode, "full-every", 1, PolicyDefaults.MaxFullEvery) ?? PolicyDefaults.FullEvery : PolicyDefaults.FullEvery;
+        var fullEvery = keys.TryGetValue("full-every", out var fullNode) ? FullEvery(fullNode) : FullReadPeriod.Default;
         var retention = keys.TryGetValue("retention", out var retentionNode) ? Retention(retentionNode) : RetentionRules.KeepAll;
         var verify = keys.TryGetValue("verify", out var verifyNode) ? Verify(verifyNode) : VerifyOptions.None;
         var maxParallel = keys.TryGetValue("max-parallel", out var parallelNode)
@@ -134,6 +134,38 @@ internal sealed partial class PolicyReader(ErrorList errors, string path, string
             else errors.Add(trustNode, $"'drill.trust-saved-xml' expects true or false, got {Describe(trustNode)}");
         }
         return schedule is null ? null : new DrillPolicy(schedule, timeout, check, trusted);
+    }
+
+    private static readonly string FullEveryExpected = string.Create(CultureInfo.InvariantCulture,
+        $"a whole number of backups from 1 to {FullReadPeriod.MaxBackups}, a number of days from 1d to {FullReadPeriod.MaxDays}d such as 14d, or {{backups: N, days: K}} (whichever comes first)");
+
+    /// <summary>`full-every: 7` (backups), `full-every: 14d` (days) or `full-every: {backups: 7, days: 14}` (whichever comes first).</summary>
+    private FullReadPeriod FullEvery(YNode node)
+    {
+        if (node is YMapping mapping)
+        {
+            var keys = Keys(mapping, FullEveryKeys, "'full-every'");
+            if (mapping.Entries.Count == 0) errors.Add(mapping, $"'full-every' expects {FullEveryExpected}, got an empty mapping");
+            int? backups = keys.TryGetValue("backups", out var b) ? Integer(b, "full-every.backups", 1, FullReadPeriod.MaxBackups) : null;
+            int? days = keys.TryGetValue("days", out var d) ? Integer(d, "full-every.days", 1, FullReadPeriod.MaxDays) : null;
+            return (backups, days) switch
+            {
+                ({ } n, { } k) => FullReadPeriod.Either(n, k),
+                ({ } n, null) when d is null => FullReadPeriod.EveryBackups(n),
+                (null, { } k) when b is null => FullReadPeriod.EveryDays(k),
+                _ => FullReadPeriod.Default, // an error was reported
+            };
+        }
+        if (node is YScalar { IsNull: false } scalar)
+        {
+            var text = scalar.Value;
+            if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n is >= 1 and <= FullReadPeriod.MaxBackups)
+                return FullReadPeriod.EveryBackups(n);
+            if (text.EndsWith('d') && int.TryParse(text[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out var k) && k is >= 1 and <= FullReadPeriod.MaxDays)
+                return FullReadPeriod.EveryDays(k);
+        }
+        errors.Add(node, $"'full-every' expects {FullEveryExpected}, got {Describe(node)}");
+        return FullReadPeriod.Default;
     }
 
     /// <summary>`chains: {max-depth: N, method: commit|pull}` (issue 13): shorten deeper chains after each backup.</summary>

@@ -23,10 +23,11 @@ public sealed record PolicyDefinition
     /// <summary>Delta block size in bytes for a file's first backup (the repository's range, <see cref="PolicyDefaults.MinBlockSize"/>..<see cref="PolicyDefaults.MaxBlockSize"/>); default 64 KiB (the qcow2 cluster size).</summary>
     public int BlockSize { get; init; } = PolicyDefaults.BlockSize;
     /// <summary>
-    /// Changed-block tracking's safety net: every Nth backup of a disk reads it in full and counts the blocks that changed although
-    /// the dirty bitmap called them clean (must be 0); 1 reads in full every time. Default <see cref="PolicyDefaults.FullEvery"/>.
+    /// Changed-block tracking's safety net: every Nth backup of a disk and/or every K days it is read in full, counting the blocks
+    /// that changed although the dirty bitmap called them clean (must be 0); 1 reads in full every time. Default every
+    /// <see cref="PolicyDefaults.FullEvery"/>th backup.
     /// </summary>
-    public int FullEvery { get; init; } = PolicyDefaults.FullEvery;
+    public FullReadPeriod FullEvery { get; init; } = FullReadPeriod.Default;
     public RetentionRules Retention { get; init; } = RetentionRules.KeepAll;
     public VerifyOptions Verify { get; init; } = VerifyOptions.None;
     /// <summary>At most this many domains of this policy are backed up at once.</summary>
@@ -72,9 +73,8 @@ public sealed record DrillPolicy(ScheduleDefinition Schedule, TimeSpan Timeout, 
 public static class PolicyDefaults
 {
     public const int BlockSize = 64 * 1024;
-    /// <summary>full-every: a full (safety-net) read every 7th backup of a disk; the daemon's ReadRequest.DefaultFullEvery is the same.</summary>
+    /// <summary>full-every: by default a full (safety-net) read every 7th backup of a disk (FullReadPeriod.Default).</summary>
     public const int FullEvery = 7;
-    public const int MaxFullEvery = 10_000;
     // The repository's range (Storage's BlockHasher). Policies and Storage do not know each other (docs: DESIGN), so the
     // numbers stand here too and Policies.Tests proves they agree: a policy that passes here is never refused there.
     public const int MinBlockSize = 4 * 1024;

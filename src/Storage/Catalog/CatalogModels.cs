@@ -115,6 +115,14 @@ public sealed class RestorePointSummary
 
     /// <summary>The copy targets holding this point (point_copies), by name.</summary>
     public string[] Copies { get; init; } = [];
+
+    /// <summary>
+    /// How the top file of each disk was read (changed-block tracking, migration 0003): incremental, full or safety-net when every
+    /// disk was read alike, <see cref="MixedReadMode"/> when disks differ; null when none was recorded (older points, file backups).
+    /// </summary>
+    public string? ReadMode { get; init; }
+
+    public const string MixedReadMode = "mixed";
 }
 
 /// <summary>A chain file as `backupd show` prints it.</summary>

@@ -74,7 +74,10 @@ public sealed partial class CatalogStore
                count(distinct f.disk)::int as disks, count(f.file_key)::int as files,
                coalesce(sum(f.file_size), 0)::bigint as total_file_size,
                coalesce(sum(f.virtual_size) filter (where f.depth = 0), 0)::bigint as total_virtual_size,
-               coalesce((select array_agg(c.target order by c.target) from point_copies c where c.point_id = rp.id), '{}') as copies
+               coalesce((select array_agg(c.target order by c.target) from point_copies c where c.point_id = rp.id), '{}') as copies,
+               case when count(f.read_mode) filter (where f.depth = 0) = 0 then null
+                    when count(distinct coalesce(f.read_mode, 'full')) filter (where f.depth = 0) = 1 then min(coalesce(f.read_mode, 'full')) filter (where f.depth = 0)
+                    else 'mixed' end as read_mode
         from restore_points rp left join restore_point_files f on f.point_id = rp.id
         """;
 

@@ -37,4 +37,8 @@ public sealed record ChangedBlockMetadata(string? Checkpoint, IReadOnlyList<Chan
 /// full or safety-net; <see cref="SinceFull"/>: backups of the disk since its last full or safety-net read (for full-every).
 /// </summary>
 public sealed record ChangedBlockDisk(
-    string Target, string BasePath, int ChainLength, bool Bitmap, string Mode, string? FullReadReason, long BytesRead, long CleanButChanged, int SinceFull);
+    string Target, string BasePath, int ChainLength, bool Bitmap, string Mode, string? FullReadReason, long BytesRead, long CleanButChanged, int SinceFull)
+{
+    /// <summary>When the disk was last read in full (this run, or carried over by incremental ones), for full-every in days; null in older records.</summary>
+    public DateTimeOffset? LastFullRead { get; init; }
+}

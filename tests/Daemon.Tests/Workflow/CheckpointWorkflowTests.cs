@@ -206,7 +206,7 @@ public sealed class CheckpointWorkflowTests : IDisposable
     public async Task The_safety_net_comes_every_full_every_backups_and_with_full()
     {
         hv.AddDisk("vda");
-        var read = new ReadRequest(FullEvery: 3);
+        var read = new ReadRequest(FullEvery: Backupd.Policies.Model.FullReadPeriod.EveryBackups(3));
         await Run(read);
         var steps = new List<bool>();
         var choices = new CheckpointSteps(hv, log);
@@ -226,6 +226,50 @@ public sealed class CheckpointWorkflowTests : IDisposable
             [(DomainXml.ParseDisks(hv.GetXml(hv.Uuid, DomainXmlKind.Live))[0], await images.GetChainAsync(hv.Disks[0].Chain[0].Path, default))],
             target.Points[^1], read with { Full = true });
         Assert.True(forced.Disks["vda"].SafetyNet);
+    }
+
+    /// <summary>A clock the test sets: full-every in days never depends on today's date.</summary>
+    private sealed class SetClock(DateTimeOffset now) : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = now;
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
+
+    [Fact]
+    public async Task Full_every_in_days_counts_from_the_last_full_read_recorded_in_the_point_and_not_from_the_last_backup()
+    {
+        hv.AddDisk("vda");
+        var t0 = new DateTimeOffset(2026, 3, 1, 2, 30, 0, TimeSpan.Zero);
+        var clock = new SetClock(t0);
+        var read = new ReadRequest(FullEvery: Backupd.Policies.Model.FullReadPeriod.EveryDays(14)) { Clock = clock };
+        await Run(read);
+        Assert.Equal(t0, Record().Disk("vda")!.LastFullRead);
+        var choices = new CheckpointSteps(hv, log);
+        async Task<DiskReadChoice> Decide() => choices.Decide(hv.Uuid, "x", live: true,
+            [(DomainXml.ParseDisks(hv.GetXml(hv.Uuid, DomainXmlKind.Live))[0], await images.GetChainAsync(hv.Disks[0].Chain[0].Path, default))],
+            target.Points[^1], read).Disks["vda"];
+
+        // An incremental backup ten days later keeps the first run's time: the period runs from the last *full* read.
+        clock.Now = t0.AddDays(10);
+        Assert.False((await Decide()).SafetyNet);
+        target.Stored = (_, s) => s with { ReadMode = ReadModes.Incremental };
+        await Run(read);
+        Assert.Equal(ReadModes.Incremental, Record().Disk("vda")!.Mode);
+        Assert.Equal(t0, Record().Disk("vda")!.LastFullRead);
+
+        clock.Now = t0.AddDays(14).AddSeconds(-1);
+        Assert.False((await Decide()).SafetyNet);
+        clock.Now = t0.AddDays(14);
+        var due = await Decide();
+        Assert.True(due.SafetyNet);
+        Assert.True(due.CanUseBitmap, due.FullReadReason);
+
+        // The safety-net run restarts the period at its own decision time.
+        target.Stored = (_, s) => s with { ReadMode = ReadModes.SafetyNet };
+        await Run(read);
+        Assert.Equal(t0.AddDays(14), Record().Disk("vda")!.LastFullRead);
+        clock.Now = t0.AddDays(20);
+        Assert.False((await Decide()).SafetyNet);
     }
 
     [Fact]

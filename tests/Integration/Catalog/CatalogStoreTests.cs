@@ -106,6 +106,37 @@ public sealed class CatalogStoreTests(PostgresDatabase database) : IClassFixture
     }
 
     [Fact]
+    public async Task List_gives_each_point_the_read_mode_of_its_disks_top_files_and_mixed_when_they_differ()
+    {
+        var uuid = Guid.NewGuid();
+        var t0 = DateTimeOffset.UtcNow.AddHours(-5);
+        // (vda.0, vda.1 = a backing file, never the point's mode, vdb.0) -> expected.
+        var cases = new (string? Vda, string? Backing, string? Vdb, string? Expected)[]
+        {
+            (null, null, null, null),
+            ("incremental", "full", "incremental", "incremental"),
+            ("full", null, "full", "full"),
+            ("safety-net", "full", "safety-net", "safety-net"),
+            ("incremental", "incremental", "full", "mixed"),
+            ("incremental", null, null, "mixed"), // a disk with no mode recorded was read in full
+        };
+        for (var i = 0; i < cases.Length; i++)
+        {
+            var point = Point(uuid, "vm-modes", $"mode{i}-{uuid}", t0.AddMinutes(i));
+            var modes = new[] { cases[i].Vda, cases[i].Backing, cases[i].Vdb };
+            point = point with { Files = [.. point.Files.Select((f, n) => f with { ReadMode = modes[n] })] };
+            var run = await _store.StartRunAsync(new RunStart(uuid, "vm-modes", "cli", "root"), Self, CancellationToken.None);
+            await _store.CompleteRunAsync(run, new RunStats(), point, CancellationToken.None);
+        }
+
+        var listed = (await _store.ListPointsAsync(uuid, null, CancellationToken.None)).ToDictionary(p => p.Id, p => p.ReadMode);
+
+        for (var i = 0; i < cases.Length; i++)
+            Assert.True(cases[i].Expected == listed[$"mode{i}-{uuid}"], $"case {i}: expected {cases[i].Expected ?? "null"}, got {listed[$"mode{i}-{uuid}"] ?? "null"}");
+        Assert.Equal(RestorePointSummary.MixedReadMode, listed[$"mode4-{uuid}"]);
+    }
+
+    [Fact]
     public async Task A_run_of_a_process_that_no_longer_exists_becomes_interrupted_at_start_up()
     {
         // A real process that ran and exited: its pid + start token name nobody now.

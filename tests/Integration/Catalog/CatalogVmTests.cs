@@ -95,6 +95,17 @@ public sealed class CatalogVmTests(ThreePointsFixture f) : IClassFixture<ThreePo
         Assert.Contains($"<name>{f.Vm.Name}</name>", show.GetProperty("domainXml").GetString(), StringComparison.Ordinal);
         Assert.Equal("succeeded", show.GetProperty("run").GetProperty("state").GetString());
         Assert.Equal(["vda.0", "vda.1", "vdb.0"], show.GetProperty("files").EnumerateArray().Select(x => x.GetProperty("fileKey").GetString()));
+
+        // list's readMode is what show reports for the disks' top files: one mode when all agree, "mixed" when they differ.
+        foreach (var p in points)
+        {
+            var files = JsonDocument.Parse((await f.Backupd("show", p.GetProperty("id").GetString()!, "--json")).Stdout).RootElement.GetProperty("files");
+            var modes = files.EnumerateArray().Where(x => x.GetProperty("depth").GetInt32() == 0)
+                .Select(x => x.GetProperty("readMode").GetString() ?? "full").Distinct().ToList();
+            Assert.Equal(modes.Count == 1 ? modes[0] : "mixed", p.GetProperty("readMode").GetString());
+        }
+        // The raw disk (vdb) has no bitmap and is read in full: a point with vda incremental is mixed, never "incremental".
+        Assert.NotEqual("incremental", points[0].GetProperty("readMode").GetString());
     }
 
     [Fact]

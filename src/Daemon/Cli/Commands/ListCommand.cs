@@ -31,11 +31,11 @@ public static class ListCommand
                 return ExitCodes.Ok;
             }
             var drills = await store.LastDrillsAsync(points.Select(p => p.Id).ToList(), ct);
-            var table = new Table().AddColumns("point", "domain", "taken (UTC)", "disks", "files", "stored", "consistency", "run", "last drill", "copies");
+            var table = new Table().AddColumns("point", "domain", "taken (UTC)", "disks", "files", "stored", "consistency", "read", "run", "last drill", "copies");
             foreach (var p in points)
             {
                 table.AddRow(Markup.Escape(p.Id), Markup.Escape(p.DomainName), CatalogCli.Time(p.CreatedAt), p.Disks.ToString(), p.Files.ToString(),
-                    CatalogCli.Size(p.TotalFileSize), Markup.Escape(p.Consistency ?? "-"), p.RunId?.ToString() ?? "-", Markup.Escape(DrillText(drills.GetValueOrDefault(p.Id))),
+                    CatalogCli.Size(p.TotalFileSize), Markup.Escape(p.Consistency ?? "-"), Markup.Escape(p.ReadMode ?? "-"), p.RunId?.ToString() ?? "-", Markup.Escape(DrillText(drills.GetValueOrDefault(p.Id))),
                     Markup.Escape(p.Copies.Length == 0 ? "-" : string.Join(", ", p.Copies)));
             }
             CatalogCli.Out.Write(table);
