@@ -32,6 +32,10 @@ RDIR=$REMOTE_HOME/bench-$$
 CONFIGURATION=${CONFIGURATION:-Release}
 TOOLS=${TOOLS:-backupd restic borg}
 
+# The competitors are bench-only tools (no test needs them), so they are installed here, not by scripts/setup-env.
+if ! command -v restic >/dev/null || ! command -v borg >/dev/null; then
+  apt-get install -y restic borgbackup >/dev/null
+fi
 for tool in restic borg /usr/bin/time ssh; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y restic borgbackup time openssh-client"; exit 1; }
 done
