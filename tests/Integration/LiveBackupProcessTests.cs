@@ -346,18 +346,26 @@ public sealed class LiveBackupSignalTests : IDisposable
         await using var vm = await TestVm.CreateAsync(new DiskSpec("vda", SizeBytes: 512 * TestVm.MiB, FillPattern: null));
         await TestVm.WritePatternAsync(vm.Disk("vda").Path, "qcow2", 0, 512 * TestVm.MiB, 0x6b);
         await vm.StartAsync();
-        using var process = System.Diagnostics.Process.Start(BackupdProcess.StartInfo(null,
+        // The run stops itself (SIGSTOP) at its first progress report: SIGTERM is then sent while the copy is
+        // known to be under way, whatever the load (a constant 512 MiB copies in well under a second, so a
+        // SIGTERM sent when the overlay appeared could land after the copy: the run then rightly succeeded).
+        using var process = System.Diagnostics.Process.Start(BackupdProcess.StartInfo(
+            new Dictionary<string, string> { [Backupd.Daemon.Workflow.Faults.EnvironmentVariable] = $"{Backupd.Daemon.Workflow.Faults.MidCopy}:stop" },
             "--config", config.Path, "backup", "--domain", vm.Name, "--to", Path.Combine(config.Directory, "repo"), "--json", "--no-catalog"))!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!Directory.EnumerateFiles(vm.Directory).Any(OverlayNaming.IsOverlay))
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        while (!BackupdProcess.IsStopped(process.Id))
         {
-            if (DateTime.UtcNow > deadline || process.HasExited) Assert.Fail($"no overlay appeared: {await stderr}");
-            await Task.Delay(10);
+            if (DateTime.UtcNow > deadline || process.HasExited) Assert.Fail($"backupd never stopped mid-copy: {await stderr}");
+            await Task.Delay(20);
         }
+        Assert.Contains(Directory.EnumerateFiles(vm.Directory), OverlayNaming.IsOverlay);
 
-        await Tools.RunAsync("kill", "-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        // Pending while stopped, delivered on SIGCONT.
+        var pid = process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await Tools.RunAsync("kill", "-TERM", pid);
+        await Tools.RunAsync("kill", "-CONT", pid);
         await process.WaitForExitAsync();
 
         Assert.Equal(1, process.ExitCode);

@@ -83,8 +83,7 @@ public sealed class RealGuestLifecycleTests : IAsyncLifetime, IDisposable
         var deadline = DateTime.UtcNow.AddMinutes(3);
         while (DateTime.UtcNow < deadline)
         {
-            var stat = await File.ReadAllTextAsync($"/proc/{process.Id}/stat");
-            if (stat[(stat.LastIndexOf(')') + 2)..].StartsWith('T')) return;
+            if (BackupdProcess.IsStopped(process.Id)) return;
             if (process.HasExited) throw new InvalidOperationException($"backupd exited {process.ExitCode} before the fault step");
             await Task.Delay(100);
         }

@@ -7,6 +7,7 @@ namespace Backupd.Daemon.Workflow;
 /// Test-only fault injection: BACKUPD_FAULT=&lt;step&gt;:&lt;kill|throw|stop&gt; makes the process die with
 /// SIGKILL (no finally, no flush: like a crash), throw <see cref="InjectedFaultException"/>, or stop itself
 /// with SIGSTOP at the step (a test then knows exactly where the run is, whatever the load, and sends SIGCONT).
+/// A step hit many times (mid-copy fires on every progress report) stops the process the first time only.
 /// </summary>
 public static partial class Faults
 {
@@ -33,6 +34,8 @@ public static partial class Faults
     /// <summary>Overridable for unit tests; read from the environment otherwise.</summary>
     public static string? Spec { get; set; } = Environment.GetEnvironmentVariable(EnvironmentVariable);
 
+    private static int stoppedOnce;
+
     public static void Hit(string step)
     {
         if (string.IsNullOrEmpty(Spec)) return;
@@ -42,7 +45,8 @@ public static partial class Faults
         if (parts[0] != step) return;
         if (parts[1] == "stop")
         {
-            _ = Kill(Environment.ProcessId, SigStop); // returns once a SIGCONT arrives
+            if (Interlocked.Exchange(ref stoppedOnce, 1) == 0)
+                _ = Kill(Environment.ProcessId, SigStop); // returns once a SIGCONT arrives
             return;
         }
         if (parts[1] == "kill")

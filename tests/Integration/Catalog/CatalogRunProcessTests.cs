@@ -46,20 +46,6 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : CatalogP
         lock (stdout) lock (stderr) return (process.ExitCode, stdout.ToString(), stderr.ToString());
     }
 
-    /// <summary>True once the process is in the stopped state ('T' in /proc/PID/stat, after the command's parentheses).</summary>
-    private static bool IsStopped(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('T');
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-    }
-
     [Fact]
     public async Task Two_concurrent_backups_of_one_domain_exactly_one_runs_and_the_other_names_the_holder()
     {
@@ -75,7 +61,7 @@ public sealed class CatalogRunProcessTests(PostgresDatabase database) : CatalogP
             "backup", "--domain", vm.Name, "--to", Repository);
         var firstPid = runningPid!.Value;
         var deadline = DateTime.UtcNow.AddSeconds(120);
-        while (!IsStopped(firstPid))
+        while (!BackupdProcess.IsStopped(firstPid))
         {
             if (first.IsCompleted) Assert.Fail($"the first backup ended before it reached its snapshot: {(await first).Stderr}");
             Assert.True(DateTime.UtcNow < deadline, "the first backup did not reach its snapshot in 120 s");

@@ -44,6 +44,20 @@ public static class BackupdProcess
 
     public static Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(params string[] args) => RunAsync(null, args);
 
+    /// <summary>True once the process is in the stopped state ('T' in /proc/PID/stat, after the command's parentheses).</summary>
+    public static bool IsStopped(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].StartsWith('T');
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     public static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(IDictionary<string, string>? environment, params string[] args)
     {
         using var process = Process.Start(StartInfo(environment, args))!;
