@@ -16,7 +16,7 @@ internal sealed class ThrottledChunkStore(IChunkStore inner, BandwidthLimiter li
     public void CreateConfig(byte[] config) => inner.CreateConfig(config);
     public IReadOnlyList<ChunkId> Missing(IReadOnlyList<ChunkId> ids) => inner.Missing(ids);
 
-    public void PutChunks(IReadOnlyList<(ChunkId Id, byte[] Frame)> chunks)
+    public void PutChunks(IReadOnlyList<(ChunkId Id, ReadOnlyMemory<byte> Frame)> chunks)
     {
         Wait(chunks.Sum(c => (long)c.Frame.Length));
         inner.PutChunks(chunks);

@@ -20,7 +20,8 @@ public sealed class ChunkServer(Stream input, Stream output, LocalChunkStore sto
     /// </summary>
     public void Run()
     {
-        var requests = new System.Collections.Concurrent.BlockingCollection<(byte Code, byte[] Payload)>(ReadAhead); // not disposed: the reader may outlive a failed Run
+        var pool = System.Buffers.ArrayPool<byte>.Shared;
+        var requests = new System.Collections.Concurrent.BlockingCollection<(byte Code, byte[] Buffer, int Length)>(ReadAhead); // not disposed: the reader may outlive a failed Run
         using var stop = new CancellationTokenSource();
         var stopping = stop.Token;
         Exception? readFailure = null;
@@ -28,7 +29,7 @@ public sealed class ChunkServer(Stream input, Stream output, LocalChunkStore sto
         {
             try
             {
-                while (ReadFrame(input, "the client") is { } frame)
+                while (ReadPooledFrame(input, "the client", pool) is { } frame)
                 {
                     requests.Add(frame, stopping);
                 }
@@ -47,12 +48,12 @@ public sealed class ChunkServer(Stream input, Stream output, LocalChunkStore sto
         reader.Start();
         try
         {
-            foreach (var (code, payload) in requests.GetConsumingEnumerable())
+            foreach (var (code, buffer, length) in requests.GetConsumingEnumerable())
             {
                 byte[] response;
                 try
                 {
-                    response = Handle((Op)code, payload);
+                    response = Handle((Op)code, buffer.AsMemory(0, length));
                 }
 #pragma warning disable CA1031 // every failure of one operation is the client's answer; the connection goes on
                 catch (Exception e)
@@ -60,6 +61,10 @@ public sealed class ChunkServer(Stream input, Stream output, LocalChunkStore sto
                 {
                     WriteFrame(output, (byte)StatusFor(e), Encoding.UTF8.GetBytes(e.Message));
                     continue;
+                }
+                finally
+                {
+                    pool.Return(buffer); // Handle keeps nothing of the request once it returns
                 }
                 WriteFrame(output, (byte)Status.Ok, response);
             }
@@ -80,9 +85,9 @@ public sealed class ChunkServer(Stream input, Stream output, LocalChunkStore sto
     /// <summary>Requests read ahead of the one being handled (each at most <see cref="MaxFrame"/>, a copy's batch about 8 MiB).</summary>
     private const int ReadAhead = 2;
 
-    private byte[] Handle(Op op, byte[] payload)
+    private byte[] Handle(Op op, ReadOnlyMemory<byte> payload)
     {
-        var c = new BinaryCursor(payload);
+        var c = new BinaryCursor(payload.Span);
         switch (op)
         {
             case Op.Hello:
@@ -100,11 +105,14 @@ public sealed class ChunkServer(Stream input, Stream output, LocalChunkStore sto
             case Op.Missing:
                 return Ids(store.Missing(ReadIds(c.Rest())));
             case Op.PutChunks:
-                var chunks = new List<(ChunkId, byte[])>();
+                var chunks = new List<(ChunkId, ReadOnlyMemory<byte>)>();
                 while (!c.AtEnd)
                 {
                     var id = ChunkId.Read(c.Bytes(ChunkId.Length));
-                    chunks.Add((id, c.Bytes(c.U32()).ToArray()));
+                    var length = c.U32();
+                    var at = c.Position;
+                    _ = c.Bytes(length);
+                    chunks.Add((id, payload.Slice(at, (int)length))); // views into the request: no copy per chunk
                 }
                 store.PutChunks(chunks);
                 return [];

@@ -217,7 +217,7 @@ public sealed class CopyRepository : IDisposable
         public ChunkId[] Ids { get; private set; } = [];
         public Dictionary<ChunkId, int> FirstAt { get; } = [];
         public IReadOnlyList<ChunkId> Missing { get; set; } = [];
-        public (ChunkId Id, byte[] Frame)[] Frames { get; private set; } = [];
+        public (ChunkId Id, ReadOnlyMemory<byte> Frame)[] Frames { get; private set; } = [];
 
         public static CopyBatch Rent(ReadOnlySpan<byte> data, ReadOnlySpan<bool> zero, int blockSize)
         {
@@ -241,7 +241,7 @@ public sealed class CopyRepository : IDisposable
 
         public void Seal(ChunkSealer sealer)
         {
-            Frames = new (ChunkId, byte[])[Missing.Count];
+            Frames = new (ChunkId, ReadOnlyMemory<byte>)[Missing.Count];
             for (var j = 0; j < Frames.Length; j++)
             {
                 Frames[j] = (Missing[j], sealer.Seal(Missing[j], Block(FirstAt[Missing[j]])));

@@ -23,7 +23,7 @@ public interface IChunkStore : IDisposable
     IReadOnlyList<ChunkId> Missing(IReadOnlyList<ChunkId> ids);
 
     /// <summary>Stores sealed chunks durably; one already present is kept as it is.</summary>
-    void PutChunks(IReadOnlyList<(ChunkId Id, byte[] Frame)> chunks);
+    void PutChunks(IReadOnlyList<(ChunkId Id, ReadOnlyMemory<byte> Frame)> chunks);
 
     /// <summary>The sealed frames of <paramref name="ids"/>, in order; a missing one throws <see cref="Repository.RepositoryCorruptException"/>.</summary>
     IReadOnlyList<byte[]> GetChunks(IReadOnlyList<ChunkId> ids);

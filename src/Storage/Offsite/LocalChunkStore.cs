@@ -104,11 +104,11 @@ public sealed class LocalChunkStore : IChunkStore, IChunkCollector
 
     public IReadOnlyList<ChunkId> Missing(IReadOnlyList<ChunkId> ids) => ids.Where(id => !_dir.FileExists(ChunkPath(id))).ToList();
 
-    public void PutChunks(IReadOnlyList<(ChunkId Id, byte[] Frame)> chunks)
+    public void PutChunks(IReadOnlyList<(ChunkId Id, ReadOnlyMemory<byte> Frame)> chunks)
     {
         foreach (var (id, frame) in chunks)
         {
-            if (!ChunkSealer.HasValidFraming(frame))
+            if (!ChunkSealer.HasValidFraming(frame.Span))
             {
                 throw new RepositoryCorruptException($"chunk {id}: {frame.Length} bytes without a valid chunk header; refused (nothing of this batch was stored)");
             }

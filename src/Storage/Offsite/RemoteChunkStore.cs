@@ -64,7 +64,7 @@ public sealed class RemoteChunkStore : IChunkStore, IChunkCollector
     }
 
     /// <summary>Sends the frames as they are (no copy into one payload), at most <see cref="MaxFrame"/> per request.</summary>
-    public void PutChunks(IReadOnlyList<(ChunkId Id, byte[] Frame)> chunks)
+    public void PutChunks(IReadOnlyList<(ChunkId Id, ReadOnlyMemory<byte> Frame)> chunks)
     {
         var first = 0;
         while (first < chunks.Count)
@@ -85,7 +85,7 @@ public sealed class RemoteChunkStore : IChunkStore, IChunkCollector
                     chunks[i].Id.Write(head);
                     System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(head[ChunkId.Length..], (uint)chunks[i].Frame.Length);
                     output.Write(head);
-                    output.Write(chunks[i].Frame);
+                    output.Write(chunks[i].Frame.Span);
                 }
             });
             first = end;

@@ -287,7 +287,7 @@ internal sealed class RepositoryDirectory : IDisposable
     /// and one fsync after another would bound it to the disk's flush latency. <paramref name="noReplace"/>: an
     /// existing file is kept (renameat2 RENAME_NOREPLACE), never overwritten.
     /// </summary>
-    public void WriteFiles(IReadOnlyList<(string Path, byte[] Content)> files, bool noReplace, uint createMode = DefaultFileMode)
+    public void WriteFiles(IReadOnlyList<(string Path, ReadOnlyMemory<byte> Content)> files, bool noReplace, uint createMode = DefaultFileMode)
     {
         var dirs = new Dictionary<string, int>(StringComparer.Ordinal);
         var temps = new string?[files.Count];
@@ -314,7 +314,7 @@ internal sealed class RepositoryDirectory : IDisposable
                 }
                 temps[i] = temp;
                 using var handle = new SafeFileHandle(fd, ownsHandle: true);
-                RandomAccess.Write(handle, content, 0);
+                RandomAccess.Write(handle, content.Span, 0);
                 RandomAccess.FlushToDisk(handle);
             });
             for (var i = 0; i < files.Count; i++)

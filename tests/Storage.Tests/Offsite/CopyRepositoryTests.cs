@@ -264,7 +264,7 @@ public sealed class CopyRepositoryTests : IDisposable
         public void CreateConfig(byte[] config) => inner.CreateConfig(config);
         public IReadOnlyList<ChunkId> Missing(IReadOnlyList<ChunkId> ids) => inner.Missing(ids);
 
-        public void PutChunks(IReadOnlyList<(ChunkId Id, byte[] Frame)> chunks)
+        public void PutChunks(IReadOnlyList<(ChunkId Id, ReadOnlyMemory<byte> Frame)> chunks)
         {
             if (++_puts > failAfterPuts)
             {
