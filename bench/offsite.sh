@@ -5,7 +5,8 @@
 #   bench/offsite.sh                      # 2 GiB image-like file: first copy, then an incremental (1 % changed)
 #   SIZE=$((512<<20)) bench/offsite.sh    # smaller
 #   BENCH_DIR=/somewhere bench/offsite.sh (default /var/tmp/backupd-offsite-bench; ~10 GiB free)
-#   TOOLS=backupd bench/offsite.sh        # only some of the tools (default: backupd restic borg)
+#   TOOLS=backupd bench/offsite.sh        # only some of the tools, run in this order (default: backupd restic borg;
+#                                         # TOOLS="borg restic backupd" puts backupd last, after 2.6 GB written)
 #   CONFIGURATION=Debug bench/offsite.sh  # the build measured (default Release)
 #   SSH_CIPHERS=aes128-gcm@openssh.com bench/offsite.sh  # one cipher for all three tools (default: each tool's own
 #                                         # choice; backupd puts AES-GCM first on a CPU with AES instructions)
@@ -104,9 +105,13 @@ echo "| tool    | step        |       s | MiB/s*  | wire bytes | stored     | di
 echo "|---------|-------------|---------|---------|------------|------------|------------|---------|"
 for step in first incremental; do
   point=$([ $step = first ] && echo "$P1" || echo "$P2")
-  if has backupd; then row backupd "$step" $BACKUPD copy --repository repo --point "$point" --to "ssh://$HOST$RDIR/backupd" --key "$DIR/key.offsite" --json; fi
-  if has restic; then row restic "$step" restic -q -r "sftp:$HOST:$RDIR/restic" -o sftp.command="$DIR/ssh-wrap $HOST -s sftp" backup disk.img; fi
-  if has borg; then row borg "$step" borg create --compression zstd,1 "ssh://$HOST$RDIR/borg::$step" disk.img; fi
+  for tool in $TOOLS; do # in the order given: the one going first meets the freshest disk (see bench/README.md)
+    case $tool in
+      backupd) row backupd "$step" $BACKUPD copy --repository repo --point "$point" --to "ssh://$HOST$RDIR/backupd" --key "$DIR/key.offsite" --json ;;
+      restic) row restic "$step" restic -q -r "sftp:$HOST:$RDIR/restic" -o sftp.command="$DIR/ssh-wrap $HOST -s sftp" backup disk.img ;;
+      borg) row borg "$step" borg create --compression zstd,1 "ssh://$HOST$RDIR/borg::$step" disk.img ;;
+    esac
+  done
 done
 echo "* MiB/s: the image's size (${SIZE} bytes, holes included) over the wall time of the step"
 if has backupd; then
