@@ -77,6 +77,42 @@ public sealed class PolicyCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task The_full_read_period_and_the_copies_are_printed_as_text_and_json()
+    {
+        var file = Write("copies.yaml", """
+            name: offsite
+            domains: [web-*]
+            repository: /srv/backup/web
+            schedule: daily 01:30
+            retention: {keep-daily: 7}
+            full-every: {backups: 10, days: 14}
+            copies:
+              - to: ssh://backupd@nas.example/srv/copies
+                retention: {keep-daily: 14}
+                bandwidth: 20MiB/s
+                retries: 5
+              - to: /mnt/usb/copies
+            """);
+        var (code, stdout, stderr) = await Backupd("policy", "check", file, "--after", "2026-11-26T12:00:00Z");
+        Assert.True(code == 0, stderr + stdout);
+        Assert.Contains("  full read   every 10th backup or after 14 days, whichever comes first", stdout, StringComparison.Ordinal);
+        Assert.Contains("  copy to     ssh://backupd@nas.example/srv/copies  (retention keep-daily 14; 5 retries, 20 MiB/s)", stdout, StringComparison.Ordinal);
+        Assert.Contains("  copy to     /mnt/usb/copies  (retention keep all; 3 retries)", stdout, StringComparison.Ordinal);
+        var (_, defaults, _) = await Backupd("policy", "check", Path.Combine(Examples, "10-web.yaml"), "--after", "2026-11-26T12:00:00Z");
+        Assert.Contains("  full read   every 7th backup of a disk", defaults, StringComparison.Ordinal);
+        Assert.DoesNotContain("copy to", defaults, StringComparison.Ordinal);
+
+        var (_, json, _) = await Backupd("policy", "check", file, "--json", "--after", "2026-11-26T12:00:00Z");
+        var policy = Assert.Single(JsonDocument.Parse(json).RootElement.GetProperty("policies").EnumerateArray());
+        Assert.Equal(10, policy.GetProperty("fullEvery").GetProperty("backups").GetInt32());
+        Assert.Equal(14, policy.GetProperty("fullEvery").GetProperty("days").GetInt32());
+        var copies = policy.GetProperty("copies").EnumerateArray().ToList();
+        Assert.Equal(["ssh://backupd@nas.example/srv/copies", "/mnt/usb/copies"], copies.Select(c => c.GetProperty("target").GetString()));
+        Assert.Equal(20L << 20, copies[0].GetProperty("bandwidth").GetInt64());
+        Assert.Equal(JsonValueKind.Null, copies[1].GetProperty("bandwidth").ValueKind);
+    }
+
+    [Fact]
     public async Task Json_output_carries_errors_policies_and_fire_times()
     {
         var bad = Write("bad.yaml", "name: x\ndomains: [a]\nschedule: hourly\nrepository: /r\nretention: {keep-daily: -1}\n");

@@ -83,6 +83,15 @@ public static class PolicyCommand
         return report.Valid ? ExitCodes.Ok : ExitCodes.UsageOrConfig;
     }
 
+    /// <summary>How often changed-block tracking reads each disk in full anyway (docs/policies.md, full-every).</summary>
+    private static string FullReadText(PolicyCheckReport.FullRead f) => (f.Backups, f.Days) switch
+    {
+        ({ } b, { } d) => $"every {b}th backup or after {d} days, whichever comes first",
+        ({ } b, null) => $"every {b}th backup of a disk",
+        (null, { } d) => $"at least every {d} days",
+        _ => "never",
+    };
+
     private static void PrintText(PolicyCheckReport report)
     {
         if (report.Files.Count == 0) Console.WriteLine("no policy files found");
@@ -107,6 +116,12 @@ public static class PolicyCommand
                 : $"  next        {string.Join(Environment.NewLine + "              ", p.NextFireTimes.Select(t => t.ToString("yyyy-MM-dd HH:mm:ss zzz (ddd)", CultureInfo.InvariantCulture)))}");
             Console.WriteLine($"  retention   {p.Retention}");
             Console.WriteLine($"  quiesce     {p.Quiesce.ToString().ToLowerInvariant()}; max-parallel {p.MaxParallel}; timeouts copy {p.CopyTimeout}, commit {p.CommitTimeout}");
+            Console.WriteLine($"  full read   {FullReadText(p.FullEvery)}");
+            foreach (var copy in p.Copies)
+            {
+                var rate = copy.Bandwidth is { } b ? $", {b / 1048576.0:0.##} MiB/s" : "";
+                Console.WriteLine($"  copy to     {copy.Target}  (retention {copy.Retention}; {copy.Retries} retries{rate})");
+            }
         }
         Console.WriteLine();
         Console.WriteLine(report.Valid
@@ -126,13 +141,15 @@ public sealed record PolicyCheckReport(
     public sealed record ErrorEntry(string File, int Line, int Column, string Message);
     public sealed record Selection(IReadOnlyList<string> Include, IReadOnlyList<string> Exclude);
     public sealed record Schedule(string Written, string Cron);
+    public sealed record FullRead(int? Backups, int? Days);
+    public sealed record Copy(string Target, string Retention, long? Bandwidth, int Retries);
 
     public sealed record PolicySummary(
         string Name, string File, int Line, string Connection, Selection Domains, IReadOnlyList<string>? SelectedDomains,
         Selection Disks, string Repository, IReadOnlyList<Schedule> Schedule, string TimeZone,
         IReadOnlyList<DateTimeOffset> NextFireTimes, string Retention, QuiesceMode Quiesce, int BlockSize,
         int MaxParallel, string CopyTimeout, string CommitTimeout, long? CopyBandwidth, long? CommitBandwidth,
-        bool VerifyAfterBackup, IReadOnlyList<Schedule>? VerifySchedule);
+        bool VerifyAfterBackup, IReadOnlyList<Schedule>? VerifySchedule, FullRead FullEvery, IReadOnlyList<Copy> Copies);
 
     public static PolicyCheckReport Build(PolicySetResult set, DateTimeOffset after, string defaultUri, Func<string, IReadOnlyList<string>?> listDomains)
     {
@@ -154,7 +171,9 @@ public sealed record PolicyCheckReport(
                 p.Name, p.Source.File, p.Source.Line, uri, Sel(p.Domains), selected, Sel(p.Disks), p.Repository,
                 Entries(p.Schedule), p.Schedule.TimeZoneId, p.Schedule.NextFireTimes(after, 3), p.Retention.ToString(), p.Quiesce,
                 p.BlockSize, p.MaxParallel, Span(p.CopyTimeout), Span(p.CommitTimeout), p.CopyBandwidth, p.CommitBandwidth,
-                p.Verify.AfterBackup, p.Verify.Schedule is null ? null : Entries(p.Verify.Schedule));
+                p.Verify.AfterBackup, p.Verify.Schedule is null ? null : Entries(p.Verify.Schedule),
+                new FullRead(p.FullEvery.Backups, p.FullEvery.Days),
+                p.Copies.Select(c => new Copy(c.Target, c.Retention.ToString(), c.Bandwidth, c.Retries)).ToList());
         }).ToList();
         return new PolicyCheckReport(
             set.IsValid,
