@@ -8,8 +8,7 @@
 #   TOOLS=backupd bench/offsite.sh        # only some of the tools, run in this order (default: backupd restic borg;
 #                                         # TOOLS="borg restic backupd" puts backupd last, after 2.6 GB written)
 #   CONFIGURATION=Debug bench/offsite.sh  # the build measured (default Release)
-#   SSH_CIPHERS=aes128-gcm@openssh.com bench/offsite.sh  # one cipher for all three tools (default: each tool's own
-#                                         # choice; backupd puts AES-GCM first on a CPU with AES instructions)
+#   SSH_CIPHERS=aes128-gcm@openssh.com bench/offsite.sh  # one cipher for all three tools (default: ssh's own choice)
 #
 # Inputs: bench/make_images.py (as bench/delta.sh): base.img 2 GiB, 60 % random 64 KiB blocks, 40 % holes;
 # new.img = base with 1 % of the blocks rewritten and 300 000 bytes appended. Random data: compression

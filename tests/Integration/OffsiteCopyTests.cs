@@ -226,30 +226,6 @@ public sealed class OffsiteCopyTests(ITestOutputHelper output) : IDisposable
         }
     }
 
-    /// <summary>The cipher ssh negotiated for a copy, from its own -v log ("kex: client->server cipher: ...").</summary>
-    private async Task<string> CopyCipherAsync(string extraSshOptions)
-    {
-        var file = RandomFile($"cipher-{Guid.NewGuid():N}", 2 * MiB);
-        var point = await BackupFileAsync(file);
-        var log = Path.Combine(_remote.Local, $"ssh-{Guid.NewGuid():N}.log");
-        var environment = SshRemote.Environment_(_remote.WritableKey);
-        environment["BACKUPD_SSH"] = environment["BACKUPD_SSH"].Replace("-o LogLevel=ERROR", $"{extraSshOptions} -v -E {log}", StringComparison.Ordinal);
-        var run = await BackupdProcess.RunAsync(environment, "copy", "--repository", Repo, "--point", point, "--to", _remote.Target, "--key", KeyFile, "--json");
-        Assert.True(run.ExitCode == 0, run.Stderr + run.Stdout);
-        var line = File.ReadLines(log).FirstOrDefault(l => l.Contains("kex: client->server cipher:", StringComparison.Ordinal));
-        Assert.True(line is not null, $"no cipher line in ssh's log:\n{File.ReadAllText(log)}");
-        return line.Split("cipher: ")[1].Split(' ')[0];
-    }
-
-    [Fact]
-    public async Task A_copy_negotiates_aes_gcm_on_a_cpu_with_aes_instructions_unless_the_user_chose_a_cipher()
-    {
-        await CreateKeyAsync(KeyFile);
-        var aes = File.ReadLines("/proc/cpuinfo").Any(l => l.StartsWith("flags", StringComparison.Ordinal) && l.Split(' ', ':', '\t').Contains("aes"));
-        Assert.Equal(aes ? "aes128-gcm@openssh.com" : "chacha20-poly1305@openssh.com", await CopyCipherAsync(""));
-        Assert.Equal("aes256-ctr", await CopyCipherAsync("-o Ciphers=aes256-ctr"));
-    }
-
     [Fact]
     public async Task Two_clones_of_one_template_are_stored_once()
     {
