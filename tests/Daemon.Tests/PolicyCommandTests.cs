@@ -101,6 +101,9 @@ public sealed class PolicyCommandTests : IDisposable
         var (_, defaults, _) = await Backupd("policy", "check", Path.Combine(Examples, "10-web.yaml"), "--after", "2026-11-26T12:00:00Z");
         Assert.Contains("  full read   every 7th backup of a disk", defaults, StringComparison.Ordinal);
         Assert.DoesNotContain("copy to", defaults, StringComparison.Ordinal);
+        var second = Write("second.yaml", "name: s\ndomains: [a]\nrepository: /r\nschedule: daily 01:30\nretention: {keep-daily: 7}\nfull-every: 2\n");
+        var (_, secondText, _) = await Backupd("policy", "check", second, "--after", "2026-11-26T12:00:00Z");
+        Assert.Contains("  full read   every 2nd backup of a disk", secondText, StringComparison.Ordinal);
 
         var (_, json, _) = await Backupd("policy", "check", file, "--json", "--after", "2026-11-26T12:00:00Z");
         var policy = Assert.Single(JsonDocument.Parse(json).RootElement.GetProperty("policies").EnumerateArray());

@@ -86,11 +86,19 @@ public static class PolicyCommand
     /// <summary>How often changed-block tracking reads each disk in full anyway (docs/policies.md, full-every).</summary>
     private static string FullReadText(PolicyCheckReport.FullRead f) => (f.Backups, f.Days) switch
     {
-        ({ } b, { } d) => $"every {b}th backup or after {d} days, whichever comes first",
-        ({ } b, null) => $"every {b}th backup of a disk",
+        ({ } b, { } d) => $"{EveryNth(b)} backup or after {d} days, whichever comes first",
+        ({ } b, null) => $"{EveryNth(b)} backup of a disk",
         (null, { } d) => $"at least every {d} days",
         _ => "never",
     };
+
+    /// <summary>"every", "every 2nd", "every 3rd", "every 11th", "every 21st", ...</summary>
+    private static string EveryNth(int n)
+    {
+        if (n == 1) return "every";
+        var suffix = (n % 100) is 11 or 12 or 13 ? "th" : (n % 10) switch { 1 => "st", 2 => "nd", 3 => "rd", _ => "th" };
+        return $"every {n}{suffix}";
+    }
 
     private static void PrintText(PolicyCheckReport report)
     {
