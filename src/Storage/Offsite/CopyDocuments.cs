@@ -10,20 +10,28 @@ namespace Backupd.Storage.Offsite;
 /// offsite.json, the one plaintext document of a copy repository: what it is, and a key check (a known text sealed
 /// under the data key) so a wrong key is told at once, with both fingerprints, instead of as damage later.
 /// </summary>
-internal sealed record OffsiteConfig(string Format, int Version, DateTimeOffset CreatedAt, string KeyFingerprint, string KeyCheck)
+/// <remarks>
+/// <c>chunkSize</c> (absent in repositories made before it existed: there a file's chunks are its local blocks) is the
+/// smallest chunk of every copy into the repository; kept for its life, as ids only deduplicate between equal cuts.
+/// </remarks>
+internal sealed record OffsiteConfig(string Format, int Version, DateTimeOffset CreatedAt, string KeyFingerprint, string KeyCheck, int? ChunkSize = null)
 {
     public const string FormatName = "backupd-offsite";
     public const int CurrentVersion = 1;
     private static readonly byte[] CheckText = "backupd-offsite key check v1"u8.ToArray();
     private static readonly byte[] CheckContext = "offsite.json"u8.ToArray();
 
-    public static OffsiteConfig Create(OffsiteKey key)
+    public static OffsiteConfig Create(OffsiteKey key, int chunkSize)
     {
+        if (!BlockHasher.IsValidBlockSize(chunkSize))
+        {
+            throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, "a chunk size is a power of two from 4 KiB to 4 MiB");
+        }
         var sealedCheck = new byte[12 + 16 + CheckText.Length];
         RandomNumberGenerator.Fill(sealedCheck.AsSpan(0, 12));
         using var gcm = new AesGcm(key.DataKey, 16);
         gcm.Encrypt(sealedCheck.AsSpan(0, 12), CheckText, sealedCheck.AsSpan(28), sealedCheck.AsSpan(12, 16), CheckContext);
-        return new OffsiteConfig(FormatName, CurrentVersion, DateTimeOffset.UtcNow, key.Fingerprint, Convert.ToBase64String(sealedCheck));
+        return new OffsiteConfig(FormatName, CurrentVersion, DateTimeOffset.UtcNow, key.Fingerprint, Convert.ToBase64String(sealedCheck), chunkSize);
     }
 
     /// <summary>Refuses another format or version, and a key that does not open the key check.</summary>
@@ -32,6 +40,10 @@ internal sealed record OffsiteConfig(string Format, int Version, DateTimeOffset 
         if (Format != FormatName || Version != CurrentVersion)
         {
             throw new RepositoryException($"{where}: format '{Format}' version {Version} is not supported (expected '{FormatName}' version {CurrentVersion})");
+        }
+        if (ChunkSize is { } size && !BlockHasher.IsValidBlockSize(size))
+        {
+            throw new RepositoryException($"{where}: chunkSize {size} is not a power of two from 4096 to {BlockHasher.MaxBlockSize}");
         }
         byte[] check;
         try
@@ -65,7 +77,10 @@ internal sealed record OffsiteConfig(string Format, int Version, DateTimeOffset 
 /// <summary>The key does not open the copy repository (nothing was read or changed).</summary>
 public sealed class WrongKeyException(string message) : RepositoryException(message);
 
-/// <summary>One file of a copied point, as its index records it (the chunk ids follow the header in the index).</summary>
+/// <summary>
+/// One file of a copied point, as its index records it (the chunk ids follow the header in the index).
+/// <see cref="BlockSize"/> is the size of the file's chunks (a multiple of its local block size; the name is the format's since version 1).
+/// </summary>
 public sealed record CopyIndexFile(
     string FileKey, string VersionId, string SourcePath, string Format, string? BackingFile, long VirtualSize,
     long FileSize, int BlockSize, long ChunkCount, string Digest, string LocalDigest);

@@ -43,13 +43,26 @@ public sealed class CopyRepository : IDisposable
     private readonly IChunkStore _store;
     private readonly OffsiteKey _key;
     private readonly ChunkSealer _sealer;
+    private readonly int? _chunkSize;
 
-    private CopyRepository(IChunkStore store, OffsiteKey key)
+    /// <summary>
+    /// The chunk size of a new copy repository. Coarser than a local block (64 KiB) because every chunk costs the
+    /// store a file and an fsync, and every point's index 32 bytes per chunk (a 2 TiB disk: 256 MiB of ids at
+    /// 256 KiB, 1 GiB at 64 KiB); finer than the peers' ~1–4 MiB so a scattered change still sends little.
+    /// Measured in bench/README.md ("Offsite copies").
+    /// </summary>
+    public const int DefaultChunkSize = 256 << 10;
+
+    private CopyRepository(IChunkStore store, OffsiteKey key, int? chunkSize)
     {
         _store = store;
         _key = key;
         _sealer = new ChunkSealer(key);
+        _chunkSize = chunkSize;
     }
+
+    /// <summary>A file's chunks: its local blocks, grouped up to the repository's chunk size (both powers of two).</summary>
+    private int ChunkSizeFor(int blockSize) => Math.Max(blockSize, _chunkSize ?? blockSize);
 
     public string Location => _store.Location;
 
@@ -57,7 +70,8 @@ public sealed class CopyRepository : IDisposable
     /// Opens the copy repository in <paramref name="store"/> with <paramref name="key"/>; with <paramref name="create"/>
     /// an empty store becomes one. A wrong key throws <see cref="WrongKeyException"/> before anything is read.
     /// </summary>
-    public static CopyRepository Open(IChunkStore store, OffsiteKey key, bool create)
+    /// <param name="chunkSize">The chunk size of a repository created here (an existing one keeps its own).</param>
+    public static CopyRepository Open(IChunkStore store, OffsiteKey key, bool create, int chunkSize = DefaultChunkSize)
     {
         var where = $"{store.Location}/{LocalChunkStore.ConfigName}";
         var bytes = store.ReadConfig();
@@ -67,17 +81,18 @@ public sealed class CopyRepository : IDisposable
             {
                 throw new RestorePointNotFoundException($"{store.Location} holds no copy repository (no {LocalChunkStore.ConfigName}); a first `backupd copy` there creates one");
             }
-            var config = OffsiteConfig.Create(key);
+            var config = OffsiteConfig.Create(key, chunkSize);
             store.CreateConfig(Json.Serialize(config));
             bytes = store.ReadConfig() ?? throw new RepositoryException($"{where}: created but not readable");
         }
-        Json.Parse<OffsiteConfig>(where, bytes).Check(key, where);
-        return new CopyRepository(store, key);
+        var opened = Json.Parse<OffsiteConfig>(where, bytes);
+        opened.Check(key, where);
+        return new CopyRepository(store, key, opened.ChunkSize);
     }
 
     /// <summary>
     /// Copies <paramref name="pointId"/> of <paramref name="local"/>: each file read once (digest-checked against
-    /// the local record), cut into chunks of its block size, only the chunks the store lacks sealed and sent, then
+    /// the local record), cut into chunks (<see cref="ChunkSizeFor"/>), only the chunks the store lacks sealed and sent, then
     /// the index published. Until then the copy does not list the point; an interrupted copy leaves only chunks,
     /// which the next one does not send again. A point already copied is left as it is.
     /// The steps overlap (<see cref="BatchPipeline{T}"/>): while one 8 MiB batch is read, others are named, asked
@@ -103,11 +118,12 @@ public sealed class CopyRepository : IDisposable
             var relay = progress is null ? null : new SyncProgress(p => progress.Report(before + p));
             var sink = new FileSink(ids, digest);
             var reading = System.Diagnostics.Stopwatch.StartNew();
+            var chunkSize = ChunkSizeFor(file.BlockSize);
             using (var pipeline = new BatchPipeline<CopyBatch>(Steps(sink, stats), Workers, BatchesInFlight, ct))
             {
                 local.ReadFileVersion(point, file, (offset, data, zero, blockSize) =>
                 {
-                    var batch = CopyBatch.Rent(data, zero, blockSize);
+                    var batch = CopyBatch.Rent(data, zero, blockSize, chunkSize);
                     pipeline.Submit(batch);
                 }, relay, ct);
                 pipeline.Complete();
@@ -116,7 +132,7 @@ public sealed class CopyRepository : IDisposable
             }
             done += file.FileSize;
             files.Add(new CopyIndexFile(file.FileKey, file.VersionId, file.SourcePath, file.Format, file.BackingFile, file.VirtualSize,
-                file.FileSize, file.BlockSize, sink.Chunks, digest.Finish(), file.Digest));
+                file.FileSize, chunkSize, sink.Chunks, digest.Finish(), file.Digest));
             stats.BytesRead += file.FileSize;
         }
         var header = new CopyIndexHeader(CopyIndexHeader.FormatName, CopyIndexHeader.CurrentVersion, point.PointId, point.GroupId, point.GroupName,
@@ -205,24 +221,40 @@ public sealed class CopyRepository : IDisposable
         }
     }
 
-    /// <summary>One read buffer's blocks on their way through the steps; its data buffer is pooled.</summary>
+    /// <summary>One read buffer's chunks on their way through the steps; its data buffer is pooled.</summary>
     private sealed class CopyBatch
     {
         private byte[] _data = [];
         private int _length;
         private bool[] _zero = [];
-        private int _blockSize;
+        private int _chunkSize;
 
+        /// <summary>The batch's chunks (the name says what the index counts them in).</summary>
         public int Blocks => _zero.Length;
         public ChunkId[] Ids { get; private set; } = [];
         public Dictionary<ChunkId, int> FirstAt { get; } = [];
         public IReadOnlyList<ChunkId> Missing { get; set; } = [];
         public (ChunkId Id, ReadOnlyMemory<byte> Frame)[] Frames { get; private set; } = [];
 
-        public static CopyBatch Rent(ReadOnlySpan<byte> data, ReadOnlySpan<bool> zero, int blockSize)
+        /// <param name="zero">Per local block of <paramref name="blockSize"/>: all zero; a chunk is zero when all its blocks are.</param>
+        public static CopyBatch Rent(ReadOnlySpan<byte> data, ReadOnlySpan<bool> zero, int blockSize, int chunkSize)
         {
-            var b = new CopyBatch { _data = ArrayPool<byte>.Shared.Rent(data.Length), _length = data.Length, _zero = zero.ToArray(), _blockSize = blockSize };
+            var perChunk = chunkSize / blockSize;
+            var chunkZero = new bool[(zero.Length + perChunk - 1) / perChunk];
+            for (var c = 0; c < chunkZero.Length; c++)
+            {
+                chunkZero[c] = !zero.Slice(c * perChunk, Math.Min(perChunk, zero.Length - (c * perChunk))).Contains(false);
+            }
+            var b = new CopyBatch { _data = ArrayPool<byte>.Shared.Rent(data.Length), _length = data.Length, _zero = chunkZero, _chunkSize = chunkSize };
             data.CopyTo(b._data);
+            // A zero block may be a hole the reader only flagged (its bytes are stale): inside a chunk with data, clear it.
+            for (var i = 0; perChunk > 1 && i < zero.Length; i++)
+            {
+                if (zero[i] && !chunkZero[i / perChunk])
+                {
+                    b._data.AsSpan(i * blockSize, Math.Min(blockSize, data.Length - (i * blockSize))).Clear();
+                }
+            }
             return b;
         }
 
@@ -254,7 +286,7 @@ public sealed class CopyRepository : IDisposable
             _data = [];
         }
 
-        private ReadOnlySpan<byte> Block(int i) => CopyRepository.Block(_data, _length, _blockSize, i);
+        private ReadOnlySpan<byte> Block(int i) => CopyRepository.Block(_data, _length, _chunkSize, i);
     }
 
     private static ReadOnlySpan<byte> Block(byte[] data, int length, int blockSize, int i) =>

@@ -15,7 +15,7 @@ public sealed class CopyPruneTests : IDisposable
     public void Dispose() => Directory.Delete(_local.Root, recursive: true);
 
     private CopyRepository OpenCopy(bool appendOnly = false, TimeSpan? wait = null) =>
-        CopyRepository.Open(LocalChunkStore.Open(Target, appendOnly, wait), _key, create: true);
+        CopyRepository.Open(LocalChunkStore.Open(Target, appendOnly, wait), _key, create: true, chunkSize: Block);
 
     private static byte[] Noise(int seed, int blocks)
     {

@@ -15,7 +15,7 @@ public sealed class CopyRepositoryTests : IDisposable
     public void Dispose() => Directory.Delete(_local.Root, recursive: true);
 
     private CopyRepository OpenCopy(OffsiteKey? key = null, bool appendOnly = false) =>
-        CopyRepository.Open(LocalChunkStore.Open(Target, appendOnly), key ?? _key, create: true);
+        CopyRepository.Open(LocalChunkStore.Open(Target, appendOnly), key ?? _key, create: true, chunkSize: Block); // one chunk per block: the counts below are in blocks
 
     /// <summary>Content with zero blocks (holes) and a short last block.</summary>
     private static byte[] Image(int seed)
@@ -183,7 +183,7 @@ public sealed class CopyRepositoryTests : IDisposable
         var content = Noise(11, 2048 + 16); // 2 read buffers of 8 MiB and a bit
         var point = await _local.BackupAsync("g1", ("vda.0", content));
         var failing = new FailingStore(LocalChunkStore.Open(Target), failAfterPuts: 1);
-        using (var copy = CopyRepository.Open(failing, _key, create: true))
+        using (var copy = CopyRepository.Open(failing, _key, create: true, chunkSize: Block))
         {
             Assert.Throws<IOException>(() => copy.Copy(_local.Repo, point.PointId, null, CancellationToken.None));
             Assert.Empty(copy.List());
@@ -200,7 +200,7 @@ public sealed class CopyRepositoryTests : IDisposable
     {
         var disk = Image(6);
         var point = await _local.BackupAsync("g1", ("vda.0", disk));
-        using (var copy = CopyRepository.Open(Serve(appendOnly: true, out var server), _key, create: true))
+        using (var copy = CopyRepository.Open(Serve(appendOnly: true, out var server), _key, create: true, chunkSize: Block))
         {
             copy.Copy(_local.Repo, point.PointId, null, CancellationToken.None);
             Assert.Equal(point.PointId, Assert.Single(copy.List()).PointId);
