@@ -162,14 +162,14 @@ public sealed record QuiesceReport(string Requested, string Outcome, string? Rea
     /// <summary>False when the run failed or was refused for it, or the guest may still be frozen.</summary>
     public bool Ok => Outcome is not ("failed" or "refused") && Thaw?.StartsWith("unconfirmed", StringComparison.Ordinal) != true;
 
-    public string ToJson() => System.Text.Json.JsonSerializer.Serialize(this, JsonOptions);
-
-    private static readonly System.Text.Json.JsonSerializerOptions JsonOptions = new()
-    {
-        PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.KebabCaseLower,
-        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
-    };
+    public string ToJson() => System.Text.Json.JsonSerializer.Serialize(this, QuiesceJsonContext.Default.QuiesceReport);
 }
+
+/// <summary>The quiesce report as the journal and the catalog store it (kebab-case names, nulls left out); source-generated, as the journal.</summary>
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.KebabCaseLower,
+    DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(QuiesceReport))]
+internal sealed partial class QuiesceJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
 
 /// <summary>Progress of the copy, for a progress bar.</summary>
 public sealed record BackupProgress(string FileKey, long FileBytesDone, long TotalBytesDone, long TotalBytes);

@@ -58,7 +58,8 @@ public sealed record JournalEntry
 /// </summary>
 public sealed class RunJournal(string stateDirectory)
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true, Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter() } };
+    // Source-generated: a CLI backup writes the journal within its first half second, before any reflection serializer would be warm.
+    private static readonly System.Text.Json.Serialization.Metadata.JsonTypeInfo<JournalEntry> Json = JournalJsonContext.Default.JournalEntry;
 
     public string Directory { get; } = Path.Combine(stateDirectory, "journal");
     private string DoneDirectory => Path.Combine(Directory, "done");
@@ -97,7 +98,7 @@ public sealed class RunJournal(string stateDirectory)
         {
             try
             {
-                var entry = JsonSerializer.Deserialize<JournalEntry>(File.ReadAllText(file), Json);
+                var entry = JsonSerializer.Deserialize(File.ReadAllText(file), Json);
                 if (entry is not null) entries.Add(entry);
             }
             catch (JsonException)
@@ -110,6 +111,11 @@ public sealed class RunJournal(string stateDirectory)
 
     public JournalEntry? Find(string runId) => OpenEntries().FirstOrDefault(e => e.RunId == runId);
 }
+
+/// <summary>The journal's JSON: web names, indented, steps by name (as the files always had them).</summary>
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true, UseStringEnumConverter = true)]
+[System.Text.Json.Serialization.JsonSerializable(typeof(JournalEntry))]
+internal sealed partial class JournalJsonContext : System.Text.Json.Serialization.JsonSerializerContext;
 
 /// <summary>fsync of a directory, so a rename inside it survives a power cut; and the one-JSON-file-per-entry journals built on it.</summary>
 internal static partial class Durable

@@ -118,11 +118,16 @@ public static class LiveBackupHandler
         else PrintHuman(result);
     }
 
-    /// <summary>The shared JSON style, with durations as seconds (numbers scripts can compare).</summary>
+    /// <summary>
+    /// The shared JSON style, with durations as seconds (numbers scripts can compare). The result's metadata is
+    /// source-generated (no reflection serializer to build and JIT at the end of a one-shot CLI backup); the
+    /// converters here still apply to it.
+    /// </summary>
     internal static readonly JsonSerializerOptions JsonOptions = new(JsonOutput.Options)
     {
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         Converters = { new SecondsConverter() },
+        TypeInfoResolver = System.Text.Json.Serialization.Metadata.JsonTypeInfoResolver.Combine(BackupResultJsonContext.Default, new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver()),
     };
 
     private sealed class SecondsConverter : JsonConverter<TimeSpan>
@@ -173,3 +178,6 @@ public static class LiveBackupHandler
     private static string Seconds(TimeSpan t) => $"{t.TotalSeconds:0.000}s";
     private static string Mib(long bytes) => $"{bytes / 1048576.0:0.0} MiB";
 }
+
+[JsonSerializable(typeof(BackupResult))]
+internal sealed partial class BackupResultJsonContext : JsonSerializerContext;
