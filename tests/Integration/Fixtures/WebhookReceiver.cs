@@ -51,7 +51,9 @@ public sealed class WebhookReceiver : IDisposable
 
     public void Dispose()
     {
-        _listener.Stop();
+        // Close only: after Stop, the managed HttpListener's Close re-resolves its endpoint and
+        // binds the port again to remove the prefix, which fails with "Address already in use"
+        // once another test has taken that port.
         _listener.Close();
         _loop.Wait(TimeSpan.FromSeconds(5));
     }
