@@ -22,6 +22,12 @@ internal sealed class ThrottledChunkStore(IChunkStore inner, BandwidthLimiter li
         inner.PutChunks(chunks);
     }
 
+    public Action BeginPutChunks(IReadOnlyList<(ChunkId Id, ReadOnlyMemory<byte> Frame)> chunks)
+    {
+        Wait(chunks.Sum(c => (long)c.Frame.Length));
+        return inner.BeginPutChunks(chunks);
+    }
+
     public IReadOnlyList<byte[]> GetChunks(IReadOnlyList<ChunkId> ids) => inner.GetChunks(ids);
     public IIndexUpload BeginIndex(string name) => new Upload(inner.BeginIndex(name), this);
     public IReadOnlyList<(string Name, long Length)> ListIndexes() => inner.ListIndexes();

@@ -41,24 +41,13 @@ internal sealed class SshConnection : IDisposable
     {
         var command = (Environment.GetEnvironmentVariable(CopyTarget.SshVariable) is { Length: > 0 } ssh ? ssh : "ssh")
             .Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        var info = new ProcessStartInfo(command[0])
+        var info = SshStartInfo(command, target);
+        if (SshCipherOrder.AesIsFast && !SshCipherOrder.ChosenBy(command[1..]) && PreferredCiphers(command, target) is { } ciphers)
         {
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in command[1..])
-        {
-            info.ArgumentList.Add(a);
+            var at = info.ArgumentList.IndexOf("--");
+            info.ArgumentList.Insert(at, "-o");
+            info.ArgumentList.Insert(at + 1, $"Ciphers={ciphers}");
         }
-        if (target.Port is { } port)
-        {
-            info.ArgumentList.Add("-p");
-            info.ArgumentList.Add(port.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        }
-        info.ArgumentList.Add("--");
-        info.ArgumentList.Add(target.UserHost!);
         var program = Environment.GetEnvironmentVariable(CopyTarget.RemoteProgramVariable) is { Length: > 0 } p ? p : "backupd";
         info.ArgumentList.Add($"{program} serve --repository '{target.Path}'");
         Process process;
@@ -79,6 +68,63 @@ internal sealed class SshConnection : IDisposable
         {
             connection.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>`SSH [ARGS] [-p PORT] -- USER@HOST` with every stream redirected; the remote command is added by the caller.</summary>
+    private static ProcessStartInfo SshStartInfo(string[] command, CopyTarget target)
+    {
+        var info = new ProcessStartInfo(command[0])
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in command[1..])
+        {
+            info.ArgumentList.Add(a);
+        }
+        if (target.Port is { } port)
+        {
+            info.ArgumentList.Add("-p");
+            info.ArgumentList.Add(port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        info.ArgumentList.Add("--");
+        info.ArgumentList.Add(target.UserHost!);
+        return info;
+    }
+
+    /// <summary>
+    /// The cipher list of <see cref="SshCipherOrder.Preferred"/> for this host, from `ssh -G` (which only prints the
+    /// configuration, connecting nowhere); null when it has nothing to change or ssh cannot say (the copy then
+    /// goes on with ssh's own order).
+    /// </summary>
+    internal static string? PreferredCiphers(string[] command, CopyTarget target)
+    {
+        var info = SshStartInfo(command, target);
+        info.ArgumentList.Insert(info.ArgumentList.IndexOf("--"), "-G");
+        info.RedirectStandardInput = false;
+        try
+        {
+            using var probe = Process.Start(info);
+            if (probe is null)
+            {
+                return null;
+            }
+            probe.ErrorDataReceived += (_, _) => { }; // drained, not kept: the real connection reports its own errors
+            probe.BeginErrorReadLine();
+            var output = probe.StandardOutput.ReadToEndAsync();
+            if (!probe.WaitForExit(5000))
+            {
+                probe.Kill(entireProcessTree: true);
+                return null;
+            }
+            return probe.ExitCode == 0 && output.Wait(1000) ? SshCipherOrder.Preferred(output.Result) : null;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return null; // no ssh: the connection below says so, with the package to install
         }
     }
 

@@ -84,32 +84,53 @@ public sealed class ChunkSealer : IDisposable
     /// <summary>Seals <paramref name="plaintext"/> under <paramref name="id"/> into a new frame.</summary>
     public byte[] Seal(ChunkId id, ReadOnlySpan<byte> plaintext)
     {
+        var body = Body(plaintext);
+        var frame = new byte[HeaderLength + body.Length];
+        Encrypt(id, body, frame);
+        return frame;
+    }
+
+    /// <summary>
+    /// <see cref="Seal(ChunkId, ReadOnlySpan{byte})"/> into <paramref name="destination"/> (at least
+    /// <see cref="MaxFrameLength"/> long): a copy seals a batch into one pooled buffer rather than a new array per
+    /// chunk (256 KiB frames would each be a large-object allocation, only freed by a full collection).
+    /// </summary>
+    /// <returns>The frame's length.</returns>
+    public int Seal(ChunkId id, ReadOnlySpan<byte> plaintext, Span<byte> destination)
+    {
+        var body = Body(plaintext);
+        var frame = destination[..(HeaderLength + body.Length)];
+        Encrypt(id, body, frame);
+        return frame.Length;
+    }
+
+    /// <summary>The frame's plaintext body, flag then zstd or stored bytes, in this thread's scratch buffer.</summary>
+    private ReadOnlySpan<byte> Body(ReadOnlySpan<byte> plaintext)
+    {
         if (plaintext.Length > MaxPlaintext)
         {
             throw new ArgumentException($"a chunk is at most {MaxPlaintext} bytes, got {plaintext.Length}", nameof(plaintext));
         }
         var body = Scratch(1 + Compressor.GetCompressBound(plaintext.Length)); // per thread: only the frame is new
         var compressed = _compressor.Value!.Wrap(plaintext, body.AsSpan(1));
-        int bodyLength;
         if (compressed < plaintext.Length)
         {
             body[0] = Zstd;
-            bodyLength = 1 + compressed;
+            return body.AsSpan(0, 1 + compressed);
         }
-        else
-        {
-            body[0] = Stored;
-            plaintext.CopyTo(body.AsSpan(1));
-            bodyLength = 1 + plaintext.Length;
-        }
-        var frame = new byte[HeaderLength + bodyLength];
+        body[0] = Stored;
+        plaintext.CopyTo(body.AsSpan(1));
+        return body.AsSpan(0, 1 + plaintext.Length);
+    }
+
+    private void Encrypt(ChunkId id, ReadOnlySpan<byte> body, Span<byte> frame)
+    {
         Magic.CopyTo(frame);
-        var nonce = frame.AsSpan(4, NonceLength);
+        var nonce = frame.Slice(4, NonceLength);
         RandomNumberGenerator.Fill(nonce);
         Span<byte> aad = stackalloc byte[ChunkId.Length];
         id.Write(aad);
-        _gcm.Value!.Encrypt(nonce, body.AsSpan(0, bodyLength), frame.AsSpan(HeaderLength), frame.AsSpan(4 + NonceLength, TagLength), aad);
-        return frame;
+        _gcm.Value!.Encrypt(nonce, body, frame[HeaderLength..], frame.Slice(4 + NonceLength, TagLength), aad);
     }
 
     [ThreadStatic]

@@ -18,7 +18,7 @@ public sealed record CopyReport(string PointId, bool AlreadyThere, long BytesRea
 /// <see cref="Send"/> the uploads (the store's durable writes included); <see cref="ReaderWaited"/> how long the
 /// reader waited for room (the other steps were behind), <see cref="MaxBatchesInFlight"/> the most batches held.
 /// </summary>
-public sealed record CopyStageTimes(TimeSpan Read, TimeSpan Name, TimeSpan Ask, TimeSpan Seal, TimeSpan Send, TimeSpan ReaderWaited, int MaxBatchesInFlight);
+public sealed record CopyStageTimes(TimeSpan Read, TimeSpan Name, TimeSpan Ask, TimeSpan Seal, TimeSpan Send, TimeSpan Ack, TimeSpan ReaderWaited, int MaxBatchesInFlight);
 
 /// <summary>
 /// What a prune of a copy did (or, with <see cref="DryRun"/>, would do): the indexes removed, then the chunks no
@@ -152,19 +152,18 @@ public sealed class CopyRepository : IDisposable
 
     /// <summary>
     /// name (parallel): the ids of the non-zero blocks; ask (in order): which the store lacks; seal (parallel): those
-    /// compressed and encrypted; send (in order): uploaded, then the batch's ids appended to the index's list.
+    /// compressed and encrypted; send (in order): handed to the store; ack (in order): durable there (over a link,
+    /// the next batch is sent meanwhile), then the batch's ids appended to the index's list.
     /// </summary>
     private PipelineStep<CopyBatch>[] Steps(FileSink sink, Stats stats) =>
     [
         new("name", false, b => b.Name(_sealer)),
         new("ask", true, b => b.Missing = b.FirstAt.Count == 0 ? [] : _store.Missing(b.FirstAt.Keys.ToList())),
         new("seal", false, b => b.Seal(_sealer)),
-        new("send", true, b =>
+        new("send", true, b => b.Stored = b.Frames.Length > 0 ? _store.BeginPutChunks(b.Frames) : null),
+        new("ack", true, b =>
         {
-            if (b.Frames.Length > 0)
-            {
-                _store.PutChunks(b.Frames);
-            }
+            b.Stored?.Invoke();
             sink.Append(b, stats);
             b.Return();
         }),
@@ -194,7 +193,7 @@ public sealed class CopyRepository : IDisposable
         }
 
         public CopyStageTimes Times() => new(_read, _busy.GetValueOrDefault("name"), _busy.GetValueOrDefault("ask"), _busy.GetValueOrDefault("seal"),
-            _busy.GetValueOrDefault("send"), _waited, _maxInFlight);
+            _busy.GetValueOrDefault("send"), _busy.GetValueOrDefault("ack"), _waited, _maxInFlight);
     }
 
     /// <summary>Where a file's chunk ids go, in order: the temporary id list of the index, and the file digest.</summary>
@@ -225,6 +224,7 @@ public sealed class CopyRepository : IDisposable
     private sealed class CopyBatch
     {
         private byte[] _data = [];
+        private byte[]? _sealed;
         private int _length;
         private bool[] _zero = [];
         private int _chunkSize;
@@ -235,6 +235,9 @@ public sealed class CopyRepository : IDisposable
         public Dictionary<ChunkId, int> FirstAt { get; } = [];
         public IReadOnlyList<ChunkId> Missing { get; set; } = [];
         public (ChunkId Id, ReadOnlyMemory<byte> Frame)[] Frames { get; private set; } = [];
+
+        /// <summary>Waits until the store holds <see cref="Frames"/> durably (null: nothing was sent).</summary>
+        public Action? Stored { get; set; }
 
         /// <param name="zero">Per local block of <paramref name="blockSize"/>: all zero; a chunk is zero when all its blocks are.</param>
         public static CopyBatch Rent(ReadOnlySpan<byte> data, ReadOnlySpan<bool> zero, int blockSize, int chunkSize)
@@ -271,12 +274,18 @@ public sealed class CopyRepository : IDisposable
             }
         }
 
+        /// <summary>Seals the missing chunks one after another into one pooled buffer (returned with the batch).</summary>
         public void Seal(ChunkSealer sealer)
         {
             Frames = new (ChunkId, ReadOnlyMemory<byte>)[Missing.Count];
+            var room = Missing.Sum(id => (long)ChunkSealer.MaxFrameLength(Block(FirstAt[id]).Length));
+            _sealed = ArrayPool<byte>.Shared.Rent((int)room);
+            var at = 0;
             for (var j = 0; j < Frames.Length; j++)
             {
-                Frames[j] = (Missing[j], sealer.Seal(Missing[j], Block(FirstAt[Missing[j]])));
+                var length = sealer.Seal(Missing[j], Block(FirstAt[Missing[j]]), _sealed.AsSpan(at));
+                Frames[j] = (Missing[j], _sealed.AsMemory(at, length));
+                at += length;
             }
         }
 
@@ -284,6 +293,12 @@ public sealed class CopyRepository : IDisposable
         {
             ArrayPool<byte>.Shared.Return(_data);
             _data = [];
+            if (_sealed is not null)
+            {
+                ArrayPool<byte>.Shared.Return(_sealed);
+                _sealed = null;
+            }
+            Frames = [];
         }
 
         private ReadOnlySpan<byte> Block(int i) => CopyRepository.Block(_data, _length, _chunkSize, i);

@@ -25,6 +25,18 @@ public interface IChunkStore : IDisposable
     /// <summary>Stores sealed chunks durably; one already present is kept as it is.</summary>
     void PutChunks(IReadOnlyList<(ChunkId Id, ReadOnlyMemory<byte> Frame)> chunks);
 
+    /// <summary>
+    /// <see cref="PutChunks"/> in two halves: hands the chunks to the store and returns what waits until they are
+    /// durable (it throws what <see cref="PutChunks"/> would). The frames are no longer read once this returns. A
+    /// store at the end of a link sends the next batch while the store makes this one durable; a local store stores
+    /// it here (the default).
+    /// </summary>
+    Action BeginPutChunks(IReadOnlyList<(ChunkId Id, ReadOnlyMemory<byte> Frame)> chunks)
+    {
+        PutChunks(chunks);
+        return static () => { };
+    }
+
     /// <summary>The sealed frames of <paramref name="ids"/>, in order; a missing one throws <see cref="Repository.RepositoryCorruptException"/>.</summary>
     IReadOnlyList<byte[]> GetChunks(IReadOnlyList<ChunkId> ids);
 

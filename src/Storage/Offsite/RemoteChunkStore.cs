@@ -63,9 +63,15 @@ public sealed class RemoteChunkStore : IChunkStore, IChunkCollector
         return missing;
     }
 
-    /// <summary>Sends the frames as they are (no copy into one payload), at most <see cref="MaxFrame"/> per request.</summary>
-    public void PutChunks(IReadOnlyList<(ChunkId Id, ReadOnlyMemory<byte> Frame)> chunks)
+    public void PutChunks(IReadOnlyList<(ChunkId Id, ReadOnlyMemory<byte> Frame)> chunks) => BeginPutChunks(chunks)();
+
+    /// <summary>
+    /// Sends the frames as they are (no copy into one payload), at most <see cref="MaxFrame"/> per request; the
+    /// answers are awaited by the returned action, so the caller can send the next batch meanwhile.
+    /// </summary>
+    public Action BeginPutChunks(IReadOnlyList<(ChunkId Id, ReadOnlyMemory<byte> Frame)> chunks)
     {
+        var sent = new List<Pending>();
         var first = 0;
         while (first < chunks.Count)
         {
@@ -77,7 +83,7 @@ public sealed class RemoteChunkStore : IChunkStore, IChunkCollector
                 end++;
             }
             var (from, to) = (first, end);
-            Call(Op.PutChunks, (int)bytes, output =>
+            sent.Add(Send(Op.PutChunks, (int)bytes, output =>
             {
                 Span<byte> head = stackalloc byte[ChunkId.Length + 4];
                 for (var i = from; i < to; i++)
@@ -87,9 +93,16 @@ public sealed class RemoteChunkStore : IChunkStore, IChunkCollector
                     output.Write(head);
                     output.Write(chunks[i].Frame.Span);
                 }
-            });
+            }));
             first = end;
         }
+        return () =>
+        {
+            foreach (var request in sent)
+            {
+                Receive(request);
+            }
+        };
     }
 
     public IReadOnlyList<byte[]> GetChunks(IReadOnlyList<ChunkId> ids)
@@ -158,12 +171,13 @@ public sealed class RemoteChunkStore : IChunkStore, IChunkCollector
         return Call(op, copy.Length, output => output.Write(copy));
     }
 
+    private byte[] Call(Op op, int payloadLength, Action<Stream> writePayload) => Receive(Send(op, payloadLength, writePayload));
+
     /// <summary>
-    /// One request: written (under the write lock, so frames never interleave) and queued; then its response read,
-    /// together with those of earlier requests still unread (under the read lock, handing each to its caller). A
+    /// Writes one request (under the write lock, so frames never interleave) and queues it for its response. A
     /// broken connection fails this and every later call.
     /// </summary>
-    private byte[] Call(Op op, int payloadLength, Action<Stream> writePayload)
+    private Pending Send(Op op, int payloadLength, Action<Stream> writePayload)
     {
         var mine = new Pending();
         lock (_writing)
@@ -183,6 +197,15 @@ public sealed class RemoteChunkStore : IChunkStore, IChunkCollector
                 throw lost;
             }
         }
+        return mine;
+    }
+
+    /// <summary>
+    /// Waits for the response to <paramref name="mine"/>, reading (under the read lock) those of earlier requests
+    /// still unread and handing each to its caller: responses come in request order.
+    /// </summary>
+    private byte[] Receive(Pending mine)
+    {
         lock (_reading)
         {
             while (!mine.Done)

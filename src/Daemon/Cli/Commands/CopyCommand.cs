@@ -94,7 +94,7 @@ public static class CopyCommand
                 stages = report.Stages is { } t ? new
                 {
                     readSeconds = Seconds(t.Read), nameSeconds = Seconds(t.Name), askSeconds = Seconds(t.Ask), sealSeconds = Seconds(t.Seal),
-                    sendSeconds = Seconds(t.Send), readerWaitedSeconds = Seconds(t.ReaderWaited), maxBatchesInFlight = t.MaxBatchesInFlight,
+                    sendSeconds = Seconds(t.Send), ackSeconds = Seconds(t.Ack), readerWaitedSeconds = Seconds(t.ReaderWaited), maxBatchesInFlight = t.MaxBatchesInFlight,
                 } : null,
             });
         }
