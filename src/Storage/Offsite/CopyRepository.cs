@@ -9,6 +9,9 @@ public sealed record CopyReport(string PointId, bool AlreadyThere, long BytesRea
 {
     /// <summary>Where the time went (null when nothing was copied).</summary>
     public CopyStageTimes? Stages { get; init; }
+
+    /// <summary>Chunks taken from the copy of an earlier point without being read (their blocks did not change since).</summary>
+    public long ChunksUnchanged { get; init; }
 }
 
 /// <summary>
@@ -110,6 +113,7 @@ public sealed class CopyRepository : IDisposable
         using var ids = new FileStream(Path.Combine(Path.GetTempPath(), $"backupd-copy-{Guid.NewGuid():N}.ids"), FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose);
         var files = new List<CopyIndexFile>();
         var stats = new Stats();
+        var previous = PreviousCopy(local, point);
         long done = 0;
         foreach (var file in point.Files)
         {
@@ -119,13 +123,23 @@ public sealed class CopyRepository : IDisposable
             var sink = new FileSink(ids, digest);
             var reading = System.Diagnostics.Stopwatch.StartNew();
             var chunkSize = ChunkSizeFor(file.BlockSize);
+            var earlier = previous?.Header.Files.FirstOrDefault(f => f.FileKey == file.FileKey && f.BlockSize == chunkSize);
+            using var changes = earlier is null ? null : local.ChangesSince(point, file, earlier.VersionId, earlier.LocalDigest);
             using (var pipeline = new BatchPipeline<CopyBatch>(Steps(sink, stats), Workers, BatchesInFlight, ct))
             {
-                local.ReadFileVersion(point, file, (offset, data, zero, blockSize) =>
+                if (changes is not null)
                 {
-                    var batch = CopyBatch.Rent(data, zero, blockSize, chunkSize);
-                    pipeline.Submit(batch);
-                }, relay, ct);
+                    stats.BytesRead += CopyChanges(previous!, earlier!, changes, file.FileKey, file.FileSize, chunkSize, pipeline, relay, ct);
+                }
+                else
+                {
+                    local.ReadFileVersion(point, file, (offset, data, zero, blockSize) =>
+                    {
+                        var batch = CopyBatch.Rent(data, zero, blockSize, chunkSize);
+                        pipeline.Submit(batch);
+                    }, relay, ct);
+                    stats.BytesRead += file.FileSize;
+                }
                 pipeline.Complete();
                 reading.Stop();
                 stats.Add(pipeline, reading.Elapsed);
@@ -133,7 +147,6 @@ public sealed class CopyRepository : IDisposable
             done += file.FileSize;
             files.Add(new CopyIndexFile(file.FileKey, file.VersionId, file.SourcePath, file.Format, file.BackingFile, file.VirtualSize,
                 file.FileSize, chunkSize, sink.Chunks, digest.Finish(), file.Digest));
-            stats.BytesRead += file.FileSize;
         }
         var header = new CopyIndexHeader(CopyIndexHeader.FormatName, CopyIndexHeader.CurrentVersion, point.PointId, point.GroupId, point.GroupName,
             point.Sequence, point.CreatedAt, DateTimeOffset.UtcNow, new Dictionary<string, string>(point.Metadata), files);
@@ -141,7 +154,125 @@ public sealed class CopyRepository : IDisposable
         return new CopyReport(pointId, false, stats.BytesRead, stats.Chunks, stats.Zero, stats.New, stats.Sent, indexBytes, watch.Elapsed)
         {
             Stages = stats.Times(),
+            ChunksUnchanged = stats.Unchanged,
         };
+    }
+
+    /// <summary>The copy here of the newest local point of the same group before <paramref name="point"/>, if any.</summary>
+    private PreviousPoint? PreviousCopy(BackupRepository local, PointDocument point)
+    {
+        var here = _store.ListIndexes().Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
+        var earlier = local.LoadPoints(point.GroupId).Where(p => p.Sequence < point.Sequence && here.Contains(p.PointId)).MaxBy(p => p.Sequence);
+        if (earlier is null)
+        {
+            return null;
+        }
+        return new PreviousPoint(earlier.PointId, ReadHeader(earlier.PointId));
+    }
+
+    private sealed record PreviousPoint(string PointId, CopyIndexHeader Header);
+
+    /// <summary>
+    /// A file whose previous version this store already holds: the chunks that lie wholly outside the changed ranges
+    /// keep that copy's ids (their bytes are the same: <see cref="BackupRepository.ChangesSince"/>) and are neither
+    /// read nor named nor asked about; the others are read from the mirror (checked against its signature) and go
+    /// through the steps as in a full read. Returns the bytes read.
+    /// </summary>
+    private long CopyChanges(PreviousPoint previous, CopyIndexFile earlier, MirrorChanges changes, string fileKey, long fileSize,
+        int chunkSize, BatchPipeline<CopyBatch> pipeline, IProgress<long>? progress, CancellationToken ct)
+    {
+        var chunkCount = (fileSize + chunkSize - 1) / chunkSize;
+        var changed = new System.Collections.BitArray(checked((int)Math.Max(chunkCount, 1)));
+        foreach (var (offset, length) in changes.Ranges)
+        {
+            for (var c = offset / chunkSize; c < chunkCount && c * chunkSize < offset + length; c++)
+            {
+                changed[(int)c] = true;
+            }
+        }
+        for (var c = Math.Max(0, changes.TailFrom / chunkSize); c < chunkCount; c++)
+        {
+            if (Math.Min((c + 1) * chunkSize, fileSize) > changes.TailFrom || c >= earlier.ChunkCount)
+            {
+                changed[(int)c] = true;
+            }
+        }
+        using var reader = OpenIndex(previous.PointId, out var header);
+        SkipTo(reader, header, header.Files.First(f => f.FileKey == earlier.FileKey));
+        var previousIds = new IdCursor(reader, earlier.ChunkCount);
+        var perRead = Math.Max(1, ReadBytes / chunkSize);
+        var buffer = ArrayPool<byte>.Shared.Rent(perRead * chunkSize);
+        var zero = new bool[perRead * chunkSize / changes.BlockSize];
+        long read = 0;
+        try
+        {
+            for (long c = 0; c < chunkCount;)
+            {
+                ct.ThrowIfCancellationRequested();
+                var state = changed[(int)c];
+                var end = c + 1;
+                while (end < chunkCount && changed[(int)end] == state && end - c < (state ? perRead : MaxReusedPerBatch))
+                {
+                    end++;
+                }
+                if (state)
+                {
+                    var n = changes.Read(c * chunkSize, (int)((end - c) * chunkSize), buffer, zero, fileKey);
+                    var blocks = (n + changes.BlockSize - 1) / changes.BlockSize;
+                    pipeline.Submit(CopyBatch.Rent(buffer.AsSpan(0, n), zero.AsSpan(0, blocks), changes.BlockSize, chunkSize));
+                    read += n;
+                }
+                else
+                {
+                    pipeline.Submit(CopyBatch.Reused(previousIds.Take(c, (int)(end - c))));
+                }
+                progress?.Report(Math.Min(fileSize, end * chunkSize));
+                c = end;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return read;
+    }
+
+    /// <summary>How much a changed run reads at once (as a full read's window).</summary>
+    private const int ReadBytes = 8 << 20;
+
+    /// <summary>Ids of unchanged chunks per batch: the batch only carries them to the index's list in order.</summary>
+    private const int MaxReusedPerBatch = 1 << 15;
+
+    /// <summary>A file's ids in an earlier index, read forward only.</summary>
+    private sealed class IdCursor(SealedReader reader, long count)
+    {
+        private readonly byte[] _bytes = new byte[1 << 16];
+        private long _at;
+
+        public ChunkId[] Take(long from, int n)
+        {
+            if (from < _at || from + n > count)
+            {
+                throw new InvalidOperationException($"ids {from}..{from + n} asked of {count}, already at {_at}"); // a bug, not the store
+            }
+            for (var skip = (from - _at) * ChunkId.Length; skip > 0; skip -= _bytes.Length)
+            {
+                reader.ReadFully(_bytes.AsSpan(0, (int)Math.Min(_bytes.Length, skip)));
+            }
+            var ids = new ChunkId[n];
+            for (var i = 0; i < n;)
+            {
+                var part = Math.Min(n - i, _bytes.Length / ChunkId.Length);
+                reader.ReadFully(_bytes.AsSpan(0, part * ChunkId.Length));
+                for (var j = 0; j < part; j++)
+                {
+                    ids[i + j] = ChunkId.Read(_bytes.AsSpan(j * ChunkId.Length));
+                }
+                i += part;
+            }
+            _at = from + n;
+            return ids;
+        }
     }
 
     /// <summary>Threads for the parallel steps (naming, sealing): one per core.</summary>
@@ -176,6 +307,7 @@ public sealed class CopyRepository : IDisposable
         public long Zero;
         public long New;
         public long Sent;
+        public long Unchanged;
         private readonly Dictionary<string, TimeSpan> _busy = new(StringComparer.Ordinal);
         private TimeSpan _read;
         private TimeSpan _waited;
@@ -214,6 +346,7 @@ public sealed class CopyRepository : IDisposable
             digest.Add(bytes);
             Chunks += b.Blocks;
             stats.Chunks += b.Blocks;
+            stats.Unchanged += b.IsReused ? b.Blocks : 0;
             stats.Zero += zero;
             stats.New += b.Frames.Length;
             stats.Sent += b.Frames.Sum(f => (long)f.Frame.Length);
@@ -225,6 +358,7 @@ public sealed class CopyRepository : IDisposable
     {
         private byte[] _data = [];
         private byte[]? _sealed;
+        private bool _reused;
         private int _length;
         private bool[] _zero = [];
         private int _chunkSize;
@@ -235,6 +369,8 @@ public sealed class CopyRepository : IDisposable
         public Dictionary<ChunkId, int> FirstAt { get; } = [];
         public IReadOnlyList<ChunkId> Missing { get; set; } = [];
         public (ChunkId Id, ReadOnlyMemory<byte> Frame)[] Frames { get; private set; } = [];
+
+        public bool IsReused => _reused;
 
         /// <summary>Waits until the store holds <see cref="Frames"/> durably (null: nothing was sent).</summary>
         public Action? Stored { get; set; }
@@ -261,8 +397,15 @@ public sealed class CopyRepository : IDisposable
             return b;
         }
 
+        /// <summary>A batch of chunks whose ids an earlier copy already has: nothing to read, name, ask or send.</summary>
+        public static CopyBatch Reused(ChunkId[] ids) => new() { _zero = new bool[ids.Length], Ids = ids, _reused = true };
+
         public void Name(ChunkSealer sealer)
         {
+            if (_reused)
+            {
+                return;
+            }
             Ids = new ChunkId[Blocks];
             for (var i = 0; i < Blocks; i++)
             {
@@ -277,6 +420,10 @@ public sealed class CopyRepository : IDisposable
         /// <summary>Seals the missing chunks one after another into one pooled buffer (returned with the batch).</summary>
         public void Seal(ChunkSealer sealer)
         {
+            if (Missing.Count == 0)
+            {
+                return;
+            }
             Frames = new (ChunkId, ReadOnlyMemory<byte>)[Missing.Count];
             var room = Missing.Sum(id => (long)ChunkSealer.MaxFrameLength(Block(FirstAt[id]).Length));
             _sealed = ArrayPool<byte>.Shared.Rent((int)room);
@@ -291,7 +438,10 @@ public sealed class CopyRepository : IDisposable
 
         public void Return()
         {
-            ArrayPool<byte>.Shared.Return(_data);
+            if (_data.Length > 0)
+            {
+                ArrayPool<byte>.Shared.Return(_data);
+            }
             _data = [];
             if (_sealed is not null)
             {

@@ -89,7 +89,7 @@ public static class CopyCommand
             JsonOutput.Write(new
             {
                 pointId = report.PointId, target, runId, alreadyThere = report.AlreadyThere, bytesRead = report.BytesRead, chunks = report.Chunks,
-                zeroChunks = report.ZeroChunks, chunksSent = report.ChunksSent, bytesSent = report.BytesSent, indexBytes = report.IndexBytes,
+                unchangedChunks = report.ChunksUnchanged, zeroChunks = report.ZeroChunks, chunksSent = report.ChunksSent, bytesSent = report.BytesSent, indexBytes = report.IndexBytes,
                 seconds = Math.Round(report.Elapsed.TotalSeconds, 3),
                 stages = report.Stages is { } t ? new
                 {
@@ -104,8 +104,9 @@ public static class CopyCommand
         }
         else
         {
-            Console.WriteLine($"copied {report.PointId} to {target}: {RepositoryCli.Size(report.BytesRead)} in {report.Chunks} chunks " +
-                $"({report.ZeroChunks} zero, {report.ChunksSent} new), sent {RepositoryCli.Size(report.BytesSent + report.IndexBytes)} " +
+            var unchanged = report.ChunksUnchanged > 0 ? $"{report.ChunksUnchanged} unchanged since the last copy, " : "";
+            Console.WriteLine($"copied {report.PointId} to {target}: read {RepositoryCli.Size(report.BytesRead)}, {report.Chunks} chunks " +
+                $"({unchanged}{report.ZeroChunks} zero, {report.ChunksSent} new), sent {RepositoryCli.Size(report.BytesSent + report.IndexBytes)} " +
                 $"in {report.Elapsed.TotalSeconds:F1} s ({mib / Math.Max(report.Elapsed.TotalSeconds, 0.001):F0} MiB/s)");
         }
     }
