@@ -197,6 +197,7 @@ public sealed class CopyRepository : IDisposable
                 changed[(int)c] = true;
             }
         }
+        MarkLostChunks(previous, earlier, changed, chunkCount, ct);
         using var reader = OpenIndex(previous.PointId, out var header);
         SkipTo(reader, header, header.Files.First(f => f.FileKey == earlier.FileKey));
         var previousIds = new IdCursor(reader, earlier.ChunkCount);
@@ -235,6 +236,41 @@ public sealed class CopyRepository : IDisposable
             ArrayPool<byte>.Shared.Return(buffer);
         }
         return read;
+    }
+
+    /// <summary>
+    /// Asks the store about the earlier copy's ids of the unchanged chunks (32 bytes each, in questions of at most
+    /// <see cref="MaxReusedPerBatch"/>) and marks the ones it lacks as changed, so they are read and sent again: a
+    /// chunk lost from the store since is healed by the next copy, as with a full read.
+    /// </summary>
+    private void MarkLostChunks(PreviousPoint previous, CopyIndexFile earlier, System.Collections.BitArray changed, long chunkCount, CancellationToken ct)
+    {
+        using var reader = OpenIndex(previous.PointId, out var header);
+        SkipTo(reader, header, header.Files.First(f => f.FileKey == earlier.FileKey));
+        var ids = new IdCursor(reader, earlier.ChunkCount);
+        for (long c = 0; c < chunkCount; c += MaxReusedPerBatch)
+        {
+            ct.ThrowIfCancellationRequested();
+            var n = (int)Math.Min(MaxReusedPerBatch, Math.Min(chunkCount, earlier.ChunkCount) - c);
+            if (n <= 0)
+            {
+                return;
+            }
+            var batch = ids.Take(c, n);
+            var asked = batch.Where((id, i) => !changed[(int)(c + i)] && !id.IsZero).Distinct().ToList();
+            if (asked.Count == 0)
+            {
+                continue;
+            }
+            var lost = _store.Missing(asked).ToHashSet();
+            for (var i = 0; i < n && lost.Count > 0; i++)
+            {
+                if (lost.Contains(batch[i]))
+                {
+                    changed[(int)(c + i)] = true;
+                }
+            }
+        }
     }
 
     /// <summary>How much a changed run reads at once (as a full read's window).</summary>

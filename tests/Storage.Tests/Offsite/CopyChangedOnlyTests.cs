@@ -120,6 +120,28 @@ public sealed class CopyChangedOnlyTests : IDisposable
     }
 
     [Fact]
+    public async Task A_chunk_lost_from_the_store_since_the_earlier_copy_is_sent_again()
+    {
+        var v1 = Noise(9, 32);
+        var p1 = await _local.BackupAsync("g1", ("vda.0", v1));
+        using var copy = OpenCopy();
+        CopyPoint(copy, p1.PointId);
+        var lost = Directory.EnumerateFiles(Path.Combine(_local.Root, "copy", "chunks"), "*", SearchOption.AllDirectories).First();
+        File.Delete(lost);
+        var v2 = new byte[v1.Length + Chunk]; // grows by one chunk: every chunk of v1 is still needed
+        v1.CopyTo(v2, 0);
+        new Random(10).NextBytes(v2.AsSpan(v1.Length));
+        var p2 = await _local.BackupAsync("g1", ("vda.0", v2));
+
+        var report = CopyPoint(copy, p2.PointId);
+        Assert.Equal(2, report.ChunksSent); // the new chunk and the lost one
+        Assert.Equal(7, report.ChunksUnchanged);
+        Assert.True(copy.Verify(readData: true, CancellationToken.None).Ok);
+        Assert.Equal(v1, Restore(copy, p1.PointId));
+        Assert.Equal(v2, Restore(copy, p2.PointId));
+    }
+
+    [Fact]
     public async Task An_unchanged_file_is_not_read_at_all()
     {
         var content = Noise(4, 32, extra: 99);
