@@ -190,7 +190,7 @@ public sealed class CopyRepository : IDisposable
                 changed[(int)c] = true;
             }
         }
-        for (var c = Math.Max(0, changes.TailFrom / chunkSize); c < chunkCount; c++)
+        for (var c = changes.TailFrom / chunkSize; c < chunkCount; c++)
         {
             if (Math.Min((c + 1) * chunkSize, fileSize) > changes.TailFrom || c >= earlier.ChunkCount)
             {
@@ -394,7 +394,6 @@ public sealed class CopyRepository : IDisposable
     {
         private byte[] _data = [];
         private byte[]? _sealed;
-        private bool _reused;
         private int _length;
         private bool[] _zero = [];
         private int _chunkSize;
@@ -406,7 +405,7 @@ public sealed class CopyRepository : IDisposable
         public IReadOnlyList<ChunkId> Missing { get; set; } = [];
         public (ChunkId Id, ReadOnlyMemory<byte> Frame)[] Frames { get; private set; } = [];
 
-        public bool IsReused => _reused;
+        public bool IsReused { get; private init; }
 
         /// <summary>Waits until the store holds <see cref="Frames"/> durably (null: nothing was sent).</summary>
         public Action? Stored { get; set; }
@@ -434,11 +433,11 @@ public sealed class CopyRepository : IDisposable
         }
 
         /// <summary>A batch of chunks whose ids an earlier copy already has: nothing to read, name, ask or send.</summary>
-        public static CopyBatch Reused(ChunkId[] ids) => new() { _zero = new bool[ids.Length], Ids = ids, _reused = true };
+        public static CopyBatch Reused(ChunkId[] ids) => new() { _zero = new bool[ids.Length], Ids = ids, IsReused = true };
 
         public void Name(ChunkSealer sealer)
         {
-            if (_reused)
+            if (IsReused)
             {
                 return;
             }

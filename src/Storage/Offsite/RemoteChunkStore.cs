@@ -137,9 +137,9 @@ public sealed class RemoteChunkStore : IChunkStore, IChunkCollector
 
     public Stream OpenIndex(string name)
     {
-        var length = ListIndexes().FirstOrDefault(i => i.Name == name).Length;
-        return ListIndexes().Any(i => i.Name == name)
-            ? new IndexStream(this, name, length)
+        var found = ListIndexes().Where(i => i.Name == name).ToList(); // one round trip: an index is opened per file of a copy
+        return found.Count > 0
+            ? new IndexStream(this, name, found[0].Length)
             : throw new Repository.RestorePointNotFoundException($"{Location} holds no copy of point {name}");
     }
 
