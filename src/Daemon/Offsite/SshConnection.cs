@@ -114,13 +114,12 @@ internal sealed class SshConnection : IDisposable
             }
             probe.ErrorDataReceived += (_, _) => { }; // drained, not kept: the real connection reports its own errors
             probe.BeginErrorReadLine();
-            var output = probe.StandardOutput.ReadToEndAsync();
-            if (!probe.WaitForExit(5000))
-            {
-                probe.Kill(entireProcessTree: true);
-                return null;
-            }
-            return probe.ExitCode == 0 && output.Wait(1000) ? SshCipherOrder.Preferred(output.Result) : null;
+            // No timeout: `ssh -G` connects nowhere and ends at once; only a `Match exec` of the user's own config could
+            // block it, and that would block the connection itself just the same. (A timed wait also misfires when the
+            // clock is moved with libfaketime, which the clock-shifted test runs do.)
+            var output = probe.StandardOutput.ReadToEnd();
+            probe.WaitForExit();
+            return probe.ExitCode == 0 ? SshCipherOrder.Preferred(output) : null;
         }
         catch (System.ComponentModel.Win32Exception)
         {
