@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Backupd.Integration.Fixtures;
+using Backupd.Storage.Tests.Offsite;
 using Npgsql;
 using Xunit.Abstractions;
 
@@ -182,7 +183,7 @@ public sealed class OffsiteCopyCatalogTests(PostgresDatabase database, ITestOutp
 
     private int RemoteIndexes() => Directory.EnumerateFiles(Path.Combine(_remote.RepositoryPath, "indexes"), "*.idx").Count();
 
-    private int RemoteChunks() => Directory.EnumerateFiles(Path.Combine(_remote.RepositoryPath, "chunks"), "*", SearchOption.AllDirectories).Count(f => !Path.GetFileName(f).StartsWith('.'));
+    private int RemoteChunks() => StoredChunks.Count(_remote.RepositoryPath);
 
     private async Task<string[]> CopiesOfAsync(string point)
     {

@@ -4,6 +4,7 @@ using Backupd.Daemon.Offsite;
 using Backupd.Integration.Fixtures;
 using Backupd.Storage.Offsite;
 using Backupd.Storage.Repository;
+using Backupd.Storage.Tests.Offsite;
 using Xunit.Abstractions;
 
 namespace Backupd.Integration;
@@ -68,9 +69,7 @@ public sealed class OffsiteCopyTests(ITestOutputHelper output) : IDisposable
         return path;
     }
 
-    private int RemoteChunks() => Directory.Exists(Path.Combine(_remote.RepositoryPath, "chunks"))
-        ? Directory.EnumerateFiles(Path.Combine(_remote.RepositoryPath, "chunks"), "*", SearchOption.AllDirectories).Count(f => !Path.GetFileName(f).StartsWith('.'))
-        : 0;
+    private int RemoteChunks() => StoredChunks.Count(_remote.RepositoryPath);
 
     private string[] RemoteIndexes() => Directory.Exists(Path.Combine(_remote.RepositoryPath, "indexes"))
         ? Directory.EnumerateFiles(Path.Combine(_remote.RepositoryPath, "indexes"), "*.idx").ToArray()
@@ -243,7 +242,7 @@ public sealed class OffsiteCopyTests(ITestOutputHelper output) : IDisposable
             var backup = await BackupdProcess.RunAsync(null, ["--config", config.Path, "backup", "--domain", vm.Name, "--to", Repo, "--no-catalog", "--json"]);
             Assert.True(backup.ExitCode == 0, backup.Stderr);
             copies.Add(await CopyAsync(_remote.WritableKey, PointOf(backup.Stdout), _remote.Target));
-            stored.Add(Directory.EnumerateFiles(Path.Combine(_remote.RepositoryPath, "chunks"), "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length));
+            stored.Add(StoredChunks.Bytes(_remote.RepositoryPath));
         }
         var first = copies[0].GetProperty("chunksSent").GetInt64();
         var second = copies[1].GetProperty("chunksSent").GetInt64();
@@ -306,14 +305,11 @@ public sealed class OffsiteCopyTests(ITestOutputHelper output) : IDisposable
         Assert.Contains("does not open this copy repository", refused.Stderr, StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(_remote.Local, "w")));
 
-        var chunk = Directory.EnumerateFiles(Path.Combine(_remote.RepositoryPath, "chunks"), "*", SearchOption.AllDirectories).First(f => !Path.GetFileName(f).StartsWith('.'));
-        var bytes = await File.ReadAllBytesAsync(chunk);
-        bytes[bytes.Length / 2] ^= 0x08;
-        await File.WriteAllBytesAsync(chunk, bytes);
+        var chunk = StoredChunks.FlipByte(_remote.RepositoryPath).ToHex();
 
         var verify = await Run(_remote.WritableKey, "verify", "--target", _remote.Target, "--read-data", "--key", KeyFile);
         Assert.Equal(5, verify.ExitCode);
-        Assert.Contains(Path.GetFileName(chunk), verify.Stdout, StringComparison.Ordinal);
+        Assert.Contains(chunk, verify.Stdout, StringComparison.Ordinal);
         var target = Path.Combine(_remote.Local, "restored");
         var restore = await Run(_remote.WritableKey, "restore", "--from", _remote.Target, "--point", point, "--file", "small.img", "--to", target, "--key", KeyFile);
         Assert.Equal(5, restore.ExitCode);

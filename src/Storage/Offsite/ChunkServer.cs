@@ -175,6 +175,8 @@ public sealed class ChunkServer(Stream input, Stream output, LocalChunkStore sto
                 return Ids(store.ListChunks(c.U8()));
             case Op.DeleteChunks:
                 return new BinaryBuilder().I64(store.DeleteChunks(ReadIds(c.Rest()))).Span.ToArray();
+            case Op.Compact:
+                return new BinaryBuilder().I64(store.Compact()).Span.ToArray();
             default:
                 throw new InvalidOperationException($"unknown operation {(byte)op}");
         }

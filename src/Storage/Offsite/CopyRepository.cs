@@ -843,6 +843,10 @@ public sealed class CopyRepository : IDisposable
                     }
                 }
             }
+            if (!dryRun && chunksRemoved > 0)
+            {
+                freed += collection.Compact();
+            }
             return new CopyPruneReport(removed, chunksRemoved, freed, kept, leftovers, dryRun);
         }
         finally

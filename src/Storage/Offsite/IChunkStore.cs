@@ -81,6 +81,12 @@ public interface IChunkCollector
     /// <summary>The chunks whose id starts with the byte <paramref name="prefix"/>.</summary>
     IReadOnlyList<ChunkId> ListChunks(byte prefix);
 
-    /// <summary>Deletes chunks (absent ones are no error), durably; only after <see cref="BeginCollection"/>. Returns the bytes freed.</summary>
+    /// <summary>
+    /// Deletes chunks (absent ones are no error); only after <see cref="BeginCollection"/>. A chunk in a file of its
+    /// own goes at once (its bytes are returned); one inside a pack goes at <see cref="Compact"/>.
+    /// </summary>
     long DeleteChunks(IReadOnlyList<ChunkId> ids);
+
+    /// <summary>Rewrites the packs that hold deleted chunks without them, durably; returns the bytes freed.</summary>
+    long Compact();
 }

@@ -4,14 +4,19 @@ namespace Backupd.Storage.Offsite;
 
 /// <summary>
 /// A copy repository in a directory (a USB disk, an NFS mount, or the server side of `backupd serve`):
-/// <c>offsite.json</c>, <c>chunks/XX/ID</c> (XX: the id's first two hex digits) and <c>indexes/POINT.idx</c>, all
-/// through <see cref="RepositoryDirectory"/> (no links followed, nothing outside the root). Chunks are published
-/// before the index that names them, each file by temporary name, fsync and rename, never over an existing one.
+/// <c>offsite.json</c>, <c>packs/NAME.pack</c> (the chunks of one stored batch each, <see cref="ChunkPack"/>) and
+/// <c>indexes/POINT.idx</c>, all through <see cref="RepositoryDirectory"/> (no links followed, nothing outside the
+/// root). Chunks are published before the index that names them, each file by temporary name, fsync and rename,
+/// never over an existing one. <c>chunks/XX/ID</c> (one file per chunk, as written before packs) are still read,
+/// listed and collected.
 /// </summary>
 /// <remarks>
-/// Locks (flocks on <c>lock</c> and <c>writer.lock</c> in the root, as a local repository's group locks): every user
+/// Where each chunk is stays in memory (read from the packs' tables at the first use, about 80 bytes per chunk: some
+/// 300 MB per TiB of unique data at 256 KiB chunks, as restic's and borg's indexes); a chunk another process stored
+/// since is found by reading the tables of the packs that appeared.
+/// <para>Locks (flocks on <c>lock</c> and <c>writer.lock</c> in the root, as a local repository's group locks): every user
 /// of an existing repository holds <c>lock</c> shared; a prune's collection holds it exclusively, so no copy can find a
-/// chunk present and then name it in an index while that chunk is being collected. The kernel drops them with the process.
+/// chunk present and then name it in an index while that chunk is being collected. The kernel drops them with the process.</para>
 /// </remarks>
 public sealed class LocalChunkStore : IChunkStore, IChunkCollector
 {
@@ -24,6 +29,13 @@ public sealed class LocalChunkStore : IChunkStore, IChunkCollector
     private const long MaxConfigBytes = 64 << 10;
     private readonly RepositoryDirectory _dir;
     private readonly string _root;
+    private readonly Lock _gate = new(); // a local target's copy asks, stores and reads from several threads at once
+    private readonly ChunkLocations _locations = new();
+    private readonly HashSet<string> _damagedPacks = new(StringComparer.Ordinal);
+    private readonly HashSet<ChunkId> _dead = []; // collected chunks still inside a pack, until Compact
+    private Dictionary<byte, List<ChunkId>>? _byPrefix; // built once per collection
+    private bool _loaded;
+    private bool _packsReady;
 
     private LocalChunkStore(string root, bool appendOnly, TimeSpan collectionWait)
     {
@@ -47,6 +59,7 @@ public sealed class LocalChunkStore : IChunkStore, IChunkCollector
 
     private string ConfigPath => _root + "/" + ConfigName;
     private string Indexes => _root + "/indexes";
+    private string Packs => _root + "/packs";
     private string ChunkPath(ChunkId id)
     {
         var hex = id.ToHex();
@@ -86,24 +99,29 @@ public sealed class LocalChunkStore : IChunkStore, IChunkCollector
         {
             throw new RepositoryException($"{ConfigPath} exists: {_root} already holds a copy repository");
         }
-        if (_dir.List(_root).Any(e => !e.Name.StartsWith('.') && e.Name is not ("chunks" or "indexes" or "lock" or "writer.lock")))
+        if (_dir.List(_root).Any(e => !e.Name.StartsWith('.') && e.Name is not ("chunks" or "packs" or "indexes" or "lock" or "writer.lock")))
         {
             throw new RepositoryException($"{_root} is not empty and holds no copy repository (no {ConfigName}); refusing to create one over other files");
         }
         Guard(() =>
         {
-            for (var i = 0; i < 256; i++)
-            {
-                _dir.CreateDirectory($"{_root}/chunks/{i:x2}");
-            }
+            _dir.CreateDirectory(Packs);
             _dir.CreateDirectory(Indexes);
             _dir.WriteFile(ConfigPath, config); // last: a repository exists only once its directories do
         });
         HoldShared();
     }
 
-    public IReadOnlyList<ChunkId> Missing(IReadOnlyList<ChunkId> ids) => ids.Where(id => !_dir.FileExists(ChunkPath(id))).ToList();
+    public IReadOnlyList<ChunkId> Missing(IReadOnlyList<ChunkId> ids)
+    {
+        EnsureLoaded();
+        lock (_gate)
+        {
+            return ids.Where(id => !_locations.Contains(id)).ToList();
+        }
+    }
 
+    /// <summary>Stores the batch's new chunks as one pack (tmp, fsync, rename, directory fsync); chunks already stored are left out.</summary>
     public void PutChunks(IReadOnlyList<(ChunkId Id, ReadOnlyMemory<byte> Frame)> chunks)
     {
         foreach (var (id, frame) in chunks)
@@ -113,18 +131,163 @@ public sealed class LocalChunkStore : IChunkStore, IChunkCollector
                 throw new RepositoryCorruptException($"chunk {id}: {frame.Length} bytes without a valid chunk header; refused (nothing of this batch was stored)");
             }
         }
-        Guard(() => _dir.WriteFiles(chunks.Select(c => (ChunkPath(c.Id), c.Frame)).ToList(), noReplace: true));
+        EnsureLoaded();
+        List<(ChunkId, ReadOnlyMemory<byte>)> fresh;
+        lock (_gate)
+        {
+            var seen = new HashSet<ChunkId>();
+            fresh = chunks.Where(c => !_locations.Contains(c.Id) && seen.Add(c.Id)).Select(c => (c.Id, c.Frame)).ToList();
+        }
+        if (fresh.Count > 0)
+        {
+            WritePack(fresh);
+        }
     }
 
-    public IReadOnlyList<byte[]> GetChunks(IReadOnlyList<ChunkId> ids) => ids.Select(id =>
+    /// <summary>Publishes a new pack of <paramref name="frames"/> durably and records where its chunks are; returns its length.</summary>
+    private long WritePack(IReadOnlyList<(ChunkId Id, ReadOnlyMemory<byte> Frame)> frames)
     {
-        var path = ChunkPath(id);
-        if (!_dir.FileExists(path))
+        var name = $"{Guid.NewGuid():N}{ChunkPack.Suffix}";
+        var (parts, entries) = ChunkPack.Build(frames);
+        Guard(() =>
         {
-            throw new RepositoryCorruptException($"chunk {id} is missing from {_root} (an index names it; the repository is damaged)");
+            if (!_packsReady)
+            {
+                _dir.CreateDirectory(Packs); // a repository written before packs has none yet
+                _packsReady = true;
+            }
+            _dir.WriteFile(Packs + "/" + name, parts, noReplace: true);
+        });
+        lock (_gate)
+        {
+            _locations.AddPack(name, entries);
         }
-        return _dir.ReadAll(path, ChunkSealer.MaxFrameLength(ChunkSealer.MaxPlaintext) + 64);
-    }).ToList();
+        return parts.Sum(p => (long)p.Length);
+    }
+
+    public IReadOnlyList<byte[]> GetChunks(IReadOnlyList<ChunkId> ids)
+    {
+        EnsureLoaded();
+        var places = new ChunkLocations.Location[ids.Count];
+        var names = new Dictionary<int, string>();
+        lock (_gate)
+        {
+            for (var i = 0; i < ids.Count; i++)
+            {
+                if (!_locations.TryGet(ids[i], out places[i]))
+                {
+                    RefreshPacks(); // another process may have stored it since the tables were read
+                    if (!_locations.TryGet(ids[i], out places[i]))
+                    {
+                        throw MissingChunk(ids[i]);
+                    }
+                }
+                if (places[i].Pack != ChunkLocations.Loose)
+                {
+                    names[places[i].Pack] = _locations.Packs[places[i].Pack]!;
+                }
+            }
+        }
+        var handles = new Dictionary<int, Microsoft.Win32.SafeHandles.SafeFileHandle>();
+        try
+        {
+            var frames = new List<byte[]>(ids.Count);
+            for (var i = 0; i < ids.Count; i++)
+            {
+                var at = places[i];
+                if (at.Pack == ChunkLocations.Loose)
+                {
+                    var path = ChunkPath(ids[i]);
+                    frames.Add(_dir.FileExists(path) ? _dir.ReadAll(path, MaxFrame) : throw MissingChunk(ids[i]));
+                    continue;
+                }
+                if (!handles.TryGetValue(at.Pack, out var handle))
+                {
+                    handle = handles[at.Pack] = _dir.OpenFile(Packs + "/" + names[at.Pack], FileMode.Open, FileAccess.Read);
+                }
+                if (at.Length > MaxFrame)
+                {
+                    throw new RepositoryCorruptException($"{Packs}/{names[at.Pack]}: chunk {ids[i]} is said to be {at.Length} bytes, more than a chunk can be");
+                }
+                var frame = new byte[at.Length];
+                if (RandomAccess.Read(handle, frame, at.Offset) != frame.Length)
+                {
+                    throw new RepositoryCorruptException($"{Packs}/{names[at.Pack]}: chunk {ids[i]} was cut short");
+                }
+                frames.Add(frame);
+            }
+            return frames;
+        }
+        finally
+        {
+            foreach (var handle in handles.Values)
+            {
+                handle.Dispose();
+            }
+        }
+    }
+
+    private static int MaxFrame => ChunkSealer.MaxFrameLength(ChunkSealer.MaxPlaintext) + 64;
+
+    private RepositoryCorruptException MissingChunk(ChunkId id) => new(
+        $"chunk {id} is missing from {_root} (an index names it; the repository is damaged" +
+        (_damagedPacks.Count > 0 ? $"; these packs have an unreadable table: {string.Join(", ", _damagedPacks.Order(StringComparer.Ordinal))}" : "") + ")");
+
+    /// <summary>Reads where the chunks are, once: the loose chunk files and the packs' tables.</summary>
+    private void EnsureLoaded()
+    {
+        lock (_gate)
+        {
+            if (_loaded)
+            {
+                return;
+            }
+            foreach (var dir in Enumerable.Range(0, 256).Select(i => $"{_root}/chunks/{i:x2}").Where(_dir.DirectoryExists))
+            {
+                var prefix = dir[^2..];
+                foreach (var (name, kind) in _dir.List(dir))
+                {
+                    if (kind == EntryKind.File && ChunkId.TryParse(name, out var id) && name.StartsWith(prefix, StringComparison.Ordinal))
+                    {
+                        _locations.AddLoose(id);
+                    }
+                }
+            }
+            RefreshPacks();
+            _loaded = true;
+        }
+    }
+
+    /// <summary>Reads the tables of the packs not read yet; a pack whose table is damaged is set aside (its chunks count as missing, so verify reports them and the next copy stores them again).</summary>
+    private void RefreshPacks()
+    {
+        if (!_dir.DirectoryExists(Packs))
+        {
+            return;
+        }
+        _packsReady = true;
+        foreach (var (name, kind) in _dir.List(Packs))
+        {
+            if (name.StartsWith('.') || !name.EndsWith(ChunkPack.Suffix, StringComparison.Ordinal) || _locations.Knows(name) || _damagedPacks.Contains(name))
+            {
+                continue; // a hidden one is an upload that never finished
+            }
+            var path = Packs + "/" + name;
+            try
+            {
+                if (kind != EntryKind.File)
+                {
+                    throw new RepositoryCorruptException($"{path}: not a plain file");
+                }
+                using var handle = _dir.OpenFile(path, FileMode.Open, FileAccess.Read);
+                _locations.AddPack(name, ChunkPack.ReadTable(handle, path));
+            }
+            catch (RepositoryCorruptException)
+            {
+                _damagedPacks.Add(name);
+            }
+        }
+    }
 
     public IIndexUpload BeginIndex(string name)
     {
@@ -198,7 +361,7 @@ public sealed class LocalChunkStore : IChunkStore, IChunkCollector
         _collecting = true;
         // Held exclusively: no upload is in progress, so every temporary file is what a killed client or server left.
         var removed = 0;
-        foreach (var dir in Enumerable.Range(0, 256).Select(i => $"{_root}/chunks/{i:x2}").Append(Indexes).Where(_dir.DirectoryExists))
+        foreach (var dir in Enumerable.Range(0, 256).Select(i => $"{_root}/chunks/{i:x2}").Append(Packs).Append(Indexes).Where(_dir.DirectoryExists))
         {
             foreach (var (name, kind) in _dir.List(dir))
             {
@@ -209,48 +372,122 @@ public sealed class LocalChunkStore : IChunkStore, IChunkCollector
                 }
             }
         }
+        lock (_gate)
+        {
+            _locations.Clear(); // read again under the exclusive lock: every pack another process wrote is seen
+            _damagedPacks.Clear();
+            _loaded = false;
+        }
+        EnsureLoaded();
         return removed;
     }
 
     public IReadOnlyList<ChunkId> ListChunks(byte prefix)
     {
-        var dir = $"{_root}/chunks/{prefix:x2}";
-        if (!_dir.DirectoryExists(dir))
+        EnsureLoaded();
+        lock (_gate)
         {
-            return [];
+            _byPrefix ??= _locations.All.Select(p => p.Key).GroupBy(Prefix).ToDictionary(g => g.Key, g => g.ToList());
+            return _byPrefix.TryGetValue(prefix, out var ids) ? ids.Where(id => !_dead.Contains(id) && _locations.Contains(id)).ToList() : [];
         }
-        var ids = new List<ChunkId>();
-        foreach (var (name, kind) in _dir.List(dir))
-        {
-            if (kind == EntryKind.File && ChunkId.TryParse(name, out var id) && name.StartsWith($"{prefix:x2}", StringComparison.Ordinal))
-            {
-                ids.Add(id);
-            }
-        }
-        return ids;
     }
 
+    private static byte Prefix(ChunkId id) => (byte)(id.High >> 120);
+
+    /// <summary>
+    /// Deletes loose chunk files at once and returns their bytes; a chunk inside a pack is only marked, and
+    /// <see cref="Compact"/> rewrites its pack without it.
+    /// </summary>
     public long DeleteChunks(IReadOnlyList<ChunkId> ids)
+    {
+        RequireCollection();
+        long freed = 0;
+        lock (_gate)
+        {
+            foreach (var id in ids)
+            {
+                if (!_locations.TryGet(id, out var at))
+                {
+                    continue;
+                }
+                if (at.Pack != ChunkLocations.Loose)
+                {
+                    _dead.Add(id);
+                    continue;
+                }
+                var path = ChunkPath(id);
+                if (_dir.FileExists(path))
+                {
+                    using (var handle = _dir.OpenFile(path, FileMode.Open, FileAccess.Read))
+                    {
+                        freed += RandomAccess.GetLength(handle);
+                    }
+                    _dir.Delete(path);
+                }
+                _locations.Remove(id);
+            }
+        }
+        return freed;
+    }
+
+    /// <summary>
+    /// Rewrites each pack holding a deleted chunk with only its live chunks (the new pack durable before the old one
+    /// is removed, so a crash leaves at worst a chunk in two packs), removes a pack left with none, and returns the
+    /// bytes freed. Chunks a pack holds twice over (a race of two copies) go with it.
+    /// </summary>
+    public long Compact()
+    {
+        RequireCollection();
+        lock (_gate)
+        {
+            var byPack = _locations.All.Where(p => p.Value.Pack != ChunkLocations.Loose).GroupBy(p => p.Value.Pack).ToDictionary(g => g.Key, g => g.ToList());
+            var affected = _dead.Where(_locations.Contains).Select(id => { _locations.TryGet(id, out var at); return at.Pack; }).ToHashSet();
+            long freed = 0;
+            foreach (var number in affected.Order())
+            {
+                var path = Packs + "/" + _locations.Packs[number];
+                var live = byPack[number].Where(p => !_dead.Contains(p.Key)).ToList();
+                using (var handle = _dir.OpenFile(path, FileMode.Open, FileAccess.Read))
+                {
+                    freed += RandomAccess.GetLength(handle);
+                    if (live.Count > 0)
+                    {
+                        var frames = new List<(ChunkId, ReadOnlyMemory<byte>)>(live.Count);
+                        foreach (var (id, at) in live)
+                        {
+                            var frame = new byte[at.Length];
+                            if (RandomAccess.Read(handle, frame, at.Offset) != frame.Length)
+                            {
+                                throw new RepositoryCorruptException($"{path}: chunk {id} was cut short; nothing of this pack was removed");
+                            }
+                            frames.Add((id, frame));
+                        }
+                        foreach (var (id, _) in live)
+                        {
+                            _locations.Remove(id); // placed in the new pack below
+                        }
+                        freed -= WritePack(frames);
+                    }
+                }
+                foreach (var (id, _) in byPack[number].Where(p => _dead.Contains(p.Key)))
+                {
+                    _locations.Remove(id);
+                }
+                _dir.Delete(path);
+                _locations.ForgetPack(number);
+            }
+            _dead.Clear();
+            _byPrefix = null;
+            return freed;
+        }
+    }
+
+    private void RequireCollection()
     {
         if (!_collecting)
         {
             throw new InvalidOperationException("chunks are deleted only by a collection (BeginCollection first)");
         }
-        long freed = 0;
-        foreach (var id in ids)
-        {
-            var path = ChunkPath(id);
-            if (!_dir.FileExists(path))
-            {
-                continue;
-            }
-            using (var handle = _dir.OpenFile(path, FileMode.Open, FileAccess.Read))
-            {
-                freed += RandomAccess.GetLength(handle);
-            }
-            _dir.Delete(path);
-        }
-        return freed;
     }
 
     public void Dispose()

@@ -159,6 +159,8 @@ public sealed class RemoteChunkStore : IChunkStore, IChunkCollector
         return freed;
     }
 
+    public long Compact() => new BinaryCursor(Call(Op.Compact, [])).I64();
+
     public void Dispose()
     {
         _toServer.Dispose(); // EOF: the server ends

@@ -12,7 +12,7 @@ namespace Backupd.Storage.Offsite;
 /// </summary>
 public static class ServeProtocol
 {
-    public const int Version = 1;
+    public const int Version = 2; // 2: chunks stored in packs, compact (17)
     public const int MaxFrame = 64 << 20;
 
     public enum Op : byte
@@ -33,6 +33,7 @@ public static class ServeProtocol
         Collect = 14,
         ListChunks = 15,
         DeleteChunks = 16,
+        Compact = 17,
     }
 
     public enum Status : byte

@@ -243,11 +243,23 @@ internal sealed class RepositoryDirectory : IDisposable
     /// Publishes a file atomically: write a temporary name, fsync, rename over <paramref name="path"/>, fsync the
     /// directory. A failure (a full disk) removes the temporary file again.
     /// </summary>
-    public void WriteFile(string path, ReadOnlySpan<byte> content, uint createMode = DefaultFileMode)
+    public void WriteFile(string path, ReadOnlySpan<byte> content, uint createMode = DefaultFileMode) =>
+        Publish(path, content, null, noReplace: false, createMode);
+
+    /// <summary>
+    /// Publishes a new file made of <paramref name="parts"/> (one gathering write, never copied together) as
+    /// <see cref="WriteFile(string, ReadOnlySpan{byte}, uint)"/> does; <paramref name="noReplace"/>: an existing file is
+    /// an error (renameat2 RENAME_NOREPLACE), never overwritten.
+    /// </summary>
+    public void WriteFile(string path, IReadOnlyList<ReadOnlyMemory<byte>> parts, bool noReplace, uint createMode = DefaultFileMode) =>
+        Publish(path, default, parts, noReplace, createMode);
+
+    /// <summary>The two <c>WriteFile</c>s: <paramref name="parts"/> when given, else <paramref name="content"/>.</summary>
+    private void Publish(string path, ReadOnlySpan<byte> content, IReadOnlyList<ReadOnlyMemory<byte>>? parts, bool noReplace, uint createMode)
     {
-        var parts = Components(path);
-        var leaf = parts[^1];
-        var dir = Open(path, parts[..^1], ORdOnly | ODirectory, 0);
+        var components = Components(path);
+        var leaf = components[^1];
+        var dir = Open(path, components[..^1], ORdOnly | ODirectory, 0);
         try
         {
             var temp = $".{leaf}.{Guid.NewGuid():N}.tmp";
@@ -260,10 +272,17 @@ internal sealed class RepositoryDirectory : IDisposable
             {
                 using (var handle = new SafeFileHandle(fd, ownsHandle: true))
                 {
-                    RandomAccess.Write(handle, content, 0);
+                    if (parts is null)
+                    {
+                        RandomAccess.Write(handle, content, 0);
+                    }
+                    else
+                    {
+                        RandomAccess.Write(handle, parts, 0);
+                    }
                     RandomAccess.FlushToDisk(handle);
                 }
-                if (Renameat(dir, temp, dir, leaf) != 0)
+                if (Renameat2(dir, temp, dir, leaf, noReplace ? RenameNoReplace : 0) != 0)
                 {
                     throw Failure("rename into place", path, Marshal.GetLastPInvokeError());
                 }

@@ -24,7 +24,7 @@ public sealed class CopyPruneTests : IDisposable
         return content;
     }
 
-    private string[] ChunkFiles() => Directory.EnumerateFiles(Path.Combine(Target, "chunks"), "*", SearchOption.AllDirectories).Where(f => !Path.GetFileName(f).StartsWith('.')).Order().ToArray();
+    private string[] ChunkFiles() => StoredChunks.All(Target).Select(c => c.Entry.Id.ToHex()).ToArray();
 
     /// <summary>Point a (12 blocks), b (its first 6 blocks and 6 new ones) of g1, c (12 other blocks) of g2, all copied.</summary>
     private async Task<(string A, string B, string C, byte[] DiskB, byte[] DiskC)> ThreePointsAsync()
@@ -55,7 +55,7 @@ public sealed class CopyPruneTests : IDisposable
     {
         var (a, b, c, diskB, diskC) = await ThreePointsAsync();
         Assert.Equal(30, ChunkFiles().Length);
-        var leftover = Path.Combine(Target, "chunks", "00", $".{new string('0', 64)}.dead.tmp");
+        var leftover = Path.Combine(Target, "packs", $".{new string('0', 32)}.pack.dead.tmp");
         await File.WriteAllBytesAsync(leftover, new byte[10]);
 
         using (var dry = OpenCopy())

@@ -42,7 +42,7 @@ public sealed class CopyRepositoryTests : IDisposable
         return bytes;
     }
 
-    private int StoredChunks() => Directory.EnumerateFiles(Path.Combine(Target, "chunks"), "*", SearchOption.AllDirectories).Count(f => !Path.GetFileName(f).StartsWith('.'));
+    private int StoredChunkCount() => StoredChunks.Count(Target);
 
     [Fact]
     public async Task Copy_then_restore_gives_every_file_byte_identical_with_the_points_metadata()
@@ -98,14 +98,14 @@ public sealed class CopyRepositoryTests : IDisposable
         var second = copy.Copy(_local.Repo, b.PointId, null, CancellationToken.None);
         Assert.Equal(16, first.ChunksSent);
         Assert.Equal(0, second.ChunksSent);
-        Assert.Equal(16, StoredChunks());
+        Assert.Equal(16, StoredChunkCount());
 
         var changed = template.ToArray();
         changed[5 * Block + 3] ^= 0xFF;
         var a2 = await _local.BackupAsync("clone-a", ("vda.0", changed));
         var third = copy.Copy(_local.Repo, a2.PointId, null, CancellationToken.None);
         Assert.Equal(1, third.ChunksSent);
-        Assert.Equal(17, StoredChunks());
+        Assert.Equal(17, StoredChunkCount());
         Assert.Equal(template, RestoreFromCopy(copy, a.PointId, "vda.0"));
         Assert.Equal(changed, RestoreFromCopy(copy, a2.PointId, "vda.0"));
     }
@@ -118,14 +118,11 @@ public sealed class CopyRepositoryTests : IDisposable
         copy.Copy(_local.Repo, point.PointId, null, CancellationToken.None);
         Assert.True(copy.Verify(readData: true, CancellationToken.None).Ok);
 
-        var chunk = Directory.EnumerateFiles(Path.Combine(Target, "chunks"), "*", SearchOption.AllDirectories).First();
-        var bytes = File.ReadAllBytes(chunk);
-        bytes[^3] ^= 0x01;
-        File.WriteAllBytes(chunk, bytes);
+        var chunk = StoredChunks.FlipByte(Target).ToHex();
 
         var report = copy.Verify(readData: true, CancellationToken.None);
         Assert.False(report.Ok);
-        Assert.Contains(report.Problems, p => p.Contains(Path.GetFileName(chunk), StringComparison.Ordinal) && p.Contains("fails authentication", StringComparison.Ordinal));
+        Assert.Contains(report.Problems, p => p.Contains(chunk, StringComparison.Ordinal) && p.Contains("fails authentication", StringComparison.Ordinal));
         var target = Path.Combine(_local.Root, "restored");
         Assert.Throws<RepositoryCorruptException>(() => copy.RestoreFile(point.PointId, "vda.0", target, null, CancellationToken.None));
         Assert.False(File.Exists(target));
@@ -156,11 +153,11 @@ public sealed class CopyRepositoryTests : IDisposable
         var point = await _local.BackupAsync("g1", ("vda.0", Noise(9, 4)));
         using var copy = OpenCopy();
         copy.Copy(_local.Repo, point.PointId, null, CancellationToken.None);
-        var chunks = Directory.EnumerateFiles(Path.Combine(Target, "chunks"), "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
-        File.Copy(chunks[0], chunks[1], overwrite: true); // a valid frame, but of another chunk
+        var chunks = StoredChunks.All(Target);
+        StoredChunks.Swap(Target, chunks[1].Entry.Id, chunks[0].Entry.Id); // a valid frame, but of another chunk
 
         var report = copy.Verify(readData: true, CancellationToken.None);
-        Assert.Contains(report.Problems, p => p.Contains(Path.GetFileName(chunks[1]), StringComparison.Ordinal));
+        Assert.Contains(report.Problems, p => p.Contains(chunks[1].Entry.Id.ToHex(), StringComparison.Ordinal));
     }
 
     [Fact]
