@@ -16,6 +16,7 @@ internal static partial class BeneathNative
     public const int ELOOP = 40;
     public const int EXDEV = 18;
     public const int ENOSYS = 38;
+    public const int EINVAL = 22;
 
     public const int ORdOnly = 0;
     public const int OWrOnly = 1;
@@ -24,6 +25,7 @@ internal static partial class BeneathNative
     public const int OExcl = 0x80;
     public const int OTrunc = 0x200;
     public const int ONonBlock = 0x800;
+    public const int ODirect = 0x4000;
     public const int ODirectory = 0x10000;
     public const int ONoFollow = 0x20000;
     public const int OCloExec = 0x80000;

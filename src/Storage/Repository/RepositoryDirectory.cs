@@ -244,7 +244,7 @@ internal sealed class RepositoryDirectory : IDisposable
     /// directory. A failure (a full disk) removes the temporary file again.
     /// </summary>
     public void WriteFile(string path, ReadOnlySpan<byte> content, uint createMode = DefaultFileMode) =>
-        Publish(path, content, null, noReplace: false, createMode);
+        _ = Publish(path, content, null, noReplace: false, createMode);
 
     /// <summary>
     /// Publishes a new file made of <paramref name="parts"/> (one gathering write, never copied together) as
@@ -252,10 +252,23 @@ internal sealed class RepositoryDirectory : IDisposable
     /// an error (renameat2 RENAME_NOREPLACE), never overwritten.
     /// </summary>
     public void WriteFile(string path, IReadOnlyList<ReadOnlyMemory<byte>> parts, bool noReplace, uint createMode = DefaultFileMode) =>
-        Publish(path, default, parts, noReplace, createMode);
+        _ = Publish(path, default, parts, noReplace, createMode);
 
-    /// <summary>The two <c>WriteFile</c>s: <paramref name="parts"/> when given, else <paramref name="content"/>.</summary>
-    private void Publish(string path, ReadOnlySpan<byte> content, IReadOnlyList<ReadOnlyMemory<byte>>? parts, bool noReplace, uint createMode)
+    /// <summary>What O_DIRECT asks of a buffer's address and length (the largest logical block size in use).</summary>
+    public const int DirectAlignment = 4096;
+
+    /// <summary>
+    /// Publishes a new file as <see cref="WriteFile(string, IReadOnlyList{ReadOnlyMemory{byte}}, bool, uint)"/> does,
+    /// written with O_DIRECT from <paramref name="content"/> (address and length multiples of
+    /// <see cref="DirectAlignment"/>): for data written once and not read back soon, which then costs no copy into
+    /// the page cache (8 MiB packs measured here: 0.1 s of system time per 1.3 GB instead of 1.1-3.0 s). False, with
+    /// nothing left behind, where the file system refuses O_DIRECT (tmpfs, some FUSE): the caller writes it buffered.
+    /// </summary>
+    public bool TryWriteFileDirect(string path, ReadOnlySpan<byte> content, bool noReplace, uint createMode = DefaultFileMode) =>
+        Publish(path, content, null, noReplace, createMode, direct: true);
+
+    /// <summary>The <c>WriteFile</c>s: <paramref name="parts"/> when given, else <paramref name="content"/>; false only when <paramref name="direct"/> is refused.</summary>
+    private bool Publish(string path, ReadOnlySpan<byte> content, IReadOnlyList<ReadOnlyMemory<byte>>? parts, bool noReplace, uint createMode, bool direct = false)
     {
         var components = Components(path);
         var leaf = components[^1];
@@ -263,10 +276,15 @@ internal sealed class RepositoryDirectory : IDisposable
         try
         {
             var temp = $".{leaf}.{Guid.NewGuid():N}.tmp";
-            var fd = Openat(dir, temp, OWrOnly | OCreat | OExcl | ONoFollow | OCloExec, createMode);
+            var fd = Openat(dir, temp, OWrOnly | OCreat | OExcl | ONoFollow | OCloExec | (direct ? ODirect : 0), createMode);
             if (fd < 0)
             {
-                throw Failure("create", Parent(path) + "/" + temp, Marshal.GetLastPInvokeError());
+                var errno = Marshal.GetLastPInvokeError();
+                if (direct && errno == EINVAL)
+                {
+                    return false; // this file system has no O_DIRECT; nothing was created
+                }
+                throw Failure("create", Parent(path) + "/" + temp, errno);
             }
             try
             {
@@ -293,6 +311,7 @@ internal sealed class RepositoryDirectory : IDisposable
                 throw;
             }
             Sync(dir, Parent(path));
+            return true;
         }
         finally
         {
