@@ -198,6 +198,10 @@ internal sealed class SealedReader(Stream input, byte[] dataKey, string name, st
     protected override void Dispose(bool disposing)
     {
         _gcm.Dispose();
+        if (disposing)
+        {
+            input.Dispose(); // the index file: left open, every restore and verify kept a descriptor of it
+        }
         base.Dispose(disposing);
     }
 

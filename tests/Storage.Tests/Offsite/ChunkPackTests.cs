@@ -192,4 +192,55 @@ public sealed class ChunkPackTests : IDisposable
             Assert.True(copy.Verify(readData: true, CancellationToken.None).Ok);
         }
     }
+
+    [Fact]
+    public async Task Packs_are_written_with_O_DIRECT_where_the_file_system_has_it_and_buffered_where_it_refuses_it()
+    {
+        var expected = Enumerable.Repeat((byte)0x5a, RepositoryDirectory.DirectAlignment).ToArray();
+        Assert.True(WriteDirect(_local.Root, expected));
+        Assert.Equal(expected, File.ReadAllBytes(Path.Combine(_local.Root, "direct.bin")));
+
+        // ramfs has no O_DIRECT: the direct write says so and leaves nothing; the store writes its packs buffered.
+        var ramfs = Path.Combine(_local.Root, "ramfs");
+        Directory.CreateDirectory(ramfs);
+        Run("mount", "-t", "ramfs", "ramfs", ramfs);
+        try
+        {
+            Assert.False(WriteDirect(ramfs, expected));
+            Assert.Empty(Directory.EnumerateFileSystemEntries(ramfs));
+
+            var image = Noise(11, 64);
+            var point = await _local.BackupAsync("g1", ("vda.0", image));
+            using var copy = CopyRepository.Open(LocalChunkStore.Open(Path.Combine(ramfs, "copy"), false), _key, create: true, chunkSize: Chunk);
+            Assert.Equal(16, copy.Copy(_local.Repo, point.PointId, null, CancellationToken.None).ChunksSent);
+            Assert.Equal(16, StoredChunks.Count(Path.Combine(ramfs, "copy")));
+            Assert.True(copy.Verify(readData: true, CancellationToken.None).Ok);
+            var target = Path.Combine(_local.Root, "restored-ramfs");
+            copy.RestoreFile(point.PointId, "vda.0", target, null, CancellationToken.None);
+            Assert.Equal(image, File.ReadAllBytes(target));
+        }
+        finally
+        {
+            Run("umount", ramfs);
+        }
+    }
+
+    /// <summary>One aligned block written with <see cref="RepositoryDirectory.TryWriteFileDirect"/> to ROOT/direct.bin.</summary>
+    private static bool WriteDirect(string root, byte[] content)
+    {
+        using var buffer = new AlignedBuffer();
+        var span = buffer.Take(content.Length);
+        content.CopyTo(span);
+        using var dir = new RepositoryDirectory(root);
+        return dir.TryWriteFileDirect(root + "/direct.bin", span, noReplace: true);
+    }
+
+    private static void Run(string command, params string[] args)
+    {
+        using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(command, args) { RedirectStandardError = true })
+            ?? throw new InvalidOperationException($"cannot start {command}");
+        var error = process.StandardError.ReadToEnd();
+        process.WaitForExit();
+        Assert.True(process.ExitCode == 0, $"{command} {string.Join(' ', args)}: {error} (these tests run as root: mount needs it)");
+    }
 }
