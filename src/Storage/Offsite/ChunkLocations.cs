@@ -19,8 +19,6 @@ internal sealed class ChunkLocations
     /// <summary>The pack files known, by number (a removed one stays as null, so numbers never move).</summary>
     public IReadOnlyList<string?> Packs => _packs;
 
-    public int Count => _byId.Count;
-
     public bool Knows(string pack) => _packNumbers.ContainsKey(pack);
 
     public bool TryGet(ChunkId id, out Location location) => _byId.TryGetValue(id, out location);
@@ -48,14 +46,6 @@ internal sealed class ChunkLocations
     {
         _packNumbers.Remove(_packs[number]!);
         _packs[number] = null;
-    }
-
-    /// <summary>The chunks whose id starts with <paramref name="prefix"/>.</summary>
-    public List<ChunkId> WithPrefix(byte prefix)
-    {
-        var high = (UInt128)prefix << 120;
-        var mask = (UInt128)0xff << 120;
-        return _byId.Keys.Where(id => (id.High & mask) == high).ToList();
     }
 
     /// <summary>Every chunk with its place.</summary>

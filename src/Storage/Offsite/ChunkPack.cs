@@ -106,17 +106,4 @@ public static class ChunkPack
         }
         return entries;
     }
-
-    /// <summary>The table of the pack at <paramref name="path"/> (for inspection and tests; the store opens packs through its directory).</summary>
-    public static IReadOnlyList<Entry> ReadTable(string path)
-    {
-        using var handle = File.OpenHandle(path);
-        return ReadTable(handle, path);
-    }
-
-    /// <summary>Every complete pack in <paramref name="packs"/> (a copy repository's <c>packs</c>) with its table.</summary>
-    public static IEnumerable<(string Path, IReadOnlyList<Entry> Entries)> ReadAll(string packs) =>
-        Directory.Exists(packs)
-            ? Directory.EnumerateFiles(packs, "*" + Suffix).Where(p => !Path.GetFileName(p).StartsWith('.')).Order(StringComparer.Ordinal).Select(p => (p, ReadTable(p)))
-            : [];
 }

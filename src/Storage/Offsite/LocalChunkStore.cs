@@ -268,6 +268,11 @@ public sealed class LocalChunkStore : IChunkStore, IChunkCollector
         $"chunk {id} is missing from {_root} (an index names it; the repository is damaged" +
         (_damagedPacks.Count > 0 ? $"; these packs have an unreadable table: {string.Join(", ", _damagedPacks.Order(StringComparer.Ordinal))}" : "") + ")");
 
+    /// <summary>The existing <c>chunks/XX</c> of a repository written before packs (none, and no 256 lookups, for one written since).</summary>
+    private List<string> LooseDirectories() => _dir.DirectoryExists(_root + "/chunks")
+        ? Enumerable.Range(0, 256).Select(i => $"{_root}/chunks/{i:x2}").Where(_dir.DirectoryExists).ToList()
+        : [];
+
     /// <summary>Reads where the chunks are, once: the loose chunk files and the packs' tables.</summary>
     private void EnsureLoaded()
     {
@@ -277,7 +282,7 @@ public sealed class LocalChunkStore : IChunkStore, IChunkCollector
             {
                 return;
             }
-            foreach (var dir in Enumerable.Range(0, 256).Select(i => $"{_root}/chunks/{i:x2}").Where(_dir.DirectoryExists))
+            foreach (var dir in LooseDirectories())
             {
                 var prefix = dir[^2..];
                 foreach (var (name, kind) in _dir.List(dir))
@@ -396,7 +401,7 @@ public sealed class LocalChunkStore : IChunkStore, IChunkCollector
         _collecting = true;
         // Held exclusively: no upload is in progress, so every temporary file is what a killed client or server left.
         var removed = 0;
-        foreach (var dir in Enumerable.Range(0, 256).Select(i => $"{_root}/chunks/{i:x2}").Append(Packs).Append(Indexes).Where(_dir.DirectoryExists))
+        foreach (var dir in LooseDirectories().Append(Packs).Append(Indexes).Where(_dir.DirectoryExists))
         {
             foreach (var (name, kind) in _dir.List(dir))
             {
@@ -485,28 +490,24 @@ public sealed class LocalChunkStore : IChunkStore, IChunkCollector
                 using (var handle = _dir.OpenFile(path, FileMode.Open, FileAccess.Read))
                 {
                     freed += RandomAccess.GetLength(handle);
-                    if (live.Count > 0)
+                    var frames = new List<(ChunkId, ReadOnlyMemory<byte>)>(live.Count);
+                    foreach (var (id, at) in live)
                     {
-                        var frames = new List<(ChunkId, ReadOnlyMemory<byte>)>(live.Count);
-                        foreach (var (id, at) in live)
+                        var frame = new byte[at.Length];
+                        if (RandomAccess.Read(handle, frame, at.Offset) != frame.Length)
                         {
-                            var frame = new byte[at.Length];
-                            if (RandomAccess.Read(handle, frame, at.Offset) != frame.Length)
-                            {
-                                throw new RepositoryCorruptException($"{path}: chunk {id} was cut short; nothing of this pack was removed");
-                            }
-                            frames.Add((id, frame));
+                            throw new RepositoryCorruptException($"{path}: chunk {id} was cut short; nothing of this pack was removed");
                         }
-                        foreach (var (id, _) in live)
-                        {
-                            _locations.Remove(id); // placed in the new pack below
-                        }
+                        frames.Add((id, frame));
+                    }
+                    foreach (var (id, _) in byPack[number])
+                    {
+                        _locations.Remove(id); // the live ones are placed in the new pack
+                    }
+                    if (frames.Count > 0)
+                    {
                         freed -= WritePack(frames);
                     }
-                }
-                foreach (var (id, _) in byPack[number].Where(p => _dead.Contains(p.Key)))
-                {
-                    _locations.Remove(id);
                 }
                 _dir.Delete(path);
                 _locations.ForgetPack(number);

@@ -49,7 +49,7 @@ public sealed class ChunkPackTests : IDisposable
         var bytes = parts.SelectMany(p => p.ToArray()).ToArray();
         File.WriteAllBytes(path, bytes);
 
-        var table = ChunkPack.ReadTable(path);
+        var table = StoredChunks.Table(path);
         Assert.Equal(entries, table);
         Assert.Equal([0L, 100, 300], table.Select(e => e.Offset));
         Assert.Equal(600 + (3 * ChunkPack.EntryLength) + ChunkPack.FooterLength, bytes.Length);
@@ -57,10 +57,10 @@ public sealed class ChunkPackTests : IDisposable
         var damaged = (byte[])bytes.Clone();
         damaged[600 + 5] ^= 0x01; // inside the first entry's id
         File.WriteAllBytes(path, damaged);
-        Assert.Contains("does not match its hash", Assert.Throws<RepositoryCorruptException>(() => ChunkPack.ReadTable(path)).Message, StringComparison.Ordinal);
+        Assert.Contains("does not match its hash", Assert.Throws<RepositoryCorruptException>(() => StoredChunks.Table(path)).Message, StringComparison.Ordinal);
 
         File.WriteAllBytes(path, bytes[..^1]);
-        Assert.Contains("not a pack's footer", Assert.Throws<RepositoryCorruptException>(() => ChunkPack.ReadTable(path)).Message, StringComparison.Ordinal);
+        Assert.Contains("not a pack's footer", Assert.Throws<RepositoryCorruptException>(() => StoredChunks.Table(path)).Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -163,7 +163,7 @@ public sealed class ChunkPackTests : IDisposable
         foreach (var pack in PackFiles())
         {
             var bytes = File.ReadAllBytes(pack);
-            foreach (var e in ChunkPack.ReadTable(pack))
+            foreach (var e in StoredChunks.Table(pack))
             {
                 var hex = e.Id.ToHex();
                 Directory.CreateDirectory(Path.Combine(Target, "chunks", hex[..2]));

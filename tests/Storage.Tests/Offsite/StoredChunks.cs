@@ -12,7 +12,15 @@ public static class StoredChunks
 
     /// <summary>Every stored chunk: (pack, entry) for chunks in packs.</summary>
     public static List<(string Pack, ChunkPack.Entry Entry)> All(string root) =>
-        ChunkPack.ReadAll(Packs(root)).SelectMany(p => p.Entries.Select(e => (p.Path, e))).OrderBy(c => c.e.Id.ToHex(), StringComparer.Ordinal).ToList();
+        (Directory.Exists(Packs(root)) ? Directory.EnumerateFiles(Packs(root), "*" + ChunkPack.Suffix).Where(p => !Path.GetFileName(p).StartsWith('.')) : [])
+            .SelectMany(p => Table(p).Select(e => (p, e))).OrderBy(c => c.e.Id.ToHex(), StringComparer.Ordinal).ToList();
+
+    /// <summary>The table of the pack at <paramref name="path"/>, read as the store reads it.</summary>
+    public static IReadOnlyList<ChunkPack.Entry> Table(string path)
+    {
+        using var handle = File.OpenHandle(path);
+        return ChunkPack.ReadTable(handle, path);
+    }
 
     public static int Count(string root) => All(root).Count;
 
@@ -50,7 +58,7 @@ public static class StoredChunks
     {
         var pack = All(root).First(c => c.Entry.Id == id).Pack;
         var bytes = File.ReadAllBytes(pack);
-        var frames = ChunkPack.ReadTable(pack).Select(e => (e.Id, (ReadOnlyMemory<byte>)bytes.AsMemory((int)e.Offset, e.Length))).ToList();
+        var frames = Table(pack).Select(e => (e.Id, (ReadOnlyMemory<byte>)bytes.AsMemory((int)e.Offset, e.Length))).ToList();
         change(frames);
         var (parts, _) = ChunkPack.Build(frames);
         File.WriteAllBytes(pack, parts.SelectMany(p => p.ToArray()).ToArray());
