@@ -416,6 +416,7 @@ public sealed class LocalChunkStore : IChunkStore, IChunkCollector
         {
             _locations.Clear(); // read again under the exclusive lock: every pack another process wrote is seen
             _damagedPacks.Clear();
+            _byPrefix = null; // an earlier collection's grouping would miss the chunks stored since
             _loaded = false;
         }
         EnsureLoaded();
